@@ -1,0 +1,115 @@
+//! Who is calling: SigV4 verification of the request against a long-term key from the store
+//! or against temporary credentials (session token + derived secret), in AWS's error order
+//! (sts-iam.md §2 item 7): structure, date, scope, session token, access key, signature.
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use tokengate_store::{KeyOwner, KeyStatus};
+use tokengate_token::keys::{KeyKind, key_kind};
+use tokengate_token::session::SessionClaims;
+use tokengate_token::sigv4::{self, HttpRequest, SigV4Error};
+use tokengate_token::{Principal, Secret};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The authenticated caller of one request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Who.
+    pub principal: Principal,
+    /// The access key id the request was signed with.
+    pub access_key_id: String,
+    /// The session, when the request used temporary credentials.
+    pub session: Option<SessionClaims>,
+}
+
+impl Caller {
+    /// Whether the request was made with temporary credentials.
+    pub fn is_session(&self) -> bool {
+        self.session.is_some()
+    }
+
+    /// Whether the caller's session was created with a verified second factor.
+    pub fn mfa_present(&self) -> bool {
+        self.session.as_ref().is_some_and(|s| s.mfa.present)
+    }
+}
+
+impl From<SigV4Error> for ApiError {
+    fn from(e: SigV4Error) -> Self {
+        let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::FORBIDDEN);
+        ApiError::new(status, e.aws_code(), e.to_string())
+    }
+}
+
+/// Authenticates `req`; returns the caller and the credential scope's service.
+pub async fn authenticate(
+    state: &Arc<AppState>,
+    req: &HttpRequest<'_>,
+) -> Result<(Caller, String), ApiError> {
+    let now = state.clock.now();
+    let auth = sigv4::parse_authorization(req, now)?;
+    let access_key_id = auth.scope.access_key_id.clone();
+    let (caller, secret) = match key_kind(&access_key_id) {
+        Some(KeyKind::Temporary) => {
+            let token = auth.security_token.as_deref().ok_or_else(ApiError::unknown_key)?;
+            let claims = state
+                .verifier
+                .verify(token, &access_key_id, now.unix_timestamp())
+                .map_err(|e| ApiError::new(StatusCode::FORBIDDEN, e.aws_code(), e.to_string()))?;
+            let secret = state.derivation.temporary_secret(&access_key_id);
+            let caller = Caller {
+                principal: claims.principal.clone(),
+                access_key_id: access_key_id.clone(),
+                session: Some(claims),
+            };
+            (caller, secret)
+        }
+        Some(KeyKind::LongTerm) => {
+            if auth.security_token.is_some() {
+                // A session token with a long-term key is not a valid pairing.
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "InvalidClientTokenId",
+                    "The security token included in the request is invalid",
+                ));
+            }
+            long_term(state, &access_key_id).await?
+        }
+        None => return Err(ApiError::unknown_key()),
+    };
+    sigv4::verify_signature(req, &auth, secret.expose())?;
+    Ok((caller, auth.scope.service))
+}
+
+async fn long_term(state: &Arc<AppState>, access_key_id: &str) -> Result<(Caller, Secret), ApiError> {
+    let store = state.store.clone();
+    let id = access_key_id.to_owned();
+    let key = tokio::task::spawn_blocking(move || store.access_key(&id))
+        .await
+        .map_err(ApiError::internal)??
+        .ok_or_else(ApiError::unknown_key)?;
+    if key.status != KeyStatus::Active {
+        return Err(ApiError::unknown_key());
+    }
+    let principal = match &key.owner {
+        KeyOwner::Root => Principal::Root { account: state.account_id.clone() },
+        KeyOwner::User(name) => {
+            let store = state.store.clone();
+            let name = name.clone();
+            let user = tokio::task::spawn_blocking(move || store.user(&name))
+                .await
+                .map_err(ApiError::internal)??
+                .ok_or_else(ApiError::unknown_key)?;
+            Principal::User {
+                account: state.account_id.clone(),
+                path: user.path,
+                name: user.name,
+                user_id: user.user_id,
+            }
+        }
+    };
+    Ok((Caller { principal, access_key_id: key.access_key_id, session: None }, key.secret))
+}

@@ -1,0 +1,323 @@
+//! Configuration: defaults, then the TOML file (`--config`), then `TOKENGATE_…` environment
+//! variables, then command-line flags — each later source overrides the earlier.
+//!
+//! [`SETTINGS`] is the one table of every key, its environment variable and its default;
+//! `docs/configuration.md` is written from it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The service configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address to listen on. Loopback by default: tokengate hands out credentials.
+    pub listen: SocketAddr,
+    /// Where the store, the master key and the root credentials live.
+    pub data_dir: PathBuf,
+    /// The 12-digit account id.
+    pub account_id: String,
+    /// Second-factor policy.
+    pub mfa: MfaConfig,
+    /// Session-token signing.
+    pub session_tokens: SessionTokenConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// `[mfa]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MfaConfig {
+    /// While true, GetSessionToken issues nothing without a verified second factor.
+    /// False gives AWS's behaviour (MFA optional).
+    pub required: bool,
+}
+
+/// `[session_tokens]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionTokenConfig {
+    /// A signing key older than this many days is replaced at start-up; the old one keeps
+    /// verifying the tokens it signed until they expire.
+    pub rotate_after_days: u32,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A tracing filter, e.g. `info` or `tokengate_server=debug`.
+    pub level: String,
+    /// `text` or `json`.
+    pub format: LogFormat,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Default listen address: loopback only.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
+/// Default account id, as AWS emulators use.
+pub const DEFAULT_ACCOUNT_ID: &str = "000000000000";
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8787)),
+            data_dir: default_data_dir(),
+            account_id: DEFAULT_ACCOUNT_ID.to_owned(),
+            mfa: MfaConfig::default(),
+            session_tokens: SessionTokenConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for MfaConfig {
+    fn default() -> Self {
+        Self { required: true }
+    }
+}
+
+impl Default for SessionTokenConfig {
+    fn default() -> Self {
+        Self { rotate_after_days: 30 }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { level: "info".to_owned(), format: LogFormat::Text }
+    }
+}
+
+/// `$XDG_DATA_HOME/tokengate`, else `~/.local/share/tokengate`, else `./tokengate-data`.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(xdg).join("tokengate");
+    }
+    if let Some(home) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(home).join(".local/share/tokengate");
+    }
+    PathBuf::from("tokengate-data")
+}
+
+/// One configuration key: where it lives in the TOML file, its environment variable,
+/// its default and what it does.
+#[derive(Debug, Clone, Copy)]
+pub struct Setting {
+    /// Dotted TOML key.
+    pub key: &'static str,
+    /// Environment variable.
+    pub env: &'static str,
+    /// Default, as text.
+    pub default: &'static str,
+    /// What it does.
+    pub doc: &'static str,
+}
+
+/// Every setting. `TOKENGATE_` + the dotted key upper-cased with `.` as `_`.
+pub const SETTINGS: &[Setting] = &[
+    Setting {
+        key: "listen",
+        env: "TOKENGATE_LISTEN",
+        default: DEFAULT_LISTEN,
+        doc: "Address to listen on (`--listen`). Keep it on loopback unless behind TLS.",
+    },
+    Setting {
+        key: "data_dir",
+        env: "TOKENGATE_DATA_DIR",
+        default: "$XDG_DATA_HOME/tokengate or ~/.local/share/tokengate",
+        doc: "Store, master key and root credentials (`--data-dir`). Created 0700.",
+    },
+    Setting {
+        key: "account_id",
+        env: "TOKENGATE_ACCOUNT_ID",
+        default: DEFAULT_ACCOUNT_ID,
+        doc: "The 12-digit account id; fixed at first start.",
+    },
+    Setting {
+        key: "mfa.required",
+        env: "TOKENGATE_MFA_REQUIRED",
+        default: "true",
+        doc: "Refuse GetSessionToken without a verified second factor. `false`: AWS behaviour.",
+    },
+    Setting {
+        key: "session_tokens.rotate_after_days",
+        env: "TOKENGATE_SESSION_TOKENS_ROTATE_AFTER_DAYS",
+        default: "30",
+        doc: "Replace the session-token signing key at start-up when older than this.",
+    },
+    Setting {
+        key: "log.level",
+        env: "TOKENGATE_LOG_LEVEL",
+        default: "info",
+        doc: "Tracing filter (`RUST_LOG` syntax).",
+    },
+    Setting {
+        key: "log.format",
+        env: "TOKENGATE_LOG_FORMAT",
+        default: "text",
+        doc: "`text` or `json` log lines on stderr.",
+    },
+];
+
+/// A configuration that could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema.
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// An environment variable has a value of the wrong form.
+    #[error("{env}={value:?}: {message}")]
+    Env {
+        /// The variable.
+        env: &'static str,
+        /// Its value.
+        value: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The result is not a usable configuration.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Defaults, overridden by `file` (if any), then by `env` (a lookup such as
+    /// `std::env::var`).
+    pub fn load(
+        file: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let mut config = match file {
+            Some(path) => {
+                let shown = path.display().to_string();
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::Read { path: shown.clone(), source })?;
+                toml::from_str(&text)
+                    .map_err(|e| ConfigError::Parse { path: shown, message: e.to_string() })?
+            }
+            None => Config::default(),
+        };
+        for setting in SETTINGS {
+            if let Some(value) = env(setting.env) {
+                config.set(setting, &value)?;
+            }
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn set(&mut self, setting: &'static Setting, value: &str) -> Result<(), ConfigError> {
+        let bad = |message: &str| ConfigError::Env {
+            env: setting.env,
+            value: value.to_owned(),
+            message: message.to_owned(),
+        };
+        match setting.key {
+            "listen" => self.listen = value.parse().map_err(|_| bad("expected HOST:PORT"))?,
+            "data_dir" => self.data_dir = PathBuf::from(value),
+            "account_id" => self.account_id = value.to_owned(),
+            "mfa.required" => self.mfa.required = parse_bool(value).ok_or_else(|| bad("expected true or false"))?,
+            "session_tokens.rotate_after_days" => {
+                self.session_tokens.rotate_after_days =
+                    value.parse().map_err(|_| bad("expected a number of days"))?;
+            }
+            "log.level" => self.log.level = value.to_owned(),
+            "log.format" => {
+                self.log.format = match value {
+                    "text" => LogFormat::Text,
+                    "json" => LogFormat::Json,
+                    _ => return Err(bad("expected text or json")),
+                }
+            }
+            _ => return Err(bad("unknown setting")),
+        }
+        Ok(())
+    }
+
+    /// Checks what serde cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        tokengate_token::AccountId::parse(&self.account_id)
+            .map_err(|e| ConfigError::Invalid(format!("account_id {:?}: {e}", self.account_id)))?;
+        if self.session_tokens.rotate_after_days == 0 {
+            return Err(ConfigError::Invalid("session_tokens.rotate_after_days must be ≥ 1".into()));
+        }
+        Ok(())
+    }
+}
+
+fn parse_bool(value: &str) -> Option<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_file_then_env() {
+        let c = Config::load(None, |_| None).unwrap();
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+        assert!(c.mfa.required);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "account_id = \"123456789012\"\n[mfa]\nrequired = false\n").unwrap();
+        let c = Config::load(Some(&path), |_| None).unwrap();
+        assert_eq!(c.account_id, "123456789012");
+        assert!(!c.mfa.required);
+        let c = Config::load(Some(&path), |k| (k == "TOKENGATE_MFA_REQUIRED").then(|| "true".into()))
+            .unwrap();
+        assert!(c.mfa.required);
+    }
+
+    #[test]
+    fn bad_values_are_clear_errors() {
+        let e = Config::load(None, |k| (k == "TOKENGATE_LISTEN").then(|| "nope".into()));
+        assert!(e.unwrap_err().to_string().contains("TOKENGATE_LISTEN"));
+        let e = Config::load(None, |k| (k == "TOKENGATE_ACCOUNT_ID").then(|| "12".into()));
+        assert!(e.unwrap_err().to_string().contains("12 digits"));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "no_such_key = 1\n").unwrap();
+        assert!(matches!(Config::load(Some(&path), |_| None), Err(ConfigError::Parse { .. })));
+    }
+
+    #[test]
+    fn every_setting_has_a_matching_env_name() {
+        for s in SETTINGS {
+            let expected = format!("TOKENGATE_{}", s.key.replace('.', "_").to_uppercase());
+            assert_eq!(s.env, expected);
+        }
+    }
+}

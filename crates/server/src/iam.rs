@@ -1,0 +1,401 @@
+//! IAM actions (API version 2010-05-08): users and access keys. Root may call everything;
+//! root sessions only when created with MFA (AWS: "You cannot call any IAM API operations
+//! unless MFA authentication information is included"); every other caller gets
+//! `AccessDenied` until policies exist.
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use tokengate_store::{AccessKey, Entity, KeyOwner, KeyStatus, StoreError, User};
+use tokengate_token::keys;
+use tokengate_token::{Principal, arn};
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::params::{self, Params, Pattern, Rule, Validator};
+use crate::state::AppState;
+use crate::xml::Xml;
+
+/// The IAM API version.
+pub const VERSION: &str = "2010-05-08";
+/// The IAM XML namespace.
+pub const NAMESPACE: &str = "https://iam.amazonaws.com/doc/2010-05-08/";
+/// Every IAM action tokengate answers.
+pub const ACTIONS: &[&str] = &[
+    "CreateUser",
+    "GetUser",
+    "ListUsers",
+    "DeleteUser",
+    "CreateAccessKey",
+    "ListAccessKeys",
+    "UpdateAccessKey",
+    "DeleteAccessKey",
+];
+/// IAM quota: access keys per user (and per root).
+pub const MAX_ACCESS_KEYS: usize = 2;
+
+/// `userNameType`: 1..64, `[\w+=,.@-]+`.
+pub const USER_NAME: Rule = Rule { name: "UserName", min: 1, max: 64, pattern: Some(params::NAME) };
+/// `existingUserNameType` (GetUser, access-key operations): 1..128.
+pub const EXISTING_USER_NAME: Rule =
+    Rule { name: "UserName", min: 1, max: 128, pattern: Some(params::NAME) };
+/// `pathType`: 1..512, `(\u002F)|(\u002F[\u0021-\u007E]+\u002F)`.
+const PATH: Rule = Rule {
+    name: "Path",
+    min: 1,
+    max: 512,
+    pattern: Some(Pattern {
+        text: r"(\u002F)|(\u002F[\u0021-\u007E]+\u002F)",
+        allows: |c| ('\u{21}'..='\u{7e}').contains(&c),
+        _plus: true,
+    }),
+};
+/// `pathPrefixType`: 1..512, `\u002F[\u0021-\u007F]*`.
+const PATH_PREFIX: Rule = Rule {
+    name: "PathPrefix",
+    min: 1,
+    max: 512,
+    pattern: Some(Pattern {
+        text: r"\u002F[\u0021-\u007F]*",
+        allows: |c| ('\u{21}'..='\u{7f}').contains(&c),
+        _plus: false,
+    }),
+};
+const MARKER: Rule = Rule { name: "Marker", min: 1, max: 320, pattern: Some(params::MARKER) };
+/// `accessKeyIdType` (IAM): 16..128, `[\w]+`.
+const ACCESS_KEY_ID: Rule =
+    Rule { name: "AccessKeyId", min: 16, max: 128, pattern: Some(params::WORD_PLUS) };
+
+/// Runs IAM action `action`; returns the inside of `{Action}Result`, if the action has one.
+pub async fn dispatch(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    action: &str,
+    params: &Params,
+) -> Result<Option<String>, ApiError> {
+    match action {
+        "CreateUser" => create_user(state, caller, params).await.map(Some),
+        "GetUser" => get_user(state, caller, params).await.map(Some),
+        "ListUsers" => list_users(state, caller, params).await.map(Some),
+        "DeleteUser" => delete_user(state, caller, params).await.map(|()| None),
+        "CreateAccessKey" => create_access_key(state, caller, params).await.map(Some),
+        "ListAccessKeys" => list_access_keys(state, caller, params).await.map(Some),
+        "UpdateAccessKey" => update_access_key(state, caller, params).await.map(|()| None),
+        "DeleteAccessKey" => delete_access_key(state, caller, params).await.map(|()| None),
+        _ => Err(crate::invalid_action(action, VERSION)),
+    }
+}
+
+/// Runs a store call on the blocking pool.
+async fn db<T: Send + 'static>(
+    state: &Arc<AppState>,
+    f: impl FnOnce(&dyn tokengate_store::Store) -> Result<T, StoreError> + Send + 'static,
+) -> Result<Result<T, StoreError>, ApiError> {
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || f(store.as_ref())).await.map_err(ApiError::internal)
+}
+
+fn authorize(caller: &Caller, action: &str, resource: &str) -> Result<(), ApiError> {
+    let allowed = caller.principal.is_root() && (!caller.is_session() || caller.mfa_present());
+    if allowed {
+        Ok(())
+    } else {
+        Err(ApiError::not_authorized(&caller.principal.arn(), &format!("iam:{action}"), resource))
+    }
+}
+
+fn no_such_user(name: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "NoSuchEntity",
+        format!("The user with name {name} cannot be found."),
+    )
+}
+
+fn no_such_key(id: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "NoSuchEntity",
+        format!("The Access Key with id {id} cannot be found."),
+    )
+}
+
+fn user_xml(x: &mut Xml, account: &str, u: &User) {
+    x.text("Path", &u.path);
+    x.text("UserName", &u.name);
+    x.text("UserId", &u.user_id);
+    x.text("Arn", &arn::user_arn(account, &u.path, &u.name));
+    x.text("CreateDate", &crate::iso8601(u.created));
+}
+
+/// The owner named by an optional `UserName`, else the caller.
+fn owner_of(caller: &Caller, user_name: Option<String>) -> KeyOwner {
+    match (user_name, &caller.principal) {
+        (Some(name), _) => KeyOwner::User(name),
+        (None, Principal::Root { .. }) => KeyOwner::Root,
+        (None, Principal::User { name, .. }) => KeyOwner::User(name.clone()),
+    }
+}
+
+fn owner_arn(state: &AppState, owner: &KeyOwner) -> String {
+    match owner {
+        KeyOwner::Root => format!("arn:aws:iam::{}:root", state.account_id),
+        KeyOwner::User(name) => arn::user_arn(&state.account_id, "/", name),
+    }
+}
+
+async fn create_user(state: &Arc<AppState>, caller: &Caller, p: &Params) -> Result<String, ApiError> {
+    let mut v = Validator::new();
+    let name = v.required(p, USER_NAME);
+    let path = v.optional(p, PATH);
+    if let Some(path) = &path {
+        // The character class is checked above; the shape `/` or `/…/` here.
+        if path != "/" && !(path.len() >= 3 && path.starts_with('/') && path.ends_with('/')) {
+            v.pattern_failure(path, PATH);
+        }
+    }
+    v.finish()?;
+    let name = name.unwrap_or_default();
+    let path = path.unwrap_or_else(|| "/".to_owned());
+    authorize(caller, "CreateUser", &arn::user_arn(&state.account_id, &path, &name))?;
+    let user = User {
+        user_id: keys::new_user_id(&state.rng).map_err(ApiError::internal)?,
+        name: name.clone(),
+        path,
+        created: state.clock.now().unix_timestamp(),
+    };
+    let stored = user.clone();
+    match db(state, move |s| s.create_user(&stored)).await? {
+        Ok(()) => {}
+        Err(StoreError::AlreadyExists(_)) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "EntityAlreadyExists",
+                format!("User with name {name} already exists."),
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    tracing::info!(user = %user.name, by = %caller.principal.arn(), "created user");
+    let mut x = Xml::fragment();
+    x.elem("User", |x| user_xml(x, &state.account_id, &user));
+    Ok(x.finish())
+}
+
+async fn get_user(state: &Arc<AppState>, caller: &Caller, p: &Params) -> Result<String, ApiError> {
+    let mut v = Validator::new();
+    let name = v.optional(p, EXISTING_USER_NAME);
+    v.finish()?;
+    let mut x = Xml::fragment();
+    match (name, &caller.principal) {
+        (None, Principal::Root { account }) => {
+            authorize(caller, "GetUser", &caller.principal.arn())?;
+            let account = account.clone();
+            let created = db(state, |s| s.account()).await??.map_or(0, |a| a.created);
+            x.elem("User", |x| {
+                x.text("UserId", &account);
+                x.text("Arn", &format!("arn:aws:iam::{account}:root"));
+                x.text("CreateDate", &crate::iso8601(created));
+            });
+        }
+        (name, _) => {
+            let name = name.or_else(|| caller.principal.user_name().map(str::to_owned)).unwrap_or_default();
+            authorize(caller, "GetUser", &arn::user_arn(&state.account_id, "/", &name))?;
+            let lookup = name.clone();
+            let user = db(state, move |s| s.user(&lookup)).await??.ok_or_else(|| no_such_user(&name))?;
+            x.elem("User", |x| user_xml(x, &state.account_id, &user));
+        }
+    }
+    Ok(x.finish())
+}
+
+async fn list_users(state: &Arc<AppState>, caller: &Caller, p: &Params) -> Result<String, ApiError> {
+    let mut v = Validator::new();
+    let prefix = v.optional(p, PATH_PREFIX);
+    let marker = v.optional(p, MARKER);
+    let max_items = v.integer(p, "MaxItems", 1, 1000);
+    v.finish()?;
+    authorize(caller, "ListUsers", &format!("arn:aws:iam::{}:user/", state.account_id))?;
+    let prefix = prefix.unwrap_or_else(|| "/".to_owned());
+    let limit = usize::try_from(max_items.unwrap_or(100)).unwrap_or(100);
+    let mut users =
+        db(state, move |s| s.list_users(&prefix, marker.as_deref(), limit + 1)).await??;
+    let truncated = users.len() > limit;
+    users.truncate(limit);
+    let mut x = Xml::fragment();
+    x.elem("Users", |x| {
+        for u in &users {
+            x.elem("member", |x| user_xml(x, &state.account_id, u));
+        }
+    });
+    x.text("IsTruncated", if truncated { "true" } else { "false" });
+    if truncated {
+        if let Some(last) = users.last() {
+            x.text("Marker", &last.name);
+        }
+    }
+    Ok(x.finish())
+}
+
+async fn delete_user(state: &Arc<AppState>, caller: &Caller, p: &Params) -> Result<(), ApiError> {
+    let mut v = Validator::new();
+    let name = v.required(p, EXISTING_USER_NAME);
+    v.finish()?;
+    let name = name.unwrap_or_default();
+    authorize(caller, "DeleteUser", &arn::user_arn(&state.account_id, "/", &name))?;
+    let target = name.clone();
+    match db(state, move |s| s.delete_user(&target)).await? {
+        Ok(()) => {
+            tracing::info!(user = %name, by = %caller.principal.arn(), "deleted user");
+            Ok(())
+        }
+        Err(StoreError::NotFound(_)) => Err(no_such_user(&name)),
+        Err(StoreError::DeleteConflict { .. }) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "DeleteConflict",
+            "Cannot delete entity, must delete access keys first.",
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn create_access_key(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    p: &Params,
+) -> Result<String, ApiError> {
+    let mut v = Validator::new();
+    let name = v.optional(p, EXISTING_USER_NAME);
+    v.finish()?;
+    let owner = owner_of(caller, name);
+    authorize(caller, "CreateAccessKey", &owner_arn(state, &owner))?;
+    let key = AccessKey {
+        access_key_id: keys::new_long_term_key_id(&state.rng).map_err(ApiError::internal)?,
+        owner: owner.clone(),
+        status: KeyStatus::Active,
+        created: state.clock.now().unix_timestamp(),
+        secret: keys::new_secret_access_key(&state.rng).map_err(ApiError::internal)?,
+    };
+    let id = key.access_key_id.clone();
+    let created = key.created;
+    let secret = key.secret.clone();
+    match db(state, move |s| s.create_access_key(&key, MAX_ACCESS_KEYS)).await? {
+        Ok(()) => {}
+        Err(StoreError::NotFound(_)) => return Err(no_such_user(owner_name(&owner))),
+        Err(StoreError::LimitExceeded(_)) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "LimitExceeded",
+                format!("Cannot exceed quota for AccessKeysPerUser: {MAX_ACCESS_KEYS}"),
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    tracing::info!(access_key_id = %id, owner = %owner_arn(state, &owner), "created access key");
+    let secret = secret.expose_str().ok_or_else(|| ApiError::internal("secret is not text"))?;
+    let mut x = Xml::fragment();
+    x.elem("AccessKey", |x| {
+        if let KeyOwner::User(name) = &owner {
+            x.text("UserName", name);
+        }
+        x.text("AccessKeyId", &id);
+        x.text("Status", KeyStatus::Active.as_str());
+        x.text("SecretAccessKey", secret);
+        x.text("CreateDate", &crate::iso8601(created));
+    });
+    Ok(x.finish())
+}
+
+fn owner_name(owner: &KeyOwner) -> &str {
+    match owner {
+        KeyOwner::Root => "root",
+        KeyOwner::User(n) => n,
+    }
+}
+
+async fn list_access_keys(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    p: &Params,
+) -> Result<String, ApiError> {
+    let mut v = Validator::new();
+    let name = v.optional(p, EXISTING_USER_NAME);
+    v.optional(p, MARKER);
+    v.integer(p, "MaxItems", 1, 1000);
+    v.finish()?;
+    let owner = owner_of(caller, name);
+    authorize(caller, "ListAccessKeys", &owner_arn(state, &owner))?;
+    let query = owner.clone();
+    let keys = match db(state, move |s| s.access_keys_of(&query)).await? {
+        Ok(keys) => keys,
+        Err(StoreError::NotFound(Entity::User)) => return Err(no_such_user(owner_name(&owner))),
+        Err(e) => return Err(e.into()),
+    };
+    let mut x = Xml::fragment();
+    x.elem("AccessKeyMetadata", |x| {
+        for k in &keys {
+            x.elem("member", |x| {
+                if let KeyOwner::User(name) = &k.owner {
+                    x.text("UserName", name);
+                }
+                x.text("AccessKeyId", &k.access_key_id);
+                x.text("Status", k.status.as_str());
+                x.text("CreateDate", &crate::iso8601(k.created));
+            });
+        }
+    });
+    x.text("IsTruncated", "false");
+    Ok(x.finish())
+}
+
+async fn update_access_key(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    p: &Params,
+) -> Result<(), ApiError> {
+    let mut v = Validator::new();
+    let name = v.optional(p, EXISTING_USER_NAME);
+    let id = v.required(p, ACCESS_KEY_ID);
+    let status = v.one_of(p, "Status", &["Active", "Inactive"], true);
+    v.finish()?;
+    let (Some(id), Some(status)) = (id, status) else {
+        return Err(ApiError::internal("validated parameter missing"));
+    };
+    let status = if status == "Active" { KeyStatus::Active } else { KeyStatus::Inactive };
+    let owner = owner_of(caller, name);
+    authorize(caller, "UpdateAccessKey", &owner_arn(state, &owner))?;
+    let (o, k) = (owner.clone(), id.clone());
+    match db(state, move |s| s.set_access_key_status(&o, &k, status)).await? {
+        Ok(()) => {
+            tracing::info!(access_key_id = %id, status = status.as_str(), "updated access key");
+            Ok(())
+        }
+        Err(StoreError::NotFound(Entity::User)) => Err(no_such_user(owner_name(&owner))),
+        Err(StoreError::NotFound(_)) => Err(no_such_key(&id)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn delete_access_key(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    p: &Params,
+) -> Result<(), ApiError> {
+    let mut v = Validator::new();
+    let name = v.optional(p, EXISTING_USER_NAME);
+    let id = v.required(p, ACCESS_KEY_ID);
+    v.finish()?;
+    let id = id.unwrap_or_default();
+    let owner = owner_of(caller, name);
+    authorize(caller, "DeleteAccessKey", &owner_arn(state, &owner))?;
+    let (o, k) = (owner.clone(), id.clone());
+    match db(state, move |s| s.delete_access_key(&o, &k)).await? {
+        Ok(()) => {
+            tracing::info!(access_key_id = %id, "deleted access key");
+            Ok(())
+        }
+        Err(StoreError::NotFound(Entity::User)) => Err(no_such_user(owner_name(&owner))),
+        Err(StoreError::NotFound(_)) => Err(no_such_key(&id)),
+        Err(e) => Err(e.into()),
+    }
+}

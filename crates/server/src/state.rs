@@ -1,0 +1,270 @@
+//! The shared state of the service, and its start-up: first start creates the account, the
+//! master key, the root credentials and the service keys; later starts reuse them.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::sync::Arc;
+
+use ring::rand::{SecureRandom, SystemRandom};
+use time::OffsetDateTime;
+use tokengate_store::{
+    AccessKey, Account, Bootstrap, KeyOwner, KeyStatus, SqliteStore, Store, StoredSigningKey,
+};
+use tokengate_token::Secret;
+use tokengate_token::keys::{self, DerivationKey};
+use tokengate_token::session::{SigningKey, TokenSigner, TokenVerifier};
+
+use crate::config::Config;
+
+/// File (in the data dir) holding the root credentials, written once at first start.
+pub const ROOT_CREDENTIALS_FILE: &str = "root-credentials.json";
+/// File (in the data dir) holding the master key.
+pub const MASTER_KEY_FILE: &str = "master.key";
+/// The SQLite database file (in the data dir).
+pub const DATABASE_FILE: &str = "tokengate.db";
+/// The longest a session token can live (GetSessionToken's maximum, 36 h); a retired
+/// signing key keeps verifying this long after it stopped signing.
+pub const MAX_SESSION_SECS: i64 = 129_600;
+
+/// The time source. Production uses the system clock; tests use a fixed one.
+pub trait Clock: Send + Sync {
+    /// Now.
+    fn now(&self) -> OffsetDateTime;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+    }
+}
+
+/// Everything a request handler needs.
+pub struct AppState {
+    /// The configuration.
+    pub config: Config,
+    /// The account id of this store.
+    pub account_id: String,
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// Randomness for ids, keys and request ids.
+    pub rng: SystemRandom,
+    /// Derives temporary secrets.
+    pub derivation: DerivationKey,
+    /// Signs session tokens with the current key.
+    pub signer: TokenSigner,
+    /// Verifies session tokens against current and retired keys.
+    pub verifier: TokenVerifier,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// Start-up failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// A file or directory could not be made or read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The master key file is unusable.
+    #[error(transparent)]
+    MasterKey(#[from] tokengate_store::master_key::MasterKeyError),
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] tokengate_store::StoreError),
+    /// The data dir is in a state we will not guess about.
+    #[error("{0}")]
+    Inconsistent(String),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StartError + '_ {
+    move |source| StartError::Io { path: path.display().to_string(), source }
+}
+
+/// Opens (or on first start, creates) the data dir and returns the service state.
+pub fn open(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, StartError> {
+    let dir = config.data_dir.clone();
+    if !dir.exists() {
+        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(io_err(&dir))?;
+    }
+    let (master, _) = tokengate_store::master_key::load_or_create(&dir.join(MASTER_KEY_FILE))?;
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.join(DATABASE_FILE), &master)?);
+    open_with_store(config, store, clock)
+}
+
+/// Like [`open`], with a store the caller made (tests use an in-memory one).
+pub fn open_with_store(
+    config: Config,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+) -> Result<AppState, StartError> {
+    let rng = SystemRandom::new();
+    let now = clock.now().unix_timestamp();
+    let account = match store.account()? {
+        Some(account) => account,
+        None => first_start(&config, store.as_ref(), &rng, now)?,
+    };
+    if account.account_id != config.account_id {
+        return Err(StartError::Inconsistent(format!(
+            "the data dir {} belongs to account {}, but account_id is {}",
+            config.data_dir.display(),
+            account.account_id,
+            config.account_id
+        )));
+    }
+    let derivation = store
+        .service_secret(tokengate_store::DERIVATION_KEY)?
+        .ok_or_else(|| StartError::Inconsistent("the store has no derivation key".into()))?;
+    let derivation = DerivationKey::new(derivation.expose());
+    rotate_if_due(&config, store.as_ref(), &rng, now)?;
+    let stored = store.signing_keys()?;
+    let current = stored
+        .iter()
+        .find(|k| k.retired.is_none())
+        .ok_or_else(|| StartError::Inconsistent("the store has no current signing key".into()))?;
+    let signer = TokenSigner::new(&signing_key(current)?);
+    let mut verifying = Vec::new();
+    for k in &stored {
+        if k.retired.is_none_or(|retired| retired + MAX_SESSION_SECS > now) {
+            verifying.push(signing_key(k)?);
+        }
+    }
+    let verifier = TokenVerifier::new(verifying.iter().map(SigningKey::public_key));
+    Ok(AppState {
+        config,
+        account_id: account.account_id,
+        store,
+        rng,
+        derivation,
+        signer,
+        verifier,
+        clock,
+    })
+}
+
+fn signing_key(stored: &StoredSigningKey) -> Result<SigningKey, StartError> {
+    SigningKey::from_pkcs8(stored.pkcs8.clone())
+        .map_err(|e| StartError::Inconsistent(format!("signing key {}: {e}", stored.kid)))
+}
+
+fn new_signing_key(rng: &SystemRandom, now: i64) -> Result<StoredSigningKey, StartError> {
+    let key = SigningKey::generate(rng).map_err(|e| StartError::Inconsistent(e.to_string()))?;
+    Ok(StoredSigningKey { kid: key.kid().to_owned(), pkcs8: key.pkcs8().clone(), created: now, retired: None })
+}
+
+fn rotate_if_due(
+    config: &Config,
+    store: &dyn Store,
+    rng: &SystemRandom,
+    now: i64,
+) -> Result<(), StartError> {
+    let keys = store.signing_keys()?;
+    let Some(current) = keys.iter().find(|k| k.retired.is_none()) else {
+        return Ok(());
+    };
+    let max_age = i64::from(config.session_tokens.rotate_after_days) * 86_400;
+    if now - current.created < max_age {
+        return Ok(());
+    }
+    let new = new_signing_key(rng, now)?;
+    match store.rotate_signing_key(&current.kid, &new) {
+        Ok(()) => {
+            tracing::info!(old = %current.kid, new = %new.kid, "rotated the session-token signing key");
+            Ok(())
+        }
+        // Another replica rotated first; its key is as good.
+        Err(tokengate_store::StoreError::AlreadyExists(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// First start: account, root key, derivation key, signing key; the root credentials are
+/// written to a new 0600 file before the store commits, so they are never lost.
+fn first_start(
+    config: &Config,
+    store: &dyn Store,
+    rng: &SystemRandom,
+    now: i64,
+) -> Result<Account, StartError> {
+    let account = Account { account_id: config.account_id.clone(), created: now };
+    let random = |_| StartError::Inconsistent("the system RNG failed".into());
+    let access_key_id = keys::new_long_term_key_id(rng).map_err(random)?;
+    let secret = keys::new_secret_access_key(rng).map_err(random)?;
+    let mut derivation = vec![0u8; 32];
+    rng.fill(&mut derivation).map_err(|_| StartError::Inconsistent("the system RNG failed".into()))?;
+    let path = config.data_dir.join(ROOT_CREDENTIALS_FILE);
+    write_root_credentials(&path, &account.account_id, &access_key_id, &secret)?;
+    let bootstrap = Bootstrap {
+        account: account.clone(),
+        root_key: AccessKey {
+            access_key_id,
+            owner: KeyOwner::Root,
+            status: KeyStatus::Active,
+            created: now,
+            secret,
+        },
+        derivation_key: Secret::new(derivation),
+        signing_key: new_signing_key(rng, now)?,
+    };
+    if let Err(e) = store.bootstrap(&bootstrap) {
+        let _ = fs::remove_file(&path);
+        return Err(e.into());
+    }
+    tracing::info!(
+        account = %account.account_id,
+        path = %path.display(),
+        "first start: created the account; the root credentials are in this file (mode 0600) — \
+         lock them away"
+    );
+    Ok(account)
+}
+
+fn write_root_credentials(
+    path: &Path,
+    account_id: &str,
+    access_key_id: &str,
+    secret: &Secret,
+) -> Result<(), StartError> {
+    let secret = secret
+        .expose_str()
+        .ok_or_else(|| StartError::Inconsistent("secret access key is not text".into()))?;
+    let body = zeroize::Zeroizing::new(
+        serde_json::to_string_pretty(&serde_json::json!({
+            "AccountId": account_id,
+            "AccessKeyId": access_key_id,
+            "SecretAccessKey": secret,
+        }))
+        .map_err(|e| StartError::Inconsistent(e.to_string()))?,
+    );
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                StartError::Inconsistent(format!(
+                    "{} exists but the store has no account: a first start was interrupted. \
+                     Move the file away and start again.",
+                    path.display()
+                ))
+            } else {
+                StartError::Io { path: path.display().to_string(), source: e }
+            }
+        })?;
+    file.write_all(body.as_bytes()).map_err(io_err(path))?;
+    file.write_all(b"\n").map_err(io_err(path))?;
+    file.sync_all().map_err(io_err(path))?;
+    Ok(())
+}

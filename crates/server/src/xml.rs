@@ -1,0 +1,102 @@
+//! A minimal XML writer for AWS query-protocol responses (sts-iam.md §1.3): elements and
+//! escaped text, nothing else.
+
+/// Builds an XML document into a string.
+#[derive(Debug, Default)]
+pub struct Xml {
+    out: String,
+}
+
+impl Xml {
+    /// An empty document with the XML declaration AWS sends.
+    pub fn new() -> Self {
+        Self { out: String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n") }
+    }
+
+    /// An empty fragment (no declaration), for the inside of a result element.
+    pub fn fragment() -> Self {
+        Self::default()
+    }
+
+    /// Appends an already-built fragment.
+    pub fn raw(&mut self, fragment: &str) {
+        self.out.push_str(fragment);
+    }
+
+    /// `<name xmlns="ns">`, then `body`, then `</name>`.
+    pub fn root(&mut self, name: &str, namespace: &str, body: impl FnOnce(&mut Self)) {
+        self.out.push('<');
+        self.out.push_str(name);
+        self.out.push_str(" xmlns=\"");
+        escape_into(&mut self.out, namespace);
+        self.out.push_str("\">");
+        body(self);
+        self.close(name);
+    }
+
+    /// `<name>` … `</name>` around whatever `body` writes.
+    pub fn elem(&mut self, name: &str, body: impl FnOnce(&mut Self)) {
+        self.out.push('<');
+        self.out.push_str(name);
+        self.out.push('>');
+        body(self);
+        self.close(name);
+    }
+
+    /// `<name>text</name>`, text escaped.
+    pub fn text(&mut self, name: &str, text: &str) {
+        self.out.push('<');
+        self.out.push_str(name);
+        self.out.push('>');
+        escape_into(&mut self.out, text);
+        self.close(name);
+    }
+
+    /// `text` when `Some`.
+    pub fn opt_text(&mut self, name: &str, text: Option<&str>) {
+        if let Some(t) = text {
+            self.text(name, t);
+        }
+    }
+
+    fn close(&mut self, name: &str) {
+        self.out.push_str("</");
+        self.out.push_str(name);
+        self.out.push('>');
+    }
+
+    /// The document.
+    pub fn finish(self) -> String {
+        self.out
+    }
+}
+
+fn escape_into(out: &mut String, text: &str) {
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_and_nests() {
+        let mut x = Xml::new();
+        x.root("R", "urn:x", |x| {
+            x.elem("A", |x| x.text("B", "<&'\">"));
+            x.opt_text("C", None);
+        });
+        assert!(x.finish().ends_with(
+            r#"<R xmlns="urn:x"><A><B>&lt;&amp;&apos;&quot;&gt;</B></A></R>"#
+        ));
+    }
+}

@@ -1,0 +1,215 @@
+//! Persistence for tokengate behind one trait, [`Store`].
+//!
+//! Every write is a compare-and-set: it states what it expects (a name that is free, a
+//! count under a quota, a row that still exists) and fails with a typed [`StoreError`]
+//! when the expectation no longer holds, inside one transaction. Nothing above this crate
+//! reads-then-writes, so a PostgreSQL implementation can serve several replicas without
+//! changes above it.
+//!
+//! Secrets (secret access keys, service keys, later TOTP seeds) are sealed with
+//! AES-256-GCM under the master key before they reach the database ([`seal`]); the
+//! database file never holds them in clear.
+//!
+//! The trait is synchronous: the SQLite implementation is, and the server calls it from
+//! blocking tasks.
+
+pub mod master_key;
+pub mod seal;
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+use tokengate_token::Secret;
+
+/// What a store operation could not do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The entity does not exist.
+    #[error("{0} not found")]
+    NotFound(Entity),
+    /// An entity with that name or id exists already.
+    #[error("{0} already exists")]
+    AlreadyExists(Entity),
+    /// The write would exceed a quota (e.g. two access keys per user).
+    #[error("quota exceeded for {0}")]
+    LimitExceeded(Entity),
+    /// The entity still has dependents (a user with access keys).
+    #[error("{entity} still has {dependents}")]
+    DeleteConflict {
+        /// What was to be deleted.
+        entity: Entity,
+        /// What is still attached to it.
+        dependents: Entity,
+    },
+    /// A sealed value did not open: wrong master key or a tampered database.
+    #[error("a sealed value could not be opened (wrong master key or tampered store)")]
+    Unseal,
+    /// The backend failed (I/O, corruption, a bug).
+    #[error("store backend error: {0}")]
+    Backend(String),
+}
+
+/// Kinds of stored entities, for errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entity {
+    /// The account.
+    Account,
+    /// An IAM user.
+    User,
+    /// An access key.
+    AccessKey,
+}
+
+impl std::fmt::Display for Entity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Account => "account",
+            Self::User => "user",
+            Self::AccessKey => "access key",
+        })
+    }
+}
+
+/// The account this store belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// 12-digit account id.
+    pub account_id: String,
+    /// Creation time, seconds since the Unix epoch.
+    pub created: i64,
+}
+
+/// An IAM user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// Unique id, `AIDA…`.
+    pub user_id: String,
+    /// User name, unique in the account ignoring case (as IAM).
+    pub name: String,
+    /// Path, `/` by default.
+    pub path: String,
+    /// Creation time, seconds since the Unix epoch.
+    pub created: i64,
+}
+
+/// Who owns an access key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyOwner {
+    /// The account's root user.
+    Root,
+    /// An IAM user, by name.
+    User(String),
+}
+
+/// Whether an access key may be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyStatus {
+    /// Usable.
+    Active,
+    /// Refused at authentication.
+    Inactive,
+}
+
+impl KeyStatus {
+    /// The IAM wire value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "Active",
+            Self::Inactive => "Inactive",
+        }
+    }
+}
+
+/// A long-term access key with its (unsealed) secret.
+pub struct AccessKey {
+    /// `AKIA…`.
+    pub access_key_id: String,
+    /// The owner.
+    pub owner: KeyOwner,
+    /// Active or inactive.
+    pub status: KeyStatus,
+    /// Creation time, seconds since the Unix epoch.
+    pub created: i64,
+    /// The secret access key.
+    pub secret: Secret,
+}
+
+/// A session-token signing key as stored.
+pub struct StoredSigningKey {
+    /// The key id (JWK thumbprint).
+    pub kid: String,
+    /// The Ed25519 PKCS#8 document (sealed at rest).
+    pub pkcs8: Secret,
+    /// Creation time, seconds since the Unix epoch.
+    pub created: i64,
+    /// When it stopped signing, if it has; it still verifies until every token it signed
+    /// has expired.
+    pub retired: Option<i64>,
+}
+
+/// Everything the first start creates, written in one transaction.
+pub struct Bootstrap {
+    /// The account.
+    pub account: Account,
+    /// The root user's first access key.
+    pub root_key: AccessKey,
+    /// The key temporary secrets are derived from (32 bytes).
+    pub derivation_key: Secret,
+    /// The first session-token signing key.
+    pub signing_key: StoredSigningKey,
+}
+
+/// Name of the service secret from which temporary secrets are derived.
+pub const DERIVATION_KEY: &str = "temporary-secret-derivation";
+
+/// The persistence interface. Every write is conditional (see the crate docs).
+pub trait Store: Send + Sync {
+    /// The account, if the store has been bootstrapped.
+    fn account(&self) -> Result<Option<Account>, StoreError>;
+    /// Creates the account, the root key, and the service keys, all or nothing.
+    /// Fails with `AlreadyExists(Account)` when the store is bootstrapped.
+    fn bootstrap(&self, b: &Bootstrap) -> Result<(), StoreError>;
+    /// A named service secret (e.g. [`DERIVATION_KEY`]).
+    fn service_secret(&self, name: &str) -> Result<Option<Secret>, StoreError>;
+    /// Every signing key, newest first.
+    fn signing_keys(&self) -> Result<Vec<StoredSigningKey>, StoreError>;
+    /// Adds `key` and retires every other unretired key at `key.created`, provided the
+    /// newest key is still `expected_current` (so that two replicas rotating at once
+    /// yield one new key).
+    fn rotate_signing_key(
+        &self,
+        expected_current: &str,
+        key: &StoredSigningKey,
+    ) -> Result<(), StoreError>;
+
+    /// Creates a user if no user has that name (ignoring case).
+    fn create_user(&self, user: &User) -> Result<(), StoreError>;
+    /// A user by name (ignoring case).
+    fn user(&self, name: &str) -> Result<Option<User>, StoreError>;
+    /// Users whose path starts with `path_prefix`, ordered by name, after `after`,
+    /// at most `limit`.
+    fn list_users(
+        &self,
+        path_prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<User>, StoreError>;
+    /// Deletes a user that has no access keys left.
+    fn delete_user(&self, name: &str) -> Result<(), StoreError>;
+
+    /// Creates an access key if its owner exists and has fewer than `max_per_owner` keys.
+    fn create_access_key(&self, key: &AccessKey, max_per_owner: usize) -> Result<(), StoreError>;
+    /// An access key by id, with its secret.
+    fn access_key(&self, access_key_id: &str) -> Result<Option<AccessKey>, StoreError>;
+    /// The keys of `owner`, oldest first.
+    fn access_keys_of(&self, owner: &KeyOwner) -> Result<Vec<AccessKey>, StoreError>;
+    /// Sets the status of `owner`'s key `access_key_id`.
+    fn set_access_key_status(
+        &self,
+        owner: &KeyOwner,
+        access_key_id: &str,
+        status: KeyStatus,
+    ) -> Result<(), StoreError>;
+    /// Deletes `owner`'s key `access_key_id`.
+    fn delete_access_key(&self, owner: &KeyOwner, access_key_id: &str) -> Result<(), StoreError>;
+}

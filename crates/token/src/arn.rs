@@ -1,0 +1,127 @@
+//! Account ids, principals and their ARNs (IAM User Guide, "IAM identifiers").
+
+use std::fmt;
+
+/// Error for identifiers that do not have AWS's form.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidIdentifier(&'static str);
+
+/// A 12-digit AWS account id (`000000000000` by default in tokengate).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AccountId(String);
+
+impl AccountId {
+    /// Parses a 12-digit account id.
+    pub fn parse(s: &str) -> Result<Self, InvalidIdentifier> {
+        if s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(InvalidIdentifier("an account id is exactly 12 digits"))
+        }
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for AccountId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Who made a request, as STS reports it in `GetCallerIdentity`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Principal {
+    /// The account's root user: `arn:aws:iam::ACCOUNT:root`, UserId = the account id.
+    Root {
+        /// The account.
+        account: String,
+    },
+    /// An IAM user: `arn:aws:iam::ACCOUNT:user/PATHNAME`, UserId `AIDA…`.
+    User {
+        /// The account.
+        account: String,
+        /// The user's path, `/` or `/division/…/`.
+        path: String,
+        /// The user name.
+        name: String,
+        /// The user's unique id (`AIDA…`).
+        user_id: String,
+    },
+}
+
+impl Principal {
+    /// The principal's ARN.
+    pub fn arn(&self) -> String {
+        match self {
+            Self::Root { account } => format!("arn:aws:iam::{account}:root"),
+            Self::User { account, path, name, .. } => user_arn(account, path, name),
+        }
+    }
+
+    /// The `UserId` that GetCallerIdentity returns.
+    pub fn user_id(&self) -> &str {
+        match self {
+            Self::Root { account } => account,
+            Self::User { user_id, .. } => user_id,
+        }
+    }
+
+    /// The account this principal belongs to.
+    pub fn account(&self) -> &str {
+        match self {
+            Self::Root { account } | Self::User { account, .. } => account,
+        }
+    }
+
+    /// Whether this is the account's root user.
+    pub fn is_root(&self) -> bool {
+        matches!(self, Self::Root { .. })
+    }
+
+    /// The IAM user name, for users.
+    pub fn user_name(&self) -> Option<&str> {
+        match self {
+            Self::Root { .. } => None,
+            Self::User { name, .. } => Some(name),
+        }
+    }
+}
+
+/// `arn:aws:iam::ACCOUNT:user{path}{name}`; `path` starts and ends with `/`.
+pub fn user_arn(account: &str, path: &str, name: &str) -> String {
+    format!("arn:aws:iam::{account}:user{path}{name}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn account_ids() {
+        assert!(AccountId::parse("000000000000").is_ok());
+        assert!(AccountId::parse("12345678901").is_err());
+        assert!(AccountId::parse("1234567890123").is_err());
+        assert!(AccountId::parse("12345678901a").is_err());
+    }
+
+    #[test]
+    fn arns() {
+        let root = Principal::Root { account: "000000000000".into() };
+        assert_eq!(root.arn(), "arn:aws:iam::000000000000:root");
+        assert_eq!(root.user_id(), "000000000000");
+        let alice = Principal::User {
+            account: "000000000000".into(),
+            path: "/".into(),
+            name: "alice".into(),
+            user_id: "AIDAEXAMPLE".into(),
+        };
+        assert_eq!(alice.arn(), "arn:aws:iam::000000000000:user/alice");
+        assert_eq!(user_arn("123456789012", "/ops/", "bob"), "arn:aws:iam::123456789012:user/ops/bob");
+    }
+}
