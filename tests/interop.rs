@@ -31,14 +31,29 @@ fn venv_python() -> PathBuf {
         .args(["-m", "venv"])
         .arg(&venv)
         .status()
-        .unwrap_or_else(|e| panic!("cannot run {host_python} (install python3 and python3-venv): {e}"));
-    assert!(status.success(), "python3 -m venv failed (install python3-venv)");
+        .unwrap_or_else(|e| {
+            panic!("cannot run {host_python} (install python3 and python3-venv): {e}")
+        });
+    assert!(
+        status.success(),
+        "python3 -m venv failed (install python3-venv)"
+    );
     let status = Command::new(&python)
-        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-r",
+        ])
         .arg(&requirements)
         .status()
         .expect("run pip");
-    assert!(status.success(), "pip install -r tests/interop/requirements.txt failed");
+    assert!(
+        status.success(),
+        "pip install -r tests/interop/requirements.txt failed"
+    );
     std::fs::write(&stamp, wanted).expect("write venv stamp");
     python
 }
@@ -47,7 +62,15 @@ fn venv_python() -> PathBuf {
 fn python_clients_interoperate() {
     let python = venv_python();
     let output = Command::new(&python)
-        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-rA", "--color=no"])
+        .args([
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-rA",
+            "--color=no",
+        ])
         .current_dir(suite_dir())
         .env("TOKENGATE_BIN", env!("CARGO_BIN_EXE_tokengate"))
         .env_remove("AWS_PROFILE")
@@ -60,7 +83,13 @@ fn python_clients_interoperate() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     println!("{stdout}");
     eprintln!("{stderr}");
-    assert!(output.status.success(), "the interop suite failed (output above)");
+    assert!(
+        output.status.success(),
+        "the interop suite failed (output above)"
+    );
     assert!(stdout.contains(" passed"), "pytest ran no test");
-    assert!(!stdout.contains(" skipped"), "no interop test may be skipped");
+    assert!(
+        !stdout.contains(" skipped"),
+        "no interop test may be skipped"
+    );
 }

@@ -56,7 +56,11 @@ impl Service {
         };
         // Keep draining stderr so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        Self { child, addr, data_dir: data_dir.to_owned() }
+        Self {
+            child,
+            addr,
+            data_dir: data_dir.to_owned(),
+        }
     }
 
     /// The root credentials written at first start.
@@ -104,13 +108,20 @@ impl Service {
         params: &[(&str, &str)],
         when: time::OffsetDateTime,
     ) -> Reply {
-        let version = if service == "iam" { "2010-05-08" } else { "2011-06-15" };
+        let version = if service == "iam" {
+            "2010-05-08"
+        } else {
+            "2011-06-15"
+        };
         let mut all = params.to_vec();
         all.push(("Version", version));
         let body = encode_form(&all);
         let headers = [
             ("host", self.addr.as_str()),
-            ("content-type", "application/x-www-form-urlencoded; charset=utf-8"),
+            (
+                "content-type",
+                "application/x-www-form-urlencoded; charset=utf-8",
+            ),
         ];
         let req = HttpRequest {
             method: "POST",
@@ -125,11 +136,15 @@ impl Service {
             session_token: creds.token.as_deref(),
         };
         let signed = sign_request(&req, &signing, "us-east-1", service, when);
-        let mut all_headers: Vec<(String, String)> =
-            headers.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let mut all_headers: Vec<(String, String)> = headers
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         all_headers.extend(signed);
-        let refs: Vec<(&str, &str)> =
-            all_headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let refs: Vec<(&str, &str)> = all_headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         http(&self.addr, "POST", "/", &refs, body.as_bytes())
     }
 }
@@ -175,7 +190,9 @@ impl Reply {
 /// One HTTP/1.1 request with `Connection: close`.
 pub fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
     let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     let mut head = format!("{method} {path} HTTP/1.1\r\n");
     if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
         head.push_str(&format!("host: {addr}\r\n"));
@@ -183,16 +200,29 @@ pub fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
-    head.push_str(&format!("content-length: {}\r\nconnection: close\r\n\r\n", body.len()));
+    head.push_str(&format!(
+        "content-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    ));
     stream.write_all(head.as_bytes()).unwrap();
     stream.write_all(body).unwrap();
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).unwrap();
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
-    let body = if chunked { dechunk(body) } else { body.to_owned() };
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
     Reply { status, body }
 }
 

@@ -20,7 +20,11 @@ fn no_mfa() -> [(&'static str, &'static str); 1] {
 fn user_with_key(svc: &Service, root: &Creds, name: &str) -> Creds {
     let r = svc.call(root, "iam", &[("Action", "CreateUser"), ("UserName", name)]);
     assert_eq!(r.status, 200, "{}", r.body);
-    let r = svc.call(root, "iam", &[("Action", "CreateAccessKey"), ("UserName", name)]);
+    let r = svc.call(
+        root,
+        "iam",
+        &[("Action", "CreateAccessKey"), ("UserName", name)],
+    );
     assert_eq!(r.status, 200, "{}", r.body);
     Creds {
         access_key_id: r.xml("AccessKeyId").unwrap(),
@@ -30,7 +34,11 @@ fn user_with_key(svc: &Service, root: &Creds, name: &str) -> Creds {
 }
 
 fn session(svc: &Service, creds: &Creds, duration: &str) -> Creds {
-    let r = svc.call(creds, "sts", &[("Action", "GetSessionToken"), ("DurationSeconds", duration)]);
+    let r = svc.call(
+        creds,
+        "sts",
+        &[("Action", "GetSessionToken"), ("DurationSeconds", duration)],
+    );
     assert_eq!(r.status, 200, "{}", r.body);
     Creds {
         access_key_id: r.xml("AccessKeyId").unwrap(),
@@ -61,18 +69,34 @@ fn first_start_writes_private_files_and_a_restart_keeps_everything() {
     let temp = session(&svc, &alice, "900");
     assert!(temp.access_key_id.starts_with("ASIA"));
     let r = svc.call(&temp, "sts", &[("Action", "GetCallerIdentity")]);
-    assert_eq!(r.xml("Arn").unwrap(), "arn:aws:iam::000000000000:user/alice", "{}", r.body);
+    assert_eq!(
+        r.xml("Arn").unwrap(),
+        "arn:aws:iam::000000000000:user/alice",
+        "{}",
+        r.body
+    );
 
     let before = std::fs::read(data.join("root-credentials.json")).unwrap();
     assert!(svc.stop().success(), "SIGTERM must shut down cleanly");
 
     let svc = Service::start(&data, &no_mfa());
-    assert_eq!(std::fs::read(data.join("root-credentials.json")).unwrap(), before);
+    assert_eq!(
+        std::fs::read(data.join("root-credentials.json")).unwrap(),
+        before
+    );
     for creds in [&root, &alice, &temp] {
         let r = svc.call(creds, "sts", &[("Action", "GetCallerIdentity")]);
-        assert_eq!(r.status, 200, "{} after restart: {}", creds.access_key_id, r.body);
+        assert_eq!(
+            r.status, 200,
+            "{} after restart: {}",
+            creds.access_key_id, r.body
+        );
     }
-    let r = svc.call(&root, "iam", &[("Action", "GetUser"), ("UserName", "alice")]);
+    let r = svc.call(
+        &root,
+        "iam",
+        &[("Action", "GetUser"), ("UserName", "alice")],
+    );
     assert_eq!(r.xml("UserName").unwrap(), "alice");
 }
 
@@ -102,7 +126,11 @@ fn mfa_is_required_by_default() {
     let r = svc.call(&alice, "sts", &[("Action", "GetSessionToken")]);
     assert_eq!(r.status, 403, "{}", r.body);
     assert_eq!(r.code().unwrap(), "AccessDenied");
-    assert!(r.xml("Message").unwrap().contains("MultiFactorAuthentication is required"));
+    assert!(
+        r.xml("Message")
+            .unwrap()
+            .contains("MultiFactorAuthentication is required")
+    );
 }
 
 #[test]
@@ -114,21 +142,34 @@ fn session_credentials_are_confined() {
     let temp = session(&svc, &alice, "900");
     let r = svc.call(&temp, "sts", &[("Action", "GetSessionToken")]);
     assert_eq!(r.status, 403);
-    assert_eq!(r.xml("Message").unwrap(), "Cannot call GetSessionToken with session credentials");
+    assert_eq!(
+        r.xml("Message").unwrap(),
+        "Cannot call GetSessionToken with session credentials"
+    );
     // A session token that belongs to another temporary key is refused.
     let other = session(&svc, &alice, "900");
-    let swapped = Creds { token: other.token.clone(), ..temp.clone() };
+    let swapped = Creds {
+        token: other.token.clone(),
+        ..temp.clone()
+    };
     let r = svc.call(&swapped, "sts", &[("Action", "GetCallerIdentity")]);
     assert_eq!(r.code().unwrap(), "InvalidClientTokenId", "{}", r.body);
     // Root's sessions are capped at one hour, silently.
-    let r = svc.call(&root, "sts", &[("Action", "GetSessionToken"), ("DurationSeconds", "7200")]);
+    let r = svc.call(
+        &root,
+        "sts",
+        &[("Action", "GetSessionToken"), ("DurationSeconds", "7200")],
+    );
     let exp = time::OffsetDateTime::parse(
         &r.xml("Expiration").unwrap(),
         &time::format_description::well_known::Rfc3339,
     )
     .unwrap();
     let left = exp - time::OffsetDateTime::now_utc();
-    assert!(left <= time::Duration::seconds(3600) && left > time::Duration::seconds(3500), "{left}");
+    assert!(
+        left <= time::Duration::seconds(3600) && left > time::Duration::seconds(3500),
+        "{left}"
+    );
 }
 
 #[test]
@@ -143,5 +184,8 @@ fn a_changed_account_id_is_refused_at_start() {
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("belongs to account 000000000000"), "{stderr}");
+    assert!(
+        stderr.contains("belongs to account 000000000000"),
+        "{stderr}"
+    );
 }

@@ -54,7 +54,10 @@ pub async fn authenticate(
     let access_key_id = auth.scope.access_key_id.clone();
     let (caller, secret) = match key_kind(&access_key_id) {
         Some(KeyKind::Temporary) => {
-            let token = auth.security_token.as_deref().ok_or_else(ApiError::unknown_key)?;
+            let token = auth
+                .security_token
+                .as_deref()
+                .ok_or_else(ApiError::unknown_key)?;
             let claims = state
                 .verifier
                 .verify(token, &access_key_id, now.unix_timestamp())
@@ -84,7 +87,10 @@ pub async fn authenticate(
     Ok((caller, auth.scope.service))
 }
 
-async fn long_term(state: &Arc<AppState>, access_key_id: &str) -> Result<(Caller, Secret), ApiError> {
+async fn long_term(
+    state: &Arc<AppState>,
+    access_key_id: &str,
+) -> Result<(Caller, Secret), ApiError> {
     let store = state.store.clone();
     let id = access_key_id.to_owned();
     let key = tokio::task::spawn_blocking(move || store.access_key(&id))
@@ -95,7 +101,9 @@ async fn long_term(state: &Arc<AppState>, access_key_id: &str) -> Result<(Caller
         return Err(ApiError::unknown_key());
     }
     let principal = match &key.owner {
-        KeyOwner::Root => Principal::Root { account: state.account_id.clone() },
+        KeyOwner::Root => Principal::Root {
+            account: state.account_id.clone(),
+        },
         KeyOwner::User(name) => {
             let store = state.store.clone();
             let name = name.clone();
@@ -111,5 +119,12 @@ async fn long_term(state: &Arc<AppState>, access_key_id: &str) -> Result<(Caller
             }
         }
     };
-    Ok((Caller { principal, access_key_id: key.access_key_id, session: None }, key.secret))
+    Ok((
+        Caller {
+            principal,
+            access_key_id: key.access_key_id,
+            session: None,
+        },
+        key.secret,
+    ))
 }

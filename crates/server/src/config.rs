@@ -91,13 +91,18 @@ impl Default for MfaConfig {
 
 impl Default for SessionTokenConfig {
     fn default() -> Self {
-        Self { rotate_after_days: 30 }
+        Self {
+            rotate_after_days: 30,
+        }
     }
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { level: "info".to_owned(), format: LogFormat::Text }
+        Self {
+            level: "info".to_owned(),
+            format: LogFormat::Text,
+        }
     }
 }
 
@@ -217,10 +222,14 @@ impl Config {
         let mut config = match file {
             Some(path) => {
                 let shown = path.display().to_string();
-                let text = std::fs::read_to_string(path)
-                    .map_err(|source| ConfigError::Read { path: shown.clone(), source })?;
-                toml::from_str(&text)
-                    .map_err(|e| ConfigError::Parse { path: shown, message: e.to_string() })?
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: shown.clone(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                    path: shown,
+                    message: e.to_string(),
+                })?
             }
             None => Config::default(),
         };
@@ -243,10 +252,14 @@ impl Config {
             "listen" => self.listen = value.parse().map_err(|_| bad("expected HOST:PORT"))?,
             "data_dir" => self.data_dir = PathBuf::from(value),
             "account_id" => self.account_id = value.to_owned(),
-            "mfa.required" => self.mfa.required = parse_bool(value).ok_or_else(|| bad("expected true or false"))?,
+            "mfa.required" => {
+                self.mfa.required =
+                    parse_bool(value).ok_or_else(|| bad("expected true or false"))?
+            }
             "session_tokens.rotate_after_days" => {
-                self.session_tokens.rotate_after_days =
-                    value.parse().map_err(|_| bad("expected a number of days"))?;
+                self.session_tokens.rotate_after_days = value
+                    .parse()
+                    .map_err(|_| bad("expected a number of days"))?;
             }
             "log.level" => self.log.level = value.to_owned(),
             "log.format" => {
@@ -266,7 +279,9 @@ impl Config {
         tokengate_token::AccountId::parse(&self.account_id)
             .map_err(|e| ConfigError::Invalid(format!("account_id {:?}: {e}", self.account_id)))?;
         if self.session_tokens.rotate_after_days == 0 {
-            return Err(ConfigError::Invalid("session_tokens.rotate_after_days must be ≥ 1".into()));
+            return Err(ConfigError::Invalid(
+                "session_tokens.rotate_after_days must be ≥ 1".into(),
+            ));
         }
         Ok(())
     }
@@ -292,12 +307,18 @@ mod tests {
         assert!(c.mfa.required);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
-        std::fs::write(&path, "account_id = \"123456789012\"\n[mfa]\nrequired = false\n").unwrap();
+        std::fs::write(
+            &path,
+            "account_id = \"123456789012\"\n[mfa]\nrequired = false\n",
+        )
+        .unwrap();
         let c = Config::load(Some(&path), |_| None).unwrap();
         assert_eq!(c.account_id, "123456789012");
         assert!(!c.mfa.required);
-        let c = Config::load(Some(&path), |k| (k == "TOKENGATE_MFA_REQUIRED").then(|| "true".into()))
-            .unwrap();
+        let c = Config::load(Some(&path), |k| {
+            (k == "TOKENGATE_MFA_REQUIRED").then(|| "true".into())
+        })
+        .unwrap();
         assert!(c.mfa.required);
     }
 
@@ -310,7 +331,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
         std::fs::write(&path, "no_such_key = 1\n").unwrap();
-        assert!(matches!(Config::load(Some(&path), |_| None), Err(ConfigError::Parse { .. })));
+        assert!(matches!(
+            Config::load(Some(&path), |_| None),
+            Err(ConfigError::Parse { .. })
+        ));
     }
 
     #[test]

@@ -17,7 +17,11 @@ pub struct ApiError {
 impl ApiError {
     /// An error with an explicit status.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
     }
 
     /// 403 `AccessDenied`.
@@ -59,7 +63,11 @@ impl ApiError {
 
     /// `Sender` for client errors, `Receiver` for server errors.
     pub fn fault(&self) -> &'static str {
-        if self.status.is_server_error() { "Receiver" } else { "Sender" }
+        if self.status.is_server_error() {
+            "Receiver"
+        } else {
+            "Sender"
+        }
     }
 }
 

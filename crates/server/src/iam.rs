@@ -35,10 +35,19 @@ pub const ACTIONS: &[&str] = &[
 pub const MAX_ACCESS_KEYS: usize = 2;
 
 /// `userNameType`: 1..64, `[\w+=,.@-]+`.
-pub const USER_NAME: Rule = Rule { name: "UserName", min: 1, max: 64, pattern: Some(params::NAME) };
+pub const USER_NAME: Rule = Rule {
+    name: "UserName",
+    min: 1,
+    max: 64,
+    pattern: Some(params::NAME),
+};
 /// `existingUserNameType` (GetUser, access-key operations): 1..128.
-pub const EXISTING_USER_NAME: Rule =
-    Rule { name: "UserName", min: 1, max: 128, pattern: Some(params::NAME) };
+pub const EXISTING_USER_NAME: Rule = Rule {
+    name: "UserName",
+    min: 1,
+    max: 128,
+    pattern: Some(params::NAME),
+};
 /// `pathType`: 1..512, `(\u002F)|(\u002F[\u0021-\u007E]+\u002F)`.
 const PATH: Rule = Rule {
     name: "Path",
@@ -61,10 +70,19 @@ const PATH_PREFIX: Rule = Rule {
         _plus: false,
     }),
 };
-const MARKER: Rule = Rule { name: "Marker", min: 1, max: 320, pattern: Some(params::MARKER) };
+const MARKER: Rule = Rule {
+    name: "Marker",
+    min: 1,
+    max: 320,
+    pattern: Some(params::MARKER),
+};
 /// `accessKeyIdType` (IAM): 16..128, `[\w]+`.
-const ACCESS_KEY_ID: Rule =
-    Rule { name: "AccessKeyId", min: 16, max: 128, pattern: Some(params::WORD_PLUS) };
+const ACCESS_KEY_ID: Rule = Rule {
+    name: "AccessKeyId",
+    min: 16,
+    max: 128,
+    pattern: Some(params::WORD_PLUS),
+};
 
 /// Runs IAM action `action`; returns the inside of `{Action}Result`, if the action has one.
 pub async fn dispatch(
@@ -80,8 +98,12 @@ pub async fn dispatch(
         "DeleteUser" => delete_user(state, caller, params).await.map(|()| None),
         "CreateAccessKey" => create_access_key(state, caller, params).await.map(Some),
         "ListAccessKeys" => list_access_keys(state, caller, params).await.map(Some),
-        "UpdateAccessKey" => update_access_key(state, caller, params).await.map(|()| None),
-        "DeleteAccessKey" => delete_access_key(state, caller, params).await.map(|()| None),
+        "UpdateAccessKey" => update_access_key(state, caller, params)
+            .await
+            .map(|()| None),
+        "DeleteAccessKey" => delete_access_key(state, caller, params)
+            .await
+            .map(|()| None),
         _ => Err(crate::invalid_action(action, VERSION)),
     }
 }
@@ -92,7 +114,9 @@ async fn db<T: Send + 'static>(
     f: impl FnOnce(&dyn tokengate_store::Store) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<Result<T, StoreError>, ApiError> {
     let store = state.store.clone();
-    tokio::task::spawn_blocking(move || f(store.as_ref())).await.map_err(ApiError::internal)
+    tokio::task::spawn_blocking(move || f(store.as_ref()))
+        .await
+        .map_err(ApiError::internal)
 }
 
 fn authorize(caller: &Caller, action: &str, resource: &str) -> Result<(), ApiError> {
@@ -100,7 +124,11 @@ fn authorize(caller: &Caller, action: &str, resource: &str) -> Result<(), ApiErr
     if allowed {
         Ok(())
     } else {
-        Err(ApiError::not_authorized(&caller.principal.arn(), &format!("iam:{action}"), resource))
+        Err(ApiError::not_authorized(
+            &caller.principal.arn(),
+            &format!("iam:{action}"),
+            resource,
+        ))
     }
 }
 
@@ -144,7 +172,11 @@ fn owner_arn(state: &AppState, owner: &KeyOwner) -> String {
     }
 }
 
-async fn create_user(state: &Arc<AppState>, caller: &Caller, p: &Params) -> Result<String, ApiError> {
+async fn create_user(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    p: &Params,
+) -> Result<String, ApiError> {
     let mut v = Validator::new();
     let name = v.required(p, USER_NAME);
     let path = v.optional(p, PATH);
@@ -157,7 +189,11 @@ async fn create_user(state: &Arc<AppState>, caller: &Caller, p: &Params) -> Resu
     v.finish()?;
     let name = name.unwrap_or_default();
     let path = path.unwrap_or_else(|| "/".to_owned());
-    authorize(caller, "CreateUser", &arn::user_arn(&state.account_id, &path, &name))?;
+    authorize(
+        caller,
+        "CreateUser",
+        &arn::user_arn(&state.account_id, &path, &name),
+    )?;
     let user = User {
         user_id: keys::new_user_id(&state.rng).map_err(ApiError::internal)?,
         name: name.clone(),
@@ -199,27 +235,45 @@ async fn get_user(state: &Arc<AppState>, caller: &Caller, p: &Params) -> Result<
             });
         }
         (name, _) => {
-            let name = name.or_else(|| caller.principal.user_name().map(str::to_owned)).unwrap_or_default();
-            authorize(caller, "GetUser", &arn::user_arn(&state.account_id, "/", &name))?;
+            let name = name
+                .or_else(|| caller.principal.user_name().map(str::to_owned))
+                .unwrap_or_default();
+            authorize(
+                caller,
+                "GetUser",
+                &arn::user_arn(&state.account_id, "/", &name),
+            )?;
             let lookup = name.clone();
-            let user = db(state, move |s| s.user(&lookup)).await??.ok_or_else(|| no_such_user(&name))?;
+            let user = db(state, move |s| s.user(&lookup))
+                .await??
+                .ok_or_else(|| no_such_user(&name))?;
             x.elem("User", |x| user_xml(x, &state.account_id, &user));
         }
     }
     Ok(x.finish())
 }
 
-async fn list_users(state: &Arc<AppState>, caller: &Caller, p: &Params) -> Result<String, ApiError> {
+async fn list_users(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    p: &Params,
+) -> Result<String, ApiError> {
     let mut v = Validator::new();
     let prefix = v.optional(p, PATH_PREFIX);
     let marker = v.optional(p, MARKER);
     let max_items = v.integer(p, "MaxItems", 1, 1000);
     v.finish()?;
-    authorize(caller, "ListUsers", &format!("arn:aws:iam::{}:user/", state.account_id))?;
+    authorize(
+        caller,
+        "ListUsers",
+        &format!("arn:aws:iam::{}:user/", state.account_id),
+    )?;
     let prefix = prefix.unwrap_or_else(|| "/".to_owned());
     let limit = usize::try_from(max_items.unwrap_or(100)).unwrap_or(100);
-    let mut users =
-        db(state, move |s| s.list_users(&prefix, marker.as_deref(), limit + 1)).await??;
+    let mut users = db(state, move |s| {
+        s.list_users(&prefix, marker.as_deref(), limit + 1)
+    })
+    .await??;
     let truncated = users.len() > limit;
     users.truncate(limit);
     let mut x = Xml::fragment();
@@ -229,10 +283,8 @@ async fn list_users(state: &Arc<AppState>, caller: &Caller, p: &Params) -> Resul
         }
     });
     x.text("IsTruncated", if truncated { "true" } else { "false" });
-    if truncated {
-        if let Some(last) = users.last() {
-            x.text("Marker", &last.name);
-        }
+    if let (true, Some(last)) = (truncated, users.last()) {
+        x.text("Marker", &last.name);
     }
     Ok(x.finish())
 }
@@ -242,7 +294,11 @@ async fn delete_user(state: &Arc<AppState>, caller: &Caller, p: &Params) -> Resu
     let name = v.required(p, EXISTING_USER_NAME);
     v.finish()?;
     let name = name.unwrap_or_default();
-    authorize(caller, "DeleteUser", &arn::user_arn(&state.account_id, "/", &name))?;
+    authorize(
+        caller,
+        "DeleteUser",
+        &arn::user_arn(&state.account_id, "/", &name),
+    )?;
     let target = name.clone();
     match db(state, move |s| s.delete_user(&target)).await? {
         Ok(()) => {
@@ -292,7 +348,9 @@ async fn create_access_key(
         Err(e) => return Err(e.into()),
     }
     tracing::info!(access_key_id = %id, owner = %owner_arn(state, &owner), "created access key");
-    let secret = secret.expose_str().ok_or_else(|| ApiError::internal("secret is not text"))?;
+    let secret = secret
+        .expose_str()
+        .ok_or_else(|| ApiError::internal("secret is not text"))?;
     let mut x = Xml::fragment();
     x.elem("AccessKey", |x| {
         if let KeyOwner::User(name) = &owner {
@@ -361,7 +419,11 @@ async fn update_access_key(
     let (Some(id), Some(status)) = (id, status) else {
         return Err(ApiError::internal("validated parameter missing"));
     };
-    let status = if status == "Active" { KeyStatus::Active } else { KeyStatus::Inactive };
+    let status = if status == "Active" {
+        KeyStatus::Active
+    } else {
+        KeyStatus::Inactive
+    };
     let owner = owner_of(caller, name);
     authorize(caller, "UpdateAccessKey", &owner_arn(state, &owner))?;
     let (o, k) = (owner.clone(), id.clone());

@@ -58,35 +58,52 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 async fn healthz(State(state): State<Arc<AppState>>) -> Response {
     let store = state.store.clone();
     match tokio::task::spawn_blocking(move || store.account()).await {
         Ok(Ok(Some(_))) => json(StatusCode::OK, serde_json::json!({"status": "ok"})),
-        Ok(Ok(None)) => json(StatusCode::SERVICE_UNAVAILABLE, serde_json::json!({"status": "no account"})),
+        Ok(Ok(None)) => json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({"status": "no account"}),
+        ),
         Ok(Err(e)) => {
             tracing::error!(error = %e, "health check: store failed");
-            json(StatusCode::SERVICE_UNAVAILABLE, serde_json::json!({"status": "store unavailable"}))
+            json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                serde_json::json!({"status": "store unavailable"}),
+            )
         }
         Err(e) => {
             tracing::error!(error = %e, "health check task failed");
-            json(StatusCode::SERVICE_UNAVAILABLE, serde_json::json!({"status": "error"}))
+            json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                serde_json::json!({"status": "error"}),
+            )
         }
     }
 }
 
 async fn jwks(State(state): State<Arc<AppState>>) -> Response {
     let mut response = json(StatusCode::OK, state.verifier.jwks());
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
     response
 }
 
 fn json(status: StatusCode, value: serde_json::Value) -> Response {
-    (status, [(header::CONTENT_TYPE, "application/json")], value.to_string()).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        value.to_string(),
+    )
+        .into_response()
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ` for seconds since the Unix epoch.
@@ -115,7 +132,14 @@ fn request_id(rng: &dyn SecureRandom) -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h = data_encoding::HEXLOWER.encode(&b);
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 /// Which API a request is for, when authentication has not said it yet.
@@ -127,7 +151,11 @@ fn guess_service(action: Option<&str>) -> &'static str {
 }
 
 fn namespace(service: &str) -> &'static str {
-    if service == "iam" { iam::NAMESPACE } else { sts::NAMESPACE }
+    if service == "iam" {
+        iam::NAMESPACE
+    } else {
+        sts::NAMESPACE
+    }
 }
 
 fn xml_response(status: StatusCode, request_id: &str, body: String) -> Response {
@@ -151,7 +179,12 @@ fn error_response(service: &str, request_id: &str, e: &ApiError) -> Response {
     xml_response(e.status, request_id, x.finish())
 }
 
-fn success_response(service: &str, action: &str, request_id: &str, result: Option<String>) -> Response {
+fn success_response(
+    service: &str,
+    action: &str,
+    request_id: &str,
+    result: Option<String>,
+) -> Response {
     let mut x = xml::Xml::new();
     x.root(&format!("{action}Response"), namespace(service), |x| {
         if let Some(inner) = &result {
@@ -193,7 +226,11 @@ async fn handle(
     service: &mut &'static str,
 ) -> Result<(String, Option<String>), ApiError> {
     let body = body.map_err(|e| {
-        ApiError::new(e.status(), "RequestEntityTooLarge", format!("The request body was refused: {e}"))
+        ApiError::new(
+            e.status(),
+            "RequestEntityTooLarge",
+            format!("The request body was refused: {e}"),
+        )
     })?;
     if method != Method::GET && method != Method::POST {
         return Err(ApiError::new(
@@ -233,14 +270,24 @@ async fn handle(
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "SignatureDoesNotMatch",
-                format!("Credential should be scoped to correct service: 'sts' or 'iam', not '{other}'."),
+                format!(
+                    "Credential should be scoped to correct service: 'sts' or 'iam', not '{other}'."
+                ),
             ));
         }
     };
-    let (version, actions) = if *service == "iam" { (iam::VERSION, iam::ACTIONS) } else { (sts::VERSION, sts::ACTIONS) };
+    let (version, actions) = if *service == "iam" {
+        (iam::VERSION, iam::ACTIONS)
+    } else {
+        (sts::VERSION, sts::ACTIONS)
+    };
     let action = params.get("Action").unwrap_or("").to_owned();
     if action.is_empty() {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "MissingAction", "Missing Action"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "MissingAction",
+            "Missing Action",
+        ));
     }
     if params.get("Version") != Some(version) || !actions.contains(&action.as_str()) {
         return Err(invalid_action(&action, params.get("Version").unwrap_or("")));

@@ -29,20 +29,41 @@ fn word(c: char) -> bool {
 }
 
 /// `[\w+=,.@-]+` (user and device names).
-pub const NAME: Pattern =
-    Pattern { text: r"[\w+=,.@-]+", allows: |c| word(c) || "+=,.@-".contains(c), _plus: true };
+pub const NAME: Pattern = Pattern {
+    text: r"[\w+=,.@-]+",
+    allows: |c| word(c) || "+=,.@-".contains(c),
+    _plus: true,
+};
 /// `[\w+=/:,.@-]*` (MFA serial numbers, STS).
-pub const SERIAL: Pattern =
-    Pattern { text: r"[\w+=/:,.@-]*", allows: |c| word(c) || "+=/:,.@-".contains(c), _plus: false };
+pub const SERIAL: Pattern = Pattern {
+    text: r"[\w+=/:,.@-]*",
+    allows: |c| word(c) || "+=/:,.@-".contains(c),
+    _plus: false,
+};
 /// `[\d]*` (token codes, STS).
-pub const DIGITS: Pattern = Pattern { text: r"[\d]*", allows: |c| c.is_ascii_digit(), _plus: false };
+pub const DIGITS: Pattern = Pattern {
+    text: r"[\d]*",
+    allows: |c| c.is_ascii_digit(),
+    _plus: false,
+};
 /// `[\w]*` (access key ids, STS).
-pub const WORD: Pattern = Pattern { text: r"[\w]*", allows: word, _plus: false };
+pub const WORD: Pattern = Pattern {
+    text: r"[\w]*",
+    allows: word,
+    _plus: false,
+};
 /// `[\w]+` (access key ids, IAM).
-pub const WORD_PLUS: Pattern = Pattern { text: r"[\w]+", allows: word, _plus: true };
+pub const WORD_PLUS: Pattern = Pattern {
+    text: r"[\w]+",
+    allows: word,
+    _plus: true,
+};
 /// `[\u0020-\u00FF]+` (pagination markers).
-pub const MARKER: Pattern =
-    Pattern { text: r"[\u0020-\u00FF]+", allows: |c| ('\u{20}'..='\u{ff}').contains(&c), _plus: true };
+pub const MARKER: Pattern = Pattern {
+    text: r"[\u0020-\u00FF]+",
+    allows: |c| ('\u{20}'..='\u{ff}').contains(&c),
+    _plus: true,
+};
 
 /// A string parameter's constraints.
 #[derive(Debug, Clone, Copy)]
@@ -65,7 +86,10 @@ impl Params {
 
     /// The first value of `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -105,7 +129,11 @@ impl Validator {
     /// cannot express).
     pub fn pattern_failure(&mut self, value: &str, rule: Rule) {
         if let Some(p) = rule.pattern {
-            self.fail(Some(value), rule.name, format_args!("satisfy regular expression pattern: {}", p.text));
+            self.fail(
+                Some(value),
+                rule.name,
+                format_args!("satisfy regular expression pattern: {}", p.text),
+            );
         }
     }
 
@@ -115,18 +143,24 @@ impl Validator {
         let len = value.chars().count();
         let mut ok = true;
         if len < rule.min {
-            self.fail(Some(value), rule.name, format_args!("have length greater than or equal to {}", rule.min));
+            self.fail(
+                Some(value),
+                rule.name,
+                format_args!("have length greater than or equal to {}", rule.min),
+            );
             ok = false;
         }
         if len > rule.max {
-            self.fail(Some(value), rule.name, format_args!("have length less than or equal to {}", rule.max));
+            self.fail(
+                Some(value),
+                rule.name,
+                format_args!("have length less than or equal to {}", rule.max),
+            );
             ok = false;
         }
-        if let Some(p) = rule.pattern {
-            if !value.chars().all(p.allows) {
-                self.fail(Some(value), rule.name, format_args!("satisfy regular expression pattern: {}", p.text));
-                ok = false;
-            }
+        if rule.pattern.is_some_and(|p| !value.chars().all(p.allows)) {
+            self.pattern_failure(value, rule);
+            ok = false;
         }
         ok.then(|| value.to_owned())
     }
@@ -141,25 +175,45 @@ impl Validator {
     }
 
     /// An optional integer parameter within `min..=max`.
-    pub fn integer(&mut self, params: &Params, name: &'static str, min: i64, max: i64) -> Option<i64> {
+    pub fn integer(
+        &mut self,
+        params: &Params,
+        name: &'static str,
+        min: i64,
+        max: i64,
+    ) -> Option<i64> {
         let raw = params.get(name)?;
         let Ok(value) = raw.trim().parse::<i64>() else {
             self.fail(Some(raw), name, "be a number");
             return None;
         };
         if value < min {
-            self.fail(Some(raw), name, format_args!("have value greater than or equal to {min}"));
+            self.fail(
+                Some(raw),
+                name,
+                format_args!("have value greater than or equal to {min}"),
+            );
             return None;
         }
         if value > max {
-            self.fail(Some(raw), name, format_args!("have value less than or equal to {max}"));
+            self.fail(
+                Some(raw),
+                name,
+                format_args!("have value less than or equal to {max}"),
+            );
             return None;
         }
         Some(value)
     }
 
     /// An optional enum parameter.
-    pub fn one_of(&mut self, params: &Params, name: &'static str, allowed: &[&'static str], required: bool) -> Option<&'static str> {
+    pub fn one_of(
+        &mut self,
+        params: &Params,
+        name: &'static str,
+        allowed: &[&'static str],
+        required: bool,
+    ) -> Option<&'static str> {
         let Some(raw) = params.get(name) else {
             if required {
                 self.fail(None, name, "not be null");
@@ -168,7 +222,11 @@ impl Validator {
         };
         let found = allowed.iter().copied().find(|a| *a == raw);
         if found.is_none() {
-            self.fail(Some(raw), name, format_args!("satisfy enum value set: [{}]", allowed.join(", ")));
+            self.fail(
+                Some(raw),
+                name,
+                format_args!("satisfy enum value set: [{}]", allowed.join(", ")),
+            );
         }
         found
     }
@@ -177,8 +235,14 @@ impl Validator {
     pub fn finish(self) -> Result<(), ApiError> {
         match self.errors.len() {
             0 => Ok(()),
-            1 => Err(ApiError::validation(format!("1 validation error detected: {}", self.errors.join("; ")))),
-            n => Err(ApiError::validation(format!("{n} validation errors detected: {}", self.errors.join("; ")))),
+            1 => Err(ApiError::validation(format!(
+                "1 validation error detected: {}",
+                self.errors.join("; ")
+            ))),
+            n => Err(ApiError::validation(format!(
+                "{n} validation errors detected: {}",
+                self.errors.join("; ")
+            ))),
         }
     }
 }
@@ -189,10 +253,20 @@ mod tests {
     use super::*;
 
     fn params(pairs: &[(&str, &str)]) -> Params {
-        Params::new(pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect())
+        Params::new(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).into(), (*v).into()))
+                .collect(),
+        )
     }
 
-    const TOKEN: Rule = Rule { name: "TokenCode", min: 6, max: 6, pattern: Some(DIGITS) };
+    const TOKEN: Rule = Rule {
+        name: "TokenCode",
+        min: 6,
+        max: 6,
+        pattern: Some(DIGITS),
+    };
 
     #[test]
     fn aws_texts() {
@@ -209,14 +283,30 @@ mod tests {
              satisfy constraint: Member must satisfy regular expression pattern: [\\d]*"
         );
         let mut v = Validator::new();
-        assert_eq!(v.integer(&params(&[("DurationSeconds", "999999")]), "DurationSeconds", 900, 129600), None);
+        assert_eq!(
+            v.integer(
+                &params(&[("DurationSeconds", "999999")]),
+                "DurationSeconds",
+                900,
+                129600
+            ),
+            None
+        );
         assert_eq!(
             v.finish().unwrap_err().message,
             "1 validation error detected: Value '999999' at 'durationSeconds' failed to satisfy \
              constraint: Member must have value less than or equal to 129600"
         );
         let mut v = Validator::new();
-        v.required(&params(&[]), Rule { name: "UserName", min: 1, max: 64, pattern: Some(NAME) });
+        v.required(
+            &params(&[]),
+            Rule {
+                name: "UserName",
+                min: 1,
+                max: 64,
+                pattern: Some(NAME),
+            },
+        );
         assert_eq!(
             v.finish().unwrap_err().message,
             "1 validation error detected: Value null at 'userName' failed to satisfy constraint: \
@@ -227,9 +317,24 @@ mod tests {
     #[test]
     fn valid_values_pass() {
         let mut v = Validator::new();
-        assert_eq!(v.optional(&params(&[("TokenCode", "123456")]), TOKEN).as_deref(), Some("123456"));
-        assert_eq!(v.integer(&params(&[("D", "900")]), "D", 900, 1000), Some(900));
-        assert_eq!(v.one_of(&params(&[("S", "Active")]), "S", &["Active", "Inactive"], true), Some("Active"));
+        assert_eq!(
+            v.optional(&params(&[("TokenCode", "123456")]), TOKEN)
+                .as_deref(),
+            Some("123456")
+        );
+        assert_eq!(
+            v.integer(&params(&[("D", "900")]), "D", 900, 1000),
+            Some(900)
+        );
+        assert_eq!(
+            v.one_of(
+                &params(&[("S", "Active")]),
+                "S",
+                &["Active", "Inactive"],
+                true
+            ),
+            Some("Active")
+        );
         assert!(v.finish().is_ok());
     }
 }

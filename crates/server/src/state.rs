@@ -88,7 +88,10 @@ pub enum StartError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StartError + '_ {
-    move |source| StartError::Io { path: path.display().to_string(), source }
+    move |source| StartError::Io {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 /// Opens (or on first start, creates) the data dir and returns the service state.
@@ -136,7 +139,9 @@ pub fn open_with_store(
     let signer = TokenSigner::new(&signing_key(current)?);
     let mut verifying = Vec::new();
     for k in &stored {
-        if k.retired.is_none_or(|retired| retired + MAX_SESSION_SECS > now) {
+        if k.retired
+            .is_none_or(|retired| retired + MAX_SESSION_SECS > now)
+        {
             verifying.push(signing_key(k)?);
         }
     }
@@ -160,7 +165,12 @@ fn signing_key(stored: &StoredSigningKey) -> Result<SigningKey, StartError> {
 
 fn new_signing_key(rng: &SystemRandom, now: i64) -> Result<StoredSigningKey, StartError> {
     let key = SigningKey::generate(rng).map_err(|e| StartError::Inconsistent(e.to_string()))?;
-    Ok(StoredSigningKey { kid: key.kid().to_owned(), pkcs8: key.pkcs8().clone(), created: now, retired: None })
+    Ok(StoredSigningKey {
+        kid: key.kid().to_owned(),
+        pkcs8: key.pkcs8().clone(),
+        created: now,
+        retired: None,
+    })
 }
 
 fn rotate_if_due(
@@ -197,12 +207,16 @@ fn first_start(
     rng: &SystemRandom,
     now: i64,
 ) -> Result<Account, StartError> {
-    let account = Account { account_id: config.account_id.clone(), created: now };
+    let account = Account {
+        account_id: config.account_id.clone(),
+        created: now,
+    };
     let random = |_| StartError::Inconsistent("the system RNG failed".into());
     let access_key_id = keys::new_long_term_key_id(rng).map_err(random)?;
     let secret = keys::new_secret_access_key(rng).map_err(random)?;
     let mut derivation = vec![0u8; 32];
-    rng.fill(&mut derivation).map_err(|_| StartError::Inconsistent("the system RNG failed".into()))?;
+    rng.fill(&mut derivation)
+        .map_err(|_| StartError::Inconsistent("the system RNG failed".into()))?;
     let path = config.data_dir.join(ROOT_CREDENTIALS_FILE);
     write_root_credentials(&path, &account.account_id, &access_key_id, &secret)?;
     let bootstrap = Bootstrap {
@@ -260,7 +274,10 @@ fn write_root_credentials(
                     path.display()
                 ))
             } else {
-                StartError::Io { path: path.display().to_string(), source: e }
+                StartError::Io {
+                    path: path.display().to_string(),
+                    source: e,
+                }
             }
         })?;
     file.write_all(body.as_bytes()).map_err(io_err(path))?;

@@ -29,10 +29,19 @@ pub const SESSION_DEFAULT_SECS: i64 = 43_200;
 pub const ROOT_SESSION_MAX_SECS: i64 = 3_600;
 
 /// `SerialNumber` (serialNumberType): 9..256, `[\w+=/:,.@-]*`.
-pub const SERIAL_NUMBER: Rule =
-    Rule { name: "SerialNumber", min: 9, max: 256, pattern: Some(params::SERIAL) };
+pub const SERIAL_NUMBER: Rule = Rule {
+    name: "SerialNumber",
+    min: 9,
+    max: 256,
+    pattern: Some(params::SERIAL),
+};
 /// `TokenCode` (tokenCodeType): exactly 6, `[\d]*`.
-pub const TOKEN_CODE: Rule = Rule { name: "TokenCode", min: 6, max: 6, pattern: Some(params::DIGITS) };
+pub const TOKEN_CODE: Rule = Rule {
+    name: "TokenCode",
+    min: 6,
+    max: 6,
+    pattern: Some(params::DIGITS),
+};
 
 /// AWS's text for a wrong (or reused) code.
 pub const MFA_INVALID_CODE: &str =
@@ -73,7 +82,12 @@ fn get_access_key_info(
     params: &Params,
 ) -> Result<String, ApiError> {
     let mut v = Validator::new();
-    let rule = Rule { name: "AccessKeyId", min: 16, max: 128, pattern: Some(params::WORD) };
+    let rule = Rule {
+        name: "AccessKeyId",
+        min: 16,
+        max: 128,
+        pattern: Some(params::WORD),
+    };
     v.required(params, rule);
     v.finish()?;
     if caller.is_session() {
@@ -123,7 +137,12 @@ pub fn mint(
     };
     let session_token = state.signer.sign(&claims).map_err(ApiError::internal)?;
     let secret_access_key = state.derivation.temporary_secret(&access_key_id);
-    Ok(Credentials { access_key_id, secret_access_key, session_token, expiration: claims.exp })
+    Ok(Credentials {
+        access_key_id,
+        secret_access_key,
+        session_token,
+        expiration: claims.exp,
+    })
 }
 
 /// Writes `<Credentials>…</Credentials>`.
@@ -147,19 +166,28 @@ async fn get_session_token(
     params: &Params,
 ) -> Result<String, ApiError> {
     let mut v = Validator::new();
-    let duration = v.integer(params, "DurationSeconds", SESSION_MIN_SECS, SESSION_MAX_SECS);
+    let duration = v.integer(
+        params,
+        "DurationSeconds",
+        SESSION_MIN_SECS,
+        SESSION_MAX_SECS,
+    );
     let serial = v.optional(params, SERIAL_NUMBER);
     let code = v.optional(params, TOKEN_CODE);
     v.finish()?;
     if caller.is_session() {
-        return Err(ApiError::access_denied("Cannot call GetSessionToken with session credentials"));
+        return Err(ApiError::access_denied(
+            "Cannot call GetSessionToken with session credentials",
+        ));
     }
     let mut duration = duration.unwrap_or(SESSION_DEFAULT_SECS);
     if caller.principal.is_root() {
         duration = duration.min(ROOT_SESSION_MAX_SECS);
     }
     let mfa = match (serial, code) {
-        (Some(serial), Some(code)) => crate::mfa::verify_code(state, caller, &serial, &code).await?,
+        (Some(serial), Some(code)) => {
+            crate::mfa::verify_code(state, caller, &serial, &code).await?
+        }
         (Some(_), None) => return Err(ApiError::access_denied(MFA_INVALID_CODE)),
         (None, Some(_)) => return Err(ApiError::access_denied(MFA_INVALID_SERIAL)),
         (None, None) if state.config.mfa.required => {

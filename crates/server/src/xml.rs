@@ -10,7 +10,9 @@ pub struct Xml {
 impl Xml {
     /// An empty document with the XML declaration AWS sends.
     pub fn new() -> Self {
-        Self { out: String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n") }
+        Self {
+            out: String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"),
+        }
     }
 
     /// An empty fragment (no declaration), for the inside of a result element.
@@ -95,8 +97,9 @@ mod tests {
             x.elem("A", |x| x.text("B", "<&'\">"));
             x.opt_text("C", None);
         });
-        assert!(x.finish().ends_with(
-            r#"<R xmlns="urn:x"><A><B>&lt;&amp;&apos;&quot;&gt;</B></A></R>"#
-        ));
+        assert!(
+            x.finish()
+                .ends_with(r#"<R xmlns="urn:x"><A><B>&lt;&amp;&apos;&quot;&gt;</B></A></R>"#)
+        );
     }
 }

@@ -60,7 +60,12 @@ impl Principal {
     pub fn arn(&self) -> String {
         match self {
             Self::Root { account } => format!("arn:aws:iam::{account}:root"),
-            Self::User { account, path, name, .. } => user_arn(account, path, name),
+            Self::User {
+                account,
+                path,
+                name,
+                ..
+            } => user_arn(account, path, name),
         }
     }
 
@@ -112,7 +117,9 @@ mod tests {
 
     #[test]
     fn arns() {
-        let root = Principal::Root { account: "000000000000".into() };
+        let root = Principal::Root {
+            account: "000000000000".into(),
+        };
         assert_eq!(root.arn(), "arn:aws:iam::000000000000:root");
         assert_eq!(root.user_id(), "000000000000");
         let alice = Principal::User {
@@ -122,6 +129,9 @@ mod tests {
             user_id: "AIDAEXAMPLE".into(),
         };
         assert_eq!(alice.arn(), "arn:aws:iam::000000000000:user/alice");
-        assert_eq!(user_arn("123456789012", "/ops/", "bob"), "arn:aws:iam::123456789012:user/ops/bob");
+        assert_eq!(
+            user_arn("123456789012", "/ops/", "bob"),
+            "arn:aws:iam::123456789012:user/ops/bob"
+        );
     }
 }

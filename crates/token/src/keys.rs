@@ -51,7 +51,11 @@ pub fn key_kind(access_key_id: &str) -> Option<KeyKind> {
     }
 }
 
-fn random_base32(rng: &dyn SecureRandom, prefix: &str, total_len: usize) -> Result<String, RandomFailed> {
+fn random_base32(
+    rng: &dyn SecureRandom,
+    prefix: &str,
+    total_len: usize,
+) -> Result<String, RandomFailed> {
     let mut bytes = [0u8; 16];
     rng.fill(&mut bytes).map_err(|_| RandomFailed)?;
     let mut out = String::with_capacity(total_len);
@@ -117,7 +121,10 @@ mod tests {
         let akia = new_long_term_key_id(&rng).unwrap();
         assert_eq!(akia.len(), ACCESS_KEY_ID_LEN);
         assert!(akia.starts_with("AKIA"));
-        assert!(akia.bytes().all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b)));
+        assert!(
+            akia.bytes()
+                .all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b))
+        );
         let asia = new_temporary_key_id(&rng).unwrap();
         assert!(asia.starts_with("ASIA") && asia.len() == 20);
         let uid = new_user_id(&rng).unwrap();

@@ -85,7 +85,10 @@ pub fn decode_form(input: &[u8]) -> Result<Vec<(String, String)>, QueryError> {
         return Err(QueryError::TooLong);
     }
     let mut pairs = Vec::new();
-    for piece in input.split(|&b| b == b'&').filter(|piece| !piece.is_empty()) {
+    for piece in input
+        .split(|&b| b == b'&')
+        .filter(|piece| !piece.is_empty())
+    {
         if pairs.len() == MAX_PARAMS {
             return Err(QueryError::TooManyParameters);
         }
@@ -185,7 +188,10 @@ mod tests {
     use super::*;
 
     fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     #[test]
@@ -194,11 +200,23 @@ mod tests {
         assert_eq!(decode_form(b"a").unwrap(), owned(&[("a", "")]));
         assert_eq!(decode_form(b"a=").unwrap(), owned(&[("a", "")]));
         assert_eq!(decode_form(b"=").unwrap(), owned(&[("", "")]));
-        assert_eq!(decode_form(b"&&a=1&&b=2&").unwrap(), owned(&[("a", "1"), ("b", "2")]));
+        assert_eq!(
+            decode_form(b"&&a=1&&b=2&").unwrap(),
+            owned(&[("a", "1"), ("b", "2")])
+        );
         assert_eq!(decode_form(b"a=b=c").unwrap(), owned(&[("a", "b=c")]));
-        assert_eq!(decode_form(b"a+b=c+d%2B").unwrap(), owned(&[("a b", "c d+")]));
-        assert_eq!(decode_form(b"k=%e1%88%b4").unwrap(), owned(&[("k", "\u{1234}")]));
-        assert_eq!(decode_form(b"k=1&k=2").unwrap(), owned(&[("k", "1"), ("k", "2")]));
+        assert_eq!(
+            decode_form(b"a+b=c+d%2B").unwrap(),
+            owned(&[("a b", "c d+")])
+        );
+        assert_eq!(
+            decode_form(b"k=%e1%88%b4").unwrap(),
+            owned(&[("k", "\u{1234}")])
+        );
+        assert_eq!(
+            decode_form(b"k=1&k=2").unwrap(),
+            owned(&[("k", "1"), ("k", "2")])
+        );
     }
 
     #[test]
@@ -206,26 +224,46 @@ mod tests {
         let body = b"Action=GetSessionToken&Version=2011-06-15&SerialNumber=arn%3Aaws%3Aiam\
             %3A%3A123456789012%3Amfa%2Falice&TokenCode=123456&DurationSeconds=3600";
         let pairs = decode_form(body).unwrap();
-        assert_eq!(pairs[2], ("SerialNumber".into(), "arn:aws:iam::123456789012:mfa/alice".into()));
-        let borrowed: Vec<(&str, &str)> =
-            pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(
+            pairs[2],
+            (
+                "SerialNumber".into(),
+                "arn:aws:iam::123456789012:mfa/alice".into()
+            )
+        );
+        let borrowed: Vec<(&str, &str)> = pairs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         assert_eq!(encode_form(&borrowed).as_bytes(), &body[..]);
     }
 
     #[test]
     fn rejects_malformed_escapes_with_aws_texts() {
         let err = decode_form(b"aaa=a%yy").unwrap_err();
-        assert_eq!(err.to_string(), "Illegal hex character in escape % pattern: %yy");
+        assert_eq!(
+            err.to_string(),
+            "Illegal hex character in escape % pattern: %yy"
+        );
         assert_eq!(err.aws_code(), "MalformedQueryString");
         assert_eq!(err.http_status(), 404);
         assert_eq!(
             decode_form(b"a=%4").unwrap_err().to_string(),
             "Incomplete trailing escape % sequence"
         );
-        assert_eq!(decode_form(b"a=%").unwrap_err(), QueryError::IncompleteTrailingEscape);
+        assert_eq!(
+            decode_form(b"a=%").unwrap_err(),
+            QueryError::IncompleteTrailingEscape
+        );
         // The escape ends at its own pair: "%4&b" is not "%4" followed by "&b".
-        assert_eq!(decode_form(b"a=%4&b=1").unwrap_err(), QueryError::IncompleteTrailingEscape);
-        assert_eq!(decode_form(b"%g0=1").unwrap_err().to_string(), "Illegal hex character in escape % pattern: %g0");
+        assert_eq!(
+            decode_form(b"a=%4&b=1").unwrap_err(),
+            QueryError::IncompleteTrailingEscape
+        );
+        assert_eq!(
+            decode_form(b"%g0=1").unwrap_err().to_string(),
+            "Illegal hex character in escape % pattern: %g0"
+        );
         assert_eq!(decode_form(b"a=%ff").unwrap_err(), QueryError::InvalidUtf8);
         assert_eq!(decode_form(b"a=\xff").unwrap_err(), QueryError::InvalidUtf8);
         // A multi-byte character after '%' is reported without panicking on a char boundary.
@@ -240,7 +278,10 @@ mod tests {
         let at_limit = vec!["a=1"; MAX_PARAMS].join("&");
         assert_eq!(decode_form(at_limit.as_bytes()).unwrap().len(), MAX_PARAMS);
         let over = format!("{at_limit}&b=2");
-        assert_eq!(decode_form(over.as_bytes()).unwrap_err(), QueryError::TooManyParameters);
+        assert_eq!(
+            decode_form(over.as_bytes()).unwrap_err(),
+            QueryError::TooManyParameters
+        );
         // Empty pieces do not count towards the limit.
         let with_empties = format!("{at_limit}&&&");
         assert!(decode_form(with_empties.as_bytes()).is_ok());

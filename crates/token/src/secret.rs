@@ -58,7 +58,10 @@ mod tests {
     #[test]
     fn exposes_only_through_accessors() {
         let s = Secret::from("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".to_owned());
-        assert_eq!(s.expose_str(), Some("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"));
+        assert_eq!(
+            s.expose_str(),
+            Some("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+        );
         assert_eq!(s.len(), 40);
         assert!(Secret::new(vec![0xff]).expose_str().is_none());
     }

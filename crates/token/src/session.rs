@@ -121,7 +121,11 @@ impl SigningKey {
         let pair = Ed25519KeyPair::from_pkcs8(pkcs8.expose())
             .map_err(|e| KeyError(format!("invalid Ed25519 PKCS#8 document: {e}")))?;
         let public = pair.public_key().as_ref().to_vec();
-        Ok(Self { kid: jwk_thumbprint(&public), pkcs8, public })
+        Ok(Self {
+            kid: jwk_thumbprint(&public),
+            pkcs8,
+            public,
+        })
     }
 
     /// The key id: the RFC 7638 JWK thumbprint of the public key.
@@ -158,7 +162,10 @@ pub struct TokenSigner {
 impl TokenSigner {
     /// A signer for `key`.
     pub fn new(key: &SigningKey) -> Self {
-        Self { kid: key.kid.clone(), key: EncodingKey::from_ed_der(key.pkcs8.expose()) }
+        Self {
+            kid: key.kid.clone(),
+            key: EncodingKey::from_ed_der(key.pkcs8.expose()),
+        }
     }
 
     /// The `kid` this signer puts in the header.
@@ -287,7 +294,10 @@ mod tests {
         let token = signer.sign(&c).unwrap();
         assert_eq!(verifier.verify(&token, &c.akid, 1_000_000).unwrap(), c);
         assert_eq!(verifier.verify(&token, &c.akid, 1_000_899).unwrap(), c);
-        assert_eq!(verifier.verify(&token, &c.akid, 1_000_900), Err(SessionTokenError::Expired));
+        assert_eq!(
+            verifier.verify(&token, &c.akid, 1_000_900),
+            Err(SessionTokenError::Expired)
+        );
         assert_eq!(
             verifier.verify(&token, "ASIAAAAAAAAAAAAAAAAB", 1_000_000),
             Err(SessionTokenError::Invalid)
@@ -315,9 +325,18 @@ mod tests {
             );
         }
         let foreign = TokenSigner::new(&other).sign(&c).unwrap();
-        assert_eq!(verifier.verify(&foreign, &c.akid, 1_000_000), Err(SessionTokenError::Invalid));
-        assert_eq!(verifier.verify("", &c.akid, 0), Err(SessionTokenError::Invalid));
-        assert_eq!(verifier.verify("a.b.c", &c.akid, 0), Err(SessionTokenError::Invalid));
+        assert_eq!(
+            verifier.verify(&foreign, &c.akid, 1_000_000),
+            Err(SessionTokenError::Invalid)
+        );
+        assert_eq!(
+            verifier.verify("", &c.akid, 0),
+            Err(SessionTokenError::Invalid)
+        );
+        assert_eq!(
+            verifier.verify("a.b.c", &c.akid, 0),
+            Err(SessionTokenError::Invalid)
+        );
     }
 
     #[test]

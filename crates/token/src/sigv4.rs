@@ -113,7 +113,10 @@ pub struct CredentialScope {
 impl CredentialScope {
     /// `<date>/<region>/<service>/aws4_request`, the third line of the string to sign.
     pub fn to_scope_string(&self) -> String {
-        format!("{}/{}/{}/{SCOPE_TERMINATOR}", self.date, self.region, self.service)
+        format!(
+            "{}/{}/{}/{SCOPE_TERMINATOR}",
+            self.date, self.region, self.service
+        )
     }
 }
 
@@ -146,9 +149,15 @@ impl fmt::Debug for Authorization {
         f.debug_struct("Authorization")
             .field("scope", &self.scope)
             .field("signed_headers", &self.signed_headers)
-            .field("signature", &data_encoding::HEXLOWER.encode(&self.signature))
+            .field(
+                "signature",
+                &data_encoding::HEXLOWER.encode(&self.signature),
+            )
             .field("request_time", &self.request_time)
-            .field("security_token", &self.security_token.as_ref().map(|_| "<redacted>"))
+            .field(
+                "security_token",
+                &self.security_token.as_ref().map(|_| "<redacted>"),
+            )
             .field("location", &self.location)
             .field("expires_secs", &self.expires_secs)
             .field("signature_well_formed", &self.signature_well_formed)
@@ -271,9 +280,9 @@ pub enum SigV4Error {
     /// The request time is more than [`MAX_SKEW`] before `now` (rule 10; sts-iam.md §1.4).
     #[error(
         "Signature expired: {} is now earlier than {} ({} - 15 min.)",
-        amz_date_time(.request_time),
-        amz_date_time(.earliest),
-        amz_date_time(.now)
+        format_amz_date_time(.request_time),
+        format_amz_date_time(.earliest),
+        format_amz_date_time(.now)
     )]
     SignatureExpired {
         /// The request time.
@@ -286,9 +295,9 @@ pub enum SigV4Error {
     /// The request time is more than [`MAX_SKEW`] after `now` (rule 10; sts-iam.md §1.4).
     #[error(
         "Signature not yet current: {} is still later than {} ({} + 15 min.)",
-        amz_date_time(.request_time),
-        amz_date_time(.latest),
-        amz_date_time(.now)
+        format_amz_date_time(.request_time),
+        format_amz_date_time(.latest),
+        format_amz_date_time(.now)
     )]
     SignatureNotYetCurrent {
         /// The request time.
@@ -396,11 +405,17 @@ pub fn parse_authorization(
         (None, Some(algorithm)) => presented_in_query(algorithm, &params)?,
     };
 
-    if !presented.signed_headers.iter().any(|name| name == HEADER_HOST) {
+    if !presented
+        .signed_headers
+        .iter()
+        .any(|name| name == HEADER_HOST)
+    {
         return Err(SigV4Error::HostNotSigned);
     }
-    let request_time = parse_amz_date_time(&presented.date)
-        .ok_or_else(|| SigV4Error::MalformedDate { value: presented.date.clone() })?;
+    let request_time =
+        parse_amz_date_time(&presented.date).ok_or_else(|| SigV4Error::MalformedDate {
+            value: presented.date.clone(),
+        })?;
     check_skew(request_time, now)?;
     if let Some(expires_secs) = presented.expires_secs {
         check_presigned_expiry(request_time, expires_secs, now)?;
@@ -434,8 +449,11 @@ pub fn verify_signature(
     secret_access_key: &[u8],
 ) -> Result<(), SigV4Error> {
     let canonical = canonical_request(req, auth)?;
-    let string_to_sign =
-        build_string_to_sign(&amz_date_time(&auth.request_time), &auth.scope, &canonical);
+    let string_to_sign = build_string_to_sign(
+        &format_amz_date_time(&auth.request_time),
+        &auth.scope,
+        &canonical,
+    );
     let key = signing_key(secret_access_key, &auth.scope);
     // `hmac::verify` compares the tags in constant time (ring's replacement for the deprecated
     // `constant_time::verify_slices_are_equal`). A malformed signature is refused only after
@@ -472,7 +490,11 @@ pub fn canonical_request(
 /// As [`canonical_request`].
 pub fn string_to_sign(req: &HttpRequest<'_>, auth: &Authorization) -> Result<String, SigV4Error> {
     let canonical = canonical_request(req, auth)?;
-    Ok(build_string_to_sign(&amz_date_time(&auth.request_time), &auth.scope, &canonical))
+    Ok(build_string_to_sign(
+        &format_amz_date_time(&auth.request_time),
+        &auth.scope,
+        &canonical,
+    ))
 }
 
 /// Client side (used by `tokengate login`, tests and benches): sign a request with the
@@ -492,7 +514,7 @@ pub fn sign_request(
     service: &str,
     time: OffsetDateTime,
 ) -> Vec<(String, String)> {
-    let amz_date = amz_date_time(&time);
+    let amz_date = format_amz_date_time(&time);
     let scope = CredentialScope {
         access_key_id: creds.access_key_id.to_owned(),
         date: amz_date_of(&time),
@@ -503,9 +525,13 @@ pub fn sign_request(
         .headers
         .iter()
         .filter(|(name, _)| {
-            ![HEADER_AUTHORIZATION, HEADER_X_AMZ_DATE, HEADER_SECURITY_TOKEN]
-                .iter()
-                .any(|added| name.eq_ignore_ascii_case(added))
+            ![
+                HEADER_AUTHORIZATION,
+                HEADER_X_AMZ_DATE,
+                HEADER_SECURITY_TOKEN,
+            ]
+            .iter()
+            .any(|added| name.eq_ignore_ascii_case(added))
         })
         .copied()
         .collect();
@@ -513,9 +539,14 @@ pub fn sign_request(
     if let Some(token) = creds.session_token {
         headers.push(("X-Amz-Security-Token", token));
     }
-    let signed: Vec<String> = headers.iter().map(|(name, _)| name.to_ascii_lowercase()).collect();
+    let signed: Vec<String> = headers
+        .iter()
+        .map(|(name, _)| name.to_ascii_lowercase())
+        .collect();
     let params = query::decode_form(req.query.as_bytes()).unwrap_or_default();
-    let params = params.iter().map(|(name, value)| (name.as_str(), value.as_str()));
+    let params = params
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()));
     let (canonical, signed_line) = build_canonical_request(req, params, &headers, &signed);
     let string_to_sign = build_string_to_sign(&amz_date, &scope, &canonical);
     let signature = data_encoding::HEXLOWER.encode(
@@ -561,7 +592,7 @@ pub fn presign_query(
     time: OffsetDateTime,
     expires_secs: u32,
 ) -> String {
-    let amz_date = amz_date_time(&time);
+    let amz_date = format_amz_date_time(&time);
     let scope = CredentialScope {
         access_key_id: creds.access_key_id.to_owned(),
         date: amz_date_of(&time),
@@ -581,7 +612,13 @@ pub fn presign_query(
     if let Some(token) = creds.session_token {
         all.push((PARAM_SECURITY_TOKEN, token));
     }
-    let req = HttpRequest { method, path, query: "", headers: &[], body: b"" };
+    let req = HttpRequest {
+        method,
+        path,
+        query: "",
+        headers: &[],
+        body: b"",
+    };
     let (canonical, _) = build_canonical_request(
         &req,
         all.iter().copied(),
@@ -600,6 +637,41 @@ pub fn presign_query(
     query::encode_form(&all)
 }
 
+/// Parse an `X-Amz-Date` value, ISO 8601 basic format `YYYYMMDD'T'HHMMSS'Z'`, strictly (sts-iam.md
+/// §2 item 4): exactly 16 bytes, a real calendar date, seconds 00–59, UTC.
+pub fn parse_amz_date_time(value: &str) -> Option<OffsetDateTime> {
+    let bytes = value.as_bytes();
+    if bytes.len() != 16 || bytes.get(8) != Some(&b'T') || bytes.get(15) != Some(&b'Z') {
+        return None;
+    }
+    let number = |from: usize, to: usize| -> Option<u32> {
+        bytes.get(from..to)?.iter().try_fold(0u32, |acc, &b| {
+            b.is_ascii_digit().then(|| acc * 10 + u32::from(b - b'0'))
+        })
+    };
+    let year = i32::try_from(number(0, 4)?).ok()?;
+    let month = Month::try_from(u8::try_from(number(4, 6)?).ok()?).ok()?;
+    let day = u8::try_from(number(6, 8)?).ok()?;
+    let hour = u8::try_from(number(9, 11)?).ok()?;
+    let minute = u8::try_from(number(11, 13)?).ok()?;
+    let second = u8::try_from(number(13, 15)?).ok()?;
+    let date = Date::from_calendar_date(year, month, day).ok()?;
+    let time = Time::from_hms(hour, minute, second).ok()?;
+    Some(PrimitiveDateTime::new(date, time).assume_utc())
+}
+
+/// Format `t`, converted to UTC, as an `X-Amz-Date` value `YYYYMMDD'T'HHMMSS'Z'`.
+pub fn format_amz_date_time(t: &OffsetDateTime) -> String {
+    let t = in_utc(*t);
+    format!(
+        "{}T{:02}{:02}{:02}Z",
+        amz_date_of(&t),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
 /// What a request presents, before any check of its content.
 struct Presented {
     credential: String,
@@ -615,10 +687,16 @@ fn presented_in_header(header: &str, headers: &[(&str, &str)]) -> Result<Present
     let header = trim_ascii(header);
     let (algorithm, components) = header.split_once(' ').unwrap_or((header, ""));
     if algorithm != ALGORITHM {
-        return Err(SigV4Error::UnsupportedAlgorithm { algorithm: algorithm.to_owned() });
+        return Err(SigV4Error::UnsupportedAlgorithm {
+            algorithm: algorithm.to_owned(),
+        });
     }
     let (mut credential, mut signature, mut signed_headers) = (None, None, None);
-    for component in components.split(',').map(trim_ascii).filter(|c| !c.is_empty()) {
+    for component in components
+        .split(',')
+        .map(trim_ascii)
+        .filter(|c| !c.is_empty())
+    {
         let Some((key, value)) = component.split_once('=') else {
             return Err(SigV4Error::MalformedAuthorizationPair {
                 pair: component.to_owned(),
@@ -633,7 +711,8 @@ fn presented_in_header(header: &str, headers: &[(&str, &str)]) -> Result<Present
             _ => {}
         }
     }
-    let date = first_header(headers, HEADER_X_AMZ_DATE).or_else(|| first_header(headers, HEADER_DATE));
+    let date =
+        first_header(headers, HEADER_X_AMZ_DATE).or_else(|| first_header(headers, HEADER_DATE));
     match (credential, signature, signed_headers, date) {
         (Some(credential), Some(signature), Some(signed_headers), Some(date)) => Ok(Presented {
             credential: credential.to_owned(),
@@ -645,8 +724,14 @@ fn presented_in_header(header: &str, headers: &[(&str, &str)]) -> Result<Present
         }),
         (credential, signature, signed_headers, date) => {
             let missing = [
-                (credential.is_none(), "Authorization header requires 'Credential' parameter."),
-                (signature.is_none(), "Authorization header requires 'Signature' parameter."),
+                (
+                    credential.is_none(),
+                    "Authorization header requires 'Credential' parameter.",
+                ),
+                (
+                    signature.is_none(),
+                    "Authorization header requires 'Signature' parameter.",
+                ),
                 (
                     signed_headers.is_none(),
                     "Authorization header requires 'SignedHeaders' parameter.",
@@ -684,8 +769,9 @@ fn presented_in_query(
         first_param(params, PARAM_DATE),
     ) {
         (Some(credential), Some(signature), Some(signed_headers), Some(date)) => {
-            let expires_secs =
-                first_param(params, PARAM_EXPIRES).map(parse_expires).transpose()?;
+            let expires_secs = first_param(params, PARAM_EXPIRES)
+                .map(parse_expires)
+                .transpose()?;
             Ok(Presented {
                 credential: credential.to_owned(),
                 signature: signature.to_owned(),
@@ -717,7 +803,9 @@ fn presented_in_query(
 /// `X-Amz-Expires`: digits only, at most [`MAX_PRESIGN_EXPIRES_SECS`] (S3's messages).
 fn parse_expires(value: &str) -> Result<u32, SigV4Error> {
     if value.starts_with('-') {
-        return Err(SigV4Error::InvalidExpires { message: "X-Amz-Expires must be non-negative" });
+        return Err(SigV4Error::InvalidExpires {
+            message: "X-Amz-Expires must be non-negative",
+        });
     }
     let seconds = if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
         value.parse::<u64>().ok()
@@ -725,7 +813,9 @@ fn parse_expires(value: &str) -> Result<u32, SigV4Error> {
         None
     };
     let Some(seconds) = seconds else {
-        return Err(SigV4Error::InvalidExpires { message: "X-Amz-Expires should be a number" });
+        return Err(SigV4Error::InvalidExpires {
+            message: "X-Amz-Expires should be a number",
+        });
     };
     u32::try_from(seconds)
         .ok()
@@ -743,7 +833,9 @@ fn check_path(path: &str) -> Result<(), SigV4Error> {
         return Ok(());
     }
     if !path.starts_with('/') {
-        return Err(SigV4Error::InvalidUriPath { message: format!("Path is not absolute: {path}") });
+        return Err(SigV4Error::InvalidUriPath {
+            message: format!("Path is not absolute: {path}"),
+        });
     }
     let mut rest = path.as_bytes();
     while let Some(at) = rest.iter().position(|&b| b == b'%') {
@@ -772,11 +864,19 @@ fn check_path(path: &str) -> Result<(), SigV4Error> {
 fn check_skew(request_time: OffsetDateTime, now: OffsetDateTime) -> Result<(), SigV4Error> {
     let earliest = now.checked_sub(MAX_SKEW).unwrap_or(now);
     if request_time < earliest {
-        return Err(SigV4Error::SignatureExpired { request_time, earliest, now });
+        return Err(SigV4Error::SignatureExpired {
+            request_time,
+            earliest,
+            now,
+        });
     }
     let latest = now.checked_add(MAX_SKEW).unwrap_or(now);
     if request_time > latest {
-        return Err(SigV4Error::SignatureNotYetCurrent { request_time, latest, now });
+        return Err(SigV4Error::SignatureNotYetCurrent {
+            request_time,
+            latest,
+            now,
+        });
     }
     Ok(())
 }
@@ -798,14 +898,20 @@ fn check_presigned_expiry(
 fn parse_scope(credential: &str, amz_date: &str) -> Result<CredentialScope, SigV4Error> {
     let parts: Vec<&str> = credential.split('/').collect();
     let [access_key_id, date, region, service, terminator] = parts.as_slice() else {
-        return Err(SigV4Error::MalformedCredential { credential: credential.to_owned() });
+        return Err(SigV4Error::MalformedCredential {
+            credential: credential.to_owned(),
+        });
     };
     let mut faults = Vec::new();
     if !is_scope_label(region, false) {
-        faults.push(format!("Credential should be scoped to a valid region, not '{region}'."));
+        faults.push(format!(
+            "Credential should be scoped to a valid region, not '{region}'."
+        ));
     }
     if !is_scope_label(service, true) {
-        faults.push(format!("Credential should be scoped to a valid service, not '{service}'."));
+        faults.push(format!(
+            "Credential should be scoped to a valid service, not '{service}'."
+        ));
     }
     if *terminator != SCOPE_TERMINATOR {
         faults.push(format!(
@@ -822,7 +928,9 @@ fn parse_scope(credential: &str, amz_date: &str) -> Result<CredentialScope, SigV
         ));
     }
     if !faults.is_empty() {
-        return Err(SigV4Error::ScopeMismatch { message: faults.join(" ") });
+        return Err(SigV4Error::ScopeMismatch {
+            message: faults.join(" "),
+        });
     }
     Ok(CredentialScope {
         access_key_id: (*access_key_id).to_owned(),
@@ -836,7 +944,8 @@ fn parse_scope(credential: &str, amz_date: &str) -> Result<CredentialScope, SigV
 /// name (tokengate's rule) is a DNS label, `_` and `.` also allowed.
 fn is_scope_label(label: &str, service: bool) -> bool {
     let bytes = label.as_bytes();
-    let allowed = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || (service && matches!(b, b'_' | b'.'));
+    let allowed =
+        |b: u8| b.is_ascii_alphanumeric() || b == b'-' || (service && matches!(b, b'_' | b'.'));
     !bytes.is_empty()
         && bytes.len() <= MAX_SCOPE_LABEL_LEN
         && bytes.iter().all(|&b| allowed(b))
@@ -850,41 +959,11 @@ fn parse_signature(hex: &str) -> Option<[u8; 32]> {
     if hex.len() != 64 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
         return None;
     }
-    data_encoding::HEXLOWER.decode(hex.as_bytes()).ok()?.try_into().ok()
-}
-
-/// `YYYYMMDD'T'HHMMSS'Z'`, strictly (sts-iam.md §2 item 4).
-fn parse_amz_date_time(value: &str) -> Option<OffsetDateTime> {
-    let bytes = value.as_bytes();
-    if bytes.len() != 16 || bytes.get(8) != Some(&b'T') || bytes.get(15) != Some(&b'Z') {
-        return None;
-    }
-    let number = |from: usize, to: usize| -> Option<u32> {
-        bytes.get(from..to)?.iter().try_fold(0u32, |acc, &b| {
-            b.is_ascii_digit().then(|| acc * 10 + u32::from(b - b'0'))
-        })
-    };
-    let year = i32::try_from(number(0, 4)?).ok()?;
-    let month = Month::try_from(u8::try_from(number(4, 6)?).ok()?).ok()?;
-    let day = u8::try_from(number(6, 8)?).ok()?;
-    let hour = u8::try_from(number(9, 11)?).ok()?;
-    let minute = u8::try_from(number(11, 13)?).ok()?;
-    let second = u8::try_from(number(13, 15)?).ok()?;
-    let date = Date::from_calendar_date(year, month, day).ok()?;
-    let time = Time::from_hms(hour, minute, second).ok()?;
-    Some(PrimitiveDateTime::new(date, time).assume_utc())
-}
-
-/// `t` in UTC as `YYYYMMDD'T'HHMMSS'Z'`.
-fn amz_date_time(t: &OffsetDateTime) -> String {
-    let t = in_utc(*t);
-    format!(
-        "{}T{:02}{:02}{:02}Z",
-        amz_date_of(&t),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    data_encoding::HEXLOWER
+        .decode(hex.as_bytes())
+        .ok()?
+        .try_into()
+        .ok()
 }
 
 /// The UTC day of `t` as `YYYYMMDD`.
@@ -920,7 +999,9 @@ fn build_canonical_request<'p>(
     for name in &names {
         out.push_str(name);
         out.push(':');
-        let values = headers.iter().filter(|(header, _)| header.eq_ignore_ascii_case(name));
+        let values = headers
+            .iter()
+            .filter(|(header, _)| header.eq_ignore_ascii_case(name));
         for (index, (_, value)) in values.enumerate() {
             if index > 0 {
                 out.push(',');
@@ -933,7 +1014,9 @@ fn build_canonical_request<'p>(
     let signed_line = names.join(";");
     out.push_str(&signed_line);
     out.push('\n');
-    out.push_str(&data_encoding::HEXLOWER.encode(digest::digest(&digest::SHA256, req.body).as_ref()));
+    out.push_str(
+        &data_encoding::HEXLOWER.encode(digest::digest(&digest::SHA256, req.body).as_ref()),
+    );
     (out, signed_line)
 }
 
@@ -986,7 +1069,9 @@ fn push_canonical_query<'p>(out: &mut String, params: impl Iterator<Item = (&'p 
 
 /// A header value trimmed, runs of ASCII whitespace collapsed to one space.
 fn push_collapsed(out: &mut String, value: &str) {
-    let words = value.split(|c: char| c.is_ascii_whitespace()).filter(|w| !w.is_empty());
+    let words = value
+        .split(|c: char| c.is_ascii_whitespace())
+        .filter(|w| !w.is_empty());
     for (index, word) in words.enumerate() {
         if index > 0 {
             out.push(' ');
@@ -1009,12 +1094,17 @@ fn signing_key(secret: &[u8], scope: &CredentialScope) -> hmac::Key {
     let mut k_secret = Vec::with_capacity(4 + secret.len());
     k_secret.extend_from_slice(b"AWS4");
     k_secret.extend_from_slice(secret);
-    let k_date = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &k_secret), scope.date.as_bytes());
+    let k_date = hmac::sign(
+        &hmac::Key::new(hmac::HMAC_SHA256, &k_secret),
+        scope.date.as_bytes(),
+    );
     // Best effort: do not leave a copy of the secret behind in the heap.
     k_secret.iter_mut().for_each(|b| *b = 0);
     std::hint::black_box(&k_secret);
-    let k_region =
-        hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, k_date.as_ref()), scope.region.as_bytes());
+    let k_region = hmac::sign(
+        &hmac::Key::new(hmac::HMAC_SHA256, k_date.as_ref()),
+        scope.region.as_bytes(),
+    );
     let k_service = hmac::sign(
         &hmac::Key::new(hmac::HMAC_SHA256, k_region.as_ref()),
         scope.service.as_bytes(),
@@ -1031,13 +1121,114 @@ fn split_signed_headers(list: &str) -> Vec<String> {
 }
 
 fn first_header<'a>(headers: &[(&'a str, &'a str)], name: &str) -> Option<&'a str> {
-    headers.iter().find(|(header, _)| header.eq_ignore_ascii_case(name)).map(|(_, value)| *value)
+    headers
+        .iter()
+        .find(|(header, _)| header.eq_ignore_ascii_case(name))
+        .map(|(_, value)| *value)
 }
 
 fn first_param<'p>(params: &'p [(String, String)], name: &str) -> Option<&'p str> {
-    params.iter().find(|(param, _)| param == name).map(|(_, value)| value.as_str())
+    params
+        .iter()
+        .find(|(param, _)| param == name)
+        .map(|(_, value)| value.as_str())
 }
 
 fn trim_ascii(s: &str) -> &str {
     s.trim_matches(|c: char| c.is_ascii_whitespace())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    fn canonical_uri(path: &str) -> String {
+        let mut out = String::new();
+        push_canonical_uri(&mut out, path);
+        out
+    }
+
+    #[test]
+    fn canonical_uri_normalises_then_encodes_twice_like_botocore() {
+        for (path, expected) in [
+            ("", "/"),
+            ("/", "/"),
+            ("//", "/"),
+            ("//example//", "/example/"),
+            ("/a/./b/../c", "/a/c"),
+            ("/a/b/", "/a/b/"),
+            ("/..", "/"),
+            ("/../a", "/a"),
+            ("/a/.", "/a"),
+            ("/a b", "/a%20b"),
+            ("/%20", "/%2520"),
+            ("/a+b", "/a%2Bb"),
+            ("/-._~", "/-._~"),
+            ("/\u{1234}", "/%E1%88%B4"),
+        ] {
+            assert_eq!(canonical_uri(path), expected, "{path:?}");
+        }
+    }
+
+    #[test]
+    fn header_values_are_trimmed_and_collapsed() {
+        for (value, expected) in [
+            ("", ""),
+            ("  a  ", "a"),
+            ("\"a   b   c\"", "\"a b c\""),
+            ("value1\n  value2\n     value3", "value1 value2 value3"),
+            ("a\t\tb", "a b"),
+        ] {
+            let mut out = String::new();
+            push_collapsed(&mut out, value);
+            assert_eq!(out, expected, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn amz_dates_parse_strictly_and_round_trip() {
+        let t = parse_amz_date_time("20240229T235959Z").unwrap();
+        assert_eq!(t, datetime!(2024-02-29 23:59:59 UTC));
+        assert_eq!(format_amz_date_time(&t), "20240229T235959Z");
+        assert_eq!(amz_date_of(&t), "20240229");
+        assert!(parse_amz_date_time("20230229T000000Z").is_none());
+        assert!(parse_amz_date_time("00000101T000000Z").is_some());
+        let tokyo = datetime!(2024-03-01 08:00:00 +9);
+        assert_eq!(format_amz_date_time(&tokyo), "20240229T230000Z");
+    }
+
+    #[test]
+    fn scope_labels() {
+        assert!(is_scope_label("us-east-1", false));
+        assert!(is_scope_label("a", false));
+        assert!(!is_scope_label("123", false));
+        assert!(is_scope_label("123", true));
+        assert!(!is_scope_label("a_b", false));
+        assert!(is_scope_label("a_b.c", true));
+        assert!(!is_scope_label("", true));
+        assert!(is_scope_label(&"a".repeat(MAX_SCOPE_LABEL_LEN), false));
+        assert!(!is_scope_label(&"a".repeat(MAX_SCOPE_LABEL_LEN + 1), true));
+    }
+
+    #[test]
+    fn expires_parse() {
+        assert_eq!(parse_expires("0"), Ok(0));
+        assert_eq!(parse_expires("0060"), Ok(60));
+        assert_eq!(parse_expires("604800"), Ok(MAX_PRESIGN_EXPIRES_SECS));
+        assert!(parse_expires("604801").is_err());
+        assert!(parse_expires("4294967296").is_err());
+        assert!(parse_expires("-0").is_err());
+        assert!(parse_expires(" 1").is_err());
+    }
+
+    #[test]
+    fn signature_hex_must_be_lower_case() {
+        assert_eq!(parse_signature(&"ab".repeat(32)), Some([0xab; 32]));
+        assert_eq!(parse_signature(&"AB".repeat(32)), None);
+        assert_eq!(parse_signature("ab"), None);
+        assert_eq!(parse_signature(&"\u{e9}".repeat(32)), None);
+    }
 }
