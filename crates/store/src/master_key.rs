@@ -51,7 +51,10 @@ pub enum MasterKeyError {
 /// Returns the key and whether it was created now.
 pub fn load_or_create(path: &Path) -> Result<(Secret, bool), MasterKeyError> {
     let shown = path.display().to_string();
-    let io = |source| MasterKeyError::Io { path: shown.clone(), source };
+    let io = |source| MasterKeyError::Io {
+        path: shown.clone(),
+        source,
+    };
     match fs::metadata(path) {
         Ok(meta) => {
             let mode = meta.permissions().mode() & 0o777;
@@ -61,7 +64,9 @@ pub fn load_or_create(path: &Path) -> Result<(Secret, bool), MasterKeyError> {
             let text = zeroize::Zeroizing::new(fs::read_to_string(path).map_err(io)?);
             let bytes = data_encoding::BASE64
                 .decode(text.trim().as_bytes())
-                .map_err(|_| MasterKeyError::Malformed { path: shown.clone() })?;
+                .map_err(|_| MasterKeyError::Malformed {
+                    path: shown.clone(),
+                })?;
             if bytes.len() != MASTER_KEY_LEN {
                 return Err(MasterKeyError::Malformed { path: shown });
             }
@@ -69,7 +74,9 @@ pub fn load_or_create(path: &Path) -> Result<(Secret, bool), MasterKeyError> {
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let mut key = vec![0u8; MASTER_KEY_LEN];
-            SystemRandom::new().fill(&mut key).map_err(|_| MasterKeyError::Random)?;
+            SystemRandom::new()
+                .fill(&mut key)
+                .map_err(|_| MasterKeyError::Random)?;
             let key = Secret::new(key);
             let text = zeroize::Zeroizing::new(data_encoding::BASE64.encode(key.expose()));
             let mut file = fs::OpenOptions::new()
@@ -98,7 +105,10 @@ mod tests {
         let path = dir.path().join("master.key");
         let (k1, created) = load_or_create(&path).unwrap();
         assert!(created);
-        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         let (k2, created) = load_or_create(&path).unwrap();
         assert!(!created);
         assert_eq!(k1.expose(), k2.expose());
@@ -110,11 +120,20 @@ mod tests {
         let path = dir.path().join("master.key");
         load_or_create(&path).unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(matches!(load_or_create(&path), Err(MasterKeyError::Permissions { .. })));
+        assert!(matches!(
+            load_or_create(&path),
+            Err(MasterKeyError::Permissions { .. })
+        ));
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
         fs::write(&path, "not base64!").unwrap();
-        assert!(matches!(load_or_create(&path), Err(MasterKeyError::Malformed { .. })));
+        assert!(matches!(
+            load_or_create(&path),
+            Err(MasterKeyError::Malformed { .. })
+        ));
         fs::write(&path, data_encoding::BASE64.encode(&[0u8; 16])).unwrap();
-        assert!(matches!(load_or_create(&path), Err(MasterKeyError::Malformed { .. })));
+        assert!(matches!(
+            load_or_create(&path),
+            Err(MasterKeyError::Malformed { .. })
+        ));
     }
 }

@@ -27,13 +27,18 @@ impl Sealer {
     pub fn new(master_key: &Secret) -> Result<Self, StoreError> {
         let unbound = UnboundKey::new(&AES_256_GCM, master_key.expose())
             .map_err(|_| StoreError::Backend("the master key must be 32 bytes".into()))?;
-        Ok(Self { key: LessSafeKey::new(unbound), rng: SystemRandom::new() })
+        Ok(Self {
+            key: LessSafeKey::new(unbound),
+            rng: SystemRandom::new(),
+        })
     }
 
     /// Seals `plaintext` for the place named by `aad`.
     pub fn seal(&self, aad: &str, plaintext: &[u8]) -> Result<Vec<u8>, StoreError> {
         let mut nonce = [0u8; NONCE_LEN];
-        self.rng.fill(&mut nonce).map_err(|_| StoreError::Backend("rng failed".into()))?;
+        self.rng
+            .fill(&mut nonce)
+            .map_err(|_| StoreError::Backend("rng failed".into()))?;
         let mut in_out = plaintext.to_vec();
         self.key
             .seal_in_place_append_tag(
@@ -82,7 +87,10 @@ mod tests {
     fn round_trip() {
         let s = sealer(1);
         let sealed = s.seal("access_key/AKIA1", b"secret").unwrap();
-        assert_eq!(s.open("access_key/AKIA1", &sealed).unwrap().expose(), b"secret");
+        assert_eq!(
+            s.open("access_key/AKIA1", &sealed).unwrap().expose(),
+            b"secret"
+        );
         assert!(!sealed.windows(6).any(|w| w == b"secret"));
     }
 
@@ -90,8 +98,14 @@ mod tests {
     fn wrong_place_key_or_tamper_fails() {
         let s = sealer(1);
         let sealed = s.seal("access_key/AKIA1", b"secret").unwrap();
-        assert_eq!(s.open("access_key/AKIA2", &sealed).err(), Some(StoreError::Unseal));
-        assert_eq!(sealer(2).open("access_key/AKIA1", &sealed).err(), Some(StoreError::Unseal));
+        assert_eq!(
+            s.open("access_key/AKIA2", &sealed).err(),
+            Some(StoreError::Unseal)
+        );
+        assert_eq!(
+            sealer(2).open("access_key/AKIA1", &sealed).err(),
+            Some(StoreError::Unseal)
+        );
         for i in 0..sealed.len() {
             let mut t = sealed.clone();
             t[i] ^= 1;

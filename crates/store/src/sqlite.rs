@@ -106,16 +106,25 @@ impl SqliteStore {
     }
 
     fn with_connection(mut conn: Connection, master_key: &Secret) -> Result<Self, StoreError> {
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(backend)?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(backend)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(backend)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(backend)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(backend)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(backend)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(backend)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(backend)?;
         migrate(&mut conn)?;
-        Ok(Self { conn: Mutex::new(conn), sealer: Sealer::new(master_key)? })
+        Ok(Self {
+            conn: Mutex::new(conn),
+            sealer: Sealer::new(master_key)?,
+        })
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
-        self.conn.lock().map_err(|_| StoreError::Backend("store mutex poisoned".into()))
+        self.conn
+            .lock()
+            .map_err(|_| StoreError::Backend("store mutex poisoned".into()))
     }
 
     /// Runs `f` in one IMMEDIATE transaction and commits it when `f` succeeds.
@@ -124,7 +133,9 @@ impl SqliteStore {
         f: impl FnOnce(&Transaction<'_>, &Sealer) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut conn = self.lock()?;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
         let out = f(&tx, &self.sealer)?;
         tx.commit().map_err(backend)?;
         Ok(out)
@@ -134,7 +145,11 @@ impl SqliteStore {
         match owner {
             KeyOwner::Root => Ok(None),
             KeyOwner::User(name) => tx
-                .query_row("SELECT user_id FROM iam_user WHERE name = ?1", [name], |r| r.get(0))
+                .query_row(
+                    "SELECT user_id FROM iam_user WHERE name = ?1",
+                    [name],
+                    |r| r.get(0),
+                )
                 .optional()
                 .map_err(backend)?
                 .map(Some)
@@ -152,7 +167,13 @@ impl SqliteStore {
         tx.execute(
             "INSERT INTO access_key (access_key_id, owner_user_id, status, created, sealed_secret)
              VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![key.access_key_id, owner_id, key.status.as_str(), key.created, sealed],
+            params![
+                key.access_key_id,
+                owner_id,
+                key.status.as_str(),
+                key.created,
+                sealed
+            ],
         )
         .map_err(|e| {
             if is_unique_violation(&e) {
@@ -165,7 +186,9 @@ impl SqliteStore {
     }
 
     fn row_to_key(&self, row: KeyRow) -> Result<AccessKey, StoreError> {
-        let secret = self.sealer.open(&key_aad(&row.access_key_id), &row.sealed)?;
+        let secret = self
+            .sealer
+            .open(&key_aad(&row.access_key_id), &row.sealed)?;
         let status = match row.status.as_str() {
             "Active" => KeyStatus::Active,
             "Inactive" => KeyStatus::Inactive,
@@ -204,12 +227,18 @@ fn key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRow> {
 }
 
 fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
-    Ok(User { user_id: r.get(0)?, name: r.get(1)?, path: r.get(2)?, created: r.get(3)? })
+    Ok(User {
+        user_id: r.get(0)?,
+        name: r.get(1)?,
+        path: r.get(2)?,
+        created: r.get(3)?,
+    })
 }
 
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
-    let applied: i64 =
-        conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(backend)?;
+    let applied: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(backend)?;
     let applied = usize::try_from(applied).map_err(backend)?;
     if applied > MIGRATIONS.len() {
         return Err(StoreError::Backend(format!(
@@ -221,7 +250,8 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         let tx = conn.transaction().map_err(backend)?;
         tx.execute_batch(sql).map_err(backend)?;
         let version = i64::try_from(i + 1).map_err(backend)?;
-        tx.pragma_update(None, "user_version", version).map_err(backend)?;
+        tx.pragma_update(None, "user_version", version)
+            .map_err(backend)?;
         tx.commit().map_err(backend)?;
     }
     Ok(())
@@ -230,9 +260,16 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 impl Store for SqliteStore {
     fn account(&self) -> Result<Option<Account>, StoreError> {
         self.lock()?
-            .query_row("SELECT account_id, created FROM account WHERE id = 1", [], |r| {
-                Ok(Account { account_id: r.get(0)?, created: r.get(1)? })
-            })
+            .query_row(
+                "SELECT account_id, created FROM account WHERE id = 1",
+                [],
+                |r| {
+                    Ok(Account {
+                        account_id: r.get(0)?,
+                        created: r.get(1)?,
+                    })
+                },
+            )
             .optional()
             .map_err(backend)
     }
@@ -271,10 +308,16 @@ impl Store for SqliteStore {
     fn service_secret(&self, name: &str) -> Result<Option<Secret>, StoreError> {
         let sealed: Option<Vec<u8>> = self
             .lock()?
-            .query_row("SELECT sealed FROM service_secret WHERE name = ?1", [name], |r| r.get(0))
+            .query_row(
+                "SELECT sealed FROM service_secret WHERE name = ?1",
+                [name],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(backend)?;
-        sealed.map(|s| self.sealer.open(&secret_aad(name), &s)).transpose()
+        sealed
+            .map(|s| self.sealer.open(&secret_aad(name), &s))
+            .transpose()
     }
 
     fn signing_keys(&self) -> Result<Vec<StoredSigningKey>, StoreError> {
@@ -294,7 +337,12 @@ impl Store for SqliteStore {
         rows.into_iter()
             .map(|(kid, sealed, created, retired)| {
                 let pkcs8 = self.sealer.open(&signing_aad(&kid), &sealed)?;
-                Ok(StoredSigningKey { kid, pkcs8, created, retired })
+                Ok(StoredSigningKey {
+                    kid,
+                    pkcs8,
+                    created,
+                    retired,
+                })
             })
             .collect()
     }
@@ -398,7 +446,8 @@ impl Store for SqliteStore {
                     dependents: Entity::AccessKey,
                 });
             }
-            tx.execute("DELETE FROM iam_user WHERE user_id = ?1", [&user_id]).map_err(backend)?;
+            tx.execute("DELETE FROM iam_user WHERE user_id = ?1", [&user_id])
+                .map_err(backend)?;
             Ok(())
         })
     }
@@ -510,12 +559,20 @@ mod tests {
     }
 
     fn user(name: &str) -> User {
-        User { user_id: format!("AIDA{name}"), name: name.into(), path: "/".into(), created: 1 }
+        User {
+            user_id: format!("AIDA{name}"),
+            name: name.into(),
+            path: "/".into(),
+            created: 1,
+        }
     }
 
     fn bootstrap() -> Bootstrap {
         Bootstrap {
-            account: Account { account_id: "000000000000".into(), created: 1 },
+            account: Account {
+                account_id: "000000000000".into(),
+                created: 1,
+            },
             root_key: key("AKIAROOT", KeyOwner::Root),
             derivation_key: Secret::new(vec![1; 32]),
             signing_key: StoredSigningKey {
@@ -533,11 +590,20 @@ mod tests {
         assert!(s.account().unwrap().is_none());
         s.bootstrap(&bootstrap()).unwrap();
         assert_eq!(s.account().unwrap().unwrap().account_id, "000000000000");
-        assert_eq!(s.bootstrap(&bootstrap()).err(), Some(StoreError::AlreadyExists(Entity::Account)));
+        assert_eq!(
+            s.bootstrap(&bootstrap()).err(),
+            Some(StoreError::AlreadyExists(Entity::Account))
+        );
         let root = s.access_key("AKIAROOT").unwrap().unwrap();
         assert_eq!(root.owner, KeyOwner::Root);
         assert_eq!(root.secret.expose(), b"secret-of-AKIAROOT");
-        assert_eq!(s.service_secret(crate::DERIVATION_KEY).unwrap().unwrap().expose(), &[1; 32]);
+        assert_eq!(
+            s.service_secret(crate::DERIVATION_KEY)
+                .unwrap()
+                .unwrap()
+                .expose(),
+            &[1; 32]
+        );
         assert_eq!(s.signing_keys().unwrap().len(), 1);
     }
 
@@ -547,13 +613,24 @@ mod tests {
         s.create_user(&user("alice")).unwrap();
         let mut dup = user("Alice");
         dup.user_id = "AIDAother".into();
-        assert_eq!(s.create_user(&dup).err(), Some(StoreError::AlreadyExists(Entity::User)));
+        assert_eq!(
+            s.create_user(&dup).err(),
+            Some(StoreError::AlreadyExists(Entity::User))
+        );
         assert_eq!(s.user("ALICE").unwrap().unwrap().name, "alice");
-        s.create_access_key(&key("AKIA1", KeyOwner::User("alice".into())), 2).unwrap();
-        assert!(matches!(s.delete_user("alice"), Err(StoreError::DeleteConflict { .. })));
-        s.delete_access_key(&KeyOwner::User("alice".into()), "AKIA1").unwrap();
+        s.create_access_key(&key("AKIA1", KeyOwner::User("alice".into())), 2)
+            .unwrap();
+        assert!(matches!(
+            s.delete_user("alice"),
+            Err(StoreError::DeleteConflict { .. })
+        ));
+        s.delete_access_key(&KeyOwner::User("alice".into()), "AKIA1")
+            .unwrap();
         s.delete_user("alice").unwrap();
-        assert_eq!(s.delete_user("alice").err(), Some(StoreError::NotFound(Entity::User)));
+        assert_eq!(
+            s.delete_user("alice").err(),
+            Some(StoreError::NotFound(Entity::User))
+        );
     }
 
     #[test]
@@ -580,16 +657,25 @@ mod tests {
         let s = SqliteStore::open_in_memory(&master()).unwrap();
         s.create_user(&user("a")).unwrap();
         s.create_user(&user("b")).unwrap();
-        s.create_access_key(&key("AKIAA", KeyOwner::User("a".into())), 2).unwrap();
+        s.create_access_key(&key("AKIAA", KeyOwner::User("a".into())), 2)
+            .unwrap();
         let b = KeyOwner::User("b".into());
         assert_eq!(
-            s.set_access_key_status(&b, "AKIAA", KeyStatus::Inactive).err(),
+            s.set_access_key_status(&b, "AKIAA", KeyStatus::Inactive)
+                .err(),
             Some(StoreError::NotFound(Entity::AccessKey))
         );
-        assert_eq!(s.delete_access_key(&b, "AKIAA").err(), Some(StoreError::NotFound(Entity::AccessKey)));
+        assert_eq!(
+            s.delete_access_key(&b, "AKIAA").err(),
+            Some(StoreError::NotFound(Entity::AccessKey))
+        );
         let a = KeyOwner::User("a".into());
-        s.set_access_key_status(&a, "AKIAA", KeyStatus::Inactive).unwrap();
-        assert_eq!(s.access_key("AKIAA").unwrap().unwrap().status, KeyStatus::Inactive);
+        s.set_access_key_status(&a, "AKIAA", KeyStatus::Inactive)
+            .unwrap();
+        assert_eq!(
+            s.access_key("AKIAA").unwrap().unwrap().status,
+            KeyStatus::Inactive
+        );
     }
 
     #[test]
@@ -604,7 +690,10 @@ mod tests {
         };
         s.rotate_signing_key("kid1", &new).unwrap();
         // A second replica that still believes kid1 is current loses the race.
-        let racer = StoredSigningKey { kid: "kid3".into(), ..new };
+        let racer = StoredSigningKey {
+            kid: "kid3".into(),
+            ..new
+        };
         assert!(s.rotate_signing_key("kid1", &racer).is_err());
         let keys = s.signing_keys().unwrap();
         assert_eq!(keys.len(), 2);
@@ -632,6 +721,9 @@ mod tests {
         let wrong = SqliteStore::open(&path, &Secret::new(vec![8u8; 32])).unwrap();
         assert_eq!(wrong.access_key("AKIAROOT").err(), Some(StoreError::Unseal));
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 }
