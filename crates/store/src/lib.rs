@@ -19,6 +19,7 @@ mod sqlite;
 
 pub use sqlite::SqliteStore;
 use tokengate_token::Secret;
+use tokengate_verifier::totp::{LockoutPolicy, TotpParams, TotpState};
 
 /// What a store operation could not do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -58,6 +59,8 @@ pub enum Entity {
     User,
     /// An access key.
     AccessKey,
+    /// An MFA device.
+    MfaDevice,
 }
 
 impl std::fmt::Display for Entity {
@@ -66,6 +69,7 @@ impl std::fmt::Display for Entity {
             Self::Account => "account",
             Self::User => "user",
             Self::AccessKey => "access key",
+            Self::MfaDevice => "MFA device",
         })
     }
 }
@@ -159,6 +163,48 @@ pub struct Bootstrap {
     pub signing_key: StoredSigningKey,
 }
 
+/// What kind of second factor a device is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MfaKind {
+    /// A virtual TOTP device created with CreateVirtualMFADevice (an authenticator app).
+    Virtual,
+    /// A hardware OATH-TOTP fob imported with its vendor serial and seed.
+    Hardware,
+}
+
+impl MfaKind {
+    /// Storage name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Virtual => "virtual",
+            Self::Hardware => "hardware",
+        }
+    }
+}
+
+/// A TOTP MFA device with its (unsealed) seed and durable verification state.
+pub struct MfaDevice {
+    /// Serial number: `arn:aws:iam::ACCOUNT:mfa/PATHNAME`, or a vendor serial.
+    pub serial: String,
+    /// Virtual or hardware.
+    pub kind: MfaKind,
+    /// The user it is enabled for, if any.
+    pub owner: Option<KeyOwner>,
+    /// When it was enabled, seconds since the Unix epoch.
+    pub enabled_at: Option<i64>,
+    /// Creation time, seconds since the Unix epoch.
+    pub created: i64,
+    /// The TOTP seed (raw key bytes), sealed at rest.
+    pub seed: Secret,
+    /// Algorithm, digits and period.
+    pub params: TotpParams,
+    /// Last accepted step, drift and lockout counters.
+    pub state: TotpState,
+}
+
+/// IAM quota: MFA devices in use by one user (or root), of any kind.
+pub const MAX_MFA_DEVICES: usize = 8;
+
 /// Name of the service secret from which temporary secrets are derived.
 pub const DERIVATION_KEY: &str = "temporary-secret-derivation";
 
@@ -212,4 +258,47 @@ pub trait Store: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Deletes `owner`'s key `access_key_id`.
     fn delete_access_key(&self, owner: &KeyOwner, access_key_id: &str) -> Result<(), StoreError>;
+
+    /// Creates an (unassigned) MFA device if no device has its serial.
+    fn create_mfa_device(&self, device: &MfaDevice) -> Result<(), StoreError>;
+    /// A device by serial number.
+    fn mfa_device(&self, serial: &str) -> Result<Option<MfaDevice>, StoreError>;
+    /// The devices enabled for `owner`, oldest first.
+    fn mfa_devices_of(&self, owner: &KeyOwner) -> Result<Vec<MfaDevice>, StoreError>;
+    /// Every device, ordered by serial; `assigned` filters on whether it is enabled.
+    fn list_mfa_devices(&self, assigned: Option<bool>) -> Result<Vec<MfaDevice>, StoreError>;
+    /// Enables an unassigned device for `owner` with `state`, if `owner` has fewer than
+    /// `max_per_owner` devices. `AlreadyExists` when the device is in use.
+    fn enable_mfa_device(
+        &self,
+        serial: &str,
+        owner: &KeyOwner,
+        enabled_at: i64,
+        state: &TotpState,
+        max_per_owner: usize,
+    ) -> Result<(), StoreError>;
+    /// Unassigns `owner`'s device `serial`.
+    fn deactivate_mfa_device(&self, serial: &str, owner: &KeyOwner) -> Result<(), StoreError>;
+    /// Deletes an unassigned device (`DeleteConflict` while it is enabled).
+    fn delete_mfa_device(&self, serial: &str) -> Result<(), StoreError>;
+    /// Records a successful code at `step`: only if `step` is above the device's last
+    /// accepted step (the replay compare-and-set). Returns false when another request
+    /// already used this or a later step.
+    fn record_totp_success(&self, serial: &str, step: u64) -> Result<bool, StoreError>;
+    /// Records a failed code at `now` under `policy`; returns the new state.
+    fn record_totp_failure(
+        &self,
+        serial: &str,
+        policy: &LockoutPolicy,
+        now: i64,
+    ) -> Result<TotpState, StoreError>;
+    /// Replaces `owner`'s device state (resync), provided its last accepted step is still
+    /// `expected_last_step`.
+    fn resync_mfa_device(
+        &self,
+        serial: &str,
+        owner: &KeyOwner,
+        expected_last_step: Option<u64>,
+        state: &TotpState,
+    ) -> Result<(), StoreError>;
 }
