@@ -34,6 +34,10 @@ pub struct MfaConfig {
     /// While true, GetSessionToken issues nothing without a verified second factor.
     /// False gives AWS's behaviour (MFA optional).
     pub required: bool,
+    /// Consecutive failed codes that lock a device out.
+    pub max_failures: u32,
+    /// The first lockout, in seconds; each further lockout doubles it (at most one day).
+    pub lockout_secs: u32,
 }
 
 /// `[session_tokens]`
@@ -65,6 +69,17 @@ pub enum LogFormat {
     Json,
 }
 
+impl MfaConfig {
+    /// The lockout policy these settings describe.
+    pub fn lockout_policy(&self) -> tokengate_verifier::totp::LockoutPolicy {
+        tokengate_verifier::totp::LockoutPolicy {
+            max_failures: self.max_failures,
+            base_secs: i64::from(self.lockout_secs),
+            max_secs: 86_400,
+        }
+    }
+}
+
 /// Default listen address: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
 /// Default account id, as AWS emulators use.
@@ -85,7 +100,11 @@ impl Default for Config {
 
 impl Default for MfaConfig {
     fn default() -> Self {
-        Self { required: true }
+        Self {
+            required: true,
+            max_failures: 5,
+            lockout_secs: 60,
+        }
     }
 }
 
@@ -156,6 +175,18 @@ pub const SETTINGS: &[Setting] = &[
         env: "TOKENGATE_MFA_REQUIRED",
         default: "true",
         doc: "Refuse GetSessionToken without a verified second factor. `false`: AWS behaviour.",
+    },
+    Setting {
+        key: "mfa.max_failures",
+        env: "TOKENGATE_MFA_MAX_FAILURES",
+        default: "5",
+        doc: "Consecutive wrong codes after which a device refuses every code for a while.",
+    },
+    Setting {
+        key: "mfa.lockout_secs",
+        env: "TOKENGATE_MFA_LOCKOUT_SECS",
+        default: "60",
+        doc: "The first lockout in seconds; each further one doubles (at most a day).",
     },
     Setting {
         key: "session_tokens.rotate_after_days",
@@ -256,6 +287,12 @@ impl Config {
                 self.mfa.required =
                     parse_bool(value).ok_or_else(|| bad("expected true or false"))?
             }
+            "mfa.max_failures" => {
+                self.mfa.max_failures = value.parse().map_err(|_| bad("expected a count"))?;
+            }
+            "mfa.lockout_secs" => {
+                self.mfa.lockout_secs = value.parse().map_err(|_| bad("expected seconds"))?;
+            }
             "session_tokens.rotate_after_days" => {
                 self.session_tokens.rotate_after_days = value
                     .parse()
@@ -278,6 +315,11 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         tokengate_token::AccountId::parse(&self.account_id)
             .map_err(|e| ConfigError::Invalid(format!("account_id {:?}: {e}", self.account_id)))?;
+        if self.mfa.max_failures == 0 || self.mfa.lockout_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "mfa.max_failures and mfa.lockout_secs must be ≥ 1".into(),
+            ));
+        }
         if self.session_tokens.rotate_after_days == 0 {
             return Err(ConfigError::Invalid(
                 "session_tokens.rotate_after_days must be ≥ 1".into(),

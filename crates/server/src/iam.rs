@@ -12,6 +12,7 @@ use tokengate_token::{Principal, arn};
 
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::mfa::db;
 use crate::params::{self, Params, Pattern, Rule, Validator};
 use crate::state::AppState;
 use crate::xml::Xml;
@@ -20,7 +21,7 @@ use crate::xml::Xml;
 pub const VERSION: &str = "2010-05-08";
 /// The IAM XML namespace.
 pub const NAMESPACE: &str = "https://iam.amazonaws.com/doc/2010-05-08/";
-/// Every IAM action tokengate answers.
+/// The user and access-key actions of this module (MFA actions: [`crate::iam_mfa`]).
 pub const ACTIONS: &[&str] = &[
     "CreateUser",
     "GetUser",
@@ -104,22 +105,25 @@ pub async fn dispatch(
         "DeleteAccessKey" => delete_access_key(state, caller, params)
             .await
             .map(|()| None),
+        _ if crate::iam_mfa::ACTIONS.contains(&action) => {
+            crate::iam_mfa::dispatch(state, caller, action, params).await
+        }
         _ => Err(crate::invalid_action(action, VERSION)),
     }
 }
 
-/// Runs a store call on the blocking pool.
-async fn db<T: Send + 'static>(
-    state: &Arc<AppState>,
-    f: impl FnOnce(&dyn tokengate_store::Store) -> Result<T, StoreError> + Send + 'static,
-) -> Result<Result<T, StoreError>, ApiError> {
-    let store = state.store.clone();
-    tokio::task::spawn_blocking(move || f(store.as_ref()))
-        .await
-        .map_err(ApiError::internal)
+/// The `Path` rule, for other IAM entities.
+pub fn path_rule() -> Rule {
+    PATH
 }
 
-fn authorize(caller: &Caller, action: &str, resource: &str) -> Result<(), ApiError> {
+/// Whether `path` has the shape `/` or `/…/` (the character class is checked by the rule).
+pub fn valid_path(path: &str) -> bool {
+    path == "/" || (path.len() >= 3 && path.starts_with('/') && path.ends_with('/'))
+}
+
+/// Root (or a root session with MFA) may call every IAM action; nobody else may yet.
+pub fn authorize(caller: &Caller, action: &str, resource: &str) -> Result<(), ApiError> {
     let allowed = caller.principal.is_root() && (!caller.is_session() || caller.mfa_present());
     if allowed {
         Ok(())
@@ -132,7 +136,8 @@ fn authorize(caller: &Caller, action: &str, resource: &str) -> Result<(), ApiErr
     }
 }
 
-fn no_such_user(name: &str) -> ApiError {
+/// 404 `NoSuchEntity` for a user.
+pub fn no_such_user(name: &str) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "NoSuchEntity",
@@ -180,11 +185,8 @@ async fn create_user(
     let mut v = Validator::new();
     let name = v.required(p, USER_NAME);
     let path = v.optional(p, PATH);
-    if let Some(path) = &path {
-        // The character class is checked above; the shape `/` or `/…/` here.
-        if path != "/" && !(path.len() >= 3 && path.starts_with('/') && path.ends_with('/')) {
-            v.pattern_failure(path, PATH);
-        }
+    if let Some(path) = path.as_deref().filter(|p| !valid_path(p)) {
+        v.pattern_failure(path, PATH);
     }
     v.finish()?;
     let name = name.unwrap_or_default();

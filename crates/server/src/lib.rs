@@ -12,8 +12,10 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod iam;
+pub mod iam_mfa;
 pub mod mfa;
 pub mod params;
+pub mod qr;
 pub mod state;
 pub mod sts;
 pub mod xml;
@@ -145,7 +147,7 @@ fn request_id(rng: &dyn SecureRandom) -> String {
 /// Which API a request is for, when authentication has not said it yet.
 fn guess_service(action: Option<&str>) -> &'static str {
     match action {
-        Some(a) if iam::ACTIONS.contains(&a) => "iam",
+        Some(a) if iam::ACTIONS.contains(&a) || iam_mfa::ACTIONS.contains(&a) => "iam",
         _ => "sts",
     }
 }
@@ -276,11 +278,6 @@ async fn handle(
             ));
         }
     };
-    let (version, actions) = if *service == "iam" {
-        (iam::VERSION, iam::ACTIONS)
-    } else {
-        (sts::VERSION, sts::ACTIONS)
-    };
     let action = params.get("Action").unwrap_or("").to_owned();
     if action.is_empty() {
         return Err(ApiError::new(
@@ -289,7 +286,17 @@ async fn handle(
             "Missing Action",
         ));
     }
-    if params.get("Version") != Some(version) || !actions.contains(&action.as_str()) {
+    let known = if *service == "iam" {
+        iam::ACTIONS.contains(&action.as_str()) || iam_mfa::ACTIONS.contains(&action.as_str())
+    } else {
+        sts::ACTIONS.contains(&action.as_str())
+    };
+    let version = if *service == "iam" {
+        iam::VERSION
+    } else {
+        sts::VERSION
+    };
+    if params.get("Version") != Some(version) || !known {
         return Err(invalid_action(&action, params.get("Version").unwrap_or("")));
     }
     let result = if *service == "iam" {
