@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod harness;
+mod totp;
 
 use std::os::unix::fs::PermissionsExt;
 
