@@ -105,12 +105,7 @@ async fn long_term(
             account: state.account_id.clone(),
         },
         KeyOwner::User(name) => {
-            let store = state.store.clone();
-            let name = name.clone();
-            let user = tokio::task::spawn_blocking(move || store.user(&name))
-                .await
-                .map_err(ApiError::internal)??
-                .ok_or_else(ApiError::unknown_key)?;
+            let user = state.store.user(name)?.ok_or_else(ApiError::unknown_key)?;
             Principal::User {
                 account: state.account_id.clone(),
                 path: user.path,

@@ -209,7 +209,7 @@ async fn query_api(
     let outcome = handle(&state, &method, &uri, &headers, body, &mut service).await;
     match outcome {
         Ok((action, result)) => {
-            tracing::info!(%request_id, service, action, "ok");
+            tracing::debug!(%request_id, service, action, "ok");
             success_response(service, &action, &request_id, result)
         }
         Err(e) => {

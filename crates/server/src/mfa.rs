@@ -46,8 +46,9 @@ pub async fn verify_code(
     code: &str,
 ) -> Result<MfaContext, ApiError> {
     let owner = owner_of(&caller.principal);
-    let lookup = serial.to_owned();
-    let device: Option<MfaDevice> = db(state, move |s| s.mfa_device(&lookup)).await??;
+    // A point read: inline (see auth::long_term). The replay mark below waits for an fsync
+    // and goes to the blocking pool.
+    let device: Option<MfaDevice> = state.store.mfa_device(serial)?;
     let Some(device) = device.filter(|d| d.owner.as_ref() == Some(&owner)) else {
         tracing::warn!(
             target: "audit",
@@ -68,8 +69,19 @@ pub async fn verify_code(
     );
     let refusal = match verdict {
         Verdict::Accepted { step } => {
-            let s = serial.to_owned();
-            if db(state, move |st| st.record_totp_success(&s, step)).await?? {
+            // The group commit answers once the replay mark is on disk; no thread waits.
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            state.store.record_totp_success_then(
+                serial,
+                step,
+                Box::new(move |result| {
+                    let _ = tx.send(result);
+                }),
+            );
+            let won = rx
+                .await
+                .map_err(|_| ApiError::internal("the store dropped a write"))??;
+            if won {
                 tracing::info!(
                     target: "audit",
                     principal = %caller.principal.arn(),

@@ -208,6 +208,9 @@ pub const MAX_MFA_DEVICES: usize = 8;
 /// Name of the service secret from which temporary secrets are derived.
 pub const DERIVATION_KEY: &str = "temporary-secret-derivation";
 
+/// A callback that receives the result of a write once it is durable.
+pub type Completion<T> = Box<dyn FnOnce(Result<T, StoreError>) + Send>;
+
 /// The persistence interface. Every write is conditional (see the crate docs).
 pub trait Store: Send + Sync {
     /// The account, if the store has been bootstrapped.
@@ -285,6 +288,12 @@ pub trait Store: Send + Sync {
     /// accepted step (the replay compare-and-set). Returns false when another request
     /// already used this or a later step.
     fn record_totp_success(&self, serial: &str, step: u64) -> Result<bool, StoreError>;
+    /// [`Store::record_totp_success`] that calls `done` with the result instead of
+    /// returning it, possibly from another thread once the write is durable — so that an
+    /// async caller need not park a thread on the commit. The default calls it inline.
+    fn record_totp_success_then(&self, serial: &str, step: u64, done: Completion<bool>) {
+        done(self.record_totp_success(serial, step));
+    }
     /// Records a failed code at `now` under `policy`; returns the new state.
     fn record_totp_failure(
         &self,

@@ -8,7 +8,8 @@
 use std::fs;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, mpsc};
 
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use tokengate_token::Secret;
@@ -17,8 +18,8 @@ use tokengate_verifier::totp::{LockoutPolicy, TotpAlgorithm, TotpParams, TotpSta
 
 use crate::seal::Sealer;
 use crate::{
-    AccessKey, Account, Bootstrap, Entity, KeyOwner, KeyStatus, MfaDevice, MfaKind, Store,
-    StoreError, StoredSigningKey, User,
+    AccessKey, Account, Bootstrap, Completion, Entity, KeyOwner, KeyStatus, MfaDevice, MfaKind,
+    Store, StoreError, StoredSigningKey, User,
 };
 
 /// Schema migrations, applied in order; `PRAGMA user_version` counts those applied.
@@ -76,10 +77,190 @@ CREATE INDEX mfa_device_owner ON mfa_device(owner);
 "#,
 ];
 
+/// Connections that serve reads beside the main one (file databases only; WAL lets
+/// readers run while a writer commits).
+const READERS: usize = 4;
+/// Most replay-mark writes committed in one transaction (one fsync).
+const MAX_BATCH: usize = 512;
+
 /// The SQLite-backed [`Store`].
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
+    committer: Option<GroupCommitter>,
     sealer: Sealer,
+}
+
+/// A write on the login path, batched by the [`GroupCommitter`].
+enum HotWrite {
+    TotpSuccess {
+        serial: String,
+        step: i64,
+    },
+    TotpFailure {
+        serial: String,
+        policy: LockoutPolicy,
+        now: i64,
+    },
+}
+
+enum HotResult {
+    Success(bool),
+    Failure(TotpState),
+}
+
+struct Job {
+    op: HotWrite,
+    reply: Completion<HotResult>,
+}
+
+/// Group commit: one thread with its own connection takes every queued login-path write,
+/// runs them in order in one IMMEDIATE transaction and commits once, then answers each.
+/// While it waits on one fsync the next batch queues up, so the fsync cost is shared by
+/// every login in flight. A write is answered only after its commit is on disk, and the
+/// statements keep their compare-and-set meaning inside a batch (they run in order).
+struct GroupCommitter {
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl GroupCommitter {
+    fn start(mut conn: Connection) -> Self {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let thread = std::thread::Builder::new()
+            .name("store-group-commit".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let mut batch = vec![first];
+                    while batch.len() < MAX_BATCH {
+                        match rx.try_recv() {
+                            Ok(job) => batch.push(job),
+                            Err(_) => break,
+                        }
+                    }
+                    let results = run_batch(&mut conn, &batch);
+                    for (job, result) in batch.into_iter().zip(results) {
+                        (job.reply)(result);
+                    }
+                }
+            })
+            .ok();
+        Self {
+            jobs: Mutex::new(Some(tx)),
+            thread: Mutex::new(thread),
+        }
+    }
+
+    /// Queues `op`; `reply` is called once its batch is committed (or failed).
+    fn submit_then(&self, op: HotWrite, reply: Completion<HotResult>) {
+        let sender = match self.jobs.lock() {
+            Ok(jobs) => jobs.clone(),
+            Err(_) => None,
+        };
+        let Some(sender) = sender else {
+            reply(Err(StoreError::Backend("the store is closed".into())));
+            return;
+        };
+        if let Err(mpsc::SendError(job)) = sender.send(Job { op, reply }) {
+            (job.reply)(Err(StoreError::Backend(
+                "the group-commit thread stopped".into(),
+            )));
+        }
+    }
+
+    /// Queues `op` and waits for its commit.
+    fn submit(&self, op: HotWrite) -> Result<HotResult, StoreError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.submit_then(
+            op,
+            Box::new(move |result| {
+                // The waiter below is still there: it blocks on this channel.
+                let _ = tx.send(result);
+            }),
+        );
+        rx.recv()
+            .map_err(|_| StoreError::Backend("the group-commit thread stopped".into()))?
+    }
+}
+
+impl Drop for GroupCommitter {
+    fn drop(&mut self) {
+        if let Ok(mut jobs) = self.jobs.lock() {
+            jobs.take();
+        }
+        if let Some(thread) = self.thread.lock().ok().and_then(|mut t| t.take()) {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn run_batch(conn: &mut Connection, batch: &[Job]) -> Vec<Result<HotResult, StoreError>> {
+    let fail_all = |e: StoreError| batch.iter().map(|_| Err(e.clone())).collect();
+    let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => return fail_all(backend(e)),
+    };
+    let mut results = Vec::with_capacity(batch.len());
+    for job in batch {
+        let result = match &job.op {
+            HotWrite::TotpSuccess { serial, step } => {
+                totp_success(&tx, serial, *step).map(HotResult::Success)
+            }
+            HotWrite::TotpFailure {
+                serial,
+                policy,
+                now,
+            } => totp_failure(&tx, serial, policy, *now).map(HotResult::Failure),
+        };
+        // A backend failure poisons the transaction: nothing of this batch is kept.
+        if let Err(StoreError::Backend(e)) = &result {
+            return fail_all(StoreError::Backend(e.clone()));
+        }
+        results.push(result);
+    }
+    match tx.commit() {
+        Ok(()) => results,
+        Err(e) => fail_all(backend(e)),
+    }
+}
+
+/// The replay compare-and-set: record `step` only if it is above the last accepted one.
+fn totp_success(tx: &Connection, serial: &str, step: i64) -> Result<bool, StoreError> {
+    let n = tx
+        .prepare_cached(
+            "UPDATE mfa_device
+             SET last_step = ?1, failures = 0, locked_until = NULL, lockouts = 0
+             WHERE serial = ?2 AND owner IS NOT NULL
+               AND (last_step IS NULL OR last_step < ?1)",
+        )
+        .and_then(|mut stmt| stmt.execute(params![step, serial]))
+        .map_err(backend)?;
+    Ok(n == 1)
+}
+
+fn totp_failure(
+    tx: &Connection,
+    serial: &str,
+    policy: &LockoutPolicy,
+    now: i64,
+) -> Result<TotpState, StoreError> {
+    let row = tx
+        .query_row(
+            &format!("SELECT {DEVICE_COLUMNS} WHERE d.serial = ?1"),
+            [serial],
+            device_row,
+        )
+        .optional()
+        .map_err(backend)?
+        .ok_or(StoreError::NotFound(Entity::MfaDevice))?;
+    let state = device_state(&row)?.failed(policy, now);
+    tx.execute(
+        "UPDATE mfa_device SET failures = ?1, locked_until = ?2, lockouts = ?3 WHERE serial = ?4",
+        params![state.failures, state.locked_until, state.lockouts, serial],
+    )
+    .map_err(backend)?;
+    Ok(state)
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -193,7 +374,17 @@ impl SqliteStore {
             .open(path)
             .map_err(|e| StoreError::Backend(format!("{}: {e}", path.display())))?;
         let conn = Connection::open(path).map_err(backend)?;
-        Self::with_connection(conn, master_key)
+        let mut store = Self::with_connection(conn, master_key)?;
+        let open_more = || -> Result<Connection, StoreError> {
+            let c = Connection::open(path).map_err(backend)?;
+            configure(&c)?;
+            Ok(c)
+        };
+        store.readers = (0..READERS)
+            .map(|_| open_more().map(Mutex::new))
+            .collect::<Result<_, _>>()?;
+        store.committer = Some(GroupCommitter::start(open_more()?));
+        Ok(store)
     }
 
     /// An in-memory store, for tests.
@@ -204,17 +395,44 @@ impl SqliteStore {
     fn with_connection(mut conn: Connection, master_key: &Secret) -> Result<Self, StoreError> {
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(backend)?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(backend)?;
-        conn.pragma_update(None, "foreign_keys", "ON")
-            .map_err(backend)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(backend)?;
+        configure(&conn)?;
         migrate(&mut conn)?;
         Ok(Self {
             conn: Mutex::new(conn),
+            readers: Vec::new(),
+            next_reader: AtomicUsize::new(0),
+            committer: None,
             sealer: Sealer::new(master_key)?,
         })
+    }
+
+    /// Turns off fsync on commit for this process's admin writes — for seeding a test or
+    /// benchmark database in bulk only: a crash loses recent writes. Login-path writes (the
+    /// group commit) stay durable.
+    pub fn relax_durability_for_bulk_load(&self) -> Result<(), StoreError> {
+        self.lock()?
+            .pragma_update(None, "synchronous", "OFF")
+            .map_err(backend)
+    }
+
+    /// A connection for a read: one of the reader pool (a free one if there is), or the
+    /// main connection for an in-memory database.
+    fn read(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
+        if self.readers.is_empty() {
+            return self.lock();
+        }
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        let n = self.readers.len();
+        for i in 0..n {
+            if let Some(Ok(guard)) = self.readers.get((start + i) % n).map(Mutex::try_lock) {
+                return Ok(guard);
+            }
+        }
+        self.readers
+            .get(start % n)
+            .ok_or_else(|| StoreError::Backend("no reader".into()))?
+            .lock()
+            .map_err(|_| StoreError::Backend("store mutex poisoned".into()))
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
@@ -346,9 +564,9 @@ impl SqliteStore {
         args: &[&dyn rusqlite::ToSql],
     ) -> Result<Vec<MfaDevice>, StoreError> {
         let rows: Vec<DeviceRow> = {
-            let conn = self.lock()?;
+            let conn = self.read()?;
             let mut stmt = conn
-                .prepare(&format!("SELECT {DEVICE_COLUMNS} WHERE {clause}"))
+                .prepare_cached(&format!("SELECT {DEVICE_COLUMNS} WHERE {clause}"))
                 .map_err(backend)?;
             stmt.query_map(args, device_row)
                 .map_err(backend)?
@@ -387,6 +605,18 @@ fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
         path: r.get(2)?,
         created: r.get(3)?,
     })
+}
+
+/// Per-connection settings: `synchronous=FULL` (a commit is on disk before it returns),
+/// foreign keys, a busy timeout for the other connections' locks.
+fn configure(conn: &Connection) -> Result<(), StoreError> {
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(backend)?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(backend)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(backend)?;
+    Ok(())
 }
 
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
@@ -553,13 +783,9 @@ impl Store for SqliteStore {
     }
 
     fn user(&self, name: &str) -> Result<Option<User>, StoreError> {
-        self.lock()?
-            .query_row(
-                "SELECT user_id, name, path, created FROM iam_user WHERE name = ?1",
-                [name],
-                user_row,
-            )
-            .optional()
+        self.read()?
+            .prepare_cached("SELECT user_id, name, path, created FROM iam_user WHERE name = ?1")
+            .and_then(|mut stmt| stmt.query_row([name], user_row).optional())
             .map_err(backend)
     }
 
@@ -638,13 +864,9 @@ impl Store for SqliteStore {
 
     fn access_key(&self, access_key_id: &str) -> Result<Option<AccessKey>, StoreError> {
         let row = self
-            .lock()?
-            .query_row(
-                &format!("SELECT {KEY_COLUMNS} WHERE k.access_key_id = ?1"),
-                [access_key_id],
-                key_row,
-            )
-            .optional()
+            .read()?
+            .prepare_cached(&format!("SELECT {KEY_COLUMNS} WHERE k.access_key_id = ?1"))
+            .and_then(|mut stmt| stmt.query_row([access_key_id], key_row).optional())
             .map_err(backend)?;
         row.map(|r| self.row_to_key(r)).transpose()
     }
@@ -859,18 +1081,34 @@ impl Store for SqliteStore {
 
     fn record_totp_success(&self, serial: &str, step: u64) -> Result<bool, StoreError> {
         let step = to_i64(step)?;
-        self.write(|tx, _| {
-            let n = tx
-                .execute(
-                    "UPDATE mfa_device
-                     SET last_step = ?1, failures = 0, locked_until = NULL, lockouts = 0
-                     WHERE serial = ?2 AND owner IS NOT NULL
-                       AND (last_step IS NULL OR last_step < ?1)",
-                    params![step, serial],
-                )
-                .map_err(backend)?;
-            Ok(n == 1)
-        })
+        match &self.committer {
+            Some(c) => match c.submit(HotWrite::TotpSuccess {
+                serial: serial.to_owned(),
+                step,
+            })? {
+                HotResult::Success(won) => Ok(won),
+                HotResult::Failure(_) => Err(StoreError::Backend("mismatched reply".into())),
+            },
+            None => self.write(|tx, _| totp_success(tx, serial, step)),
+        }
+    }
+
+    fn record_totp_success_then(&self, serial: &str, step: u64, done: Completion<bool>) {
+        let (Some(c), Ok(step)) = (&self.committer, to_i64(step)) else {
+            return done(self.record_totp_success(serial, step));
+        };
+        c.submit_then(
+            HotWrite::TotpSuccess {
+                serial: serial.to_owned(),
+                step,
+            },
+            Box::new(move |result| {
+                done(result.and_then(|r| match r {
+                    HotResult::Success(won) => Ok(won),
+                    HotResult::Failure(_) => Err(StoreError::Backend("mismatched reply".into())),
+                }))
+            }),
+        );
     }
 
     fn record_totp_failure(
@@ -879,25 +1117,20 @@ impl Store for SqliteStore {
         policy: &LockoutPolicy,
         now: i64,
     ) -> Result<TotpState, StoreError> {
-        self.write(|tx, _| {
-            let row = tx
-                .query_row(
-                    &format!("SELECT {DEVICE_COLUMNS} WHERE d.serial = ?1"),
-                    [serial],
-                    device_row,
-                )
-                .optional()
-                .map_err(backend)?
-                .ok_or(StoreError::NotFound(Entity::MfaDevice))?;
-            let state = device_state(&row)?.failed(policy, now);
-            tx.execute(
-                "UPDATE mfa_device SET failures = ?1, locked_until = ?2, lockouts = ?3
-                 WHERE serial = ?4",
-                params![state.failures, state.locked_until, state.lockouts, serial],
-            )
-            .map_err(backend)?;
-            Ok(state)
-        })
+        match &self.committer {
+            Some(c) => {
+                let op = HotWrite::TotpFailure {
+                    serial: serial.to_owned(),
+                    policy: *policy,
+                    now,
+                };
+                match c.submit(op)? {
+                    HotResult::Failure(state) => Ok(state),
+                    HotResult::Success(_) => Err(StoreError::Backend("mismatched reply".into())),
+                }
+            }
+            None => self.write(|tx, _| totp_failure(tx, serial, policy, now)),
+        }
     }
 
     fn resync_mfa_device(

@@ -1,0 +1,417 @@
+//! `tokengate-load`: how many MFA-gated logins per second does tokengate sustain?
+//!
+//! 1. Seeds a fresh data dir with `--devices` IAM users, each with an access key and an
+//!    enabled virtual TOTP device (directly through the store, fsync off: seeding is not
+//!    what is measured).
+//! 2. Starts the real `tokengate serve` (the binary beside this one) on loopback.
+//! 3. Pre-signs one `GetSessionToken` (SerialNumber + the device's current TokenCode) per
+//!    device, so the timed phase only moves bytes, and sends them over `--connections`
+//!    keep-alive connections from this (second) process. Every login verifies SigV4, reads
+//!    the key and the device, checks the code, writes the durable replay mark (group
+//!    commit) and signs a session token.
+//! 4. Runs the same number of `GetCallerIdentity` requests (long-term key, no MFA, no
+//!    write) in the same run: the bare request ceiling.
+//!
+//! Every answer must be 200; anything else is counted and reported. The numbers are printed
+//! as a table; docs/benchmarks.md records a run.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use ring::rand::{SecureRandom, SystemRandom};
+use tokengate_server::config::Config;
+use tokengate_server::state::{self, SystemClock};
+use tokengate_store::{
+    AccessKey, KeyOwner, KeyStatus, MfaDevice, MfaKind, SqliteStore, Store, User,
+};
+use tokengate_token::Secret;
+use tokengate_token::keys;
+use tokengate_token::query::encode_form;
+use tokengate_token::sigv4::{HttpRequest, SigningCredentials, sign_request};
+use tokengate_verifier::totp::{Generator, TotpParams, TotpState};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Options.
+#[derive(Debug, Parser)]
+#[command(name = "tokengate-load", about = "Measure MFA-gated logins per second")]
+struct Args {
+    /// Distinct users/devices (each logs in once per run).
+    #[arg(long, default_value_t = 40_000)]
+    devices: usize,
+    /// Concurrent keep-alive connections.
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// The `tokengate` binary [default: the one beside this binary].
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
+    /// Server worker threads (TOKIO_WORKER_THREADS) [default: the number of cores].
+    #[arg(long)]
+    server_threads: Option<usize>,
+}
+
+struct Identity {
+    key_id: String,
+    secret: String,
+    serial: String,
+    seed: Vec<u8>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let dir = std::env::temp_dir().join(format!("tokengate-load-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let result = run(&args, &dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
+    let seeded = Instant::now();
+    let identities = seed(dir, args.devices)?;
+    eprintln!(
+        "seeded {} users and devices in {:.1?}",
+        identities.len(),
+        seeded.elapsed()
+    );
+
+    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let addr = format!("127.0.0.1:{port}");
+    let server = start_server(args, dir, &addr)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+
+    let step = TotpParams::AWS.step_at(time::OffsetDateTime::now_utc().unix_timestamp());
+    let logins: Vec<Vec<u8>> = identities
+        .iter()
+        .map(|id| {
+            let code = Generator::new(&id.seed, TotpParams::AWS).code(step);
+            let params = [
+                ("Action", "GetSessionToken"),
+                ("Version", "2011-06-15"),
+                ("SerialNumber", id.serial.as_str()),
+                ("TokenCode", code.as_str()),
+                ("DurationSeconds", "900"),
+            ];
+            signed_request(&addr, id, &params)
+        })
+        .collect();
+    let identity_calls: Vec<Vec<u8>> = identities
+        .iter()
+        .map(|id| {
+            signed_request(
+                &addr,
+                id,
+                &[("Action", "GetCallerIdentity"), ("Version", "2011-06-15")],
+            )
+        })
+        .collect();
+
+    let warm = runtime.block_on(blast(
+        &addr,
+        identity_calls[..1000.min(identity_calls.len())].to_vec(),
+        args.connections,
+    ))?;
+    eprintln!("warm-up: {} requests", warm.ok);
+    let ceiling = runtime.block_on(blast(&addr, identity_calls, args.connections))?;
+    let login = runtime.block_on(blast(&addr, logins, args.connections))?;
+    drop(server);
+
+    println!("| workload | requests | errors | seconds | requests/s | p50 ms | p99 ms |");
+    println!("|---|---|---|---|---|---|---|");
+    for (name, r) in [
+        ("GetCallerIdentity (bare ceiling)", &ceiling),
+        ("MFA GetSessionToken", &login),
+    ] {
+        println!(
+            "| {name} | {} | {} | {:.2} | {:.0} | {:.2} | {:.2} |",
+            r.ok + r.errors,
+            r.errors,
+            r.elapsed.as_secs_f64(),
+            r.ok as f64 / r.elapsed.as_secs_f64(),
+            r.p50.as_secs_f64() * 1e3,
+            r.p99.as_secs_f64() * 1e3,
+        );
+    }
+    println!(
+        "\n{} devices, {} connections, {} cores",
+        args.devices,
+        args.connections,
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    if login.errors > 0 || ceiling.errors > 0 {
+        bail!(
+            "some requests failed (first: {})",
+            login
+                .first_error
+                .or(ceiling.first_error)
+                .unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+/// Creates the data dir's account and `n` users with keys and enabled devices.
+fn seed(dir: &Path, n: usize) -> anyhow::Result<Vec<Identity>> {
+    std::fs::create_dir_all(dir)?;
+    let (master, _) =
+        tokengate_store::master_key::load_or_create(&dir.join(state::MASTER_KEY_FILE))?;
+    let store = Arc::new(SqliteStore::open(&dir.join(state::DATABASE_FILE), &master)?);
+    let config = Config {
+        data_dir: dir.to_owned(),
+        ..Config::default()
+    };
+    state::open_with_store(config, store.clone(), Arc::new(SystemClock))
+        .context("bootstrapping the data dir")?;
+    store.relax_durability_for_bulk_load()?;
+    let rng = SystemRandom::new();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let name = format!("load-{i}");
+        let user_id = keys::new_user_id(&rng).map_err(|e| anyhow::anyhow!("{e}"))?;
+        store.create_user(&User {
+            user_id,
+            name: name.clone(),
+            path: "/".into(),
+            created: now,
+        })?;
+        let key_id = keys::new_long_term_key_id(&rng).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let secret = keys::new_secret_access_key(&rng).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let secret_text = secret.expose_str().unwrap_or_default().to_owned();
+        let owner = KeyOwner::User(name.clone());
+        store.create_access_key(
+            &AccessKey {
+                access_key_id: key_id.clone(),
+                owner: owner.clone(),
+                status: KeyStatus::Active,
+                created: now,
+                secret,
+            },
+            2,
+        )?;
+        let mut seed = vec![0u8; 20];
+        rng.fill(&mut seed).map_err(|_| anyhow::anyhow!("rng"))?;
+        let serial = format!("arn:aws:iam::000000000000:mfa/{name}");
+        store.create_mfa_device(&MfaDevice {
+            serial: serial.clone(),
+            kind: MfaKind::Virtual,
+            owner: None,
+            enabled_at: None,
+            created: now,
+            seed: Secret::new(seed.clone()),
+            params: TotpParams::AWS,
+            state: TotpState::default(),
+        })?;
+        store.enable_mfa_device(&serial, &owner, now, &TotpState::default(), 8)?;
+        out.push(Identity {
+            key_id,
+            secret: secret_text,
+            serial,
+            seed,
+        });
+    }
+    Ok(out)
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_server(args: &Args, dir: &Path, addr: &str) -> anyhow::Result<Server> {
+    let bin = match &args.server_bin {
+        Some(b) => b.clone(),
+        None => std::env::current_exe()?.with_file_name("tokengate"),
+    };
+    let mut cmd = Command::new(&bin);
+    cmd.args(["serve", "--listen", addr, "--data-dir"])
+        .arg(dir)
+        .env("TOKENGATE_LOG_LEVEL", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    if let Some(n) = args.server_threads {
+        cmd.env("TOKIO_WORKER_THREADS", n.to_string());
+    }
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    if let Some(stderr) = child.stderr.take() {
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("server: {line}");
+            }
+        });
+    }
+    let server = Server(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(addr).is_err() {
+        if Instant::now() > deadline {
+            bail!("the server did not listen on {addr}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(server)
+}
+
+fn signed_request(addr: &str, id: &Identity, params: &[(&str, &str)]) -> Vec<u8> {
+    let body = encode_form(params);
+    let headers = [
+        ("host", addr),
+        (
+            "content-type",
+            "application/x-www-form-urlencoded; charset=utf-8",
+        ),
+    ];
+    let req = HttpRequest {
+        method: "POST",
+        path: "/",
+        query: "",
+        headers: &headers,
+        body: body.as_bytes(),
+    };
+    let creds = SigningCredentials {
+        access_key_id: &id.key_id,
+        secret_access_key: &id.secret,
+        session_token: None,
+    };
+    let signed = sign_request(
+        &req,
+        &creds,
+        "us-east-1",
+        "sts",
+        time::OffsetDateTime::now_utc(),
+    );
+    let mut out = format!(
+        "POST / HTTP/1.1\r\nhost: {addr}\r\ncontent-type: {}\r\ncontent-length: {}\r\n",
+        headers[1].1,
+        body.len()
+    );
+    for (k, v) in signed {
+        out.push_str(&format!("{k}: {v}\r\n"));
+    }
+    out.push_str("\r\n");
+    out.push_str(&body);
+    out.into_bytes()
+}
+
+struct Outcome {
+    ok: usize,
+    errors: usize,
+    elapsed: Duration,
+    p50: Duration,
+    p99: Duration,
+    first_error: Option<String>,
+}
+
+/// Sends every request once over `connections` keep-alive connections.
+async fn blast(addr: &str, requests: Vec<Vec<u8>>, connections: usize) -> anyhow::Result<Outcome> {
+    let requests = Arc::new(requests);
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let (requests, next, addr) = (requests.clone(), next.clone(), addr.to_owned());
+        tasks.push(tokio::spawn(async move {
+            let mut stream = tokio::net::TcpStream::connect(&addr).await?;
+            stream.set_nodelay(true)?;
+            let mut latencies = Vec::new();
+            let (mut ok, mut errors, mut first_error) = (0usize, 0usize, None);
+            let mut buf = Vec::with_capacity(8192);
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(req) = requests.get(i) else { break };
+                let sent = Instant::now();
+                stream.write_all(req).await?;
+                let (status, body) = read_response(&mut stream, &mut buf).await?;
+                latencies.push(sent.elapsed());
+                if status == 200 {
+                    ok += 1;
+                } else {
+                    errors += 1;
+                    first_error.get_or_insert(body);
+                }
+            }
+            anyhow::Ok((ok, errors, latencies, first_error))
+        }));
+    }
+    let (mut ok, mut errors, mut latencies, mut first_error) = (0, 0, Vec::new(), None);
+    for t in tasks {
+        let (o, e, l, f) = t.await??;
+        ok += o;
+        errors += e;
+        latencies.extend(l);
+        first_error = first_error.or(f);
+    }
+    let elapsed = start.elapsed();
+    latencies.sort_unstable();
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64) * p) as usize)
+            .copied()
+            .unwrap_or_default()
+    };
+    Ok(Outcome {
+        ok,
+        errors,
+        elapsed,
+        p50: pct(0.5),
+        p99: pct(0.99),
+        first_error,
+    })
+}
+
+/// Reads one HTTP/1.1 response with a Content-Length body; returns status and body text.
+async fn read_response(
+    stream: &mut tokio::net::TcpStream,
+    buf: &mut Vec<u8>,
+) -> anyhow::Result<(u16, String)> {
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_string();
+            let status: u16 = head
+                .split(' ')
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            let len: usize = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse().ok())?
+                })
+                .context("response without content-length")?;
+            let total = end + 4 + len;
+            while buf.len() < total {
+                let mut chunk = [0u8; 8192];
+                let n = stream.read(&mut chunk).await?;
+                if n == 0 {
+                    bail!("connection closed mid-response");
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            let body = String::from_utf8_lossy(&buf[end + 4..total]).to_string();
+            buf.drain(..total);
+            return Ok((status, body));
+        }
+        let mut chunk = [0u8; 8192];
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            bail!("connection closed");
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
