@@ -2,10 +2,13 @@
 //! credential_process JSON on stdout, the cache, and the failure modes a credential_process
 //! user meets (no terminal, a refused code, an unreachable endpoint).
 
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use tokengate_verifier::totp::{Generator, TotpParams};
 
 use crate::harness::{Creds, Service};
 
@@ -51,6 +54,15 @@ impl AwsFiles {
             _ => Command::new(crate::harness::binary()),
         };
         cmd.arg("login").args(args);
+        self.isolate(&mut cmd);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    }
+
+    /// Points `cmd` at these files only.
+    fn isolate(&self, cmd: &mut Command) {
         for var in [
             "AWS_PROFILE",
             "AWS_ENDPOINT_URL",
@@ -69,11 +81,7 @@ impl AwsFiles {
         cmd.env("HOME", home)
             .env("AWS_CONFIG_FILE", home.join("config"))
             .env("AWS_SHARED_CREDENTIALS_FILE", home.join("credentials"))
-            .env("XDG_CACHE_HOME", home.join("cache"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        cmd
+            .env("XDG_CACHE_HOME", home.join("cache"));
     }
 
     fn login(&self, args: &[&str]) -> Output {
@@ -89,7 +97,10 @@ fn stderr(out: &Output) -> String {
 fn process_json(out: &Output) -> (Creds, time::OffsetDateTime) {
     assert!(out.status.success(), "login failed: {}", stderr(out));
     let text = String::from_utf8(out.stdout.clone()).unwrap();
-    assert!(text.ends_with('\n') && text.trim_end().lines().count() == 1, "{text}");
+    assert!(
+        text.ends_with('\n') && text.trim_end().lines().count() == 1,
+        "{text}"
+    );
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     let obj = v.as_object().unwrap();
     let keys: Vec<&str> = obj.keys().map(String::as_str).collect();
@@ -109,7 +120,11 @@ fn process_json(out: &Output) -> (Creds, time::OffsetDateTime) {
         secret: v["SecretAccessKey"].as_str().unwrap().to_owned(),
         token: Some(v["SessionToken"].as_str().unwrap().to_owned()),
     };
-    assert!(creds.access_key_id.starts_with("ASIA"), "{}", creds.access_key_id);
+    assert!(
+        creds.access_key_id.starts_with("ASIA"),
+        "{}",
+        creds.access_key_id
+    );
     (creds, expiration)
 }
 
@@ -145,23 +160,33 @@ fn setup(extra_config: &str) -> (tempfile::TempDir, Service, Creds, AwsFiles) {
 #[test]
 fn login_prints_working_credentials_then_serves_them_from_the_cache() {
     let (_data, svc, alice, files) = setup("");
-    let first = files.login(&["--profile", "dev", "--duration-seconds", "900"]);
+    // (A 900-second session would never be reused: it starts inside the 15-minute window.)
+    let first = files.login(&["--profile", "dev", "--duration-seconds", "3600"]);
     let (temp, expiration) = process_json(&first);
-    assert_eq!(caller_arn(&svc, &temp), format!("arn:aws:iam::{ACCOUNT}:user/alice"));
+    assert_eq!(
+        caller_arn(&svc, &temp),
+        format!("arn:aws:iam::{ACCOUNT}:user/alice")
+    );
     let left = expiration - time::OffsetDateTime::now_utc();
     assert!(
-        left > time::Duration::seconds(850) && left <= time::Duration::seconds(900),
-        "--duration-seconds 900 gave {left}"
+        left > time::Duration::seconds(3550) && left <= time::Duration::seconds(3600),
+        "--duration-seconds 3600 gave {left}"
     );
     let err = stderr(&first);
-    assert!(!err.contains(&temp.secret) && !err.contains(&alice.secret), "{err}");
+    assert!(
+        !err.contains(&temp.secret) && !err.contains(&alice.secret),
+        "{err}"
+    );
 
     // One private cache file, holding exactly what was printed.
     let cached = files.cache_files();
     assert_eq!(cached.len(), 1, "{cached:?}");
     assert_eq!(mode(&files.cache_dir()), 0o700);
     assert_eq!(mode(&cached[0]), 0o600);
-    assert_eq!(std::fs::read(&cached[0]).unwrap(), first.stdout.trim_ascii_end());
+    assert_eq!(
+        std::fs::read(&cached[0]).unwrap(),
+        first.stdout.trim_ascii_end()
+    );
 
     // The second run is served from the cache.
     let (again, _) = process_json(&files.login(&["--profile", "dev"]));
@@ -171,7 +196,10 @@ fn login_prints_working_credentials_then_serves_them_from_the_cache() {
     // --no-cache asks the service, and leaves the cache as it was.
     let (fresh, _) = process_json(&files.login(&["--profile", "dev", "--no-cache"]));
     assert_ne!(fresh.access_key_id, temp.access_key_id);
-    assert_eq!(caller_arn(&svc, &fresh), format!("arn:aws:iam::{ACCOUNT}:user/alice"));
+    assert_eq!(
+        caller_arn(&svc, &fresh),
+        format!("arn:aws:iam::{ACCOUNT}:user/alice")
+    );
     let (cached_again, _) = process_json(&files.login(&["--profile", "dev"]));
     assert_eq!(cached_again.access_key_id, temp.access_key_id);
 
@@ -180,8 +208,15 @@ fn login_prints_working_credentials_then_serves_them_from_the_cache() {
     let repaired = files.login(&["--profile", "dev"]);
     let (new, _) = process_json(&repaired);
     assert_ne!(new.access_key_id, temp.access_key_id);
-    assert!(stderr(&repaired).contains("ignoring the cached session"), "{}", stderr(&repaired));
-    assert_eq!(std::fs::read(&cached[0]).unwrap(), repaired.stdout.trim_ascii_end());
+    assert!(
+        stderr(&repaired).contains("ignoring the cached session"),
+        "{}",
+        stderr(&repaired)
+    );
+    assert_eq!(
+        std::fs::read(&cached[0]).unwrap(),
+        repaired.stdout.trim_ascii_end()
+    );
 }
 
 #[test]
@@ -204,7 +239,10 @@ fn the_profile_comes_from_aws_profile_and_the_endpoint_from_the_environment() {
         .output()
         .unwrap();
     let (temp, _) = process_json(&out);
-    assert_eq!(caller_arn(&svc, &temp), format!("arn:aws:iam::{ACCOUNT}:user/alice"));
+    assert_eq!(
+        caller_arn(&svc, &temp),
+        format!("arn:aws:iam::{ACCOUNT}:user/alice")
+    );
     // --endpoint-url beats the environment.
     let out = files
         .command(&["--no-cache", "--endpoint-url", &right])
@@ -280,7 +318,10 @@ fn a_security_key_serial_is_not_available_yet() {
     let out = files.login(&["--profile", "dev"]);
     assert!(!out.status.success());
     let err = stderr(&out);
-    assert!(err.contains("security-key login is not available yet"), "{err}");
+    assert!(
+        err.contains("security-key login is not available yet"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -308,10 +349,134 @@ fn a_missing_profile_or_credentials_names_the_files() {
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains("profile `ghost` is not in"), "{err}");
-    assert!(err.contains("config") && err.contains("credentials"), "{err}");
+    assert!(
+        err.contains("config") && err.contains("credentials"),
+        "{err}"
+    );
     let out = files.login(&["--profile", "other"]);
     let err = stderr(&out);
     assert!(err.contains("profile `other` has no credentials"), "{err}");
+}
+
+/// Now, at least 3 s from a 30 s TOTP step boundary, as unix seconds.
+fn settled_now() -> i64 {
+    loop {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        if (3..=26).contains(&now.rem_euclid(30)) {
+            return now;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// A virtual MFA device for `user`, enabled with the codes of steps now-4 and now-3; its
+/// serial and a generator of its codes.
+fn enabled_device(svc: &Service, root: &Creds, user: &str) -> (String, Generator) {
+    let r = svc.call(
+        root,
+        "iam",
+        &[
+            ("Action", "CreateVirtualMFADevice"),
+            ("VirtualMFADeviceName", user),
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let serial = r.xml("SerialNumber").unwrap();
+    let base32 = data_encoding::BASE64
+        .decode(r.xml("Base32StringSeed").unwrap().as_bytes())
+        .unwrap();
+    let seed = data_encoding::BASE32_NOPAD.decode(&base32).unwrap();
+    let generator = Generator::new(&seed, TotpParams::AWS);
+    let step = TotpParams::AWS.step_at(settled_now());
+    let (c1, c2) = (generator.code(step - 4), generator.code(step - 3));
+    let r = svc.call(
+        root,
+        "iam",
+        &[
+            ("Action", "EnableMFADevice"),
+            ("UserName", user),
+            ("SerialNumber", &serial),
+            ("AuthenticationCode1", &c1),
+            ("AuthenticationCode2", &c2),
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    (serial, generator)
+}
+
+#[test]
+fn login_asks_for_the_code_on_the_terminal_when_mfa_is_required() {
+    // `script` gives login a pseudo-terminal as its /dev/tty and types our stdin into it.
+    let script = ["/usr/bin/script", "/bin/script"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("this test needs util-linux `script` (a pseudo-terminal for the MFA prompt)");
+    let data = tempfile::tempdir().unwrap();
+    let svc = Service::start(data.path(), &[]); // mfa.required = true (the default)
+    let root = svc.root();
+    let alice = crate::user_with_key(&svc, &root, "alice");
+    let (serial, generator) = enabled_device(&svc, &root, "alice");
+    let files = AwsFiles::new(
+        &format!(
+            "[profile dev]\nendpoint_url = http://{}\nmfa_serial = {serial}\n",
+            svc.addr
+        ),
+        &format!(
+            "[dev]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            alice.access_key_id, alice.secret
+        ),
+    );
+    // Without MFA this service refuses a session.
+    let r = svc.call(&alice, "sts", &[("Action", "GetSessionToken")]);
+    assert_eq!(r.code().as_deref(), Some("AccessDenied"));
+
+    let code = generator.code(TotpParams::AWS.step_at(settled_now()));
+    let login = format!(
+        "'{}' login --profile dev",
+        crate::harness::binary().display()
+    );
+    let mut cmd = Command::new(script);
+    cmd.args(["-qec", &login, "/dev/null"]);
+    files.isolate(&mut cmd);
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(format!("{code}\n").as_bytes()).unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{shown}{}", stderr(&out));
+    assert!(
+        shown.contains(&format!("Enter MFA code for {serial}: ")),
+        "{shown}"
+    );
+    let start = shown.find("{\"Version\"").expect("the JSON");
+    let end = start + shown[start..].find('}').unwrap() + 1;
+    let v: serde_json::Value = serde_json::from_str(&shown[start..end]).unwrap();
+    let temp = Creds {
+        access_key_id: v["AccessKeyId"].as_str().unwrap().to_owned(),
+        secret: v["SecretAccessKey"].as_str().unwrap().to_owned(),
+        token: Some(v["SessionToken"].as_str().unwrap().to_owned()),
+    };
+    assert_eq!(
+        caller_arn(&svc, &temp),
+        format!("arn:aws:iam::{ACCOUNT}:user/alice")
+    );
+
+    // The code is spent; the next login is served from the cache without asking.
+    let (again, _) = process_json(&files.login(&["--profile", "dev"]));
+    assert_eq!(again.access_key_id, temp.access_key_id);
+    // Replaying the spent code is refused by the service.
+    let out = files.login(&["--profile", "dev", "--no-cache", "--token-code", &code]);
+    assert!(
+        stderr(&out).starts_with("tokengate: AccessDenied: "),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// `http://127.0.0.1:PORT` where nothing listens.

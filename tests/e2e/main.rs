@@ -3,6 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod harness;
+mod login;
+mod mfa_cli;
 mod totp;
 
 use std::os::unix::fs::PermissionsExt;

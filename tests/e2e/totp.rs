@@ -9,7 +9,11 @@ use crate::harness::{Creds, Service};
 fn user_with_device(svc: &Service, root: &Creds, name: &str) -> (Creds, String, Vec<u8>) {
     let r = svc.call(root, "iam", &[("Action", "CreateUser"), ("UserName", name)]);
     assert_eq!(r.status, 200, "{}", r.body);
-    let r = svc.call(root, "iam", &[("Action", "CreateAccessKey"), ("UserName", name)]);
+    let r = svc.call(
+        root,
+        "iam",
+        &[("Action", "CreateAccessKey"), ("UserName", name)],
+    );
     let key = Creds {
         access_key_id: r.xml("AccessKeyId").unwrap(),
         secret: r.xml("SecretAccessKey").unwrap(),
@@ -18,11 +22,16 @@ fn user_with_device(svc: &Service, root: &Creds, name: &str) -> (Creds, String, 
     let r = svc.call(
         root,
         "iam",
-        &[("Action", "CreateVirtualMFADevice"), ("VirtualMFADeviceName", name)],
+        &[
+            ("Action", "CreateVirtualMFADevice"),
+            ("VirtualMFADeviceName", name),
+        ],
     );
     assert_eq!(r.status, 200, "{}", r.body);
     let serial = r.xml("SerialNumber").unwrap();
-    let base32 = data_encoding::BASE64.decode(r.xml("Base32StringSeed").unwrap().as_bytes()).unwrap();
+    let base32 = data_encoding::BASE64
+        .decode(r.xml("Base32StringSeed").unwrap().as_bytes())
+        .unwrap();
     let seed = data_encoding::BASE32_NOPAD.decode(&base32).unwrap();
     let generator = Generator::new(&seed, TotpParams::AWS);
     let step = TotpParams::AWS.step_at(time::OffsetDateTime::now_utc().unix_timestamp());
@@ -54,14 +63,22 @@ fn a_used_code_stays_used_after_kill_9() {
     let root = svc.root();
     let (alice, serial, seed) = user_with_device(&svc, &root, "alice");
     let code = current_code(&seed);
-    let login = [("Action", "GetSessionToken"), ("SerialNumber", &serial), ("TokenCode", &code)];
+    let login = [
+        ("Action", "GetSessionToken"),
+        ("SerialNumber", &serial),
+        ("TokenCode", &code),
+    ];
     let r = svc.call(&alice, "sts", &login);
     assert_eq!(r.status, 200, "{}", r.body);
     svc.kill9();
 
     let svc = Service::start(dir.path(), &[]);
     let r = svc.call(&alice, "sts", &login);
-    assert_eq!(r.status, 403, "the code was accepted again after a crash: {}", r.body);
+    assert_eq!(
+        r.status, 403,
+        "the code was accepted again after a crash: {}",
+        r.body
+    );
     assert_eq!(
         r.xml("Message").unwrap(),
         "MultiFactorAuthentication failed with invalid MFA one time pass code."
@@ -78,7 +95,11 @@ fn the_database_file_holds_no_secret_in_clear() {
     let r = svc.call(
         &alice,
         "sts",
-        &[("Action", "GetSessionToken"), ("SerialNumber", &serial), ("TokenCode", &code)],
+        &[
+            ("Action", "GetSessionToken"),
+            ("SerialNumber", &serial),
+            ("TokenCode", &code),
+        ],
     );
     assert_eq!(r.status, 200, "{}", r.body);
     let temp_secret = r.xml("SecretAccessKey").unwrap();
@@ -103,7 +124,10 @@ fn the_database_file_holds_no_secret_in_clear() {
         ("master key", master.trim().as_bytes()),
     ];
     for (what, secret) in secrets {
-        assert!(!contains(secret), "{what} found in clear in the database files");
+        assert!(
+            !contains(secret),
+            "{what} found in clear in the database files"
+        );
     }
     // The test can fail: the public parts are in the file.
     assert!(contains(alice.access_key_id.as_bytes()));

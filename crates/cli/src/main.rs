@@ -1,7 +1,13 @@
 //! `tokengate`: the command-line entry point. Argument parsing and wiring only; the work is
 //! done by the library crates (`tokengate-server`, …).
 
+mod aws_config;
+mod credential_cache;
+mod keys;
+mod login;
+mod mfa;
 mod serve;
+mod sts_client;
 
 use clap::{Parser, Subcommand};
 
@@ -17,12 +23,22 @@ struct Cli {
 enum Command {
     /// Run the service (SQLite store in the data dir; creates everything on first start).
     Serve(serve::ServeArgs),
+    /// Print temporary credentials for an AWS profile (asks for the MFA code), as
+    /// credential_process JSON.
+    Login(login::LoginArgs),
+    /// The security keys this machine can reach: list, info, wink.
+    Keys(keys::KeysArgs),
+    /// Enrol and manage TOTP MFA devices (virtual devices and hardware fobs).
+    Mfa(mfa::MfaArgs),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Login(args) => login::run(args),
+        Command::Keys(args) => keys::run(args),
+        Command::Mfa(args) => mfa::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

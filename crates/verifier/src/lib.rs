@@ -7,5 +7,8 @@
 //!
 //! Verdicts say *that* a check failed; the reason is for the log, never for the client:
 //! every MFA failure looks the same on the wire.
+//!
+//! [`fido`] checks FIDO2 (WebAuthn L3) registrations and assertions and raw U2F messages.
 
+pub mod fido;
 pub mod totp;

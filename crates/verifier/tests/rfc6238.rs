@@ -1,5 +1,7 @@
 //! RFC 6238 Appendix B vectors (tests/data/rfc6238_appendix_b.txt), and each one tampered.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use tokengate_verifier::totp::{Generator, TotpAlgorithm, TotpParams, TotpState, Verdict, verify};
 
 fn seed(algorithm: TotpAlgorithm) -> &'static [u8] {

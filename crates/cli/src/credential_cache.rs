@@ -1,0 +1,571 @@
+//! Temporary credentials: the `credential_process` JSON they are printed as, and the on-disk
+//! cache that lets `credential_process = tokengate login …` ask for the MFA code once per
+//! session instead of on every AWS CLI call.
+//!
+//! Rules (docs/login.md):
+//! - Location: `$XDG_CACHE_HOME/tokengate/` (an absolute path, per the XDG base-directory
+//!   spec), else `~/.cache/tokengate/`; the directory is 0700, each file 0600.
+//! - One file per (profile, endpoint, long-term access key id, `mfa_serial`), named by the
+//!   SHA-256 of those four, so any profile name is a safe file name.
+//! - A file is written to a temporary name and renamed over the old one, so a reader sees the
+//!   old or the new credentials, never half of either.
+//! - A cached session is reused while more than [`REFRESH_WINDOW`] remains before its
+//!   expiration (botocore's advisory refresh window); with exactly that much left it is
+//!   refreshed.
+//! - A file that cannot be read or parsed, a symlink, or anything else odd is ignored and
+//!   replaced on the next write; the cache is never a reason to fail a login.
+//! - The file's content is the `credential_process` JSON itself.
+
+use std::fmt;
+use std::fs::{DirBuilder, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tokengate_token::secret::Secret;
+use zeroize::Zeroizing;
+
+use crate::aws_config::Env;
+
+/// Reuse a cached session only while more than this remains (botocore
+/// `_DEFAULT_ADVISORY_REFRESH_TIMEOUT`, sts-iam.md §6).
+pub const REFRESH_WINDOW: time::Duration = time::Duration::minutes(15);
+/// `Version` of the `credential_process` JSON (must be 1; ecosystem.md §2.2).
+pub const PROCESS_JSON_VERSION: u32 = 1;
+/// A cache file larger than this is not ours; it is ignored.
+const MAX_CACHE_FILE_BYTES: u64 = 64 * 1024;
+/// Mode of the cache directory.
+const DIR_MODE: u32 = 0o700;
+/// Mode of each cache file.
+const FILE_MODE: u32 = 0o600;
+/// Domain separation for the cache file name hash.
+const NAME_DOMAIN: &str = "tokengate login cache v1";
+
+/// Temporary credentials from GetSessionToken. No `Debug` derive (secrets); the manual one
+/// shows the access key id and expiration only.
+pub struct SessionCredentials {
+    /// `ASIA…`.
+    pub access_key_id: String,
+    /// The temporary secret access key.
+    pub secret_access_key: Secret,
+    /// The session token.
+    pub session_token: Secret,
+    /// When they stop working.
+    pub expiration: OffsetDateTime,
+}
+
+impl fmt::Debug for SessionCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionCredentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("expiration", &self.expiration)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The `credential_process` document, written.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ProcessJsonOut<'a> {
+    version: u32,
+    access_key_id: &'a str,
+    secret_access_key: &'a str,
+    session_token: &'a str,
+    expiration: String,
+}
+
+/// The `credential_process` document, read back from the cache.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ProcessJsonIn {
+    version: u32,
+    access_key_id: String,
+    secret_access_key: String,
+    session_token: String,
+    expiration: String,
+}
+
+impl SessionCredentials {
+    /// The `credential_process` JSON: `{"Version": 1, "AccessKeyId", "SecretAccessKey",
+    /// "SessionToken", "Expiration"}`, Expiration in RFC 3339 UTC. Wiped when dropped.
+    pub fn to_process_json(&self) -> Result<Zeroizing<String>, CacheError> {
+        let expiration = self
+            .expiration
+            .to_offset(time::UtcOffset::UTC)
+            .format(&Rfc3339)
+            .map_err(|e| CacheError::Malformed(format!("expiration: {e}")))?;
+        let doc = ProcessJsonOut {
+            version: PROCESS_JSON_VERSION,
+            access_key_id: &self.access_key_id,
+            // Both were built from `String`s, so they are always UTF-8.
+            secret_access_key: self.secret_access_key.expose_str().unwrap_or_default(),
+            session_token: self.session_token.expose_str().unwrap_or_default(),
+            expiration,
+        };
+        serde_json::to_string(&doc)
+            .map(Zeroizing::new)
+            .map_err(|e| CacheError::Malformed(e.to_string()))
+    }
+
+    /// Parses a `credential_process` JSON document with all five members.
+    pub fn from_process_json(text: &str) -> Result<Self, CacheError> {
+        // serde_json's own message can quote a value from the file; say only where it broke.
+        let doc: ProcessJsonIn = serde_json::from_str(text).map_err(|e| {
+            CacheError::Malformed(format!(
+                "{:?} error at line {} column {}",
+                e.classify(),
+                e.line(),
+                e.column()
+            ))
+        })?;
+        let doc = Zeroizing::new(doc);
+        if doc.version != PROCESS_JSON_VERSION {
+            return Err(CacheError::Malformed(format!(
+                "Version {} (expected 1)",
+                doc.version
+            )));
+        }
+        let expiration = OffsetDateTime::parse(&doc.expiration, &Rfc3339)
+            .map_err(|e| CacheError::Malformed(format!("Expiration: {e}")))?;
+        if doc.access_key_id.is_empty()
+            || doc.secret_access_key.is_empty()
+            || doc.session_token.is_empty()
+        {
+            return Err(CacheError::Malformed("an empty member".into()));
+        }
+        Ok(Self {
+            access_key_id: doc.access_key_id.clone(),
+            secret_access_key: Secret::from(doc.secret_access_key.clone()),
+            session_token: Secret::from(doc.session_token.clone()),
+            expiration,
+        })
+    }
+
+    /// Whether these credentials may be handed out at `now`: strictly more than
+    /// [`REFRESH_WINDOW`] before they expire.
+    pub fn is_fresh(&self, now: OffsetDateTime) -> bool {
+        self.expiration - now > REFRESH_WINDOW
+    }
+}
+
+impl zeroize::Zeroize for ProcessJsonIn {
+    fn zeroize(&mut self) {
+        self.secret_access_key.zeroize();
+        self.session_token.zeroize();
+    }
+}
+
+/// Why a cache file was not used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CacheError {
+    /// Not a `credential_process` document we wrote.
+    #[error("not a credentials document ({0})")]
+    Malformed(String),
+    /// Reading or writing failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// Not a regular file (a symlink, a directory …).
+    #[error("not a regular file")]
+    NotAFile,
+    /// Larger than any file we write.
+    #[error("larger than {MAX_CACHE_FILE_BYTES} bytes")]
+    TooLarge,
+}
+
+/// What identifies one cached session.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheKey<'a> {
+    /// The profile name.
+    pub profile: &'a str,
+    /// The endpoint URL the session came from.
+    pub endpoint: &'a str,
+    /// The long-term access key id that asked for it.
+    pub access_key_id: &'a str,
+    /// The MFA device, if one was used.
+    pub mfa_serial: Option<&'a str>,
+}
+
+impl CacheKey<'_> {
+    /// `<hex SHA-256>.json` over an unambiguous (JSON) encoding of the four parts.
+    pub fn file_name(&self) -> String {
+        let encoded = serde_json::json!([
+            NAME_DOMAIN,
+            self.profile,
+            self.endpoint,
+            self.access_key_id,
+            self.mfa_serial
+        ])
+        .to_string();
+        let digest = ring::digest::digest(&ring::digest::SHA256, encoded.as_bytes());
+        format!("{}.json", data_encoding::HEXLOWER.encode(digest.as_ref()))
+    }
+}
+
+/// What the cache held for a key.
+#[derive(Debug)]
+pub enum Lookup {
+    /// Usable credentials.
+    Fresh(SessionCredentials),
+    /// Credentials that expire too soon (or already did).
+    Stale,
+    /// No file.
+    Missing,
+    /// A file that could not be used; it will be replaced.
+    Unusable(CacheError),
+}
+
+/// The cache directory.
+#[derive(Debug, Clone)]
+pub struct CredentialCache {
+    dir: PathBuf,
+}
+
+impl CredentialCache {
+    /// `$XDG_CACHE_HOME/tokengate` (when absolute), else `$HOME/.cache/tokengate`; `None`
+    /// when neither is set.
+    pub fn locate(env: &impl Env) -> Option<Self> {
+        let base = env("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+            .or_else(|| {
+                env("HOME")
+                    .filter(|h| !h.is_empty())
+                    .map(|home| Path::new(&home).join(".cache"))
+            })?;
+        Some(Self::at(base.join("tokengate")))
+    }
+
+    /// A cache in `dir`.
+    pub fn at(dir: PathBuf) -> Self {
+        Self { dir }
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The file for `key`.
+    pub fn path_for(&self, key: &CacheKey<'_>) -> PathBuf {
+        self.dir.join(key.file_name())
+    }
+
+    /// Looks `key` up at time `now`.
+    pub fn load(&self, key: &CacheKey<'_>, now: OffsetDateTime) -> Lookup {
+        match read_cache_file(&self.path_for(key)) {
+            Ok(None) => Lookup::Missing,
+            Ok(Some(creds)) if creds.is_fresh(now) => Lookup::Fresh(creds),
+            Ok(Some(_)) => Lookup::Stale,
+            Err(e) => Lookup::Unusable(e),
+        }
+    }
+
+    /// Writes `creds` for `key` atomically (0600 file in a 0700 directory); returns the path.
+    pub fn store(
+        &self,
+        key: &CacheKey<'_>,
+        creds: &SessionCredentials,
+    ) -> Result<PathBuf, CacheError> {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(DIR_MODE)
+            .create(&self.dir)?;
+        // The directory is ours; tighten it if it was created looser (e.g. by hand).
+        std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(DIR_MODE))?;
+        let path = self.path_for(key);
+        let json = creds.to_process_json()?;
+        let temp = self.dir.join(format!(
+            ".{}.{}.{}.tmp",
+            key.file_name(),
+            std::process::id(),
+            OffsetDateTime::now_utc().unix_timestamp_nanos()
+        ));
+        let written =
+            write_new_file(&temp, json.as_bytes()).and_then(|()| std::fs::rename(&temp, &path));
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&temp);
+            return Err(e.into());
+        }
+        Ok(path)
+    }
+}
+
+fn write_new_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(FILE_MODE)
+        .open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+/// `Ok(None)` when there is no file.
+fn read_cache_file(path: &Path) -> Result<Option<SessionCredentials>, CacheError> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    if !meta.file_type().is_file() {
+        return Err(CacheError::NotAFile);
+    }
+    if meta.len() > MAX_CACHE_FILE_BYTES {
+        return Err(CacheError::TooLarge);
+    }
+    let mut text = Zeroizing::new(String::new());
+    std::fs::File::open(path)?
+        .take(MAX_CACHE_FILE_BYTES)
+        .read_to_string(&mut text)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidData => CacheError::Malformed("not UTF-8".into()),
+            _ => CacheError::Io(e),
+        })?;
+    SessionCredentials::from_process_json(&text).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    fn creds(id: &str, expiration: OffsetDateTime) -> SessionCredentials {
+        SessionCredentials {
+            access_key_id: id.to_owned(),
+            secret_access_key: Secret::from("SECRET/KEY+x".to_owned()),
+            session_token: Secret::from("token.jwt.sig".to_owned()),
+            expiration,
+        }
+    }
+
+    fn key(profile: &str) -> CacheKey<'_> {
+        CacheKey {
+            profile,
+            endpoint: "http://127.0.0.1:8787",
+            access_key_id: "AKIAEXAMPLE",
+            mfa_serial: Some("arn:aws:iam::000000000000:mfa/alice"),
+        }
+    }
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn process_json_has_the_five_members_and_round_trips() {
+        let exp = OffsetDateTime::parse("2030-01-02T03:04:05Z", &Rfc3339).unwrap();
+        let json = creds("ASIAX", exp).to_process_json().unwrap();
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["Version"], 1);
+        assert_eq!(v["AccessKeyId"], "ASIAX");
+        assert_eq!(v["SecretAccessKey"], "SECRET/KEY+x");
+        assert_eq!(v["SessionToken"], "token.jwt.sig");
+        assert_eq!(v["Expiration"], "2030-01-02T03:04:05Z");
+        assert_eq!(v.as_object().unwrap().len(), 5);
+        let back = SessionCredentials::from_process_json(&json).unwrap();
+        assert_eq!(back.access_key_id, "ASIAX");
+        assert_eq!(back.expiration, exp);
+        assert_eq!(back.session_token.expose(), b"token.jwt.sig");
+        // Debug never shows the secret or the token.
+        let shown = format!("{back:?}");
+        assert!(
+            !shown.contains("SECRET") && !shown.contains("token.jwt"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn freshness_window_edges() {
+        let now = OffsetDateTime::parse("2030-01-01T00:00:00Z", &Rfc3339).unwrap();
+        let at = |secs| creds("ASIA", now + time::Duration::seconds(secs));
+        assert!(
+            !at(15 * 60).is_fresh(now),
+            "exactly 15 minutes left: refresh"
+        );
+        assert!(at(15 * 60 + 1).is_fresh(now), "more than 15 minutes: reuse");
+        assert!(!at(15 * 60 - 1).is_fresh(now));
+        assert!(!at(-10).is_fresh(now), "expired");
+        let nanos = creds(
+            "ASIA",
+            now + REFRESH_WINDOW + time::Duration::nanoseconds(1),
+        );
+        assert!(nanos.is_fresh(now));
+    }
+
+    #[test]
+    fn store_then_load_with_private_modes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = CredentialCache::at(tmp.path().join("nested/tokengate"));
+        let now = OffsetDateTime::now_utc();
+        let path = cache
+            .store(&key("dev"), &creds("ASIA1", now + time::Duration::hours(1)))
+            .unwrap();
+        assert_eq!(mode(cache.dir()), 0o700);
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(path, cache.path_for(&key("dev")));
+        match cache.load(&key("dev"), now) {
+            Lookup::Fresh(c) => assert_eq!(c.access_key_id, "ASIA1"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(cache.load(&key("other"), now), Lookup::Missing));
+        // Later than the window: stale.
+        let later = now + time::Duration::minutes(46);
+        assert!(matches!(cache.load(&key("dev"), later), Lookup::Stale));
+        // A rewrite replaces it; no temporary files are left behind.
+        cache
+            .store(&key("dev"), &creds("ASIA2", now + time::Duration::hours(2)))
+            .unwrap();
+        match cache.load(&key("dev"), later) {
+            Lookup::Fresh(c) => assert_eq!(c.access_key_id, "ASIA2"),
+            other => panic!("{other:?}"),
+        }
+        let names: Vec<_> = std::fs::read_dir(cache.dir()).unwrap().collect();
+        assert_eq!(names.len(), 1);
+    }
+
+    #[test]
+    fn a_loose_existing_directory_is_tightened() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("tokengate");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let cache = CredentialCache::at(dir.clone());
+        let exp = OffsetDateTime::now_utc() + time::Duration::hours(1);
+        cache.store(&key("p"), &creds("ASIA", exp)).unwrap();
+        assert_eq!(mode(&dir), 0o700);
+    }
+
+    #[test]
+    fn corrupt_or_odd_files_are_ignored_and_replaced() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = CredentialCache::at(tmp.path().to_owned());
+        let now = OffsetDateTime::now_utc();
+        let path = cache.path_for(&key("p"));
+        let doc = |version: u32, id: &str, expiration: &str| {
+            format!(r#"{{"Version":{version},"AccessKeyId":"{id}","SecretAccessKey":"b","#)
+                + &format!(r#""SessionToken":"c","Expiration":"{expiration}"}}"#)
+        };
+        let bad: Vec<Vec<u8>> = vec![
+            b"{not json".to_vec(),
+            b"\xff\xfe".to_vec(),
+            doc(2, "a", "2999-01-01T00:00:00Z").into_bytes(),
+            doc(1, "a", "soon").into_bytes(),
+            doc(1, "", "2999-01-01T00:00:00Z").into_bytes(),
+        ];
+        // The same document with Version 1 is accepted, so each case fails for its own reason.
+        std::fs::write(&path, doc(1, "a", "2999-01-01T00:00:00Z")).unwrap();
+        assert!(matches!(cache.load(&key("p"), now), Lookup::Fresh(_)));
+        // The reason never quotes the file (which holds secrets).
+        std::fs::write(&path, r#"{"Version":"SEKRIT"}"#).unwrap();
+        match cache.load(&key("p"), now) {
+            Lookup::Unusable(e) => assert!(!e.to_string().contains("SEKRIT"), "{e}"),
+            other => panic!("{other:?}"),
+        }
+        for content in &bad {
+            std::fs::write(&path, content).unwrap();
+            assert!(
+                matches!(cache.load(&key("p"), now), Lookup::Unusable(_)),
+                "{}",
+                String::from_utf8_lossy(content)
+            );
+        }
+        std::fs::write(&path, vec![b' '; 70 * 1024]).unwrap();
+        assert!(matches!(
+            cache.load(&key("p"), now),
+            Lookup::Unusable(CacheError::TooLarge)
+        ));
+        // A symlink is not followed, and the next store replaces it (not its target).
+        std::fs::remove_file(&path).unwrap();
+        let target = tmp.path().join("elsewhere");
+        std::fs::write(&target, "keep").unwrap();
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+        assert!(matches!(
+            cache.load(&key("p"), now),
+            Lookup::Unusable(CacheError::NotAFile)
+        ));
+        cache
+            .store(&key("p"), &creds("ASIAOK", now + time::Duration::hours(1)))
+            .unwrap();
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
+        assert!(matches!(cache.load(&key("p"), now), Lookup::Fresh(_)));
+        // A directory in the way makes storing fail, which the caller only reports.
+        let blocked = key("blocked");
+        std::fs::create_dir(cache.path_for(&blocked)).unwrap();
+        assert!(matches!(cache.load(&blocked, now), Lookup::Unusable(_)));
+        assert!(cache.store(&blocked, &creds("ASIA", now)).is_err());
+        let leftovers = std::fs::read_dir(cache.dir())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".tmp")
+            })
+            .count();
+        assert_eq!(leftovers, 0, "a failed store removes its temporary file");
+    }
+
+    #[test]
+    fn file_names_are_hashes_that_separate_every_part() {
+        let base = key("a");
+        let name = base.file_name();
+        assert_eq!(name.len(), 64 + ".json".len());
+        assert!(
+            name.trim_end_matches(".json")
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit())
+        );
+        let odd = key("../../etc/passwd [x]");
+        assert!(!odd.file_name().contains('/'));
+        let variants = [
+            CacheKey {
+                profile: "b",
+                ..base
+            },
+            CacheKey {
+                endpoint: "http://other",
+                ..base
+            },
+            CacheKey {
+                access_key_id: "AKIAOTHER",
+                ..base
+            },
+            CacheKey {
+                mfa_serial: None,
+                ..base
+            },
+            CacheKey {
+                mfa_serial: Some(""),
+                ..base
+            },
+        ];
+        let mut names: Vec<String> = variants.iter().map(CacheKey::file_name).collect();
+        names.push(name);
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), 6);
+    }
+
+    #[test]
+    fn location_follows_xdg_then_home() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        let c = CredentialCache::locate(&env(&[("XDG_CACHE_HOME", "/x"), ("HOME", "/h")]));
+        assert_eq!(c.unwrap().dir(), Path::new("/x/tokengate"));
+        let c = CredentialCache::locate(&env(&[("XDG_CACHE_HOME", "rel"), ("HOME", "/h")]));
+        assert_eq!(c.unwrap().dir(), Path::new("/h/.cache/tokengate"));
+        assert!(CredentialCache::locate(&env(&[])).is_none());
+    }
+}

@@ -1,0 +1,378 @@
+//! `tokengate login`: long-term credentials from an AWS profile plus a second factor →
+//! STS GetSessionToken → `credential_process` JSON on stdout (docs/login.md).
+//!
+//! stdout carries only that JSON. The MFA prompt goes to `/dev/tty`, never stdout or stdin,
+//! because the AWS CLI runs a `credential_process` with its stdout captured and its stderr
+//! hidden (ecosystem.md §0.3); without a terminal the command fails at once instead of
+//! waiting. Sessions are cached (credential_cache.rs) so the code is asked once per session.
+
+use std::fs::OpenOptions;
+use std::io::{BufRead, BufReader, Write};
+
+use anyhow::{Context, anyhow, bail};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tokengate_token::secret::Secret;
+use zeroize::Zeroizing;
+
+use crate::aws_config::{self, Env, Profile, SharedFiles};
+use crate::credential_cache::{CacheKey, CredentialCache, Lookup, SessionCredentials};
+use crate::sts_client::{Reply, StsClient};
+
+/// Digits in an STS `TokenCode` (tokenCodeType: exactly 6, `[\d]*`; sts-iam.md §1.1).
+const TOKEN_CODE_DIGITS: usize = 6;
+/// How often the terminal prompt asks again after a malformed code.
+const PROMPT_ATTEMPTS: usize = 3;
+/// The controlling terminal.
+const TTY: &str = "/dev/tty";
+
+/// Options of `tokengate login`.
+#[derive(Debug, clap::Args)]
+pub struct LoginArgs {
+    /// Profile in the AWS config and credentials files [default: $AWS_PROFILE, else
+    /// `default`].
+    #[arg(long, value_name = "PROFILE")]
+    profile: Option<String>,
+    /// The 6-digit code of the profile's `mfa_serial` device; without it, login asks on the
+    /// terminal (/dev/tty).
+    #[arg(long, value_name = "CODE", value_parser = parse_token_code)]
+    token_code: Option<String>,
+    /// Session length, 900–129600 [default: the profile's `duration_seconds`, else the
+    /// service's default, 43200].
+    #[arg(long, value_name = "SECONDS")]
+    duration_seconds: Option<u32>,
+    /// The tokengate endpoint [default: $AWS_ENDPOINT_URL_STS, $AWS_ENDPOINT_URL, then the
+    /// profile's `services` section and `endpoint_url`].
+    #[arg(long, value_name = "URL")]
+    endpoint_url: Option<String>,
+    /// Neither read nor write the credential cache (always ask the service).
+    #[arg(long)]
+    no_cache: bool,
+}
+
+/// Runs `tokengate login`.
+pub fn run(args: LoginArgs) -> anyhow::Result<()> {
+    let env = |name: &str| std::env::var(name).ok();
+    let files = SharedFiles::load(&env)?;
+    let profile_name = aws_config::profile_name(args.profile.as_deref(), &env);
+    let profile = files.profile(&profile_name)?;
+    let factor = SecondFactor::of(profile.mfa_serial());
+    if args.token_code.is_some() && factor.serial().is_none() {
+        bail!(
+            "--token-code was given, but profile `{profile_name}` has no mfa_serial \
+             (set it to the ARN of your MFA device)"
+        );
+    }
+    let duration = match args.duration_seconds {
+        Some(d) => Some(d),
+        None => profile.duration_seconds()?,
+    };
+    let client = client_for(&files, &profile, "sts", args.endpoint_url.as_deref(), &env)?;
+
+    let key = CacheKey {
+        profile: &profile_name,
+        endpoint: client.endpoint(),
+        access_key_id: client.access_key_id(),
+        mfa_serial: factor.serial(),
+    };
+    let cache = if args.no_cache {
+        None
+    } else {
+        CredentialCache::locate(&env)
+    };
+    if let Some(cache) = &cache {
+        match cache.load(&key, OffsetDateTime::now_utc()) {
+            Lookup::Fresh(creds) => return print_process_json(&creds),
+            Lookup::Unusable(e) => eprintln!(
+                "tokengate: ignoring the cached session in {} ({e}); asking the service",
+                cache.path_for(&key).display()
+            ),
+            Lookup::Stale | Lookup::Missing => {}
+        }
+    }
+
+    let creds = obtain_session(&client, &factor, args.token_code.as_deref(), duration)?;
+    if let Some(cache) = &cache
+        && let Err(e) = cache.store(&key, &creds)
+    {
+        eprintln!(
+            "tokengate: could not cache the session in {} ({e})",
+            cache.dir().display()
+        );
+    }
+    print_process_json(&creds)
+}
+
+/// A client for `service` (`sts`, `iam`) as `profile`: its long-term credentials, its
+/// endpoint for that service (`command_line` first; see [`Profile::endpoint`]), its region
+/// and CA bundle. Shared by the commands that call tokengate as an AWS profile.
+pub fn client_for(
+    files: &SharedFiles,
+    profile: &Profile<'_>,
+    service: &str,
+    command_line: Option<&str>,
+    env: &impl Env,
+) -> anyhow::Result<StsClient> {
+    let endpoint = profile
+        .endpoint(service, command_line, env)
+        .ok_or_else(|| {
+            anyhow!(
+                "no tokengate endpoint for profile `{}`: set endpoint_url in its section of {}, \
+             or AWS_ENDPOINT_URL_{} / AWS_ENDPOINT_URL, or pass --endpoint-url",
+                profile.name(),
+                files.config_path().display(),
+                service.to_ascii_uppercase()
+            )
+        })?;
+    Ok(StsClient::new(
+        &endpoint.url,
+        &profile.region(env),
+        profile.credentials()?,
+        profile.ca_bundle(env).as_deref(),
+    )?)
+}
+
+/// The second factor a profile's `mfa_serial` names. Each kind has its own way to reach a
+/// session in [`obtain_session`]; a new kind is a new variant and a new arm there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SecondFactor<'a> {
+    /// No `mfa_serial`: GetSessionToken without MFA (refused when the service requires it).
+    None,
+    /// A virtual or hardware TOTP device: a 6-digit TokenCode.
+    Totp {
+        /// `arn:aws:iam::ACCOUNT:mfa/NAME` or a hardware serial.
+        serial: &'a str,
+    },
+    /// A U2F/FIDO2 security key: `arn:aws:iam::ACCOUNT:u2f/…`.
+    SecurityKey {
+        /// The key's ARN.
+        serial: &'a str,
+    },
+}
+
+impl<'a> SecondFactor<'a> {
+    fn of(mfa_serial: Option<&'a str>) -> Self {
+        match mfa_serial {
+            None => Self::None,
+            Some(serial) if is_security_key_arn(serial) => Self::SecurityKey { serial },
+            Some(serial) => Self::Totp { serial },
+        }
+    }
+
+    fn serial(&self) -> Option<&'a str> {
+        match *self {
+            Self::None => None,
+            Self::Totp { serial } | Self::SecurityKey { serial } => Some(serial),
+        }
+    }
+}
+
+/// `arn:PARTITION:iam::ACCOUNT:u2f/…`: the sixth field, the resource, starts with `u2f/`.
+fn is_security_key_arn(serial: &str) -> bool {
+    serial
+        .split(':')
+        .nth(5)
+        .is_some_and(|resource| resource.starts_with("u2f/"))
+}
+
+/// Gets a session from the service with `factor`.
+fn obtain_session(
+    client: &StsClient,
+    factor: &SecondFactor<'_>,
+    token_code: Option<&str>,
+    duration: Option<u32>,
+) -> anyhow::Result<SessionCredentials> {
+    let duration = duration.map(|d| d.to_string());
+    let mut params = vec![("Action", "GetSessionToken")];
+    if let Some(d) = &duration {
+        params.push(("DurationSeconds", d));
+    }
+    let code: Zeroizing<String>;
+    match *factor {
+        SecondFactor::None => {}
+        SecondFactor::Totp { serial } => {
+            code = match token_code {
+                Some(c) => Zeroizing::new(c.to_owned()),
+                None => prompt_code_on_tty(serial)?,
+            };
+            params.push(("SerialNumber", serial));
+            params.push(("TokenCode", &code));
+        }
+        SecondFactor::SecurityKey { serial } => bail!(
+            "mfa_serial `{serial}` names a security key; security-key login is not available \
+             yet (use the ARN of a virtual MFA device)"
+        ),
+    }
+    let reply = client.call("sts", &params)?;
+    session_from_reply(&reply)
+}
+
+/// Credentials from a GetSessionToken (or AssumeRole) result.
+fn session_from_reply(reply: &Reply) -> anyhow::Result<SessionCredentials> {
+    let field = |name: &str| {
+        reply
+            .result
+            .text_at(&["Credentials", name])
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| anyhow!("the service's reply has no Credentials/{name}"))
+    };
+    let expiration = field("Expiration")?;
+    let expiration = OffsetDateTime::parse(expiration, &Rfc3339)
+        .with_context(|| format!("the service's Expiration `{expiration}` is not RFC 3339"))?;
+    Ok(SessionCredentials {
+        access_key_id: field("AccessKeyId")?.to_owned(),
+        secret_access_key: Secret::from(field("SecretAccessKey")?.to_owned()),
+        session_token: Secret::from(field("SessionToken")?.to_owned()),
+        expiration,
+    })
+}
+
+fn print_process_json(creds: &SessionCredentials) -> anyhow::Result<()> {
+    let json = creds.to_process_json()?;
+    let mut out = std::io::stdout().lock();
+    out.write_all(json.as_bytes())
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush())
+        .context("writing the credentials to stdout")
+}
+
+/// Asks for the code on the controlling terminal; fails at once when there is none.
+fn prompt_code_on_tty(serial: &str) -> anyhow::Result<Zeroizing<String>> {
+    let tty = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(TTY)
+        .map_err(|e| {
+            anyhow!(
+                "no terminal to ask for the MFA code for {serial} ({TTY}: {e}); pass \
+                 --token-code CODE, or run `tokengate login` once in a terminal so that the \
+                 session is cached"
+            )
+        })?;
+    ask_code(&mut BufReader::new(&tty), &mut &tty, serial)
+}
+
+/// The prompt loop, over any reader and writer (the terminal, or a test's buffers).
+fn ask_code(
+    input: &mut impl BufRead,
+    output: &mut impl Write,
+    serial: &str,
+) -> anyhow::Result<Zeroizing<String>> {
+    for _ in 0..PROMPT_ATTEMPTS {
+        write!(output, "Enter MFA code for {serial}: ")?;
+        output.flush()?;
+        let mut line = Zeroizing::new(String::new());
+        if input.read_line(&mut line)? == 0 {
+            writeln!(output)?;
+            bail!("no MFA code entered (end of input on the terminal)");
+        }
+        let code = line.trim();
+        if is_token_code(code) {
+            return Ok(Zeroizing::new(code.to_owned()));
+        }
+        writeln!(output, "An MFA code is {TOKEN_CODE_DIGITS} digits.")?;
+    }
+    bail!("no valid {TOKEN_CODE_DIGITS}-digit MFA code entered")
+}
+
+fn is_token_code(code: &str) -> bool {
+    code.len() == TOKEN_CODE_DIGITS && code.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// clap parser for `--token-code`: 6 ASCII digits, checked before anything is sent.
+fn parse_token_code(code: &str) -> Result<String, String> {
+    if is_token_code(code) {
+        Ok(code.to_owned())
+    } else {
+        Err(format!("an MFA code is {TOKEN_CODE_DIGITS} digits (0-9)"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::io::Cursor;
+
+    use super::*;
+    use crate::sts_client::Element;
+
+    #[test]
+    fn token_codes_are_six_ascii_digits() {
+        assert!(parse_token_code("012345").is_ok());
+        for bad in ["12345", "1234567", "12345a", "١٢٣٤٥٦", " 12345", ""] {
+            assert!(parse_token_code(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_serial_picks_the_second_factor() {
+        assert_eq!(SecondFactor::of(None), SecondFactor::None);
+        let totp = "arn:aws:iam::000000000000:mfa/alice";
+        assert_eq!(
+            SecondFactor::of(Some(totp)),
+            SecondFactor::Totp { serial: totp }
+        );
+        assert_eq!(
+            SecondFactor::of(Some("GAHT12345678")),
+            SecondFactor::Totp {
+                serial: "GAHT12345678"
+            }
+        );
+        let key = "arn:aws:iam::000000000000:u2f/user/alice/fidosecuritykey-ABC";
+        assert_eq!(
+            SecondFactor::of(Some(key)),
+            SecondFactor::SecurityKey { serial: key }
+        );
+        assert_eq!(SecondFactor::of(Some(key)).serial(), Some(key));
+    }
+
+    #[test]
+    fn the_prompt_asks_again_then_gives_up() {
+        let mut out = Vec::new();
+        let code = ask_code(&mut Cursor::new("12\n 654321 \n"), &mut out, "arn:x").unwrap();
+        assert_eq!(code.as_str(), "654321");
+        let shown = String::from_utf8(out).unwrap();
+        assert_eq!(shown.matches("Enter MFA code for arn:x: ").count(), 2);
+        assert!(shown.contains("An MFA code is 6 digits."));
+
+        let err = ask_code(&mut Cursor::new("a\nb\nc\n123456\n"), &mut Vec::new(), "s");
+        assert!(err.unwrap_err().to_string().contains("no valid 6-digit"));
+        let err = ask_code(&mut Cursor::new(""), &mut Vec::new(), "s").unwrap_err();
+        assert!(err.to_string().contains("end of input"), "{err}");
+    }
+
+    fn reply_with(xml: &str) -> Reply {
+        Reply {
+            status: 200,
+            response: "GetSessionTokenResponse".into(),
+            result: Element::parse_for_test(xml),
+            request_id: None,
+        }
+    }
+
+    #[test]
+    fn session_credentials_come_from_the_result() {
+        let reply = reply_with(
+            "<GetSessionTokenResult><Credentials><AccessKeyId>ASIA1</AccessKeyId>\
+             <SecretAccessKey>s</SecretAccessKey><SessionToken>t</SessionToken>\
+             <Expiration>2030-01-01T00:00:00.5Z</Expiration></Credentials>\
+             </GetSessionTokenResult>",
+        );
+        let creds = session_from_reply(&reply).unwrap();
+        assert_eq!(creds.access_key_id, "ASIA1");
+        assert_eq!(creds.expiration.millisecond(), 500);
+
+        let missing = reply_with(
+            "<GetSessionTokenResult><Credentials><AccessKeyId>ASIA1</AccessKeyId>\
+             <Expiration>2030-01-01T00:00:00Z</Expiration></Credentials></GetSessionTokenResult>",
+        );
+        let err = session_from_reply(&missing).unwrap_err().to_string();
+        assert!(err.contains("Credentials/SecretAccessKey"), "{err}");
+        let bad_time = reply_with(
+            "<R><Credentials><AccessKeyId>A</AccessKeyId><SecretAccessKey>s</SecretAccessKey>\
+             <SessionToken>t</SessionToken><Expiration>tomorrow</Expiration></Credentials></R>",
+        );
+        assert!(session_from_reply(&bad_time).is_err());
+    }
+}
