@@ -136,7 +136,8 @@ pub fn open_with_store(
         .iter()
         .find(|k| k.retired.is_none())
         .ok_or_else(|| StartError::Inconsistent("the store has no current signing key".into()))?;
-    let signer = TokenSigner::new(&signing_key(current)?);
+    let signer = TokenSigner::new(&signing_key(current)?)
+        .map_err(|e| StartError::Inconsistent(format!("signing key {}: {e}", current.kid)))?;
     let mut verifying = Vec::new();
     for k in &stored {
         if k.retired

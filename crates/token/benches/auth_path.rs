@@ -50,7 +50,7 @@ fn bench(c: &mut Criterion) {
     let rng = SystemRandom::new();
     let now = datetime!(2026-11-22 12:00:30 UTC);
     let signing_key = SigningKey::generate(&rng).unwrap();
-    let signer = TokenSigner::new(&signing_key);
+    let signer = TokenSigner::new(&signing_key).unwrap();
     let verifier = TokenVerifier::new([signing_key.public_key()]);
     let derivation = DerivationKey::new(&[7u8; 32]);
 

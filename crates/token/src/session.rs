@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
 use ring::rand::SecureRandom;
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use serde::{Deserialize, Serialize};
@@ -154,18 +154,32 @@ pub fn jwk_thumbprint(public_key: &[u8]) -> String {
 }
 
 /// Signs session tokens with the current key.
+///
+/// Signing is done here with ring directly (a compact JWS, RFC 7515 §7.1, `alg` EdDSA):
+/// jsonwebtoken's `encode` re-parses the PKCS#8 document and re-derives the public key on
+/// every call, which cost more than the signature itself on the login path
+/// (docs/benchmarks.md). The encoded header is fixed per key and computed once; a test checks
+/// the output is byte-for-byte jsonwebtoken's. Verification stays with jsonwebtoken.
 pub struct TokenSigner {
     kid: String,
-    key: EncodingKey,
+    pair: Ed25519KeyPair,
+    encoded_header: String,
 }
 
 impl TokenSigner {
     /// A signer for `key`.
-    pub fn new(key: &SigningKey) -> Self {
-        Self {
+    pub fn new(key: &SigningKey) -> Result<Self, KeyError> {
+        let pair = Ed25519KeyPair::from_pkcs8(key.pkcs8.expose())
+            .map_err(|e| KeyError(format!("invalid Ed25519 PKCS#8 document: {e}")))?;
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(key.kid.clone());
+        let json = serde_json::to_vec(&header).map_err(|e| KeyError(e.to_string()))?;
+        let encoded_header = data_encoding::BASE64URL_NOPAD.encode(&json);
+        Ok(Self {
             kid: key.kid.clone(),
-            key: EncodingKey::from_ed_der(key.pkcs8.expose()),
-        }
+            pair,
+            encoded_header,
+        })
     }
 
     /// The `kid` this signer puts in the header.
@@ -175,9 +189,15 @@ impl TokenSigner {
 
     /// Signs `claims` into a compact JWT.
     pub fn sign(&self, claims: &SessionClaims) -> Result<String, KeyError> {
-        let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, claims, &self.key).map_err(|e| KeyError(e.to_string()))
+        let json = serde_json::to_vec(claims).map_err(|e| KeyError(e.to_string()))?;
+        let mut token = String::with_capacity(self.encoded_header.len() + json.len() * 2 + 90);
+        token.push_str(&self.encoded_header);
+        token.push('.');
+        data_encoding::BASE64URL_NOPAD.encode_append(&json, &mut token);
+        let signature = self.pair.sign(token.as_bytes());
+        token.push('.');
+        data_encoding::BASE64URL_NOPAD.encode_append(signature.as_ref(), &mut token);
+        Ok(token)
     }
 }
 
@@ -288,7 +308,7 @@ mod tests {
     fn sign_verify_round_trip_and_expiry() {
         let rng = SystemRandom::new();
         let key = SigningKey::generate(&rng).unwrap();
-        let signer = TokenSigner::new(&key);
+        let signer = TokenSigner::new(&key).unwrap();
         let verifier = TokenVerifier::new([key.public_key()]);
         let c = claims(1_000_000);
         let token = signer.sign(&c).unwrap();
@@ -305,13 +325,31 @@ mod tests {
     }
 
     #[test]
+    fn our_signature_is_byte_for_byte_jsonwebtokens() {
+        // Ed25519 is deterministic: the hand-built JWS must equal the library's encoding.
+        let rng = SystemRandom::new();
+        let key = SigningKey::generate(&rng).unwrap();
+        let c = claims(1_000_000);
+        let ours = TokenSigner::new(&key).unwrap().sign(&c).unwrap();
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(key.kid().to_owned());
+        let theirs = jsonwebtoken::encode(
+            &header,
+            &c,
+            &jsonwebtoken::EncodingKey::from_ed_der(key.pkcs8().expose()),
+        )
+        .unwrap();
+        assert_eq!(ours, theirs);
+    }
+
+    #[test]
     fn tampered_and_foreign_tokens_are_invalid() {
         let rng = SystemRandom::new();
         let key = SigningKey::generate(&rng).unwrap();
         let other = SigningKey::generate(&rng).unwrap();
         let verifier = TokenVerifier::new([key.public_key()]);
         let c = claims(1_000_000);
-        let token = TokenSigner::new(&key).sign(&c).unwrap();
+        let token = TokenSigner::new(&key).unwrap().sign(&c).unwrap();
         // Flip one character in each of the three parts.
         let dots: Vec<usize> = token.match_indices('.').map(|(i, _)| i).collect();
         for pos in [1, dots[0] + 5, dots[1] + 5] {
@@ -324,7 +362,7 @@ mod tests {
                 "tampered at {pos}"
             );
         }
-        let foreign = TokenSigner::new(&other).sign(&c).unwrap();
+        let foreign = TokenSigner::new(&other).unwrap().sign(&c).unwrap();
         assert_eq!(
             verifier.verify(&foreign, &c.akid, 1_000_000),
             Err(SessionTokenError::Invalid)
@@ -345,7 +383,7 @@ mod tests {
         let old = SigningKey::generate(&rng).unwrap();
         let new = SigningKey::generate(&rng).unwrap();
         let c = claims(1_000_000);
-        let old_token = TokenSigner::new(&old).sign(&c).unwrap();
+        let old_token = TokenSigner::new(&old).unwrap().sign(&c).unwrap();
         let verifier = TokenVerifier::new([old.public_key(), new.public_key()]);
         assert!(verifier.verify(&old_token, &c.akid, 1_000_000).is_ok());
         let jwks = verifier.jwks();
