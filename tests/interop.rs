@@ -1,5 +1,7 @@
-//! Drives the Python interop suite in `tests/interop/` (boto3, the AWS CLI, curl, PyJWT;
-//! later python-fido2) against the real `tokengate` binary.
+//! Drives the Python interop suite in `tests/interop/` (boto3, the AWS CLI, curl, PyJWT,
+//! python-fido2) against the real `tokengate` binary. The security-key tests reach a
+//! firmware-sim started here, in-process: its UDP address is `TOKENGATE_SIM_ADDR`, its
+//! attestation CA (PEM) the file `TOKENGATE_SIM_CA`.
 //!
 //! The suite runs in a virtualenv under Cargo's target dir (`tests/support/venv.rs`),
 //! created on first use from `tests/interop/requirements.txt` (and re-created when that
@@ -21,6 +23,16 @@ fn suite_dir() -> PathBuf {
 #[test]
 fn python_clients_interoperate() {
     let python = venv::python(&suite_dir().join("requirements.txt"));
+    let sim = firmware_sim::spawn(firmware_sim::SimConfig {
+        listen: "127.0.0.1:0".parse().expect("a socket address"),
+        state: None,
+        touch: firmware_sim::TouchPolicy::Auto,
+        verbose: false,
+    })
+    .expect("start firmware-sim");
+    let sim_dir = tempfile::tempdir().expect("a temp dir");
+    let sim_ca = sim_dir.path().join("firmware-sim-ca.pem");
+    std::fs::write(&sim_ca, sim.ca_pem()).expect("write the simulator CA");
     let output = Command::new(&python)
         .args([
             "-m",
@@ -35,12 +47,16 @@ fn python_clients_interoperate() {
         ])
         .current_dir(suite_dir())
         .env("TOKENGATE_BIN", env!("CARGO_BIN_EXE_tokengate"))
+        .env("TOKENGATE_SIM_ADDR", sim.addr().to_string())
+        .env("TOKENGATE_SIM_CA", &sim_ca)
+        .env_remove("TOKENGATE_DEVICE")
         .env_remove("AWS_PROFILE")
         .env_remove("AWS_ACCESS_KEY_ID")
         .env_remove("AWS_SECRET_ACCESS_KEY")
         .env_remove("AWS_SESSION_TOKEN")
         .output()
         .expect("run pytest");
+    sim.stop();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     println!("{stdout}");

@@ -5,7 +5,7 @@ GetNextAssertion, excludeList, selection, reset."""
 import os
 
 import pytest
-from fido2.attestation import AttestationVerifier
+from fido2.attestation import AttestationVerifier, UntrustedAttestation
 from fido2.client import ClientError, DefaultClientDataCollector, Fido2Client, UserInteraction
 from fido2.cose import EdDSA, ES256
 from fido2.ctap import CtapError
@@ -91,7 +91,7 @@ def test_register_and_authenticate_through_fido2_server(sim, alg):
 def test_attestation_from_another_ca_is_refused(sim, make_sim):
     other = make_sim()
     s = Fido2Server(RP, attestation="direct", verify_attestation=SimulatorCa(other.ca_der()))
-    with pytest.raises(Exception):
+    with pytest.raises(UntrustedAttestation):
         register(sim, s, b"mallory")
 
 

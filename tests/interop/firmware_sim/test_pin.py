@@ -5,7 +5,7 @@ management."""
 import os
 
 import pytest
-from fido2.client import DefaultClientDataCollector, Fido2Client, UserInteraction
+from fido2.client import ClientError, DefaultClientDataCollector, Fido2Client, UserInteraction
 from fido2.ctap import CtapError
 from fido2.ctap2 import Ctap2
 from fido2.ctap2.credman import CredentialManagement
@@ -106,8 +106,9 @@ def test_registration_with_pin_is_user_verified(make_sim):
 
     # A wrong PIN from the client is refused by the authenticator.
     options, _ = server.authenticate_begin([credential], user_verification="required")
-    with pytest.raises(Exception):
+    with pytest.raises(ClientError) as err:
         client(sim.device(), pin="0000").get_assertion(options["publicKey"])
+    assert err.value.cause.code == CtapError.ERR.PIN_INVALID
     assert ClientPin(Ctap2(sim.device())).get_pin_retries()[0] == 7
 
 

@@ -1,0 +1,403 @@
+"""Security keys with an independent client: python-fido2 (Yubico's library) reaches
+firmware-sim through a UDP CtapHidConnection and runs tokengate's registration and login
+ceremonies with its own clientDataJSON, over FIDO2 (Fido2Client) and raw U2F (Ctap1); the
+credentials work with boto3. Then `tokengate mfa register-key` and `tokengate login` as the
+AWS CLI's credential_process, with a touch of the same simulator.
+
+The simulator runs inside tests/interop.rs (firmware_sim::spawn): TOKENGATE_SIM_ADDR is its
+UDP address, TOKENGATE_SIM_CA its attestation CA (PEM), which the service is told to trust."""
+
+import base64
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import xml.etree.ElementTree as ET
+
+import jwt
+import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+from fido2.client import DefaultClientDataCollector, Fido2Client, UserInteraction
+from fido2.ctap1 import APDU, ApduError, Ctap1
+from fido2.hid import CtapHidDevice
+from fido2.hid.base import CtapHidConnection, HidDescriptor
+from fido2.utils import sha256
+from fido2.webauthn import (
+    AttestationConveyancePreference,
+    AuthenticatorSelectionCriteria,
+    CollectedClientData,
+    PublicKeyCredentialCreationOptions,
+    PublicKeyCredentialDescriptor,
+    PublicKeyCredentialParameters,
+    PublicKeyCredentialRequestOptions,
+    PublicKeyCredentialRpEntity,
+    PublicKeyCredentialType,
+    PublicKeyCredentialUserEntity,
+    UserVerificationRequirement,
+)
+
+from conftest import REGION, Service
+from test_login import AwsHome, profiles
+
+ACCOUNT = "000000000000"
+REPORT_SIZE = 64
+INVALID_CODE = "MultiFactorAuthentication failed with invalid MFA one time pass code."
+
+
+class UdpConnection(CtapHidConnection):
+    """python-fido2's HID connection seam, carried over UDP: one bare 64-byte report per
+    datagram (fido.md section 6.1)."""
+
+    def __init__(self, address):
+        self.address = address
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(30)
+
+    def write_packet(self, data):
+        self.sock.sendto(data, self.address)
+
+    def read_packet(self):
+        while True:
+            data, _ = self.sock.recvfrom(1024)
+            if len(data) == REPORT_SIZE:
+                return data
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.fixture(scope="module")
+def sim():
+    """The simulator's (host, port) and the path of its CA."""
+    addr = os.environ.get("TOKENGATE_SIM_ADDR")
+    ca = os.environ.get("TOKENGATE_SIM_CA")
+    assert addr and ca, "run this suite through tests/interop.rs, which starts the simulator"
+    host, port = addr.rsplit(":", 1)
+    return (host, int(port)), ca
+
+
+@pytest.fixture(scope="module")
+def key_svc(sim):
+    """A service (mfa.required = true) that trusts the simulator's attestation CA."""
+    s = Service({"TOKENGATE_SECURITY_KEYS_TRUST_ANCHORS": sim[1]})
+    yield s
+    s.stop()
+
+
+def device(sim):
+    descriptor = HidDescriptor(
+        path="udp:%s:%d" % sim[0],
+        vid=0x1050,
+        pid=0x0407,
+        report_size_in=REPORT_SIZE,
+        report_size_out=REPORT_SIZE,
+        product_name="firmware-sim",
+        serial_number=None,
+    )
+    return CtapHidDevice(descriptor, UdpConnection(sim[0]))
+
+
+def b64(data):
+    return base64.b64encode(bytes(data)).decode()
+
+
+def call(svc, creds, service, params):
+    """A SigV4-signed query-API POST (botocore signs it; boto3 has no model for tokengate's
+    own actions). Returns (HTTP status, the XML root with namespaces stripped)."""
+    version = "2010-05-08" if service == "iam" else "2011-06-15"
+    body = urllib.parse.urlencode({**params, "Version": version})
+    request = AWSRequest(
+        method="POST",
+        url=svc.url + "/",
+        data=body,
+        headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"},
+    )
+    SigV4Auth(Credentials(*creds), service, REGION).add_auth(request)
+    prepared = urllib.request.Request(
+        svc.url + "/", data=body.encode(), headers=dict(request.headers), method="POST"
+    )
+    try:
+        with urllib.request.urlopen(prepared, timeout=30) as reply:
+            status, text = reply.status, reply.read()
+    except urllib.error.HTTPError as e:
+        status, text = e.code, e.read()
+    root = ET.fromstring(text)
+    for element in root.iter():
+        element.tag = element.tag.rsplit("}", 1)[-1]
+    return status, root
+
+
+def text(root, name):
+    found = root.find(f".//{name}")
+    assert found is not None, ET.tostring(root).decode()
+    return found.text
+
+
+def blob(root, name):
+    return base64.b64decode(text(root, name))
+
+
+def new_user(svc, name):
+    iam = svc.root_client("iam")
+    iam.create_user(UserName=name)
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    return key["AccessKeyId"], key["SecretAccessKey"]
+
+
+def root_creds(svc):
+    return svc.root["AccessKeyId"], svc.root["SecretAccessKey"]
+
+
+def registration_challenge(svc, user, name, protocol):
+    status, r = call(
+        svc,
+        root_creds(svc),
+        "iam",
+        {
+            "Action": "CreateSecurityKeyRegistrationChallenge",
+            "UserName": user,
+            "DeviceName": name,
+            "Protocol": protocol,
+        },
+    )
+    assert status == 200, ET.tostring(r).decode()
+    return r
+
+
+def enable(svc, challenge_id, client_data, **response):
+    status, r = call(
+        svc,
+        root_creds(svc),
+        "iam",
+        {
+            "Action": "EnableSecurityKey",
+            "ChallengeId": challenge_id,
+            "ClientDataJSON": b64(client_data),
+            **{k: b64(v) for k, v in response.items()},
+        },
+    )
+    assert status == 200, ET.tostring(r).decode()
+    return text(r, "SerialNumber")
+
+
+def login_challenge(svc, creds, serial):
+    status, r = call(
+        svc, creds, "sts", {"Action": "GetSecurityKeyChallenge", "SerialNumber": serial}
+    )
+    assert status == 200, ET.tostring(r).decode()
+    return r
+
+
+def session_token(svc, creds, serial, challenge, credential_id, auth_data, client_data, sig):
+    return call(
+        svc,
+        creds,
+        "sts",
+        {
+            "Action": "GetSessionTokenWithSecurityKey",
+            "SerialNumber": serial,
+            "ChallengeId": text(challenge, "ChallengeId"),
+            "CredentialId": b64(credential_id),
+            "AuthenticatorData": b64(auth_data),
+            "ClientDataJSON": b64(client_data),
+            "Signature": b64(sig),
+            "DurationSeconds": "900",
+        },
+    )
+
+
+def assert_identity(svc, root, user, method, serial):
+    """The issued credentials work with boto3, and their token says how MFA was done."""
+    creds = [text(root, n) for n in ("AccessKeyId", "SecretAccessKey", "SessionToken")]
+    sts = svc.client("sts", *creds)
+    assert sts.get_caller_identity()["Arn"] == f"arn:aws:iam::{ACCOUNT}:user/{user}"
+    claims = jwt.decode(creds[2], options={"verify_signature": False})
+    assert claims["mfa"] == {
+        "present": True,
+        "method": method,
+        "device": serial,
+        "auth_time": claims["mfa"]["auth_time"],
+    }
+
+
+def test_python_fido2_registers_and_logs_in_over_ctap2(key_svc, sim):
+    alice = new_user(key_svc, "py-alice")
+    r = registration_challenge(key_svc, "py-alice", "python-fido2", "fido2")
+    rp_id, origin = text(r, "RpId"), text(r, "Origin")
+    client = Fido2Client(device(sim), DefaultClientDataCollector(origin), UserInteraction())
+    created = client.make_credential(
+        PublicKeyCredentialCreationOptions(
+            rp=PublicKeyCredentialRpEntity(id=rp_id, name="tokengate"),
+            user=PublicKeyCredentialUserEntity(
+                id=blob(r, "UserId"), name="py-alice", display_name="py-alice"
+            ),
+            challenge=blob(r, "Challenge"),
+            pub_key_cred_params=[
+                PublicKeyCredentialParameters(type=PublicKeyCredentialType.PUBLIC_KEY, alg=-7),
+                PublicKeyCredentialParameters(type=PublicKeyCredentialType.PUBLIC_KEY, alg=-8),
+            ],
+            attestation=AttestationConveyancePreference.DIRECT,
+            authenticator_selection=AuthenticatorSelectionCriteria(
+                user_verification=UserVerificationRequirement.DISCOURAGED
+            ),
+        )
+    )
+    serial = enable(
+        key_svc,
+        text(r, "ChallengeId"),
+        created.response.client_data,
+        AttestationObject=bytes(created.response.attestation_object),
+    )
+    assert serial.startswith(f"arn:aws:iam::{ACCOUNT}:u2f/user/py-alice/python-fido2-")
+
+    challenge = login_challenge(key_svc, alice, serial)
+    assert text(challenge, "Protocol") == "fido2"
+    allowed = blob(challenge, "member")
+    assert allowed == created.raw_id
+    selection = client.get_assertion(
+        PublicKeyCredentialRequestOptions(
+            challenge=blob(challenge, "Challenge"),
+            rp_id=text(challenge, "RpId"),
+            allow_credentials=[
+                PublicKeyCredentialDescriptor(type=PublicKeyCredentialType.PUBLIC_KEY, id=allowed)
+            ],
+            user_verification=UserVerificationRequirement.DISCOURAGED,
+        )
+    )
+    assertion = selection.get_response(0)
+    answer = (
+        assertion.raw_id,
+        bytes(assertion.response.authenticator_data),
+        bytes(assertion.response.client_data),
+        assertion.response.signature,
+    )
+    status, reply = session_token(key_svc, alice, serial, challenge, *answer)
+    assert status == 200, ET.tostring(reply).decode()
+    assert_identity(key_svc, reply, "py-alice", "fido2", serial)
+
+    # The same assertion again: refused, nothing issued.
+    status, reply = session_token(key_svc, alice, serial, challenge, *answer)
+    assert status == 403
+    assert text(reply, "Message") == INVALID_CODE
+    assert reply.find(".//Credentials") is None
+
+
+def ctap1_until_touched(operation):
+    """A U2F command, re-sent while the key answers 0x6985 (touch needed)."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            return operation()
+        except ApduError as e:
+            if e.code != APDU.USE_NOT_SATISFIED or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def test_python_fido2_registers_and_logs_in_over_u2f(key_svc, sim):
+    bob = new_user(key_svc, "py-bob")
+    r = registration_challenge(key_svc, "py-bob", "u2f-key", "u2f")
+    rp_id, origin = text(r, "RpId"), text(r, "Origin")
+    application = sha256(rp_id.encode())
+    client_data = CollectedClientData.create(
+        type=CollectedClientData.TYPE.CREATE, challenge=blob(r, "Challenge"), origin=origin
+    )
+    ctap1 = Ctap1(device(sim))
+    registration = ctap1_until_touched(lambda: ctap1.register(client_data.hash, application))
+    serial = enable(
+        key_svc, text(r, "ChallengeId"), client_data, RegistrationData=bytes(registration)
+    )
+
+    challenge = login_challenge(key_svc, bob, serial)
+    assert text(challenge, "Protocol") == "u2f"
+    key_handle = blob(challenge, "member")
+    assert key_handle == registration.key_handle
+    client_data = CollectedClientData.create(
+        type=CollectedClientData.TYPE.GET, challenge=blob(challenge, "Challenge"), origin=origin
+    )
+    signed = ctap1_until_touched(
+        lambda: ctap1.authenticate(client_data.hash, application, key_handle)
+    )
+    # WebAuthn's "FIDO U2F signature format compatibility": the first 37 signed bytes.
+    auth_data = application + bytes([signed.user_presence]) + signed.counter.to_bytes(4, "big")
+    status, reply = session_token(
+        key_svc, bob, serial, challenge, key_handle, auth_data, client_data, signed.signature
+    )
+    assert status == 200, ET.tostring(reply).decode()
+    assert_identity(key_svc, reply, "py-bob", "u2f", serial)
+
+
+def test_aws_cli_logs_in_through_tokengate_login_with_a_touch(key_svc, sim, tmp_path):
+    carol = new_user(key_svc, "carol")
+    address = "udp:%s:%d" % sim[0]
+    out = subprocess.run(
+        [
+            os.environ["TOKENGATE_BIN"],
+            "mfa",
+            "register-key",
+            "--user-name",
+            "carol",
+            "--name",
+            "sim",
+            "--device",
+            address,
+            "--root-credentials",
+            os.path.join(key_svc.data, "root-credentials.json"),
+            "--endpoint-url",
+            key_svc.url,
+        ],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    serial = next(
+        line.split("=", 1)[1].strip()
+        for line in out.stdout.splitlines()
+        if line.strip().startswith("mfa_serial =")
+    )
+    home = AwsHome(tmp_path)
+    home.write(
+        profiles(key_svc, "mfa", "base", f" --device {address}") + f"mfa_serial = {serial}\n",
+        f"[base]\naws_access_key_id = {carol[0]}\naws_secret_access_key = {carol[1]}\n",
+    )
+    out = home.aws("sts", "get-caller-identity", "--profile", "mfa")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["Arn"] == f"arn:aws:iam::{ACCOUNT}:user/carol"
+    (cached,) = home.cache_files()
+    with open(cached) as f:
+        doc = json.load(f)
+    claims = jwt.decode(doc["SessionToken"], options={"verify_signature": False})
+    assert claims["mfa"]["method"] == "fido2" and claims["mfa"]["device"] == serial
+
+    # boto3 with the same profile runs the same credential_process (served from the cache).
+    env = {
+        "AWS_CONFIG_FILE": home.config,
+        "AWS_SHARED_CREDENTIALS_FILE": home.credentials,
+        "XDG_CACHE_HOME": os.path.join(home.root, "cache"),
+        "HOME": home.root,
+    }
+    script = (
+        "import boto3; "
+        "print(boto3.Session(profile_name='mfa').client('sts')"
+        ".get_caller_identity()['Arn'])"
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env={**clean, **env},
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"arn:aws:iam::{ACCOUNT}:user/carol"
