@@ -27,7 +27,9 @@ fn claims(now: i64) -> SessionClaims {
         akid: "ASIAAAAAAAAAAAAAAAAA".into(),
         iat: now,
         exp: now + 3600,
-        principal: Principal::Root { account: "000000000000".into() },
+        principal: Principal::Root {
+            account: "000000000000".into(),
+        },
         src: "AKIAAAAAAAAAAAAAAAAA".into(),
         mfa: MfaContext::default(),
     }
@@ -40,7 +42,10 @@ fn keys_rotate_and_old_tokens_stay_valid() {
     let day = 86_400;
     let t0 = 1_800_000_000;
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = Config { data_dir: dir.path().to_owned(), ..Config::default() };
+    let config = Config {
+        data_dir: dir.path().to_owned(),
+        ..Config::default()
+    };
     let first = state::open_with_store(config.clone(), store.clone(), Arc::new(At(t0)))
         .expect("first start");
     let old_token = first.signer.sign(&claims(t0 + 29 * day)).expect("sign");
@@ -50,15 +55,23 @@ fn keys_rotate_and_old_tokens_stay_valid() {
     let again = state::open_with_store(config.clone(), store.clone(), Arc::new(At(t0 + 29 * day)))
         .expect("restart");
     assert_eq!(again.signer.kid(), old_kid);
-    assert_eq!(again.verifier.jwks()["keys"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        again.verifier.jwks()["keys"].as_array().map(Vec::len),
+        Some(1)
+    );
 
     // 30 days: a new key signs; the old one still verifies and is published.
     let rotated =
         state::open_with_store(config.clone(), store.clone(), Arc::new(At(t0 + 30 * day)))
             .expect("restart after 30 days");
     assert_ne!(rotated.signer.kid(), old_kid);
-    assert_eq!(rotated.verifier.jwks()["keys"].as_array().map(Vec::len), Some(2));
-    let verified = rotated.verifier.verify(&old_token, "ASIAAAAAAAAAAAAAAAAA", t0 + 29 * day + 60);
+    assert_eq!(
+        rotated.verifier.jwks()["keys"].as_array().map(Vec::len),
+        Some(2)
+    );
+    let verified = rotated
+        .verifier
+        .verify(&old_token, "ASIAAAAAAAAAAAAAAAAA", t0 + 29 * day + 60);
     assert!(verified.is_ok(), "{verified:?}");
 
     // 36 hours after retirement the old key is gone.
@@ -68,6 +81,14 @@ fn keys_rotate_and_old_tokens_stay_valid() {
         Arc::new(At(t0 + 30 * day + state::MAX_SESSION_SECS)),
     )
     .expect("restart");
-    assert_eq!(later.verifier.jwks()["keys"].as_array().map(Vec::len), Some(1));
-    assert!(later.verifier.verify(&old_token, "ASIAAAAAAAAAAAAAAAAA", t0).is_err());
+    assert_eq!(
+        later.verifier.jwks()["keys"].as_array().map(Vec::len),
+        Some(1)
+    );
+    assert!(
+        later
+            .verifier
+            .verify(&old_token, "ASIAAAAAAAAAAAAAAAAA", t0)
+            .is_err()
+    );
 }
