@@ -265,9 +265,11 @@ impl CredentialSecrets {
     }
 }
 
-/// Keys derived from the device secret: credential wrapping and hmac-secret's CredRandom.
+/// Keys derived from the device secret: credential wrapping, sealing of the device's own
+/// private keys in the state file, and hmac-secret's CredRandom.
 pub struct DeviceKeys {
     wrap: LessSafeKey,
+    state_seal: LessSafeKey,
     cred_random: hmac::Key,
 }
 
@@ -283,14 +285,63 @@ impl DeviceKeys {
             .expand(&wrap_info, &AES_256_GCM)
             .map_err(|_| Error::Internal("HKDF expand failed"))?;
         let wrap = LessSafeKey::new(UnboundKey::from(okm));
+        let seal_info = [&b"state-file key sealing"[..]];
+        let okm = prk
+            .expand(&seal_info, &AES_256_GCM)
+            .map_err(|_| Error::Internal("HKDF expand failed"))?;
+        let state_seal = LessSafeKey::new(UnboundKey::from(okm));
         let random_info = [&b"hmac-secret CredRandom"[..]];
         let okm = prk
             .expand(&random_info, hmac::HMAC_SHA256)
             .map_err(|_| Error::Internal("HKDF expand failed"))?;
         Ok(Self {
             wrap,
+            state_seal,
             cred_random: hmac::Key::from(okm),
         })
+    }
+
+    /// Seals a private key of the device (PKCS#8) for the state file: AES-256-GCM under a key
+    /// derived from the device secret, bound to `field` (so keys cannot be swapped between
+    /// fields). Output: nonce ‖ ciphertext ‖ tag.
+    pub fn seal_state_key(
+        &self,
+        rng: &dyn SecureRandom,
+        field: &str,
+        pkcs8: &[u8],
+    ) -> Result<Vec<u8>, Error> {
+        let mut nonce = [0u8; NONCE_LEN];
+        rng.fill(&mut nonce)
+            .map_err(|_| Error::Internal("random source failed"))?;
+        let mut sealed = pkcs8.to_vec();
+        self.state_seal
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(field.as_bytes()),
+                &mut sealed,
+            )
+            .map_err(|_| Error::Internal("AES-GCM seal failed"))?;
+        let mut out = Vec::with_capacity(NONCE_LEN + sealed.len());
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&sealed);
+        Ok(out)
+    }
+
+    /// Opens what [`DeviceKeys::seal_state_key`] sealed for `field`; `None` if it does not
+    /// open (another device secret, another field, tampered).
+    pub fn open_state_key(&self, field: &str, sealed: &[u8]) -> Option<SecretVec> {
+        let (nonce, ciphertext) = sealed.split_first_chunk::<NONCE_LEN>()?;
+        let mut buffer = SecretVec::new(ciphertext.to_vec());
+        let len = self
+            .state_seal
+            .open_in_place(
+                Nonce::assume_unique_for_key(*nonce),
+                Aad::from(field.as_bytes()),
+                buffer.expose_mut(),
+            )
+            .ok()?
+            .len();
+        Some(SecretVec::new(buffer.expose().get(..len)?.to_vec()))
     }
 
     /// Wraps `secrets` into a credential ID bound to `rp_id_hash`.

@@ -12,9 +12,9 @@
 //! {
 //!   "format": "tokengate-firmware-sim/1",
 //!   "device_secret": "<base64, 32 bytes>",
-//!   "ca_key": "<base64 PKCS#8, P-256>",
+//!   "ca_key": "<base64: nonce ‖ AES-256-GCM(PKCS#8, P-256), key derived from device_secret>",
 //!   "ca_certificate": "<base64 DER>",
-//!   "attestation_key": "<base64 PKCS#8, P-256>",
+//!   "attestation_key": "<base64: nonce ‖ AES-256-GCM(PKCS#8, P-256), as ca_key>",
 //!   "attestation_certificate": "<base64 DER, issued by the CA>",
 //!   "signature_counter": 42,
 //!   "pin": null | { "hash": "<base64, LEFT(SHA-256(PIN), 16)>", "code_points": 4,
@@ -123,8 +123,12 @@ pub struct DeviceState {
     device_secret: Secret<32>,
     keys: DeviceKeys,
     ca_key: SecretVec,
+    /// `ca_key` sealed under the device secret, as written to the file.
+    sealed_ca_key: Vec<u8>,
     ca_cert: Vec<u8>,
     attestation_pkcs8: SecretVec,
+    /// `attestation_pkcs8` sealed under the device secret, as written to the file.
+    sealed_attestation_key: Vec<u8>,
     attestation_key: EcdsaKeyPair,
     attestation_cert: Vec<u8>,
     /// The global signature counter: the last value used in a signature.
@@ -142,12 +146,18 @@ impl DeviceState {
         let device_secret = Secret::<32>::random(rng)?;
         let attestation_key = load_p256_pkcs8(pki.attestation_key.expose(), rng)
             .ok_or(Error::Internal("fresh attestation key rejected"))?;
+        let keys = DeviceKeys::derive(&device_secret)?;
+        let sealed_ca_key = keys.seal_state_key(rng, "ca_key", pki.ca_key.expose())?;
+        let sealed_attestation_key =
+            keys.seal_state_key(rng, "attestation_key", pki.attestation_key.expose())?;
         Ok(Self {
-            keys: DeviceKeys::derive(&device_secret)?,
+            keys,
             device_secret,
             ca_key: pki.ca_key,
+            sealed_ca_key,
             ca_cert: pki.ca_cert,
             attestation_pkcs8: pki.attestation_key,
+            sealed_attestation_key,
             attestation_key,
             attestation_cert: pki.attestation_cert,
             counter: 0,
@@ -170,11 +180,17 @@ impl DeviceState {
         let device_secret = Secret::<32>::from_slice(&secret_bytes)
             .ok_or_else(|| corrupt("device_secret must be 32 bytes"))?;
         let keys = DeviceKeys::derive(&device_secret)?;
-        let ca_key = SecretVec::new(base64(&file.ca_key, "ca_key")?);
+        let sealed_ca_key = base64(&file.ca_key, "ca_key")?;
+        let ca_key = keys
+            .open_state_key("ca_key", &sealed_ca_key)
+            .ok_or_else(|| corrupt("ca_key does not open under device_secret"))?;
         if load_p256_pkcs8(ca_key.expose(), rng).is_none() {
             return Err(corrupt("ca_key is not a P-256 PKCS#8 key"));
         }
-        let attestation_pkcs8 = SecretVec::new(base64(&file.attestation_key, "attestation_key")?);
+        let sealed_attestation_key = base64(&file.attestation_key, "attestation_key")?;
+        let attestation_pkcs8 = keys
+            .open_state_key("attestation_key", &sealed_attestation_key)
+            .ok_or_else(|| corrupt("attestation_key does not open under device_secret"))?;
         let attestation_key = load_p256_pkcs8(attestation_pkcs8.expose(), rng)
             .ok_or_else(|| corrupt("attestation_key is not a P-256 PKCS#8 key"))?;
         let ca_cert = certificate(&file.ca_certificate, "ca_certificate")?;
@@ -193,8 +209,10 @@ impl DeviceState {
             device_secret,
             keys,
             ca_key,
+            sealed_ca_key,
             ca_cert,
             attestation_pkcs8,
+            sealed_attestation_key,
             attestation_key,
             attestation_cert,
             counter: file.signature_counter,
@@ -208,9 +226,9 @@ impl DeviceState {
         let file = StateFile {
             format: STATE_FORMAT.to_owned(),
             device_secret: BASE64.encode(self.device_secret.expose()),
-            ca_key: BASE64.encode(self.ca_key.expose()),
+            ca_key: BASE64.encode(&self.sealed_ca_key),
             ca_certificate: BASE64.encode(&self.ca_cert),
-            attestation_key: BASE64.encode(self.attestation_pkcs8.expose()),
+            attestation_key: BASE64.encode(&self.sealed_attestation_key),
             attestation_certificate: BASE64.encode(&self.attestation_cert),
             signature_counter: self.counter,
             pin: self.pin.as_ref().map(|p| PinFile {
@@ -276,6 +294,13 @@ impl DeviceState {
         let device_secret = Secret::<32>::random(rng)?;
         self.keys = DeviceKeys::derive(&device_secret)?;
         self.device_secret = device_secret;
+        // The attestation PKI survives a reset: re-seal it under the new secret.
+        self.sealed_ca_key = self
+            .keys
+            .seal_state_key(rng, "ca_key", self.ca_key.expose())?;
+        self.sealed_attestation_key =
+            self.keys
+                .seal_state_key(rng, "attestation_key", self.attestation_pkcs8.expose())?;
         self.residents.clear();
         self.pin = None;
         Ok(())
@@ -468,6 +493,38 @@ mod tests {
                 Ok(_) => panic!("{reason}: accepted"),
             }
         }
+    }
+
+    #[test]
+    fn private_keys_are_sealed_in_the_file() {
+        let rng = ring::rand::SystemRandom::new();
+        let state = DeviceState::create(&rng, &[7; 16]).unwrap();
+        let blob = state.encode().unwrap();
+        let text = String::from_utf8(blob.clone()).unwrap();
+        for plain in [state.ca_key.expose(), state.attestation_pkcs8.expose()] {
+            assert!(
+                !text.contains(&BASE64.encode(plain)),
+                "a private key is in clear"
+            );
+            assert!(!blob.windows(plain.len()).any(|w| w == plain));
+        }
+        let back = DeviceState::decode(&blob, &rng).unwrap();
+        assert_eq!(
+            back.attestation_pkcs8.expose(),
+            state.attestation_pkcs8.expose()
+        );
+        // Sealed under another device's secret: refused, not used.
+        let other = DeviceState::create(&rng, &[7; 16]).unwrap();
+        let mut v: serde_json::Value = serde_json::from_slice(&blob).unwrap();
+        let foreign: serde_json::Value = serde_json::from_slice(&other.encode().unwrap()).unwrap();
+        v["attestation_key"] = foreign["attestation_key"].clone();
+        let err = DeviceState::decode(&serde_json::to_vec(&v).unwrap(), &rng)
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string().contains("attestation_key does not open"),
+            "{err}"
+        );
     }
 
     #[test]
