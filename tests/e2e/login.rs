@@ -312,14 +312,17 @@ fn a_code_for_an_unknown_device_is_access_denied() {
 }
 
 #[test]
-fn a_security_key_serial_is_not_available_yet() {
+fn an_unknown_security_key_serial_is_refused_by_the_service() {
+    // A `u2f/` serial takes the security-key path (tests/e2e/security_keys.rs logs in with
+    // real ones); this one does not exist, so the service refuses before any touch.
     let (_data, _svc, _alice, files) =
         setup("mfa_serial = arn:aws:iam::000000000000:u2f/user/alice/fidosecuritykey-1\n");
     let out = files.login(&["--profile", "dev"]);
     assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
     let err = stderr(&out);
     assert!(
-        err.contains("security-key login is not available yet"),
+        err.contains("AccessDenied: MultiFactorAuthentication failed, unable to validate"),
         "{err}"
     );
 }

@@ -5,6 +5,7 @@
 mod harness;
 mod login;
 mod mfa_cli;
+mod security_keys;
 mod totp;
 
 use std::os::unix::fs::PermissionsExt;

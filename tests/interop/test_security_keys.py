@@ -335,8 +335,10 @@ def test_python_fido2_registers_and_logs_in_over_u2f(key_svc, sim):
     assert_identity(key_svc, reply, "py-bob", "u2f", serial)
 
 
-def test_aws_cli_logs_in_through_tokengate_login_with_a_touch(key_svc, sim, tmp_path):
-    carol = new_user(key_svc, "carol")
+@pytest.mark.parametrize("protocol", ["fido2", "u2f"])
+def test_aws_cli_logs_in_through_tokengate_login_with_a_touch(key_svc, sim, tmp_path, protocol):
+    user = f"carol-{protocol}"
+    carol = new_user(key_svc, user)
     address = "udp:%s:%d" % sim[0]
     out = subprocess.run(
         [
@@ -344,9 +346,11 @@ def test_aws_cli_logs_in_through_tokengate_login_with_a_touch(key_svc, sim, tmp_
             "mfa",
             "register-key",
             "--user-name",
-            "carol",
+            user,
             "--name",
             "sim",
+            "--protocol",
+            protocol,
             "--device",
             address,
             "--root-credentials",
@@ -372,12 +376,12 @@ def test_aws_cli_logs_in_through_tokengate_login_with_a_touch(key_svc, sim, tmp_
     )
     out = home.aws("sts", "get-caller-identity", "--profile", "mfa")
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout)["Arn"] == f"arn:aws:iam::{ACCOUNT}:user/carol"
+    assert json.loads(out.stdout)["Arn"] == f"arn:aws:iam::{ACCOUNT}:user/{user}"
     (cached,) = home.cache_files()
     with open(cached) as f:
         doc = json.load(f)
     claims = jwt.decode(doc["SessionToken"], options={"verify_signature": False})
-    assert claims["mfa"]["method"] == "fido2" and claims["mfa"]["device"] == serial
+    assert claims["mfa"]["method"] == protocol and claims["mfa"]["device"] == serial
 
     # boto3 with the same profile runs the same credential_process (served from the cache).
     env = {
@@ -400,4 +404,4 @@ def test_aws_cli_logs_in_through_tokengate_login_with_a_touch(key_svc, sim, tmp_
         timeout=60,
     )
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == f"arn:aws:iam::{ACCOUNT}:user/carol"
+    assert out.stdout.strip() == f"arn:aws:iam::{ACCOUNT}:user/{user}"

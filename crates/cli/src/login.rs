@@ -1,5 +1,6 @@
 //! `tokengate login`: long-term credentials from an AWS profile plus a second factor →
-//! STS GetSessionToken → `credential_process` JSON on stdout (docs/login.md).
+//! STS GetSessionToken (with a security key: GetSessionTokenWithSecurityKey, see
+//! security_key.rs) → `credential_process` JSON on stdout (docs/login.md).
 //!
 //! stdout carries only that JSON. The MFA prompt goes to `/dev/tty`, never stdout or stdin,
 //! because the AWS CLI runs a `credential_process` with its stdout captured and its stderr
@@ -12,6 +13,7 @@ use std::io::{BufRead, BufReader, Write};
 use anyhow::{Context, anyhow, bail};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use tokengate_server::security_keys::is_security_key_serial;
 use tokengate_token::secret::Secret;
 use zeroize::Zeroizing;
 
@@ -48,6 +50,11 @@ pub struct LoginArgs {
     /// Neither read nor write the credential cache (always ask the service).
     #[arg(long)]
     no_cache: bool,
+    /// Log in with the security key at this address (udp:HOST:PORT, hid:PATH, auto), even
+    /// when `mfa_serial` does not look like a key's [default for a `u2f` serial:
+    /// $TOKENGATE_DEVICE, else auto].
+    #[arg(long, value_name = "ADDRESS", value_parser = crate::security_key::parse_address)]
+    device: Option<tokengate_bridge::DeviceAddress>,
 }
 
 /// Runs `tokengate login`.
@@ -56,12 +63,24 @@ pub fn run(args: LoginArgs) -> anyhow::Result<()> {
     let files = SharedFiles::load(&env)?;
     let profile_name = aws_config::profile_name(args.profile.as_deref(), &env);
     let profile = files.profile(&profile_name)?;
-    let factor = SecondFactor::of(profile.mfa_serial());
+    let mut factor = SecondFactor::of(profile.mfa_serial());
     if args.token_code.is_some() && factor.serial().is_none() {
         bail!(
             "--token-code was given, but profile `{profile_name}` has no mfa_serial \
              (set it to the ARN of your MFA device)"
         );
+    }
+    if let Some(device) = &args.device {
+        let Some(serial) = factor.serial() else {
+            bail!(
+                "--device {device} was given, but profile `{profile_name}` has no mfa_serial \
+                 (set it to the serial of your security key)"
+            );
+        };
+        factor = SecondFactor::SecurityKey { serial };
+    }
+    if let (Some(_), SecondFactor::SecurityKey { serial }) = (&args.token_code, factor) {
+        bail!("--token-code was given, but mfa_serial `{serial}` is a security key: touch it");
     }
     let duration = match args.duration_seconds {
         Some(d) => Some(d),
@@ -91,7 +110,13 @@ pub fn run(args: LoginArgs) -> anyhow::Result<()> {
         }
     }
 
-    let creds = obtain_session(&client, &factor, args.token_code.as_deref(), duration)?;
+    let creds = obtain_session(
+        &client,
+        &factor,
+        args.token_code.as_deref(),
+        args.device.as_ref(),
+        duration,
+    )?;
     if let Some(cache) = &cache
         && let Err(e) = cache.store(&key, &creds)
     {
@@ -154,7 +179,7 @@ impl<'a> SecondFactor<'a> {
     fn of(mfa_serial: Option<&'a str>) -> Self {
         match mfa_serial {
             None => Self::None,
-            Some(serial) if is_security_key_arn(serial) => Self::SecurityKey { serial },
+            Some(serial) if is_security_key_serial(serial) => Self::SecurityKey { serial },
             Some(serial) => Self::Totp { serial },
         }
     }
@@ -167,19 +192,12 @@ impl<'a> SecondFactor<'a> {
     }
 }
 
-/// `arn:PARTITION:iam::ACCOUNT:u2f/…`: the sixth field, the resource, starts with `u2f/`.
-fn is_security_key_arn(serial: &str) -> bool {
-    serial
-        .split(':')
-        .nth(5)
-        .is_some_and(|resource| resource.starts_with("u2f/"))
-}
-
 /// Gets a session from the service with `factor`.
 fn obtain_session(
     client: &StsClient,
     factor: &SecondFactor<'_>,
     token_code: Option<&str>,
+    device: Option<&tokengate_bridge::DeviceAddress>,
     duration: Option<u32>,
 ) -> anyhow::Result<SessionCredentials> {
     let duration = duration.map(|d| d.to_string());
@@ -198,10 +216,10 @@ fn obtain_session(
             params.push(("SerialNumber", serial));
             params.push(("TokenCode", &code));
         }
-        SecondFactor::SecurityKey { serial } => bail!(
-            "mfa_serial `{serial}` names a security key; security-key login is not available \
-             yet (use the ARN of a virtual MFA device)"
-        ),
+        SecondFactor::SecurityKey { serial } => {
+            let reply = crate::security_key::session(client, serial, device, duration.as_deref())?;
+            return session_from_reply(&reply);
+        }
     }
     let reply = client.call("sts", &params)?;
     session_from_reply(&reply)

@@ -6,6 +6,7 @@ mod credential_cache;
 mod keys;
 mod login;
 mod mfa;
+mod security_key;
 mod serve;
 mod sts_client;
 
@@ -23,12 +24,12 @@ struct Cli {
 enum Command {
     /// Run the service (SQLite store in the data dir; creates everything on first start).
     Serve(serve::ServeArgs),
-    /// Print temporary credentials for an AWS profile (asks for the MFA code), as
-    /// credential_process JSON.
+    /// Print temporary credentials for an AWS profile (asks for the MFA code, or a touch of
+    /// the security key), as credential_process JSON.
     Login(login::LoginArgs),
     /// The security keys this machine can reach: list, info, wink.
     Keys(keys::KeysArgs),
-    /// Enrol and manage TOTP MFA devices (virtual devices and hardware fobs).
+    /// Enrol and manage MFA devices (virtual devices, hardware fobs, security keys).
     Mfa(mfa::MfaArgs),
 }
 

@@ -117,6 +117,8 @@ enum MfaCommand {
         #[arg(long, default_value_t = 30)]
         period: u32,
     },
+    /// Register a U2F/FIDO2 security key for a user (touch it when asked).
+    RegisterKey(crate::security_key::RegisterKeyArgs),
     /// List a user's MFA devices.
     List {
         /// The IAM user [default: the caller].
@@ -189,6 +191,7 @@ pub fn run(args: MfaArgs) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        MfaCommand::RegisterKey(key) => crate::security_key::register_key(&iam, &key),
         MfaCommand::List { user_name } => {
             let mut params = vec![("Action", "ListMFADevices")];
             if let Some(u) = &user_name {

@@ -23,8 +23,42 @@ pub struct Config {
     pub mfa: MfaConfig,
     /// Session-token signing.
     pub session_tokens: SessionTokenConfig,
+    /// U2F / FIDO2 security keys: relying party, attestation trust, challenges.
+    pub security_keys: SecurityKeyConfig,
     /// Logging.
     pub log: LogConfig,
+}
+
+/// `[security_keys]` (docs/security-keys.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecurityKeyConfig {
+    /// The WebAuthn relying-party ID every credential is bound to (its SHA-256 is the
+    /// rpIdHash / U2F application parameter). Changing it orphans every registered key.
+    pub rp_id: String,
+    /// The origin clients put in clientDataJSON; `None` means `https://` + `rp_id`.
+    pub origin: Option<String>,
+    /// PEM files of further attestation roots (or attestation certificates trusted
+    /// directly), e.g. a simulator's CA.
+    pub trust_anchors: Vec<PathBuf>,
+    /// Trust the Yubico U2F root CA (shipped with tokengate).
+    pub yubico_root: bool,
+    /// Register keys whose attestation is `none` (nothing vouches for them).
+    pub allow_none_attestation: bool,
+    /// When not empty, only authenticators with these AAGUIDs register (U2F keys have the
+    /// zero AAGUID, `00000000-0000-0000-0000-000000000000`).
+    pub allowed_aaguids: Vec<String>,
+    /// Seconds a ceremony challenge stays usable (at most 120).
+    pub challenge_ttl_secs: u32,
+}
+
+impl SecurityKeyConfig {
+    /// The origin: the configured one, else `https://` + the relying-party ID.
+    pub fn origin(&self) -> String {
+        self.origin
+            .clone()
+            .unwrap_or_else(|| format!("https://{}", self.rp_id))
+    }
 }
 
 /// `[mfa]`
@@ -80,6 +114,12 @@ impl MfaConfig {
     }
 }
 
+/// Default relying-party ID: under the `.localhost` name reserved for loopback (RFC 6761
+/// §6.3), so that no public website can share it.
+pub const DEFAULT_RP_ID: &str = "tokengate.localhost";
+/// The longest a security-key challenge may stay usable, and the default.
+pub const MAX_CHALLENGE_TTL_SECS: u32 = 120;
+
 /// Default listen address: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
 /// Default account id, as AWS emulators use.
@@ -93,7 +133,22 @@ impl Default for Config {
             account_id: DEFAULT_ACCOUNT_ID.to_owned(),
             mfa: MfaConfig::default(),
             session_tokens: SessionTokenConfig::default(),
+            security_keys: SecurityKeyConfig::default(),
             log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for SecurityKeyConfig {
+    fn default() -> Self {
+        Self {
+            rp_id: DEFAULT_RP_ID.to_owned(),
+            origin: None,
+            trust_anchors: Vec::new(),
+            yubico_root: true,
+            allow_none_attestation: false,
+            allowed_aaguids: Vec::new(),
+            challenge_ttl_secs: MAX_CHALLENGE_TTL_SECS,
         }
     }
 }
@@ -193,6 +248,48 @@ pub const SETTINGS: &[Setting] = &[
         env: "TOKENGATE_SESSION_TOKENS_ROTATE_AFTER_DAYS",
         default: "30",
         doc: "Replace the session-token signing key at start-up when older than this.",
+    },
+    Setting {
+        key: "security_keys.rp_id",
+        env: "TOKENGATE_SECURITY_KEYS_RP_ID",
+        default: DEFAULT_RP_ID,
+        doc: "WebAuthn relying-party ID of every security key; changing it orphans them all.",
+    },
+    Setting {
+        key: "security_keys.origin",
+        env: "TOKENGATE_SECURITY_KEYS_ORIGIN",
+        default: "https://<rp_id>",
+        doc: "The origin clients write in clientDataJSON.",
+    },
+    Setting {
+        key: "security_keys.trust_anchors",
+        env: "TOKENGATE_SECURITY_KEYS_TRUST_ANCHORS",
+        default: "none",
+        doc: "PEM files of extra attestation roots (env: `:`-separated), e.g. a simulator CA.",
+    },
+    Setting {
+        key: "security_keys.yubico_root",
+        env: "TOKENGATE_SECURITY_KEYS_YUBICO_ROOT",
+        default: "true",
+        doc: "Trust the Yubico U2F root CA (shipped) for attestation.",
+    },
+    Setting {
+        key: "security_keys.allow_none_attestation",
+        env: "TOKENGATE_SECURITY_KEYS_ALLOW_NONE_ATTESTATION",
+        default: "false",
+        doc: "Register keys that send `none` attestation (nothing vouches for them).",
+    },
+    Setting {
+        key: "security_keys.allowed_aaguids",
+        env: "TOKENGATE_SECURITY_KEYS_ALLOWED_AAGUIDS",
+        default: "any",
+        doc: "Only these authenticator models register (env: `,`-separated UUIDs).",
+    },
+    Setting {
+        key: "security_keys.challenge_ttl_secs",
+        env: "TOKENGATE_SECURITY_KEYS_CHALLENGE_TTL_SECS",
+        default: "120",
+        doc: "Seconds a registration or login challenge stays usable (1–120).",
     },
     Setting {
         key: "log.level",
@@ -298,6 +395,35 @@ impl Config {
                     .parse()
                     .map_err(|_| bad("expected a number of days"))?;
             }
+            "security_keys.rp_id" => self.security_keys.rp_id = value.to_owned(),
+            "security_keys.origin" => {
+                self.security_keys.origin = Some(value.to_owned()).filter(|v| !v.is_empty());
+            }
+            "security_keys.trust_anchors" => {
+                self.security_keys.trust_anchors = std::env::split_paths(value)
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .collect();
+            }
+            "security_keys.yubico_root" => {
+                self.security_keys.yubico_root =
+                    parse_bool(value).ok_or_else(|| bad("expected true or false"))?;
+            }
+            "security_keys.allow_none_attestation" => {
+                self.security_keys.allow_none_attestation =
+                    parse_bool(value).ok_or_else(|| bad("expected true or false"))?;
+            }
+            "security_keys.allowed_aaguids" => {
+                self.security_keys.allowed_aaguids = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+            }
+            "security_keys.challenge_ttl_secs" => {
+                self.security_keys.challenge_ttl_secs =
+                    value.parse().map_err(|_| bad("expected seconds"))?;
+            }
             "log.level" => self.log.level = value.to_owned(),
             "log.format" => {
                 self.log.format = match value {
@@ -325,8 +451,55 @@ impl Config {
                 "session_tokens.rotate_after_days must be ≥ 1".into(),
             ));
         }
+        self.security_keys.validate()
+    }
+}
+
+impl SecurityKeyConfig {
+    /// Checks the relying party, the origin, the AAGUIDs and the challenge lifetime.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(format!("security_keys.{m}")));
+        let rp_id = &self.rp_id;
+        let host_char = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '.';
+        if rp_id.is_empty()
+            || rp_id.len() > 253
+            || !rp_id.chars().all(host_char)
+            || rp_id.starts_with('.')
+            || rp_id.ends_with('.')
+        {
+            return invalid(format!("rp_id {rp_id:?} is not a host name"));
+        }
+        let origin = self.origin();
+        let Some(rest) = origin
+            .strip_prefix("https://")
+            .or_else(|| origin.strip_prefix("http://"))
+        else {
+            return invalid(format!("origin {origin:?} is not an http(s) origin"));
+        };
+        if rest.is_empty() || rest.contains('/') {
+            return invalid(format!("origin {origin:?}: scheme://host[:port], no path"));
+        }
+        for aaguid in &self.allowed_aaguids {
+            if parse_aaguid(aaguid).is_none() {
+                return invalid(format!("allowed_aaguids: {aaguid:?} is not a UUID"));
+            }
+        }
+        if !(1..=MAX_CHALLENGE_TTL_SECS).contains(&self.challenge_ttl_secs) {
+            return invalid(format!(
+                "challenge_ttl_secs must be 1–{MAX_CHALLENGE_TTL_SECS}"
+            ));
+        }
         Ok(())
     }
+}
+
+/// An AAGUID written as a UUID (`2fc0579f-8113-47ea-b116-bb5a8db9202a`) or 32 hex digits.
+pub fn parse_aaguid(text: &str) -> Option<[u8; 16]> {
+    let hex: String = text.chars().filter(|&c| c != '-').collect();
+    let bytes = data_encoding::HEXLOWER_PERMISSIVE
+        .decode(hex.as_bytes())
+        .ok()?;
+    <[u8; 16]>::try_from(bytes.as_slice()).ok()
 }
 
 fn parse_bool(value: &str) -> Option<bool> {
@@ -377,6 +550,71 @@ mod tests {
             Config::load(Some(&path), |_| None),
             Err(ConfigError::Parse { .. })
         ));
+    }
+
+    #[test]
+    fn security_key_settings_from_env_and_their_checks() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(name, _)| *name == k)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        let c = Config::load(
+            None,
+            env(&[
+                ("TOKENGATE_SECURITY_KEYS_RP_ID", "login.example.com"),
+                ("TOKENGATE_SECURITY_KEYS_TRUST_ANCHORS", "/a.pem:/b.pem"),
+                ("TOKENGATE_SECURITY_KEYS_YUBICO_ROOT", "off"),
+                (
+                    "TOKENGATE_SECURITY_KEYS_ALLOWED_AAGUIDS",
+                    " 2fc0579f-8113-47ea-b116-bb5a8db9202a, 00000000000000000000000000000000",
+                ),
+                ("TOKENGATE_SECURITY_KEYS_CHALLENGE_TTL_SECS", "30"),
+            ]),
+        )
+        .unwrap();
+        let k = &c.security_keys;
+        assert_eq!(k.origin(), "https://login.example.com");
+        assert_eq!(
+            k.trust_anchors,
+            [PathBuf::from("/a.pem"), PathBuf::from("/b.pem")]
+        );
+        assert!(!k.yubico_root);
+        assert_eq!(k.allowed_aaguids.len(), 2);
+        assert_eq!(k.challenge_ttl_secs, 30);
+        let c = Config::load(
+            None,
+            env(&[("TOKENGATE_SECURITY_KEYS_ORIGIN", "http://localhost:8080")]),
+        )
+        .unwrap();
+        assert_eq!(c.security_keys.origin(), "http://localhost:8080");
+        for bad in [
+            &[("TOKENGATE_SECURITY_KEYS_CHALLENGE_TTL_SECS", "121")][..],
+            &[("TOKENGATE_SECURITY_KEYS_CHALLENGE_TTL_SECS", "0")],
+            &[("TOKENGATE_SECURITY_KEYS_RP_ID", "")],
+            &[("TOKENGATE_SECURITY_KEYS_RP_ID", "https://x.example")],
+            &[("TOKENGATE_SECURITY_KEYS_ORIGIN", "x.example")],
+            &[("TOKENGATE_SECURITY_KEYS_ORIGIN", "https://x.example/path")],
+            &[("TOKENGATE_SECURITY_KEYS_ALLOWED_AAGUIDS", "not-a-uuid")],
+            &[("TOKENGATE_SECURITY_KEYS_ALLOW_NONE_ATTESTATION", "maybe")],
+        ] {
+            let found = bad.to_vec();
+            let e = Config::load(None, move |k: &str| {
+                found
+                    .iter()
+                    .find(|(name, _)| *name == k)
+                    .map(|(_, v)| (*v).to_owned())
+            });
+            assert!(e.is_err(), "{bad:?} was accepted");
+        }
+        assert_eq!(
+            parse_aaguid("2FC0579F811347EAB116BB5A8DB9202A").map(|a| a[0]),
+            Some(0x2f)
+        );
+        assert_eq!(parse_aaguid("2fc0579f"), None);
     }
 
     #[test]

@@ -108,6 +108,9 @@ pub async fn dispatch(
         _ if crate::iam_mfa::ACTIONS.contains(&action) => {
             crate::iam_mfa::dispatch(state, caller, action, params).await
         }
+        _ if crate::security_keys::IAM_ACTIONS.contains(&action) => {
+            crate::security_keys::dispatch_iam(state, caller, action, params).await
+        }
         _ => Err(crate::invalid_action(action, VERSION)),
     }
 }

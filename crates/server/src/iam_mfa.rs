@@ -203,6 +203,12 @@ async fn import_hardware(
     let digits = v.integer(p, "Digits", 6, 8);
     let period = v.integer(p, "Period", 1, 300);
     v.finish()?;
+    if crate::security_keys::is_security_key_serial(&serial) {
+        return Err(ApiError::validation(format!(
+            "SerialNumber {serial} has the form of a security key's (u2f/); use the vendor's \
+             serial for a hardware fob"
+        )));
+    }
     let seed = data_encoding::BASE32_NOPAD
         .decode(seed_text.trim_end_matches('=').as_bytes())
         .map_err(|_| ApiError::validation("Base32StringSeed is not valid base32"))?;
@@ -379,6 +385,18 @@ async fn deactivate(state: &Arc<AppState>, caller: &Caller, p: &Params) -> Resul
         None => owner_of(&caller.principal),
     };
     authorize(caller, "DeactivateMFADevice", &serial)?;
+    if crate::security_keys::is_security_key_serial(&serial) {
+        // A security key has no unassigned state: deactivating it removes it.
+        let (s, o) = (serial.clone(), owner.clone());
+        match db(state, move |st| st.delete_security_key(&s, &o)).await? {
+            Ok(()) => {
+                tracing::info!(target: "audit", serial, "deactivated security key");
+                return Ok(());
+            }
+            Err(StoreError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
     let (s, o) = (serial.clone(), owner.clone());
     match db(state, move |st| st.deactivate_mfa_device(&s, &o)).await? {
         Ok(()) => {
@@ -442,14 +460,24 @@ async fn list_for_user(
     };
     authorize(caller, "ListMFADevices", &resource)?;
     let o = owner.clone();
-    let devices = db(state, move |s| s.mfa_devices_of(&o)).await??;
+    let (devices, keys) = db(state, move |s| {
+        Ok((s.mfa_devices_of(&o)?, s.security_keys_of(&o)?))
+    })
+    .await??;
+    // TOTP devices and security keys, each (serial, enable date), by enable date.
+    let mut listed: Vec<(&str, Option<i64>)> = devices
+        .iter()
+        .map(|d| (d.serial.as_str(), d.enabled_at))
+        .chain(keys.iter().map(|k| (k.serial.as_str(), Some(k.enabled_at))))
+        .collect();
+    listed.sort_by_key(|&(serial, enabled)| (enabled, serial));
     let mut x = Xml::fragment();
     x.elem("MFADevices", |x| {
-        for d in &devices {
+        for (serial, enabled_at) in &listed {
             x.elem("member", |x| {
                 x.text("UserName", &user_name_of(&owner, &state.account_id));
-                x.text("SerialNumber", &d.serial);
-                x.opt_text("EnableDate", d.enabled_at.map(crate::iso8601).as_deref());
+                x.text("SerialNumber", serial);
+                x.opt_text("EnableDate", enabled_at.map(crate::iso8601).as_deref());
             });
         }
     });

@@ -16,6 +16,7 @@ pub mod iam_mfa;
 pub mod mfa;
 pub mod params;
 pub mod qr;
+pub mod security_keys;
 pub mod state;
 pub mod sts;
 pub mod xml;
@@ -147,9 +148,15 @@ fn request_id(rng: &dyn SecureRandom) -> String {
 /// Which API a request is for, when authentication has not said it yet.
 fn guess_service(action: Option<&str>) -> &'static str {
     match action {
-        Some(a) if iam::ACTIONS.contains(&a) || iam_mfa::ACTIONS.contains(&a) => "iam",
+        Some(a) if is_iam_action(a) => "iam",
         _ => "sts",
     }
+}
+
+fn is_iam_action(action: &str) -> bool {
+    iam::ACTIONS.contains(&action)
+        || iam_mfa::ACTIONS.contains(&action)
+        || security_keys::IAM_ACTIONS.contains(&action)
 }
 
 fn namespace(service: &str) -> &'static str {
@@ -287,9 +294,10 @@ async fn handle(
         ));
     }
     let known = if *service == "iam" {
-        iam::ACTIONS.contains(&action.as_str()) || iam_mfa::ACTIONS.contains(&action.as_str())
+        is_iam_action(&action)
     } else {
         sts::ACTIONS.contains(&action.as_str())
+            || security_keys::STS_ACTIONS.contains(&action.as_str())
     };
     let version = if *service == "iam" {
         iam::VERSION

@@ -62,6 +62,8 @@ pub struct AppState {
     pub verifier: TokenVerifier,
     /// The clock.
     pub clock: Arc<dyn Clock>,
+    /// The relying party and attestation policy of security keys.
+    pub security_keys: crate::security_keys::Settings,
 }
 
 /// Start-up failed.
@@ -85,6 +87,9 @@ pub enum StartError {
     /// The data dir is in a state we will not guess about.
     #[error("{0}")]
     Inconsistent(String),
+    /// The security-key settings cannot be used (e.g. an unreadable trust anchor).
+    #[error("{0}")]
+    SecurityKeys(String),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StartError + '_ {
@@ -112,6 +117,8 @@ pub fn open_with_store(
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
 ) -> Result<AppState, StartError> {
+    let security_keys = crate::security_keys::Settings::from_config(&config.security_keys)
+        .map_err(StartError::SecurityKeys)?;
     let rng = SystemRandom::new();
     let now = clock.now().unix_timestamp();
     let account = match store.account()? {
@@ -156,6 +163,7 @@ pub fn open_with_store(
         signer,
         verifier,
         clock,
+        security_keys,
     })
 }
 

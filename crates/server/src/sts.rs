@@ -64,6 +64,9 @@ pub async fn dispatch(
         "GetCallerIdentity" => Ok(Some(get_caller_identity(caller))),
         "GetAccessKeyInfo" => get_access_key_info(state, caller, params).map(Some),
         "GetSessionToken" => get_session_token(state, caller, params).await.map(Some),
+        _ if crate::security_keys::STS_ACTIONS.contains(&action) => {
+            crate::security_keys::dispatch_sts(state, caller, action, params).await
+        }
         _ => Err(crate::invalid_action(action, VERSION)),
     }
 }
@@ -145,6 +148,17 @@ pub fn mint(
     })
 }
 
+/// A session's length: `requested` (validated to 900–129600) or the default, silently
+/// capped at one hour for root (sts-iam.md §1.1) — for every way to get a session.
+pub fn session_duration(caller: &Caller, requested: Option<i64>) -> i64 {
+    let duration = requested.unwrap_or(SESSION_DEFAULT_SECS);
+    if caller.principal.is_root() {
+        duration.min(ROOT_SESSION_MAX_SECS)
+    } else {
+        duration
+    }
+}
+
 /// Writes `<Credentials>…</Credentials>`.
 pub fn credentials_xml(x: &mut Xml, c: &Credentials) -> Result<(), ApiError> {
     let secret = c
@@ -180,10 +194,7 @@ async fn get_session_token(
             "Cannot call GetSessionToken with session credentials",
         ));
     }
-    let mut duration = duration.unwrap_or(SESSION_DEFAULT_SECS);
-    if caller.principal.is_root() {
-        duration = duration.min(ROOT_SESSION_MAX_SECS);
-    }
+    let duration = session_duration(caller, duration);
     let mfa = match (serial, code) {
         (Some(serial), Some(code)) => {
             crate::mfa::verify_code(state, caller, &serial, &code).await?

@@ -59,8 +59,10 @@ pub enum Entity {
     User,
     /// An access key.
     AccessKey,
-    /// An MFA device.
+    /// An MFA device (TOTP or security key).
     MfaDevice,
+    /// A security-key ceremony challenge.
+    Challenge,
 }
 
 impl std::fmt::Display for Entity {
@@ -70,6 +72,7 @@ impl std::fmt::Display for Entity {
             Self::User => "user",
             Self::AccessKey => "access key",
             Self::MfaDevice => "MFA device",
+            Self::Challenge => "challenge",
         })
     }
 }
@@ -202,6 +205,146 @@ pub struct MfaDevice {
     pub state: TotpState,
 }
 
+/// How a security key is spoken to at login: the protocol its credential was made with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyProtocol {
+    /// CTAP2 / WebAuthn (MakeCredential, GetAssertion).
+    Fido2,
+    /// U2F / CTAP1 (REGISTER, AUTHENTICATE).
+    U2f,
+}
+
+impl KeyProtocol {
+    /// Storage and wire name: `fido2` or `u2f`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Fido2 => "fido2",
+            Self::U2f => "u2f",
+        }
+    }
+
+    /// The protocol named `s`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "fido2" => Some(Self::Fido2),
+            "u2f" => Some(Self::U2f),
+            _ => None,
+        }
+    }
+}
+
+/// A U2F / FIDO2 security key registered as an MFA device. Only public data: the
+/// credential's private key never leaves the authenticator, so nothing here is sealed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecurityKey {
+    /// `arn:aws:iam::ACCOUNT:u2f/user/USER/NAME-SUFFIX`.
+    pub serial: String,
+    /// The user it authenticates.
+    pub owner: KeyOwner,
+    /// The device name given at registration.
+    pub name: String,
+    /// CTAP2 or U2F.
+    pub protocol: KeyProtocol,
+    /// The credential ID (U2F: the key handle); unique across the store.
+    pub credential_id: Vec<u8>,
+    /// The credential public key, COSE_Key bytes.
+    pub public_key_cose: Vec<u8>,
+    /// The last accepted signature counter.
+    pub sign_count: u32,
+    /// BE at registration (WebAuthn L3 §6.1.3): it may not change afterwards.
+    pub backup_eligible: bool,
+    /// The authenticator model (zero for U2F).
+    pub aaguid: [u8; 16],
+    /// `packed`, `fido-u2f` or `none`.
+    pub attestation_format: String,
+    /// What vouched for the key at registration, e.g. `trusted: CN=…`, `self`, `none`.
+    pub attestation: String,
+    /// The user handle sent to the key at registration (CTAP2 `user.id`).
+    pub user_handle: Vec<u8>,
+    /// When it was registered, seconds since the Unix epoch.
+    pub enabled_at: i64,
+    /// The last successful login with it.
+    pub last_used: Option<i64>,
+    /// When an assertion with a signature counter that did not increase was seen: the key
+    /// may be cloned, and it is refused from then on.
+    pub possibly_cloned_at: Option<i64>,
+    /// The lockout counters (`failures`, `locked_until`, `lockouts`), kept and advanced as
+    /// for TOTP devices; the step fields of [`TotpState`] are unused.
+    pub lockout: TotpState,
+}
+
+/// Which ceremony a challenge belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CeremonyKind {
+    /// Registering a new security key (IAM EnableSecurityKey).
+    Register,
+    /// Logging in with one (STS GetSessionTokenWithSecurityKey).
+    Authenticate,
+}
+
+impl CeremonyKind {
+    /// Storage name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Register => "register",
+            Self::Authenticate => "authenticate",
+        }
+    }
+}
+
+/// A security-key challenge: random bytes the key must sign, single use, short-lived, and
+/// bound to the principal it was issued to, the device and the ceremony.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Challenge {
+    /// Random identifier the client echoes.
+    pub id: String,
+    /// The ceremony.
+    pub ceremony: CeremonyKind,
+    /// ARN of the principal the challenge was issued to; only it may complete it.
+    pub requester: String,
+    /// The user whose key it is (registration: the user the key is for).
+    pub owner: KeyOwner,
+    /// The key's serial (registration: the serial the new key will get).
+    pub serial: String,
+    /// The protocol the client is to use.
+    pub protocol: KeyProtocol,
+    /// The device name (registration); the key's name (authentication).
+    pub device_name: String,
+    /// The challenge bytes.
+    pub challenge: Vec<u8>,
+    /// When it was issued, seconds since the Unix epoch.
+    pub created: i64,
+    /// It cannot be used at or after this time.
+    pub expires: i64,
+}
+
+/// A verified login with a security key, to record with compare-and-set semantics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyUse {
+    /// The key.
+    pub serial: String,
+    /// The challenge the assertion answered; consumed.
+    pub challenge_id: String,
+    /// The counter the verification was made against.
+    pub expected_sign_count: u32,
+    /// The assertion's counter, to store.
+    pub sign_count: u32,
+    /// Now, seconds since the Unix epoch.
+    pub now: i64,
+}
+
+/// What recording a [`KeyUse`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyUseOutcome {
+    /// The challenge was consumed and the counter stored: the login stands.
+    Recorded,
+    /// The challenge was used already, expired or is gone: a replay.
+    ChallengeSpent,
+    /// The key's counter moved (another login won), or the key was flagged, deactivated
+    /// or replaced meanwhile.
+    KeyChanged,
+}
+
 /// IAM quota: MFA devices in use by one user (or root), of any kind.
 pub const MAX_MFA_DEVICES: usize = 8;
 
@@ -310,4 +453,50 @@ pub trait Store: Send + Sync {
         expected_last_step: Option<u64>,
         state: &TotpState,
     ) -> Result<(), StoreError>;
+
+    /// Stores a new challenge, after dropping every expired one, if its requester has fewer
+    /// than `max_per_requester` live challenges (`LimitExceeded(Challenge)` otherwise).
+    fn create_challenge(&self, c: &Challenge, max_per_requester: usize) -> Result<(), StoreError>;
+    /// A challenge by id (expired ones too, until they are dropped).
+    fn challenge(&self, id: &str) -> Result<Option<Challenge>, StoreError>;
+    /// Drops a challenge (a failed ceremony spends it). No error when it is gone already.
+    fn discard_challenge(&self, id: &str) -> Result<(), StoreError>;
+    /// Registers `key`, consuming registration challenge `challenge_id` (unexpired at `now`,
+    /// for `key.serial`) in the same transaction: `NotFound(Challenge)` when it is spent,
+    /// `LimitExceeded(MfaDevice)` when the owner has `max_devices` MFA devices of any kind,
+    /// `AlreadyExists(MfaDevice)` when the credential ID is registered already.
+    fn enable_security_key(
+        &self,
+        challenge_id: &str,
+        now: i64,
+        key: &SecurityKey,
+        max_devices: usize,
+    ) -> Result<(), StoreError>;
+    /// A security key by serial.
+    fn security_key(&self, serial: &str) -> Result<Option<SecurityKey>, StoreError>;
+    /// The security keys of `owner`, oldest first.
+    fn security_keys_of(&self, owner: &KeyOwner) -> Result<Vec<SecurityKey>, StoreError>;
+    /// Removes `owner`'s key `serial` and its challenges (DeactivateMFADevice: a security
+    /// key has no unassigned state; using it again means registering it again).
+    fn delete_security_key(&self, serial: &str, owner: &KeyOwner) -> Result<(), StoreError>;
+    /// Records a verified login: consumes the challenge, then stores the new counter only
+    /// if the key's counter is still the one verified against and the key is not flagged
+    /// (compare-and-set). Durable before it returns.
+    fn record_security_key_use(&self, key_use: &KeyUse) -> Result<KeyUseOutcome, StoreError>;
+    /// [`Store::record_security_key_use`] that calls `done` once the write is durable,
+    /// possibly from another thread. The default calls it inline.
+    fn record_security_key_use_then(&self, key_use: &KeyUse, done: Completion<KeyUseOutcome>) {
+        done(self.record_security_key_use(key_use));
+    }
+    /// Records a refused login at `now` under `policy`: drops `challenge_id` if given,
+    /// counts the failure, and with `possible_clone` flags the key (first time only).
+    /// Returns the new lockout counters.
+    fn record_security_key_failure(
+        &self,
+        serial: &str,
+        challenge_id: Option<&str>,
+        policy: &LockoutPolicy,
+        now: i64,
+        possible_clone: bool,
+    ) -> Result<TotpState, StoreError>;
 }
