@@ -198,7 +198,7 @@ async fn import_hardware(
 ) -> Result<String, ApiError> {
     let mut v = Validator::new();
     let serial = v.required(p, SERIAL).unwrap_or_default();
-    let seed_text = v.required(p, SEED).unwrap_or_default();
+    let seed_text = v.required_secret(p, SEED).unwrap_or_default();
     let algorithm = v.one_of(p, "Algorithm", &["SHA1", "SHA256", "SHA512"], false);
     let digits = v.integer(p, "Digits", 6, 8);
     let period = v.integer(p, "Period", 1, 300);

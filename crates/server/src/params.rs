@@ -174,6 +174,21 @@ impl Validator {
         self.optional(params, rule)
     }
 
+    /// A required secret parameter (a TOTP seed): checked like [`Validator::required`], but
+    /// its value never appears in the message — AWS echoes values, a secret must not travel
+    /// back into responses or anything that records them.
+    pub fn required_secret(&mut self, params: &Params, rule: Rule) -> Option<String> {
+        let mut inner = Validator::new();
+        let out = inner.required(params, rule);
+        let quoted = params.get(rule.name).map(|v| format!("'{v}'"));
+        self.errors
+            .extend(inner.errors.into_iter().map(|e| match &quoted {
+                Some(q) => e.replace(q.as_str(), "'***'"),
+                None => e,
+            }));
+        out
+    }
+
     /// An optional integer parameter within `min..=max`.
     pub fn integer(
         &mut self,
@@ -311,6 +326,27 @@ mod tests {
             v.finish().unwrap_err().message,
             "1 validation error detected: Value null at 'userName' failed to satisfy constraint: \
              Member must not be null"
+        );
+    }
+
+    #[test]
+    fn secrets_are_not_echoed() {
+        let rule = Rule {
+            name: "Base32StringSeed",
+            min: 16,
+            max: 256,
+            pattern: Some(DIGITS),
+        };
+        let mut v = Validator::new();
+        assert!(
+            v.required_secret(&params(&[("Base32StringSeed", "JBSWY3DP")]), rule)
+                .is_none()
+        );
+        let message = v.finish().unwrap_err().message;
+        assert!(!message.contains("JBSWY3DP"), "{message}");
+        assert!(
+            message.contains("Value '***' at 'base32StringSeed'"),
+            "{message}"
         );
     }
 
