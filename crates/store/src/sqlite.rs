@@ -433,6 +433,18 @@ fn is_unique_violation(e: &rusqlite::Error) -> bool {
     )
 }
 
+/// Maps a unique-constraint violation to `AlreadyExists(entity)`, anything else to a
+/// backend error: the compare-and-set of an insert.
+fn exists_or_backend(entity: Entity) -> impl Fn(rusqlite::Error) -> StoreError {
+    move |e| {
+        if is_unique_violation(&e) {
+            StoreError::AlreadyExists(entity)
+        } else {
+            backend(e)
+        }
+    }
+}
+
 fn key_aad(access_key_id: &str) -> String {
     format!("access_key/{access_key_id}/secret")
 }
@@ -822,13 +834,7 @@ impl SqliteStore {
                 sealed
             ],
         )
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                StoreError::AlreadyExists(Entity::AccessKey)
-            } else {
-                backend(e)
-            }
-        })?;
+        .map_err(exists_or_backend(Entity::AccessKey))?;
         Ok(())
     }
 
@@ -1108,13 +1114,7 @@ impl Store for SqliteStore {
                 "INSERT INTO iam_user (user_id, name, path, created) VALUES (?1, ?2, ?3, ?4)",
                 params![user.user_id, user.name, user.path, user.created],
             )
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    StoreError::AlreadyExists(Entity::User)
-                } else {
-                    backend(e)
-                }
-            })?;
+            .map_err(exists_or_backend(Entity::User))?;
             Ok(())
         })
     }
@@ -1286,13 +1286,7 @@ impl Store for SqliteStore {
                     d.state.lockouts,
                 ],
             )
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    StoreError::AlreadyExists(Entity::MfaDevice)
-                } else {
-                    backend(e)
-                }
-            })?;
+            .map_err(exists_or_backend(Entity::MfaDevice))?;
             Ok(())
         })
     }
@@ -1525,13 +1519,7 @@ impl Store for SqliteStore {
                     c.expires
                 ],
             )
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    StoreError::AlreadyExists(Entity::Challenge)
-                } else {
-                    backend(e)
-                }
-            })?;
+            .map_err(exists_or_backend(Entity::Challenge))?;
             Ok(())
         })
     }
@@ -1599,13 +1587,7 @@ impl Store for SqliteStore {
                     key.enabled_at,
                 ],
             )
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    StoreError::AlreadyExists(Entity::MfaDevice)
-                } else {
-                    backend(e)
-                }
-            })?;
+            .map_err(exists_or_backend(Entity::MfaDevice))?;
             Ok(())
         })
     }
