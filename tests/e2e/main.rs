@@ -177,6 +177,29 @@ fn session_credentials_are_confined() {
 }
 
 #[test]
+fn a_second_server_on_one_data_dir_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let svc = Service::start(dir.path(), &no_mfa());
+    assert_eq!(mode(&dir.path().join("tokengate.db.lock")), 0o600);
+    let out = std::process::Command::new(harness::binary())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("is in use by another process"), "{stderr}");
+    // The first server is unharmed, and once it stops the data dir can be served again.
+    let root = svc.root();
+    let r = svc.call(&root, "sts", &[("Action", "GetCallerIdentity")]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(svc.stop().success());
+    let svc = Service::start(dir.path(), &no_mfa());
+    let r = svc.call(&root, "sts", &[("Action", "GetCallerIdentity")]);
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+#[test]
 fn a_changed_account_id_is_refused_at_start() {
     let dir = tempfile::tempdir().unwrap();
     Service::start(dir.path(), &[]).stop();

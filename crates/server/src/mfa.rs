@@ -5,14 +5,14 @@
 //! compare-and-set so that one code yields exactly one session even when requests race
 //! (on one server or several sharing a store). Failures are counted durably; past
 //! `mfa.max_failures` the device is locked out. Every refusal answers with AWS's text; the
-//! reason goes to the audit log only.
+//! reason goes to the audit log only. The check itself is [`Store::check_totp_then`].
 
 use std::sync::Arc;
 
-use tokengate_store::{KeyOwner, MfaDevice, Store, StoreError};
+use tokengate_store::{KeyOwner, Store, StoreError, TotpCheck, TotpOutcome};
 use tokengate_token::Principal;
 use tokengate_token::session::{MfaContext, MfaMethod};
-use tokengate_verifier::totp::{self, Refusal, Verdict};
+use tokengate_verifier::totp::Refusal;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -39,87 +39,70 @@ pub async fn db<T: Send + 'static>(
 }
 
 /// Verifies `code` for device `serial` of `caller`; the MFA context on success.
+///
+/// The store reads the device, checks the code and records the outcome in one step (for
+/// SQLite, one transaction of the group commit); this task waits for it without holding a
+/// thread, and answers only once the replay mark or the failure is durable.
 pub async fn verify_code(
     state: &Arc<AppState>,
     caller: &Caller,
     serial: &str,
     code: &str,
 ) -> Result<MfaContext, ApiError> {
-    let owner = owner_of(&caller.principal);
-    // A point read: inline (see auth::long_term). The replay mark below waits for an fsync
-    // and goes to the blocking pool.
-    let device: Option<MfaDevice> = state.store.mfa_device(serial)?;
-    let Some(device) = device.filter(|d| d.owner.as_ref() == Some(&owner)) else {
-        tracing::warn!(
-            target: "audit",
-            principal = %caller.principal.arn(),
-            serial,
-            reason = "no such device for this principal",
-            "MFA refused"
-        );
-        return Err(ApiError::access_denied(MFA_INVALID_SERIAL));
-    };
     let now = state.clock.now().unix_timestamp();
-    let verdict = totp::verify(
-        device.seed.expose(),
-        &device.params,
-        &device.state,
-        code,
+    let check = TotpCheck {
+        serial: serial.to_owned(),
+        owner: owner_of(&caller.principal),
+        code: code.to_owned(),
         now,
-    );
-    let refusal = match verdict {
-        Verdict::Accepted { step } => {
-            // The group commit answers once the replay mark is on disk; no thread waits.
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            state.store.record_totp_success_then(
-                serial,
-                step,
-                Box::new(move |result| {
-                    let _ = tx.send(result);
-                }),
-            );
-            let won = rx
-                .await
-                .map_err(|_| ApiError::internal("the store dropped a write"))??;
-            if won {
-                tracing::info!(
-                    target: "audit",
-                    principal = %caller.principal.arn(),
-                    serial,
-                    "MFA accepted"
-                );
-                return Ok(MfaContext {
-                    present: true,
-                    method: Some(MfaMethod::Totp),
-                    device: Some(serial.to_owned()),
-                    auth_time: Some(now),
-                });
-            }
-            // Another request used this step first.
-            Refusal::Replayed
-        }
-        Verdict::Refused(refusal) => refusal,
+        policy: state.config.mfa.lockout_policy(),
     };
-    if !matches!(refusal, Refusal::LockedOut(_)) {
-        let s = serial.to_owned();
-        let policy = state.config.mfa.lockout_policy();
-        let after = db(state, move |st| st.record_totp_failure(&s, &policy, now)).await??;
-        if let Some(until) = after.locked_until.filter(|&u| u > now) {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    state.store.check_totp_then(
+        check,
+        Box::new(move |result| {
+            // The receiver is gone only if the client went away; nothing to tell it then.
+            let _ = tx.send(result);
+        }),
+    );
+    let outcome = rx
+        .await
+        .map_err(|_| ApiError::internal("the store dropped a write"))??;
+    let principal = caller.principal.arn();
+    match outcome {
+        TotpOutcome::Accepted { .. } => {
+            tracing::info!(target: "audit", %principal, serial, "MFA accepted");
+            Ok(MfaContext {
+                present: true,
+                method: Some(MfaMethod::Totp),
+                device: Some(serial.to_owned()),
+                auth_time: Some(now),
+            })
+        }
+        TotpOutcome::NotAssigned => {
             tracing::warn!(
                 target: "audit",
-                principal = %caller.principal.arn(),
+                %principal,
                 serial,
-                locked_until = until,
-                "MFA device locked out after repeated failures"
+                reason = "no such device for this principal",
+                "MFA refused"
             );
+            Err(ApiError::access_denied(MFA_INVALID_SERIAL))
+        }
+        TotpOutcome::Refused { refusal, state } => {
+            if !matches!(refusal, Refusal::LockedOut(_))
+                && let Some(until) = state.locked_at(now)
+            {
+                tracing::warn!(
+                    target: "audit",
+                    %principal,
+                    serial,
+                    locked_until = until,
+                    "MFA device locked out after repeated failures"
+                );
+            }
+            tracing::warn!(target: "audit", %principal, serial, reason = ?refusal, "MFA refused");
+            Err(ApiError::access_denied(MFA_INVALID_CODE))
         }
     }
-    tracing::warn!(
-        target: "audit",
-        principal = %caller.principal.arn(),
-        serial,
-        reason = ?refusal,
-        "MFA refused"
-    );
-    Err(ApiError::access_denied(MFA_INVALID_CODE))
 }

@@ -19,7 +19,7 @@ mod sqlite;
 
 pub use sqlite::SqliteStore;
 use tokengate_token::Secret;
-use tokengate_verifier::totp::{LockoutPolicy, TotpParams, TotpState};
+use tokengate_verifier::totp::{self, LockoutPolicy, Refusal, TotpParams, TotpState, Verdict};
 
 /// What a store operation could not do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -45,6 +45,13 @@ pub enum StoreError {
     /// A sealed value did not open: wrong master key or a tampered database.
     #[error("a sealed value could not be opened (wrong master key or tampered store)")]
     Unseal,
+    /// The database is in use by another process (or another store in this one): an
+    /// embedded store serves one process at a time.
+    #[error(
+        "the database {0} is in use by another process (another tokengate serve on this \
+         data dir?)"
+    )]
+    Busy(String),
     /// The backend failed (I/O, corruption, a bug).
     #[error("store backend error: {0}")]
     Backend(String),
@@ -354,6 +361,42 @@ pub const DERIVATION_KEY: &str = "temporary-secret-derivation";
 /// A callback that receives the result of a write once it is durable.
 pub type Completion<T> = Box<dyn FnOnce(Result<T, StoreError>) + Send>;
 
+/// A TOTP login check, as [`Store::check_totp_then`] runs it: the code, whose device, and
+/// the policy for counting a failure.
+#[derive(Debug, Clone)]
+pub struct TotpCheck {
+    /// The device's serial number.
+    pub serial: String,
+    /// Who must own the (enabled) device.
+    pub owner: KeyOwner,
+    /// The code presented. Never logged.
+    pub code: String,
+    /// Now, seconds since the Unix epoch.
+    pub now: i64,
+    /// How failures lock the device out.
+    pub policy: LockoutPolicy,
+}
+
+/// What [`Store::check_totp_then`] found and recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TotpOutcome {
+    /// No device with that serial is enabled for the owner; nothing was written.
+    NotAssigned,
+    /// The code was accepted and its step recorded as used (the replay mark).
+    Accepted {
+        /// The step now recorded as the device's last accepted step.
+        step: u64,
+    },
+    /// The code was refused; a wrong or replayed code was counted as a failure (a lockout
+    /// counts nothing).
+    Refused {
+        /// Why.
+        refusal: Refusal,
+        /// The device's lockout counters after the failure.
+        state: TotpState,
+    },
+}
+
 /// The persistence interface. Every write is conditional (see the crate docs).
 pub trait Store: Send + Sync {
     /// The account, if the store has been bootstrapped.
@@ -431,11 +474,19 @@ pub trait Store: Send + Sync {
     /// accepted step (the replay compare-and-set). Returns false when another request
     /// already used this or a later step.
     fn record_totp_success(&self, serial: &str, step: u64) -> Result<bool, StoreError>;
-    /// [`Store::record_totp_success`] that calls `done` with the result instead of
-    /// returning it, possibly from another thread once the write is durable — so that an
-    /// async caller need not park a thread on the commit. The default calls it inline.
-    fn record_totp_success_then(&self, serial: &str, step: u64, done: Completion<bool>) {
-        done(self.record_totp_success(serial, step));
+    /// Checks `check.code` against the device `check.serial` enabled for `check.owner`
+    /// and records the outcome: for an accepted code the replay compare-and-set
+    /// ([`Store::record_totp_success`]), for a wrong or replayed one a failure
+    /// ([`Store::record_totp_failure`]). `done` gets the outcome once it is durable,
+    /// possibly from another thread, so that an async caller need not park a thread on the
+    /// commit.
+    ///
+    /// The default reads the device, verifies with [`totp::verify`] and writes with the two
+    /// methods above, inline; the compare-and-set keeps it correct when requests race. A
+    /// store may instead run the read, the check and the write as one transaction (the
+    /// SQLite store does, in its group commit).
+    fn check_totp_then(&self, check: TotpCheck, done: Completion<TotpOutcome>) {
+        done(check_totp_by_parts(self, &check));
     }
     /// Records a failed code at `now` under `policy`; returns the new state.
     fn record_totp_failure(
@@ -499,4 +550,42 @@ pub trait Store: Send + Sync {
         now: i64,
         possible_clone: bool,
     ) -> Result<TotpState, StoreError>;
+}
+
+/// [`Store::check_totp_then`] from the read, the verification and the two writes.
+pub(crate) fn check_totp_by_parts<S: Store + ?Sized>(
+    store: &S,
+    check: &TotpCheck,
+) -> Result<TotpOutcome, StoreError> {
+    let Some(device) = store
+        .mfa_device(&check.serial)?
+        .filter(|d| d.owner.as_ref() == Some(&check.owner))
+    else {
+        return Ok(TotpOutcome::NotAssigned);
+    };
+    let verdict = totp::verify(
+        device.seed.expose(),
+        &device.params,
+        &device.state,
+        &check.code,
+        check.now,
+    );
+    let refusal = match verdict {
+        Verdict::Accepted { step } => {
+            if store.record_totp_success(&check.serial, step)? {
+                return Ok(TotpOutcome::Accepted { step });
+            }
+            // Another request used this step first.
+            Refusal::Replayed
+        }
+        Verdict::Refused(refusal @ Refusal::LockedOut(_)) => {
+            return Ok(TotpOutcome::Refused {
+                refusal,
+                state: device.state,
+            });
+        }
+        Verdict::Refused(refusal) => refusal,
+    };
+    let state = store.record_totp_failure(&check.serial, &check.policy, check.now)?;
+    Ok(TotpOutcome::Refused { refusal, state })
 }

@@ -5,22 +5,26 @@
 //! one transaction; conditional writes are expressed in SQL (unique constraints, `WHERE`
 //! clauses on counts), never as a read in one transaction and a write in another.
 
+use std::collections::HashMap;
 use std::fs;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, mpsc};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, mpsc};
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use tokengate_token::Secret;
 
-use tokengate_verifier::totp::{LockoutPolicy, TotpAlgorithm, TotpParams, TotpState};
+use tokengate_verifier::totp::{
+    self, LockoutPolicy, Refusal, TotpAlgorithm, TotpParams, TotpState, Verdict,
+};
 
 use crate::seal::Sealer;
 use crate::{
     AccessKey, Account, Bootstrap, CeremonyKind, Challenge, Completion, Entity, KeyOwner,
     KeyProtocol, KeyStatus, KeyUse, KeyUseOutcome, MfaDevice, MfaKind, SecurityKey, Store,
-    StoreError, StoredSigningKey, User,
+    StoreError, StoredSigningKey, TotpCheck, TotpOutcome, User,
 };
 
 /// Schema migrations, applied in order; `PRAGMA user_version` counts those applied.
@@ -122,13 +126,85 @@ const READERS: usize = 4;
 /// Most replay-mark writes committed in one transaction (one fsync).
 const MAX_BATCH: usize = 512;
 
+/// Most entries a [`ReadCache`] holds before it starts over (a bound on memory, far above
+/// IAM's quotas of users and keys per account).
+const MAX_CACHED: usize = 1 << 20;
+
 /// The SQLite-backed [`Store`].
+///
+/// One process at a time: the store holds an exclusive lock on `DB.lock` beside the
+/// database for its lifetime, because its caches assume that every write goes through it.
 pub struct SqliteStore {
     conn: Mutex<Connection>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
     committer: Option<GroupCommitter>,
-    sealer: Sealer,
+    sealer: Arc<Sealer>,
+    /// Access keys by id, as stored (the secret still sealed).
+    keys: ReadCache<KeyRow>,
+    /// Users by lower-cased name (names are unique ignoring ASCII case, as SQLite's NOCASE).
+    users: ReadCache<User>,
+    /// Held for the store's lifetime; `None` for an in-memory store.
+    _lock: Option<fs::File>,
+}
+
+/// A read-through cache of rows that only admin writes change (access keys, users), so that
+/// the request path does not read them from SQLite each time: a WAL reader connection
+/// drops its whole page cache whenever another connection commits, which on the login
+/// path is every group commit (docs/benchmarks.md).
+///
+/// Coherence: every admin write clears the cache after its commit and bumps the
+/// generation; a reader notes the generation before it reads the database and its insert
+/// is dropped if the generation moved meanwhile. So an entry is never older than the last
+/// admin write that returned, and a deactivated or deleted key stops working as soon as
+/// the write that changed it has returned. Misses are not cached.
+struct ReadCache<V> {
+    map: RwLock<HashMap<String, V>>,
+    generation: AtomicU64,
+}
+
+impl<V: Clone> ReadCache<V> {
+    fn new() -> Self {
+        Self {
+            map: RwLock::new(HashMap::new()),
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<V> {
+        self.map.read().ok()?.get(key).cloned()
+    }
+
+    /// The generation to pass to [`ReadCache::insert`]; read it before the database.
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Caches `value`, read from the database after `generation` was taken, unless an
+    /// admin write has cleared the cache since.
+    fn insert(&self, key: String, value: V, generation: u64) {
+        let Ok(mut map) = self.map.write() else {
+            return;
+        };
+        if self.generation.load(Ordering::Acquire) != generation {
+            return;
+        }
+        if map.len() >= MAX_CACHED {
+            map.clear();
+        }
+        map.insert(key, value);
+    }
+
+    /// Forgets everything; call after an admin write has committed.
+    fn clear(&self) {
+        // A poisoned lock still guards a map; clear it all the same.
+        let mut map = self
+            .map
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        map.clear();
+    }
 }
 
 /// A write on the login path, batched by the [`GroupCommitter`].
@@ -142,6 +218,7 @@ enum HotWrite {
         policy: LockoutPolicy,
         now: i64,
     },
+    TotpCheck(TotpCheck),
     KeyUse(KeyUse),
     KeyFailure {
         serial: String,
@@ -155,6 +232,7 @@ enum HotWrite {
 enum HotResult {
     Success(bool),
     Failure(TotpState),
+    Check(TotpOutcome),
     KeyUse(KeyUseOutcome),
 }
 
@@ -174,7 +252,7 @@ struct GroupCommitter {
 }
 
 impl GroupCommitter {
-    fn start(mut conn: Connection) -> Self {
+    fn start(mut conn: Connection, sealer: Arc<Sealer>) -> Self {
         let (tx, rx) = mpsc::channel::<Job>();
         let thread = std::thread::Builder::new()
             .name("store-group-commit".into())
@@ -187,7 +265,7 @@ impl GroupCommitter {
                             Err(_) => break,
                         }
                     }
-                    let results = run_batch(&mut conn, &batch);
+                    let results = run_batch(&mut conn, &sealer, &batch);
                     for (job, result) in batch.into_iter().zip(results) {
                         (job.reply)(result);
                     }
@@ -243,7 +321,11 @@ impl Drop for GroupCommitter {
     }
 }
 
-fn run_batch(conn: &mut Connection, batch: &[Job]) -> Vec<Result<HotResult, StoreError>> {
+fn run_batch(
+    conn: &mut Connection,
+    sealer: &Sealer,
+    batch: &[Job],
+) -> Vec<Result<HotResult, StoreError>> {
     let fail_all = |e: StoreError| batch.iter().map(|_| Err(e.clone())).collect();
     let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
@@ -260,6 +342,7 @@ fn run_batch(conn: &mut Connection, batch: &[Job]) -> Vec<Result<HotResult, Stor
                 policy,
                 now,
             } => totp_failure(&tx, serial, policy, *now).map(HotResult::Failure),
+            HotWrite::TotpCheck(check) => totp_check(&tx, sealer, check).map(HotResult::Check),
             HotWrite::KeyUse(key_use) => key_use_cas(&tx, key_use).map(HotResult::KeyUse),
             HotWrite::KeyFailure {
                 serial,
@@ -319,12 +402,69 @@ fn totp_failure(
         .map_err(backend)?
         .ok_or(StoreError::NotFound(Entity::MfaDevice))?;
     let state = device_state(&row)?.failed(policy, now);
-    tx.execute(
-        "UPDATE mfa_device SET failures = ?1, locked_until = ?2, lockouts = ?3 WHERE serial = ?4",
-        params![state.failures, state.locked_until, state.lockouts, serial],
-    )
-    .map_err(backend)?;
+    write_totp_failure(tx, serial, &state)?;
     Ok(state)
+}
+
+fn write_totp_failure(tx: &Connection, serial: &str, state: &TotpState) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "UPDATE mfa_device SET failures = ?1, locked_until = ?2, lockouts = ?3 WHERE serial = ?4",
+    )
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            state.failures,
+            state.locked_until,
+            state.lockouts,
+            serial
+        ])
+    })
+    .map_err(backend)?;
+    Ok(())
+}
+
+/// A TOTP login in one transaction: read the device, verify the code, then record the
+/// step (the replay compare-and-set) or the failure. Run by the group-commit thread, whose
+/// connection keeps its page cache across its own commits, so the read is cheap; and as
+/// the read and the write share a transaction, the state verified against is the state
+/// written over.
+fn totp_check(tx: &Connection, sealer: &Sealer, c: &TotpCheck) -> Result<TotpOutcome, StoreError> {
+    let row = tx
+        .prepare_cached(&format!("SELECT {DEVICE_COLUMNS} WHERE d.serial = ?1"))
+        .and_then(|mut stmt| stmt.query_row([&c.serial], device_row).optional())
+        .map_err(backend)?;
+    let Some(row) = row else {
+        return Ok(TotpOutcome::NotAssigned);
+    };
+    let device = device_from_row(sealer, row)?;
+    if device.owner.as_ref() != Some(&c.owner) {
+        return Ok(TotpOutcome::NotAssigned);
+    }
+    let verdict = totp::verify(
+        device.seed.expose(),
+        &device.params,
+        &device.state,
+        &c.code,
+        c.now,
+    );
+    let refusal = match verdict {
+        Verdict::Accepted { step } => {
+            // Cannot lose inside this transaction; it states its expectation all the same.
+            if totp_success(tx, &c.serial, to_i64(step)?)? {
+                return Ok(TotpOutcome::Accepted { step });
+            }
+            Refusal::Replayed
+        }
+        Verdict::Refused(refusal @ Refusal::LockedOut(_)) => {
+            return Ok(TotpOutcome::Refused {
+                refusal,
+                state: device.state,
+            });
+        }
+        Verdict::Refused(refusal) => refusal,
+    };
+    let state = device.state.failed(&c.policy, c.now);
+    write_totp_failure(tx, &c.serial, &state)?;
+    Ok(TotpOutcome::Refused { refusal, state })
 }
 
 /// A security-key login, in one statement pair: spend the challenge (it must still exist,
@@ -705,9 +845,37 @@ fn signing_aad(kid: &str) -> String {
     format!("signing_key/{kid}/pkcs8")
 }
 
+/// Takes the exclusive lock on `DB.lock` (created 0600) that says this process serves the
+/// database at `path`. A lock file of its own, not the database: SQLite's POSIX locks on
+/// the database would be dropped when any other descriptor of it is closed.
+fn lock_database(path: &Path) -> Result<fs::File, StoreError> {
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let lock_path = Path::new(&lock_path);
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(lock_path)
+        .map_err(|e| StoreError::Backend(format!("{}: {e}", lock_path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => Err(StoreError::Busy(path.display().to_string())),
+        Err(fs::TryLockError::Error(e)) => {
+            Err(StoreError::Backend(format!("{}: {e}", lock_path.display())))
+        }
+    }
+}
+
 impl SqliteStore {
     /// Opens (creating with mode 0600 if needed) the database at `path` and migrates it.
+    ///
+    /// Fails with [`StoreError::Busy`] when another process (or another store in this
+    /// process) has the database open.
     pub fn open(path: &Path, master_key: &Secret) -> Result<Self, StoreError> {
+        let lock = lock_database(path)?;
         // Create the file ourselves so that it is 0600 from its first byte; SQLite gives
         // its -wal and -shm files the same mode.
         fs::OpenOptions::new()
@@ -728,7 +896,8 @@ impl SqliteStore {
         store.readers = (0..READERS)
             .map(|_| open_more().map(Mutex::new))
             .collect::<Result<_, _>>()?;
-        store.committer = Some(GroupCommitter::start(open_more()?));
+        store.committer = Some(GroupCommitter::start(open_more()?, store.sealer.clone()));
+        store._lock = Some(lock);
         Ok(store)
     }
 
@@ -747,7 +916,10 @@ impl SqliteStore {
             readers: Vec::new(),
             next_reader: AtomicUsize::new(0),
             committer: None,
-            sealer: Sealer::new(master_key)?,
+            sealer: Arc::new(Sealer::new(master_key)?),
+            keys: ReadCache::new(),
+            users: ReadCache::new(),
+            _lock: None,
         })
     }
 
@@ -795,9 +967,16 @@ impl SqliteStore {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(backend)?;
-        let out = f(&tx, &self.sealer)?;
-        tx.commit().map_err(backend)?;
-        Ok(out)
+        let out = f(&tx, &self.sealer);
+        let committed = match out {
+            Ok(out) => tx.commit().map(|()| out).map_err(backend),
+            Err(e) => Err(e),
+        };
+        // Every admin write goes through here: whatever it changed, no cached row survives
+        // it (ReadCache).
+        self.keys.clear();
+        self.users.clear();
+        committed
     }
 
     fn owner_id(tx: &Connection, owner: &KeyOwner) -> Result<Option<String>, StoreError> {
@@ -858,45 +1037,46 @@ impl SqliteStore {
     }
 }
 
-impl SqliteStore {
-    fn row_to_device(&self, row: DeviceRow) -> Result<MfaDevice, StoreError> {
-        let seed = self.sealer.open(&seed_aad(&row.serial), &row.sealed)?;
-        let kind = match row.kind.as_str() {
-            "virtual" => MfaKind::Virtual,
-            "hardware" => MfaKind::Hardware,
-            other => return Err(StoreError::Backend(format!("bad device kind {other:?}"))),
-        };
-        let algorithm = TotpAlgorithm::parse(&row.algorithm)
-            .ok_or_else(|| StoreError::Backend(format!("bad algorithm {:?}", row.algorithm)))?;
-        let params = TotpParams::new(
-            algorithm,
-            u8::try_from(row.digits).map_err(backend)?,
-            to_u64(row.period)?,
-        )
-        .map_err(backend)?;
-        let state = device_state(&row)?;
-        let owner = match (row.owner.as_deref(), row.owner_name) {
-            (None, _) => None,
-            (Some(ROOT_OWNER), _) => Some(KeyOwner::Root),
-            (Some(_), Some(name)) => Some(KeyOwner::User(name)),
-            (Some(id), None) => {
-                return Err(StoreError::Backend(format!(
-                    "device owner {id} does not exist"
-                )));
-            }
-        };
-        Ok(MfaDevice {
-            serial: row.serial,
-            kind,
-            owner,
-            enabled_at: row.enabled_at,
-            created: row.created,
-            seed,
-            params,
-            state,
-        })
-    }
+/// A device from its row, the seed unsealed.
+fn device_from_row(sealer: &Sealer, row: DeviceRow) -> Result<MfaDevice, StoreError> {
+    let seed = sealer.open(&seed_aad(&row.serial), &row.sealed)?;
+    let kind = match row.kind.as_str() {
+        "virtual" => MfaKind::Virtual,
+        "hardware" => MfaKind::Hardware,
+        other => return Err(StoreError::Backend(format!("bad device kind {other:?}"))),
+    };
+    let algorithm = TotpAlgorithm::parse(&row.algorithm)
+        .ok_or_else(|| StoreError::Backend(format!("bad algorithm {:?}", row.algorithm)))?;
+    let params = TotpParams::new(
+        algorithm,
+        u8::try_from(row.digits).map_err(backend)?,
+        to_u64(row.period)?,
+    )
+    .map_err(backend)?;
+    let state = device_state(&row)?;
+    let owner = match (row.owner.as_deref(), row.owner_name) {
+        (None, _) => None,
+        (Some(ROOT_OWNER), _) => Some(KeyOwner::Root),
+        (Some(_), Some(name)) => Some(KeyOwner::User(name)),
+        (Some(id), None) => {
+            return Err(StoreError::Backend(format!(
+                "device owner {id} does not exist"
+            )));
+        }
+    };
+    Ok(MfaDevice {
+        serial: row.serial,
+        kind,
+        owner,
+        enabled_at: row.enabled_at,
+        created: row.created,
+        seed,
+        params,
+        state,
+    })
+}
 
+impl SqliteStore {
     fn devices_where(
         &self,
         clause: &str,
@@ -912,10 +1092,13 @@ impl SqliteStore {
                 .collect::<Result<_, _>>()
                 .map_err(backend)?
         };
-        rows.into_iter().map(|r| self.row_to_device(r)).collect()
+        rows.into_iter()
+            .map(|r| device_from_row(&self.sealer, r))
+            .collect()
     }
 }
 
+#[derive(Clone)]
 struct KeyRow {
     access_key_id: String,
     owner_name: Option<String>,
@@ -958,6 +1141,13 @@ fn configure(conn: &Connection) -> Result<(), StoreError> {
     conn.pragma_update(None, "cache_size", -65_536)
         .map_err(backend)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(backend)?;
+    // The query-planner stability guarantee: without it SQLite marks a statement whose
+    // plan *could* depend on a bound value (any `?` compared inside a join) to be
+    // re-prepared — re-parsed and re-planned — each time a new value is bound, which made
+    // every cached login-path read cost a full parse (docs/benchmarks.md). Our statements
+    // are point reads and writes with one right plan.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
         .map_err(backend)?;
     Ok(())
 }
@@ -1120,10 +1310,20 @@ impl Store for SqliteStore {
     }
 
     fn user(&self, name: &str) -> Result<Option<User>, StoreError> {
-        self.read()?
+        let key = name.to_ascii_lowercase();
+        if let Some(user) = self.users.get(&key) {
+            return Ok(Some(user));
+        }
+        let generation = self.users.generation();
+        let user = self
+            .read()?
             .prepare_cached("SELECT user_id, name, path, created FROM iam_user WHERE name = ?1")
             .and_then(|mut stmt| stmt.query_row([name], user_row).optional())
-            .map_err(backend)
+            .map_err(backend)?;
+        if let Some(user) = &user {
+            self.users.insert(key, user.clone(), generation);
+        }
+        Ok(user)
     }
 
     fn list_users(
@@ -1197,12 +1397,22 @@ impl Store for SqliteStore {
     }
 
     fn access_key(&self, access_key_id: &str) -> Result<Option<AccessKey>, StoreError> {
+        if let Some(row) = self.keys.get(access_key_id) {
+            return self.row_to_key(row).map(Some);
+        }
+        let generation = self.keys.generation();
         let row = self
             .read()?
             .prepare_cached(&format!("SELECT {KEY_COLUMNS} WHERE k.access_key_id = ?1"))
             .and_then(|mut stmt| stmt.query_row([access_key_id], key_row).optional())
             .map_err(backend)?;
-        row.map(|r| self.row_to_key(r)).transpose()
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        // The secret stays sealed in the cache; it is opened for each use.
+        self.keys
+            .insert(access_key_id.to_owned(), row.clone(), generation);
+        self.row_to_key(row).map(Some)
     }
 
     fn access_keys_of(&self, owner: &KeyOwner) -> Result<Vec<AccessKey>, StoreError> {
@@ -1414,18 +1624,15 @@ impl Store for SqliteStore {
         }
     }
 
-    fn record_totp_success_then(&self, serial: &str, step: u64, done: Completion<bool>) {
-        let (Some(c), Ok(step)) = (&self.committer, to_i64(step)) else {
-            return done(self.record_totp_success(serial, step));
+    fn check_totp_then(&self, check: TotpCheck, done: Completion<TotpOutcome>) {
+        let Some(c) = &self.committer else {
+            return done(self.write(|tx, sealer| totp_check(tx, sealer, &check)));
         };
         c.submit_then(
-            HotWrite::TotpSuccess {
-                serial: serial.to_owned(),
-                step,
-            },
+            HotWrite::TotpCheck(check),
             Box::new(move |result| {
                 done(result.and_then(|r| match r {
-                    HotResult::Success(won) => Ok(won),
+                    HotResult::Check(outcome) => Ok(outcome),
                     _ => Err(StoreError::Backend("mismatched reply".into())),
                 }))
             }),
@@ -2142,7 +2349,8 @@ mod tests {
         assert!(!s.record_totp_success("SERIAL0001", 100).unwrap());
         assert!(!s.record_totp_success("SERIAL0001", 99).unwrap());
         assert!(s.record_totp_success("SERIAL0001", 101).unwrap());
-        // A second connection to the same file (a restarted process) sees the mark.
+        // A restarted process sees the mark.
+        drop(s);
         let again = SqliteStore::open(&path, &master()).unwrap();
         assert!(!again.record_totp_success("SERIAL0001", 101).unwrap());
     }
@@ -2178,6 +2386,188 @@ mod tests {
             (d.state.failures, d.state.lockouts, d.state.locked_until),
             (0, 0, None)
         );
+    }
+
+    /// The code of the test device (`device()`'s seed) at `step`.
+    fn code_at(step: u64) -> String {
+        totp::Generator::new(b"seed-bytes-of-a-device", TotpParams::AWS).code(step)
+    }
+
+    fn totp_check_sync(s: &SqliteStore, check: TotpCheck) -> TotpOutcome {
+        let (tx, rx) = mpsc::channel();
+        s.check_totp_then(check, Box::new(move |r| tx.send(r).unwrap()));
+        rx.recv().unwrap().unwrap()
+    }
+
+    /// One device's life through `check`: accepted once, replay refused, other owners and
+    /// serials not assigned, lockout after five failures, recovery after it.
+    fn totp_scenario(s: &SqliteStore, check: &dyn Fn(TotpCheck) -> TotpOutcome) {
+        s.create_user(&user("alice")).unwrap();
+        s.create_mfa_device(&device("SERIAL0009")).unwrap();
+        let alice = KeyOwner::User("alice".into());
+        s.enable_mfa_device("SERIAL0009", &alice, 1, &TotpState::default(), 8)
+            .unwrap();
+        let policy = LockoutPolicy::default();
+        let at = |owner: &KeyOwner, serial: &str, code: String, now: i64| TotpCheck {
+            serial: serial.into(),
+            owner: owner.clone(),
+            code,
+            now,
+            policy,
+        };
+        let now = 30_000; // step 1000
+        let accepted = check(at(&alice, "SERIAL0009", code_at(1000), now));
+        assert_eq!(accepted, TotpOutcome::Accepted { step: 1000 });
+        let replay = check(at(&alice, "SERIAL0009", code_at(1000), now));
+        assert!(matches!(
+            replay,
+            TotpOutcome::Refused { refusal: Refusal::Replayed, state } if state.failures == 1
+        ));
+        for (owner, serial) in [(&KeyOwner::Root, "SERIAL0009"), (&alice, "SERIAL0404")] {
+            let r = check(at(owner, serial, code_at(1001), now + 30));
+            assert_eq!(r, TotpOutcome::NotAssigned, "{owner:?} {serial}");
+        }
+        // Three more wrong codes, then the fifth failure locks the device for 60 s …
+        for _ in 0..3 {
+            let r = check(at(&alice, "SERIAL0009", "000000".into(), now));
+            assert!(matches!(
+                r,
+                TotpOutcome::Refused {
+                    refusal: Refusal::WrongCode,
+                    ..
+                }
+            ));
+        }
+        let locked = check(at(&alice, "SERIAL0009", "000000".into(), now));
+        assert!(matches!(
+            locked,
+            TotpOutcome::Refused { state, .. } if state.locked_until == Some(now + 60)
+        ));
+        // … during which even the right code is refused, and nothing more is counted …
+        let r = check(at(&alice, "SERIAL0009", code_at(1001), now + 30));
+        assert!(matches!(
+            r,
+            TotpOutcome::Refused { refusal: Refusal::LockedOut(u), state }
+                if u == now + 60 && state.lockouts == 1 && state.failures == 0
+        ));
+        // … and after which the next code works and clears the counters.
+        let r = check(at(&alice, "SERIAL0009", code_at(1003), now + 90));
+        assert_eq!(r, TotpOutcome::Accepted { step: 1003 });
+        let d = s.mfa_device("SERIAL0009").unwrap().unwrap();
+        assert_eq!(d.state.last_step, Some(1003));
+        assert_eq!(
+            (d.state.failures, d.state.lockouts, d.state.locked_until),
+            (0, 0, None)
+        );
+    }
+
+    #[test]
+    fn a_totp_check_runs_in_the_group_commit_and_survives_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let s = std::sync::Arc::new(SqliteStore::open(&path, &master()).unwrap());
+        totp_scenario(&s, &|c| totp_check_sync(&s, c));
+        // Eight threads race with one fresh code: exactly one wins.
+        let check = TotpCheck {
+            serial: "SERIAL0009".into(),
+            owner: KeyOwner::User("alice".into()),
+            code: code_at(1010),
+            now: 30_300,
+            policy: LockoutPolicy::default(),
+        };
+        let wins = (0..8)
+            .map(|_| {
+                let (s, check) = (s.clone(), check.clone());
+                std::thread::spawn(move || totp_check_sync(&s, check))
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .filter(|o| matches!(o, TotpOutcome::Accepted { .. }))
+            .count();
+        assert_eq!(wins, 1);
+        // The mark is durable: a restarted store refuses the code. (The seven losers each
+        // counted a replay as a failure, so the device is locked out by now as well.)
+        drop(s);
+        let again = SqliteStore::open(&path, &master()).unwrap();
+        let d = again.mfa_device("SERIAL0009").unwrap().unwrap();
+        assert_eq!(d.state.last_step, Some(1010));
+        assert_eq!(d.state.lockouts, 1);
+        assert!(matches!(
+            totp_check_sync(&again, check),
+            TotpOutcome::Refused { .. }
+        ));
+    }
+
+    #[test]
+    fn the_in_memory_and_default_totp_checks_agree() {
+        // In memory: no group commit, the same transaction through `write`.
+        let s = SqliteStore::open_in_memory(&master()).unwrap();
+        totp_scenario(&s, &|c| totp_check_sync(&s, c));
+        // The trait's default, from the read and the two compare-and-set writes.
+        let s = SqliteStore::open_in_memory(&master()).unwrap();
+        totp_scenario(&s, &|c| crate::check_totp_by_parts(&s, &c).unwrap());
+    }
+
+    #[test]
+    fn one_store_per_database_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let s = SqliteStore::open(&path, &master()).unwrap();
+        assert!(matches!(
+            SqliteStore::open(&path, &master()),
+            Err(StoreError::Busy(_))
+        ));
+        drop(s);
+        SqliteStore::open(&path, &master()).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let lock = fs::metadata(dir.path().join("t.db.lock")).unwrap();
+        assert_eq!(lock.permissions().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn cached_keys_and_users_follow_every_admin_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("t.db"), &master()).unwrap();
+        s.bootstrap(&bootstrap()).unwrap();
+        s.create_user(&user("alice")).unwrap();
+        let alice = KeyOwner::User("alice".into());
+        s.create_access_key(&key("AKIAALICE", alice.clone()), 2)
+            .unwrap();
+        for _ in 0..2 {
+            // The second read is served by the cache; both open the sealed secret.
+            let k = s.access_key("AKIAALICE").unwrap().unwrap();
+            assert_eq!(k.status, KeyStatus::Active);
+            assert_eq!(k.secret.expose(), b"secret-of-AKIAALICE");
+            assert_eq!(s.user("ALICE").unwrap().unwrap().user_id, "AIDAalice");
+        }
+        s.set_access_key_status(&alice, "AKIAALICE", KeyStatus::Inactive)
+            .unwrap();
+        let k = s.access_key("AKIAALICE").unwrap().unwrap();
+        assert_eq!(k.status, KeyStatus::Inactive);
+        s.delete_access_key(&alice, "AKIAALICE").unwrap();
+        assert!(s.access_key("AKIAALICE").unwrap().is_none());
+        assert!(s.user("alice").unwrap().is_some());
+        s.delete_user("alice").unwrap();
+        assert!(s.user("alice").unwrap().is_none());
+        let mut again = user("Alice");
+        again.user_id = "AIDAnewalice".into();
+        s.create_user(&again).unwrap();
+        assert_eq!(s.user("alice").unwrap().unwrap().user_id, "AIDAnewalice");
+    }
+
+    #[test]
+    fn a_read_that_raced_an_admin_write_is_not_cached() {
+        let cache = ReadCache::new();
+        let before = cache.generation();
+        cache.clear(); // an admin write committed while the reader was reading
+        cache.insert("k".into(), 1, before);
+        assert_eq!(cache.get("k"), None);
+        let now = cache.generation();
+        cache.insert("k".into(), 2, now);
+        assert_eq!(cache.get("k"), Some(2));
+        cache.clear();
+        assert_eq!(cache.get("k"), None);
     }
 
     #[test]

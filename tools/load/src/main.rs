@@ -12,8 +12,11 @@
 //! 4. Runs the same number of `GetCallerIdentity` requests (long-term key, no MFA, no
 //!    write) in the same run: the bare request ceiling.
 //!
-//! Every answer must be 200; anything else is counted and reported. The numbers are printed
-//! as a table; docs/benchmarks.md records a run.
+//! Every answer must be 200; anything else is counted and reported. Beside requests/s, it
+//! reports the CPU time (user + system, from `/proc/PID/stat`) that the server process and
+//! this process spent per request: the load generator shares the machine's cores with the
+//! server, so the server's CPU per request says what the server alone would sustain. The
+//! numbers are printed as a table; docs/benchmarks.md records a run.
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -84,7 +87,7 @@ fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let addr = format!("127.0.0.1:{port}");
     let server = start_server(args, dir, &addr)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
 
@@ -114,48 +117,116 @@ fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
         })
         .collect();
 
+    let server_pid = server.0.id();
     let warm = runtime.block_on(blast(
         &addr,
         identity_calls[..1000.min(identity_calls.len())].to_vec(),
         args.connections,
     ))?;
     eprintln!("warm-up: {} requests", warm.ok);
-    let ceiling = runtime.block_on(blast(&addr, identity_calls, args.connections))?;
-    let login = runtime.block_on(blast(&addr, logins, args.connections))?;
+    let ceiling = measured(server_pid, || {
+        runtime.block_on(blast(&addr, identity_calls, args.connections))
+    })?;
+    let login = measured(server_pid, || {
+        runtime.block_on(blast(&addr, logins, args.connections))
+    })?;
     drop(server);
 
-    println!("| workload | requests | errors | seconds | requests/s | p50 ms | p99 ms |");
-    println!("|---|---|---|---|---|---|---|");
-    for (name, r) in [
+    println!(
+        "| workload | requests | errors | seconds | requests/s | p50 ms | p99 ms \
+         | server CPU µs/req | load CPU µs/req |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for (name, (r, cpu)) in [
         ("GetCallerIdentity (bare ceiling)", &ceiling),
         ("MFA GetSessionToken", &login),
     ] {
+        let n = (r.ok + r.errors).max(1) as f64;
         println!(
-            "| {name} | {} | {} | {:.2} | {:.0} | {:.2} | {:.2} |",
+            "| {name} | {} | {} | {:.2} | {:.0} | {:.2} | {:.2} | {:.0} | {:.0} |",
             r.ok + r.errors,
             r.errors,
             r.elapsed.as_secs_f64(),
             r.ok as f64 / r.elapsed.as_secs_f64(),
             r.p50.as_secs_f64() * 1e3,
             r.p99.as_secs_f64() * 1e3,
+            cpu.server.as_secs_f64() * 1e6 / n,
+            cpu.load.as_secs_f64() * 1e6 / n,
         );
     }
+    let (r, cpu) = &login;
+    let per_login = cpu.server.as_secs_f64() / (r.ok + r.errors).max(1) as f64;
     println!(
-        "\n{} devices, {} connections, {} cores",
+        "\nserver alone on these cores: ≈ {:.0} logins/s ({} cores / server CPU per login)",
+        cores() as f64 / per_login.max(f64::MIN_POSITIVE),
+        cores()
+    );
+    println!(
+        "{} devices, {} connections, {} cores",
         args.devices,
         args.connections,
-        std::thread::available_parallelism().map_or(0, |n| n.get())
+        cores()
     );
+    let (login, ceiling) = (&login.0, &ceiling.0);
     if login.errors > 0 || ceiling.errors > 0 {
         bail!(
             "some requests failed (first: {})",
             login
                 .first_error
-                .or(ceiling.first_error)
+                .clone()
+                .or_else(|| ceiling.first_error.clone())
                 .unwrap_or_default()
         );
     }
     Ok(())
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// CPU time (user + system) spent during one phase.
+struct Cpu {
+    server: Duration,
+    load: Duration,
+}
+
+/// Runs `phase`, measuring the CPU time of the server process and of this one.
+fn measured<T>(
+    server_pid: u32,
+    phase: impl FnOnce() -> anyhow::Result<T>,
+) -> anyhow::Result<(T, Cpu)> {
+    let (server0, load0) = (cpu_time(server_pid)?, cpu_time(std::process::id())?);
+    let out = phase()?;
+    let (server1, load1) = (cpu_time(server_pid)?, cpu_time(std::process::id())?);
+    Ok((
+        out,
+        Cpu {
+            server: server1.saturating_sub(server0),
+            load: load1.saturating_sub(load0),
+        },
+    ))
+}
+
+/// User + system CPU time of process `pid`, all threads (proc(5): fields 14 and 15 of
+/// `/proc/PID/stat`, in clock ticks of USER_HZ, which is 100 on Linux).
+fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name (field 2) is in parentheses and may hold spaces; count after it.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .context("unexpected /proc/PID/stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| -> anyhow::Result<u64> {
+        Ok(fields
+            .get(i)
+            .context("short /proc/PID/stat")?
+            .parse::<u64>()?)
+    };
+    // After the name, field 3 (state) is index 0, so utime (14) is 11 and stime (15) 12.
+    let total = ticks(11)? + ticks(12)?;
+    Ok(Duration::from_millis(total * 10))
 }
 
 /// Creates the data dir's account and `n` users with keys and enabled devices.
