@@ -115,10 +115,27 @@ fn health_and_jwks() {
     assert_eq!(r.status, 200);
     let jwks: serde_json::Value = serde_json::from_str(&r.body).unwrap();
     let key = &jwks["keys"][0];
-    assert_eq!(key["kty"], "OKP");
-    assert_eq!(key["crv"], "Ed25519");
-    assert_eq!(key["alg"], "EdDSA");
+    assert_eq!(key["kty"], "EC");
+    assert_eq!(key["crv"], "P-256");
+    assert_eq!(key["alg"], "ES256");
+    assert_eq!(key["use"], "sig");
     assert_eq!(key["kid"].as_str().unwrap().len(), 43);
+    drop(svc);
+    // With EdDSA configured the key is replaced at start-up; both are published.
+    let svc = Service::start(
+        dir.path(),
+        &[("TOKENGATE_SESSION_TOKENS_ALGORITHM", "EdDSA")],
+    );
+    let jwks: serde_json::Value =
+        serde_json::from_str(&svc.get("/.well-known/jwks.json").body).unwrap();
+    let mut algs: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["alg"].as_str().unwrap())
+        .collect();
+    algs.sort_unstable();
+    assert_eq!(algs, ["ES256", "EdDSA"]);
 }
 
 #[test]

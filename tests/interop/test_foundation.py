@@ -1,6 +1,8 @@
 """The foundation against real clients: boto3, the AWS CLI, curl and PyJWT."""
 
+import base64
 import datetime
+import hashlib
 import json
 import os
 import subprocess
@@ -137,10 +139,17 @@ def test_presigned_get_caller_identity_works_with_curl(svc, alice):
 def test_session_token_verifies_against_the_jwks(svc, alice):
     creds = svc.client("sts", *alice).get_session_token(DurationSeconds=900)["Credentials"]
     with urllib.request.urlopen(svc.url + "/.well-known/jwks.json") as r:
-        jwks = jwt.PyJWKSet.from_dict(json.load(r))
+        jwks_doc = json.load(r)
+    jwks = jwt.PyJWKSet.from_dict(jwks_doc)
     kid = jwt.get_unverified_header(creds["SessionToken"])["kid"]
     key = next(k for k in jwks.keys if k.key_id == kid)
-    claims = jwt.decode(creds["SessionToken"], key, algorithms=["EdDSA"], issuer="tokengate")
+    assert jwt.get_unverified_header(creds["SessionToken"])["alg"] == "ES256"
+    # The kid is the RFC 7638 thumbprint of the key, computed here independently.
+    jwk = next(k for k in jwks_doc["keys"] if k["kid"] == kid)
+    canonical = json.dumps({m: jwk[m] for m in ("crv", "kty", "x", "y")}, separators=(",", ":"))
+    thumbprint = base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest())
+    assert thumbprint.rstrip(b"=").decode() == kid
+    claims = jwt.decode(creds["SessionToken"], key, algorithms=["ES256"], issuer="tokengate")
     assert claims["sub"] == f"arn:aws:iam::{ACCOUNT}:user/alice"
     assert claims["akid"] == creds["AccessKeyId"]
     assert claims["src"] == alice[0]
@@ -151,7 +160,7 @@ def test_session_token_verifies_against_the_jwks(svc, alice):
         forged = jwt.utils.base64url_encode(
             json.dumps(dict(claims, sub="arn:aws:iam::000000000000:root")).encode()
         ).decode()
-        jwt.decode(f"{head}.{forged}.{sig}", key, algorithms=["EdDSA"])
+        jwt.decode(f"{head}.{forged}.{sig}", key, algorithms=["ES256"])
 
 
 def test_bad_parameters_get_aws_validation_errors(svc, alice):

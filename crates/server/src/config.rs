@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use tokengate_token::session::TokenAlgorithm;
 
 /// The service configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -81,6 +82,20 @@ pub struct SessionTokenConfig {
     /// A signing key older than this many days is replaced at start-up; the old one keeps
     /// verifying the tokens it signed until they expire.
     pub rotate_after_days: u32,
+    /// The algorithm of new signing keys; a current key of another algorithm is replaced
+    /// at start-up, as if it were due.
+    #[serde(deserialize_with = "token_algorithm")]
+    pub algorithm: TokenAlgorithm,
+}
+
+fn token_algorithm<'de, D: serde::Deserializer<'de>>(d: D) -> Result<TokenAlgorithm, D::Error> {
+    let name = String::deserialize(d)?;
+    parse_token_algorithm(&name).map_err(serde::de::Error::custom)
+}
+
+fn parse_token_algorithm(name: &str) -> Result<TokenAlgorithm, String> {
+    TokenAlgorithm::parse(name)
+        .ok_or_else(|| format!("unknown session-token algorithm {name:?}: expected ES256 or EdDSA"))
 }
 
 /// `[log]`
@@ -167,6 +182,7 @@ impl Default for SessionTokenConfig {
     fn default() -> Self {
         Self {
             rotate_after_days: 30,
+            algorithm: TokenAlgorithm::Es256,
         }
     }
 }
@@ -248,6 +264,13 @@ pub const SETTINGS: &[Setting] = &[
         env: "TOKENGATE_SESSION_TOKENS_ROTATE_AFTER_DAYS",
         default: "30",
         doc: "Replace the session-token signing key at start-up when older than this.",
+    },
+    Setting {
+        key: "session_tokens.algorithm",
+        env: "TOKENGATE_SESSION_TOKENS_ALGORITHM",
+        default: "ES256",
+        doc: "`ES256` (P-256) or `EdDSA` (Ed25519) for new signing keys; a current key of the \
+              other kind is replaced at start-up and keeps verifying its tokens.",
     },
     Setting {
         key: "security_keys.rp_id",
@@ -394,6 +417,10 @@ impl Config {
                 self.session_tokens.rotate_after_days = value
                     .parse()
                     .map_err(|_| bad("expected a number of days"))?;
+            }
+            "session_tokens.algorithm" => {
+                self.session_tokens.algorithm =
+                    parse_token_algorithm(value).map_err(|_| bad("expected ES256 or EdDSA"))?;
             }
             "security_keys.rp_id" => self.security_keys.rp_id = value.to_owned(),
             "security_keys.origin" => {
@@ -550,6 +577,30 @@ mod tests {
             Config::load(Some(&path), |_| None),
             Err(ConfigError::Parse { .. })
         ));
+    }
+
+    #[test]
+    fn session_token_algorithm_from_file_and_env() {
+        assert_eq!(
+            Config::default().session_tokens.algorithm,
+            TokenAlgorithm::Es256
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[session_tokens]\nalgorithm = \"EdDSA\"\n").unwrap();
+        let c = Config::load(Some(&path), |_| None).unwrap();
+        assert_eq!(c.session_tokens.algorithm, TokenAlgorithm::EdDsa);
+        let var = "TOKENGATE_SESSION_TOKENS_ALGORITHM";
+        let c = Config::load(Some(&path), |k| (k == var).then(|| "ES256".into())).unwrap();
+        assert_eq!(c.session_tokens.algorithm, TokenAlgorithm::Es256);
+        // Names are exact, as in a JWS header; others are refused, naming the setting.
+        for bad in ["es256", "RS256", "none", ""] {
+            let e = Config::load(None, |k| (k == var).then(|| bad.into())).unwrap_err();
+            assert!(e.to_string().contains(var), "{bad:?}: {e}");
+        }
+        std::fs::write(&path, "[session_tokens]\nalgorithm = \"HS256\"\n").unwrap();
+        let e = Config::load(Some(&path), |_| None).unwrap_err();
+        assert!(e.to_string().contains("ES256 or EdDSA"), "{e}");
     }
 
     #[test]

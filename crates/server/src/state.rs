@@ -172,8 +172,13 @@ fn signing_key(stored: &StoredSigningKey) -> Result<SigningKey, StartError> {
         .map_err(|e| StartError::Inconsistent(format!("signing key {}: {e}", stored.kid)))
 }
 
-fn new_signing_key(rng: &SystemRandom, now: i64) -> Result<StoredSigningKey, StartError> {
-    let key = SigningKey::generate(rng).map_err(|e| StartError::Inconsistent(e.to_string()))?;
+fn new_signing_key(
+    config: &Config,
+    rng: &SystemRandom,
+    now: i64,
+) -> Result<StoredSigningKey, StartError> {
+    let key = SigningKey::generate(config.session_tokens.algorithm, rng)
+        .map_err(|e| StartError::Inconsistent(e.to_string()))?;
     Ok(StoredSigningKey {
         kid: key.kid().to_owned(),
         pkcs8: key.pkcs8().clone(),
@@ -193,13 +198,19 @@ fn rotate_if_due(
         return Ok(());
     };
     let max_age = i64::from(config.session_tokens.rotate_after_days) * 86_400;
-    if now - current.created < max_age {
+    let algorithm = signing_key(current)?.algorithm();
+    if now - current.created < max_age && algorithm == config.session_tokens.algorithm {
         return Ok(());
     }
-    let new = new_signing_key(rng, now)?;
+    let new = new_signing_key(config, rng, now)?;
     match store.rotate_signing_key(&current.kid, &new) {
         Ok(()) => {
-            tracing::info!(old = %current.kid, new = %new.kid, "rotated the session-token signing key");
+            tracing::info!(
+                old = %current.kid,
+                new = %new.kid,
+                algorithm = config.session_tokens.algorithm.as_str(),
+                "rotated the session-token signing key"
+            );
             Ok(())
         }
         // Another replica rotated first; its key is as good.
@@ -238,7 +249,7 @@ fn first_start(
             secret,
         },
         derivation_key: Secret::new(derivation),
-        signing_key: new_signing_key(rng, now)?,
+        signing_key: new_signing_key(config, rng, now)?,
     };
     if let Err(e) = store.bootstrap(&bootstrap) {
         let _ = fs::remove_file(&path);

@@ -152,7 +152,7 @@ pub struct AccessKey {
 pub struct StoredSigningKey {
     /// The key id (JWK thumbprint).
     pub kid: String,
-    /// The Ed25519 PKCS#8 document (sealed at rest).
+    /// The PKCS#8 document of the P-256 or Ed25519 key (sealed at rest).
     pub pkcs8: Secret,
     /// Creation time, seconds since the Unix epoch.
     pub created: i64,

@@ -1,7 +1,8 @@
 //! The per-request authentication path of tokengate, as the server runs it:
-//! parse + date/scope checks, session-token verification (Ed25519 JWT), temporary-secret
-//! derivation, and the SigV4 signature check — for a boto3-shaped GetCallerIdentity POST.
-//! Also the long-term-key path (no session token) for comparison.
+//! parse + date/scope checks, session-token verification (an ES256 or EdDSA JWT),
+//! temporary-secret derivation, and the SigV4 signature check — for a boto3-shaped
+//! GetCallerIdentity POST. Also the long-term-key path (no session token) for comparison,
+//! and the signature that every login puts on a session token, for both algorithms.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -13,7 +14,8 @@ use time::macros::datetime;
 use tokengate_token::Principal;
 use tokengate_token::keys::DerivationKey;
 use tokengate_token::session::{
-    ISSUER, MfaContext, MfaMethod, SessionClaims, SigningKey, TokenSigner, TokenVerifier,
+    ISSUER, MfaContext, MfaMethod, SessionClaims, SigningKey, TokenAlgorithm, TokenSigner,
+    TokenVerifier,
 };
 use tokengate_token::sigv4::{
     HttpRequest, SigningCredentials, parse_authorization, sign_request, verify_signature,
@@ -47,9 +49,17 @@ fn signed_headers(creds: &SigningCredentials<'_>) -> Vec<(String, String)> {
 }
 
 fn bench(c: &mut Criterion) {
+    for algorithm in [TokenAlgorithm::Es256, TokenAlgorithm::EdDsa] {
+        bench_temporary(c, algorithm);
+    }
+    bench_long_term(c);
+}
+
+fn bench_temporary(c: &mut Criterion, algorithm: TokenAlgorithm) {
+    let alg = algorithm.as_str();
     let rng = SystemRandom::new();
     let now = datetime!(2026-11-22 12:00:30 UTC);
-    let signing_key = SigningKey::generate(&rng).unwrap();
+    let signing_key = SigningKey::generate(algorithm, &rng).unwrap();
     let signer = TokenSigner::new(&signing_key).unwrap();
     let verifier = TokenVerifier::new([signing_key.public_key()]);
     let derivation = DerivationKey::new(&[7u8; 32]);
@@ -88,25 +98,43 @@ fn bench(c: &mut Criterion) {
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
 
-    c.bench_function("auth_path/temporary (sigv4 + session token)", |b| {
+    c.bench_function(
+        &format!("auth_path/temporary {alg} (sigv4 + session token)"),
+        |b| {
+            b.iter(|| {
+                let req = HttpRequest {
+                    method: "POST",
+                    path: "/",
+                    query: "",
+                    headers: black_box(&temp_refs),
+                    body: black_box(BODY),
+                };
+                let auth = parse_authorization(&req, now).unwrap();
+                let token = auth.security_token.as_deref().unwrap();
+                let claims = verifier
+                    .verify(token, &auth.scope.access_key_id, now.unix_timestamp())
+                    .unwrap();
+                let secret = derivation.temporary_secret(&claims.akid);
+                verify_signature(&req, &auth, secret.expose()).unwrap();
+            })
+        },
+    );
+
+    c.bench_function(&format!("auth_path/session token {alg} verify only"), |b| {
         b.iter(|| {
-            let req = HttpRequest {
-                method: "POST",
-                path: "/",
-                query: "",
-                headers: black_box(&temp_refs),
-                body: black_box(BODY),
-            };
-            let auth = parse_authorization(&req, now).unwrap();
-            let token = auth.security_token.as_deref().unwrap();
-            let claims = verifier
-                .verify(token, &auth.scope.access_key_id, now.unix_timestamp())
-                .unwrap();
-            let secret = derivation.temporary_secret(&claims.akid);
-            verify_signature(&req, &auth, secret.expose()).unwrap();
+            verifier
+                .verify(black_box(&token), akid, now.unix_timestamp())
+                .unwrap()
         })
     });
 
+    c.bench_function(&format!("login/session token {alg} sign"), |b| {
+        b.iter(|| signer.sign(black_box(&claims)).unwrap())
+    });
+}
+
+fn bench_long_term(c: &mut Criterion) {
+    let now = datetime!(2026-11-22 12:00:30 UTC);
     let long_secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
     let long_creds = SigningCredentials {
         access_key_id: "AKIAIOSFODNN7EXAMPLE",
@@ -129,14 +157,6 @@ fn bench(c: &mut Criterion) {
             };
             let auth = parse_authorization(&req, now).unwrap();
             verify_signature(&req, &auth, long_secret.as_bytes()).unwrap();
-        })
-    });
-
-    c.bench_function("auth_path/session token verify only", |b| {
-        b.iter(|| {
-            verifier
-                .verify(black_box(&token), akid, now.unix_timestamp())
-                .unwrap()
         })
     });
 }
