@@ -73,22 +73,48 @@ impl Xml {
     }
 }
 
+/// Appends `text` with XML's five special characters escaped. Runs of plain text are
+/// copied whole: a session token is ~1 KB of base64url with nothing to escape.
 fn escape_into(out: &mut String, text: &str) {
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
+    let mut rest = text;
+    while let Some(i) = rest.find(['&', '<', '>', '"', '\'']) {
+        let (plain, special) = rest.split_at(i);
+        out.push_str(plain);
+        let mut chars = special.chars();
+        out.push_str(match chars.next() {
+            Some('&') => "&amp;",
+            Some('<') => "&lt;",
+            Some('>') => "&gt;",
+            Some('"') => "&quot;",
+            _ => "&apos;",
+        });
+        rest = chars.as_str();
     }
+    out.push_str(rest);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escapes_every_special_character_wherever_it_is() {
+        let cases = [
+            ("", ""),
+            ("plain", "plain"),
+            ("&", "&amp;"),
+            ("a<b>c", "a&lt;b&gt;c"),
+            ("\"'", "&quot;&apos;"),
+            ("é&ü<", "é&amp;ü&lt;"),
+            ("&&", "&amp;&amp;"),
+            ("x'", "x&apos;"),
+        ];
+        for (text, escaped) in cases {
+            let mut out = String::from(">");
+            escape_into(&mut out, text);
+            assert_eq!(out, format!(">{escaped}"), "{text:?}");
+        }
+    }
 
     #[test]
     fn escapes_and_nests() {
