@@ -81,8 +81,8 @@ pub enum StartError {
     /// The master key file is unusable.
     #[error(transparent)]
     MasterKey(#[from] tokengate_store::master_key::MasterKeyError),
-    /// The store failed.
-    #[error("store: {0}")]
+    /// The store failed (the cause is the error's source, printed by `{:#}`).
+    #[error("store")]
     Store(#[from] tokengate_store::StoreError),
     /// The data dir is in a state we will not guess about.
     #[error("{0}")]
