@@ -362,8 +362,8 @@ pub const DERIVATION_KEY: &str = "temporary-secret-derivation";
 pub type Completion<T> = Box<dyn FnOnce(Result<T, StoreError>) + Send>;
 
 /// A TOTP login check, as [`Store::check_totp_then`] runs it: the code, whose device, and
-/// the policy for counting a failure.
-#[derive(Debug, Clone)]
+/// the policy for counting a failure. Its `Debug` leaves the code out.
+#[derive(Clone)]
 pub struct TotpCheck {
     /// The device's serial number.
     pub serial: String,
@@ -375,6 +375,18 @@ pub struct TotpCheck {
     pub now: i64,
     /// How failures lock the device out.
     pub policy: LockoutPolicy,
+}
+
+impl std::fmt::Debug for TotpCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TotpCheck")
+            .field("serial", &self.serial)
+            .field("owner", &self.owner)
+            .field("code", &"<redacted>")
+            .field("now", &self.now)
+            .field("policy", &self.policy)
+            .finish()
+    }
 }
 
 /// What [`Store::check_totp_then`] found and recorded.

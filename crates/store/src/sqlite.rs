@@ -2521,6 +2521,22 @@ mod tests {
     }
 
     #[test]
+    fn a_totp_check_never_shows_its_code() {
+        let check = TotpCheck {
+            serial: "SERIAL0009".into(),
+            owner: KeyOwner::Root,
+            code: "314159".into(),
+            now: 1,
+            policy: LockoutPolicy::default(),
+        };
+        let shown = format!("{check:?}");
+        assert!(
+            shown.contains("SERIAL0009") && !shown.contains("314159"),
+            "{shown}"
+        );
+    }
+
+    #[test]
     fn the_in_memory_and_default_totp_checks_agree() {
         // In memory: no group commit, the same transaction through `write`.
         let s = SqliteStore::open_in_memory(&master()).unwrap();

@@ -108,7 +108,8 @@ pub struct KeyError(String);
 /// `ES256` (ECDSA P-256 with SHA-256, RFC 7518 §3.4) is the default for new keys: every JOSE
 /// library verifies it, and ring signs it in ≈ 20 µs against ≈ 30 µs for Ed25519 on the
 /// reference machine (docs/benchmarks.md) — the signature is on every login. `EdDSA`
-/// (Ed25519, RFC 8037) verifies ≈ 15% faster and stays supported.
+/// (Ed25519, RFC 8037) stays supported; ring alone verifies it ≈ 15% faster, though on the
+/// request path the two measured within noise of each other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TokenAlgorithm {
     /// ECDSA with P-256 and SHA-256; the signature is `R ‖ S` (RFC 7518 §3.4).
