@@ -569,10 +569,26 @@ pub(crate) fn check_totp_by_parts<S: Store + ?Sized>(
     store: &S,
     check: &TotpCheck,
 ) -> Result<TotpOutcome, StoreError> {
-    let Some(device) = store
-        .mfa_device(&check.serial)?
-        .filter(|d| d.owner.as_ref() == Some(&check.owner))
-    else {
+    settle_totp_check(
+        store.mfa_device(&check.serial)?.as_ref(),
+        check,
+        |step| store.record_totp_success(&check.serial, step),
+        || store.record_totp_failure(&check.serial, &check.policy, check.now),
+    )
+}
+
+/// Decides a TOTP check against `device` as read: refuses a device that is not the owner's
+/// (nothing written), verifies the code, then records the step with `mark_step` (the
+/// replay compare-and-set: false when another request used it first) or counts a wrong or
+/// replayed code with `count_failure` (a lockout counts nothing). Every store's
+/// [`Store::check_totp_then`] goes through here; they differ only in how they write.
+pub(crate) fn settle_totp_check(
+    device: Option<&MfaDevice>,
+    check: &TotpCheck,
+    mark_step: impl FnOnce(u64) -> Result<bool, StoreError>,
+    count_failure: impl FnOnce() -> Result<TotpState, StoreError>,
+) -> Result<TotpOutcome, StoreError> {
+    let Some(device) = device.filter(|d| d.owner.as_ref() == Some(&check.owner)) else {
         return Ok(TotpOutcome::NotAssigned);
     };
     let verdict = totp::verify(
@@ -584,7 +600,7 @@ pub(crate) fn check_totp_by_parts<S: Store + ?Sized>(
     );
     let refusal = match verdict {
         Verdict::Accepted { step } => {
-            if store.record_totp_success(&check.serial, step)? {
+            if mark_step(step)? {
                 return Ok(TotpOutcome::Accepted { step });
             }
             // Another request used this step first.
@@ -598,6 +614,6 @@ pub(crate) fn check_totp_by_parts<S: Store + ?Sized>(
         }
         Verdict::Refused(refusal) => refusal,
     };
-    let state = store.record_totp_failure(&check.serial, &check.policy, check.now)?;
+    let state = count_failure()?;
     Ok(TotpOutcome::Refused { refusal, state })
 }

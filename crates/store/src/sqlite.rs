@@ -16,9 +16,7 @@ use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use tokengate_token::Secret;
 
-use tokengate_verifier::totp::{
-    self, LockoutPolicy, Refusal, TotpAlgorithm, TotpParams, TotpState, Verdict,
-};
+use tokengate_verifier::totp::{LockoutPolicy, TotpAlgorithm, TotpParams, TotpState};
 
 use crate::seal::Sealer;
 use crate::{
@@ -453,39 +451,20 @@ fn totp_check(tx: &Connection, sealer: &Sealer, c: &TotpCheck) -> Result<TotpOut
         .prepare_cached(&format!("SELECT {DEVICE_COLUMNS} WHERE d.serial = ?1"))
         .and_then(|mut stmt| stmt.query_row([&c.serial], device_row).optional())
         .map_err(backend)?;
-    let Some(row) = row else {
-        return Ok(TotpOutcome::NotAssigned);
-    };
-    let device = device_from_row(sealer, row)?;
-    if device.owner.as_ref() != Some(&c.owner) {
-        return Ok(TotpOutcome::NotAssigned);
-    }
-    let verdict = totp::verify(
-        device.seed.expose(),
-        &device.params,
-        &device.state,
-        &c.code,
-        c.now,
-    );
-    let refusal = match verdict {
-        Verdict::Accepted { step } => {
-            // Cannot lose inside this transaction; it states its expectation all the same.
-            if totp_success(tx, &c.serial, to_i64(step)?)? {
-                return Ok(TotpOutcome::Accepted { step });
-            }
-            Refusal::Replayed
-        }
-        Verdict::Refused(refusal @ Refusal::LockedOut(_)) => {
-            return Ok(TotpOutcome::Refused {
-                refusal,
-                state: device.state,
-            });
-        }
-        Verdict::Refused(refusal) => refusal,
-    };
-    let state = device.state.failed(&c.policy, c.now);
-    write_totp_failure(tx, &c.serial, &state)?;
-    Ok(TotpOutcome::Refused { refusal, state })
+    let device = row.map(|row| device_from_row(sealer, row)).transpose()?;
+    let state = device.as_ref().map(|d| d.state).unwrap_or_default();
+    crate::settle_totp_check(
+        device.as_ref(),
+        c,
+        // Cannot lose inside this transaction; it states its expectation all the same.
+        |step| totp_success(tx, &c.serial, to_i64(step)?),
+        // The state was read in this transaction: count the failure from it.
+        || {
+            let failed = state.failed(&c.policy, c.now);
+            write_totp_failure(tx, &c.serial, &failed)?;
+            Ok(failed)
+        },
+    )
 }
 
 /// A security-key login, in one statement pair: spend the challenge (it must still exist,
@@ -1924,6 +1903,7 @@ impl Store for SqliteStore {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use tokengate_verifier::totp::{self, Refusal};
 
     fn master() -> Secret {
         Secret::new(vec![9u8; 32])
