@@ -1,42 +1,41 @@
-//! Verification of a second factor named by `SerialNumber` + `TokenCode` (GetSessionToken).
+//! Verification of a second factor named by `SerialNumber` + `TokenCode` (GetSessionToken),
+//! and the MFA refusal texts every login path answers with — shared by the families that
+//! issue sessions, one floor below them.
 //!
 //! The device must be enabled for the caller; the code must be that of the current step
 //! ±1 (after the device's drift) and above the last accepted step, recorded with a
 //! compare-and-set so that one code yields exactly one session even when requests race
 //! (on one server or several sharing a store). Failures are counted durably; past
 //! `mfa.max_failures` the device is locked out. Every refusal answers with AWS's text; the
-//! reason goes to the audit log only. The check itself is [`Store::check_totp_then`].
+//! reason goes to the audit log only. The check itself is
+//! [`tokengate_store::Store::check_totp_then`].
 
 use std::sync::Arc;
 
-use tokengate_store::{KeyOwner, Store, StoreError, TotpCheck, TotpOutcome};
-use tokengate_token::Principal;
+use tokengate_store::{TotpCheck, TotpOutcome};
 use tokengate_token::session::{MfaContext, MfaMethod};
 use tokengate_verifier::totp::Refusal;
 
 use crate::auth::Caller;
+use crate::common::owner_of;
 use crate::error::ApiError;
+use crate::params::{self, Rule};
 use crate::state::AppState;
-use crate::sts::{MFA_INVALID_CODE, MFA_INVALID_SERIAL};
 
-/// The store owner that `principal` is.
-pub fn owner_of(principal: &Principal) -> KeyOwner {
-    match principal {
-        Principal::Root { .. } => KeyOwner::Root,
-        Principal::User { name, .. } => KeyOwner::User(name.clone()),
-    }
-}
+/// `SerialNumber` (serialNumberType, STS): 9..256, `[\w+=/:,.@-]*`.
+pub const SERIAL_NUMBER: Rule = Rule {
+    name: "SerialNumber",
+    min: 9,
+    max: 256,
+    pattern: Some(params::SERIAL),
+};
 
-/// Runs a store call on the blocking pool.
-pub async fn db<T: Send + 'static>(
-    state: &Arc<AppState>,
-    f: impl FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
-) -> Result<Result<T, StoreError>, ApiError> {
-    let store = state.store.clone();
-    tokio::task::spawn_blocking(move || f(store.as_ref()))
-        .await
-        .map_err(ApiError::internal)
-}
+/// AWS's text for a wrong (or reused) code.
+pub const MFA_INVALID_CODE: &str =
+    "MultiFactorAuthentication failed with invalid MFA one time pass code.";
+/// AWS's text for a serial that is not the caller's (two spaces, as AWS).
+pub const MFA_INVALID_SERIAL: &str = "MultiFactorAuthentication failed, unable to validate MFA \
+     code.  Please verify your MFA serial number is valid and associated with this user.";
 
 /// Verifies `code` for device `serial` of `caller`; the MFA context on success.
 ///

@@ -63,7 +63,7 @@ pub struct AppState {
     /// The clock.
     pub clock: Arc<dyn Clock>,
     /// The relying party and attestation policy of security keys.
-    pub security_keys: crate::security_keys::Settings,
+    pub security_keys: crate::relying_party::Settings,
 }
 
 /// Start-up failed.
@@ -117,7 +117,7 @@ pub fn open_with_store(
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
 ) -> Result<AppState, StartError> {
-    let security_keys = crate::security_keys::Settings::from_config(&config.security_keys)
+    let security_keys = crate::relying_party::Settings::from_config(&config.security_keys)
         .map_err(StartError::SecurityKeys)?;
     let rng = SystemRandom::new();
     let now = clock.now().unix_timestamp();

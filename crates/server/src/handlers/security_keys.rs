@@ -35,28 +35,18 @@ use tokengate_token::secret::constant_time_eq;
 use tokengate_token::session::{MfaContext, MfaMethod};
 use tokengate_verifier::fido::{
     AssertionInput, AttestationResult, ClientData, MAX_CLIENT_DATA_JSON_LEN, RegistrationInput,
-    RegistrationPolicy, StoredCredential, TrustAnchor, YUBICO_U2F_ROOT_CA_PEM, verify_assertion,
-    verify_registration,
+    StoredCredential, verify_assertion, verify_registration,
 };
 
+use crate::action::ResourceInput;
 use crate::auth::Caller;
-use crate::config::{SecurityKeyConfig, parse_aaguid};
+use crate::common::{EXISTING_USER_NAME, db, iso8601, no_such_user, owner_of};
+use crate::credentials::{self, SESSION_MAX_SECS, SESSION_MIN_SECS};
 use crate::error::ApiError;
-use crate::iam::{EXISTING_USER_NAME, authorize, no_such_user};
-use crate::mfa::{db, owner_of};
+use crate::mfa::{MFA_INVALID_CODE, MFA_INVALID_SERIAL, SERIAL_NUMBER};
 use crate::params::{self, Params, Pattern, Rule, Validator};
 use crate::state::AppState;
-use crate::sts::{MFA_INVALID_CODE, MFA_INVALID_SERIAL, SERIAL_NUMBER};
 use crate::xml::Xml;
-
-/// The IAM actions of this module.
-pub const IAM_ACTIONS: &[&str] = &[
-    "CreateSecurityKeyRegistrationChallenge",
-    "EnableSecurityKey",
-    "GetMFADevice",
-];
-/// The STS actions of this module.
-pub const STS_ACTIONS: &[&str] = &["GetSecurityKeyChallenge", "GetSessionTokenWithSecurityKey"];
 
 /// Challenge length: 32 random bytes (WebAuthn L3 §13.4.3 asks for at least 16).
 pub const CHALLENGE_LEN: usize = 32;
@@ -104,100 +94,6 @@ const CLIENT_DATA_JSON: Rule = blob("ClientDataJSON", MAX_CLIENT_DATA_JSON_LEN);
 const CREDENTIAL_ID: Rule = blob("CredentialId", 1023);
 const AUTHENTICATOR_DATA: Rule = blob("AuthenticatorData", 2 * 1024);
 const SIGNATURE: Rule = blob("Signature", 512);
-
-/// The relying party and the attestation policy, fixed at start-up from
-/// [`SecurityKeyConfig`].
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// The relying-party ID.
-    pub rp_id: String,
-    /// The origin in clientDataJSON.
-    pub origin: String,
-    /// What registrations must satisfy.
-    pub policy: RegistrationPolicy,
-    /// Challenge lifetime, seconds.
-    pub challenge_ttl: i64,
-}
-
-impl Settings {
-    /// Reads the trust anchors and builds the policy.
-    pub fn from_config(config: &SecurityKeyConfig) -> Result<Self, String> {
-        let mut anchors = Vec::new();
-        if config.yubico_root {
-            anchors.extend(
-                TrustAnchor::from_pem(YUBICO_U2F_ROOT_CA_PEM)
-                    .map_err(|e| format!("the shipped Yubico root: {e}"))?,
-            );
-        }
-        for path in &config.trust_anchors {
-            let pem = std::fs::read_to_string(path)
-                .map_err(|e| format!("security_keys.trust_anchors: {}: {e}", path.display()))?;
-            anchors
-                .extend(TrustAnchor::from_pem(&pem).map_err(|e| {
-                    format!("security_keys.trust_anchors: {}: {e}", path.display())
-                })?);
-        }
-        let allowed_aaguids = (!config.allowed_aaguids.is_empty())
-            .then(|| {
-                config
-                    .allowed_aaguids
-                    .iter()
-                    .map(|a| parse_aaguid(a).ok_or_else(|| format!("bad AAGUID {a:?}")))
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .transpose()?;
-        Ok(Self {
-            rp_id: config.rp_id.clone(),
-            origin: config.origin(),
-            policy: RegistrationPolicy {
-                trust_anchors: anchors,
-                allowed_aaguids,
-                allow_none_attestation: config.allow_none_attestation,
-                ..RegistrationPolicy::default()
-            },
-            challenge_ttl: i64::from(config.challenge_ttl_secs),
-        })
-    }
-}
-
-/// Whether `serial` is a security key's: `arn:PARTITION:iam::ACCOUNT:u2f/…`.
-pub fn is_security_key_serial(serial: &str) -> bool {
-    serial
-        .split(':')
-        .nth(5)
-        .is_some_and(|resource| resource.starts_with("u2f/"))
-}
-
-/// Runs IAM action `action` of this module.
-pub async fn dispatch_iam(
-    state: &Arc<AppState>,
-    caller: &Caller,
-    action: &str,
-    p: &Params,
-) -> Result<Option<String>, ApiError> {
-    match action {
-        "CreateSecurityKeyRegistrationChallenge" => {
-            registration_challenge(state, caller, p).await.map(Some)
-        }
-        "EnableSecurityKey" => enable(state, caller, p).await.map(Some),
-        "GetMFADevice" => get_mfa_device(state, caller, p).await.map(Some),
-        _ => Err(crate::invalid_action(action, crate::iam::VERSION)),
-    }
-}
-
-/// Runs STS action `action` of this module.
-pub async fn dispatch_sts(
-    state: &Arc<AppState>,
-    caller: &Caller,
-    action: &str,
-    p: &Params,
-) -> Result<Option<String>, ApiError> {
-    match action {
-        "GetSecurityKeyChallenge" => login_challenge(state, caller, p).await.map(Some),
-        "GetSessionTokenWithSecurityKey" => session_token(state, caller, p).await.map(Some),
-        _ => Err(crate::invalid_action(action, crate::sts::VERSION)),
-    }
-}
 
 // ---- Parameters ----
 
@@ -309,12 +205,39 @@ fn challenge_xml(x: &mut Xml, state: &AppState, c: &Challenge) {
     x.text("RpId", &state.security_keys.rp_id);
     x.text("Origin", &state.security_keys.origin);
     x.text("Protocol", c.protocol.as_str());
-    x.text("Expiration", &crate::iso8601(c.expires));
+    x.text("Expiration", &iso8601(c.expires));
 }
 
 // ---- Registration (IAM) ----
 
-async fn registration_challenge(
+/// EnableSecurityKey's resource: the user whose key the caller's registration challenge
+/// enrols (the ceremony enables an MFA device for that user), `user/*` when the challenge
+/// is not the caller's or does not exist (the handler then refuses the registration).
+pub(crate) fn enable_resource(input: &ResourceInput<'_>) -> String {
+    let challenge = match input.params.get(CHALLENGE_ID.name) {
+        // A point read (see auth::long_term); the handler reads the challenge again.
+        Some(id) => input.state.store.challenge(id).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "could not read a challenge to authorize");
+            None
+        }),
+        None => None,
+    };
+    let user = challenge
+        .filter(|c| c.ceremony == CeremonyKind::Register)
+        .filter(|c| c.requester == input.caller.principal.arn())
+        .and_then(|c| match c.owner {
+            KeyOwner::User(name) => Some(name),
+            KeyOwner::Root => None,
+        });
+    match user {
+        Some(name) => input
+            .user_arn(&name)
+            .unwrap_or_else(|_| arn::user_arn(input.account(), "/", &name)),
+        None => arn::user_arn(input.account(), "/", "*"),
+    }
+}
+
+pub(crate) async fn registration_challenge(
     state: &Arc<AppState>,
     caller: &Caller,
     p: &Params,
@@ -327,11 +250,6 @@ async fn registration_challenge(
     let protocol = protocol
         .and_then(KeyProtocol::parse)
         .unwrap_or(KeyProtocol::Fido2);
-    authorize(
-        caller,
-        "EnableMFADevice",
-        &arn::user_arn(&state.account_id, "/", &user),
-    )?;
     let lookup = user.clone();
     let record = db(state, move |s| s.user(&lookup))
         .await??
@@ -408,7 +326,11 @@ async fn refuse_registration(
     )
 }
 
-async fn enable(state: &Arc<AppState>, caller: &Caller, p: &Params) -> Result<String, ApiError> {
+pub(crate) async fn enable(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    p: &Params,
+) -> Result<String, ApiError> {
     let mut v = Validator::new();
     let challenge_id = v.required(p, CHALLENGE_ID).unwrap_or_default();
     let client_data_json = required_blob(&mut v, p, CLIENT_DATA_JSON);
@@ -431,11 +353,6 @@ async fn enable(state: &Arc<AppState>, caller: &Caller, p: &Params) -> Result<St
         Some(KeyOwner::User(name)) => name.clone(),
         Some(KeyOwner::Root) | None => String::from("*"),
     };
-    authorize(
-        caller,
-        "EnableMFADevice",
-        &arn::user_arn(&state.account_id, "/", &user),
-    )?;
     let Some(challenge) = challenge else {
         tracing::warn!(
             target: "audit",
@@ -557,7 +474,7 @@ async fn enable(state: &Arc<AppState>, caller: &Caller, p: &Params) -> Result<St
     let mut x = Xml::fragment();
     x.text("SerialNumber", &key.serial);
     x.text("UserName", &user);
-    x.text("EnableDate", &crate::iso8601(now));
+    x.text("EnableDate", &iso8601(now));
     key_details_xml(&mut x, &key);
     Ok(x.finish())
 }
@@ -578,7 +495,7 @@ fn key_details_xml(x: &mut Xml, key: &SecurityKey) {
     x.text("AttestationResult", &key.attestation);
 }
 
-async fn get_mfa_device(
+pub(crate) async fn get_mfa_device(
     state: &Arc<AppState>,
     caller: &Caller,
     p: &Params,
@@ -597,11 +514,6 @@ async fn get_mfa_device(
         }
         None => owner_of(&caller.principal),
     };
-    let resource = match &owner {
-        KeyOwner::Root => format!("arn:aws:iam::{}:root", state.account_id),
-        KeyOwner::User(name) => arn::user_arn(&state.account_id, "/", name),
-    };
-    authorize(caller, "GetMFADevice", &resource)?;
     let lookup = serial.clone();
     let key = db(state, move |s| s.security_key(&lookup))
         .await??
@@ -622,10 +534,10 @@ async fn get_mfa_device(
         },
     );
     x.text("SerialNumber", &key.serial);
-    x.text("EnableDate", &crate::iso8601(key.enabled_at));
+    x.text("EnableDate", &iso8601(key.enabled_at));
     key_details_xml(&mut x, &key);
     x.text("SignCount", &key.sign_count.to_string());
-    x.opt_text("LastUsedDate", key.last_used.map(crate::iso8601).as_deref());
+    x.opt_text("LastUsedDate", key.last_used.map(iso8601).as_deref());
     x.text(
         "PossiblyCloned",
         if key.possibly_cloned_at.is_some() {
@@ -636,7 +548,7 @@ async fn get_mfa_device(
     );
     x.opt_text(
         "PossiblyClonedDate",
-        key.possibly_cloned_at.map(crate::iso8601).as_deref(),
+        key.possibly_cloned_at.map(iso8601).as_deref(),
     );
     Ok(x.finish())
 }
@@ -671,7 +583,7 @@ fn refuse_sessions(caller: &Caller, action: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-async fn login_challenge(
+pub(crate) async fn login_challenge(
     state: &Arc<AppState>,
     caller: &Caller,
     p: &Params,
@@ -737,12 +649,7 @@ fn assertion_params(p: &Params) -> Result<AssertionParams, ApiError> {
     let authenticator_data = required_blob(&mut v, p, AUTHENTICATOR_DATA);
     let client_data_json = required_blob(&mut v, p, CLIENT_DATA_JSON);
     let signature = required_blob(&mut v, p, SIGNATURE);
-    let duration = v.integer(
-        p,
-        "DurationSeconds",
-        crate::sts::SESSION_MIN_SECS,
-        crate::sts::SESSION_MAX_SECS,
-    );
+    let duration = v.integer(p, "DurationSeconds", SESSION_MIN_SECS, SESSION_MAX_SECS);
     v.finish()?;
     match (
         serial,
@@ -767,18 +674,18 @@ fn assertion_params(p: &Params) -> Result<AssertionParams, ApiError> {
     }
 }
 
-async fn session_token(
+pub(crate) async fn session_token(
     state: &Arc<AppState>,
     caller: &Caller,
     p: &Params,
 ) -> Result<String, ApiError> {
     let params = assertion_params(p)?;
     refuse_sessions(caller, "GetSessionTokenWithSecurityKey")?;
-    let duration = crate::sts::session_duration(caller, params.duration);
+    let duration = credentials::session_duration(caller, params.duration);
     let mfa = verify_login(state, caller, &params).await?;
-    let creds = crate::sts::mint(state, caller, duration, mfa)?;
+    let creds = credentials::mint(state, caller, duration, mfa)?;
     let mut x = Xml::fragment();
-    crate::sts::credentials_xml(&mut x, &creds)?;
+    credentials::credentials_xml(&mut x, &creds)?;
     Ok(x.finish())
 }
 
@@ -969,71 +876,13 @@ async fn check_assertion(
 #[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn serial_forms() {
-        assert!(is_security_key_serial(
-            "arn:aws:iam::000000000000:u2f/user/alice/key-ABC"
-        ));
-        assert!(!is_security_key_serial(
-            "arn:aws:iam::000000000000:mfa/alice"
-        ));
-        assert!(!is_security_key_serial("GAHT12345678"));
-        assert!(!is_security_key_serial("u2f/user/alice"));
-    }
+    use crate::config::parse_aaguid;
 
     #[test]
     fn aaguids_print_as_uuids() {
         let a = parse_aaguid("2fc0579f-8113-47ea-b116-bb5a8db9202a").unwrap_or_default();
         assert_eq!(uuid(&a), "2fc0579f-8113-47ea-b116-bb5a8db9202a");
         assert_eq!(uuid(&[0; 16]), "00000000-0000-0000-0000-000000000000");
-    }
-
-    #[test]
-    fn settings_load_the_trust_anchors_of_the_configuration() {
-        let config = SecurityKeyConfig::default();
-        let settings = Settings::from_config(&config).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(settings.rp_id, "tokengate.localhost");
-        assert_eq!(settings.origin, "https://tokengate.localhost");
-        assert_eq!(settings.challenge_ttl, 120);
-        // The shipped Yubico root, and nothing that vouches for itself.
-        assert_eq!(settings.policy.trust_anchors.len(), 1);
-        assert!(
-            settings.policy.trust_anchors[0]
-                .subject()
-                .contains("Yubico")
-        );
-        assert!(!settings.policy.allow_none_attestation);
-        assert!(!settings.policy.allow_self_attestation);
-        assert_eq!(settings.policy.allowed_aaguids, None);
-
-        let dir = std::env::temp_dir().join(format!("tokengate-anchors-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap_or_default();
-        let two_roots = dir.join("two.pem");
-        let pem = format!("{YUBICO_U2F_ROOT_CA_PEM}\n{YUBICO_U2F_ROOT_CA_PEM}");
-        std::fs::write(&two_roots, pem).unwrap_or_default();
-        let bad = dir.join("bad.pem");
-        std::fs::write(&bad, "-----BEGIN PRIVATE KEY-----\n").unwrap_or_default();
-        let config = SecurityKeyConfig {
-            yubico_root: false,
-            trust_anchors: vec![two_roots],
-            allowed_aaguids: vec!["2fc0579f-8113-47ea-b116-bb5a8db9202a".into()],
-            allow_none_attestation: true,
-            ..SecurityKeyConfig::default()
-        };
-        let settings = Settings::from_config(&config).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(settings.policy.trust_anchors.len(), 2);
-        assert!(settings.policy.allow_none_attestation);
-        assert_eq!(settings.policy.allowed_aaguids.map(|a| a.len()), Some(1));
-        for path in [bad, dir.join("missing.pem")] {
-            let config = SecurityKeyConfig {
-                trust_anchors: vec![path.clone()],
-                ..SecurityKeyConfig::default()
-            };
-            let e = Settings::from_config(&config).err().unwrap_or_default();
-            assert!(e.contains(&path.display().to_string()), "{e}");
-        }
-        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

@@ -3,6 +3,9 @@
 //! ListVirtualMFADevices — and tokengate's own ImportHardwareMFADevice, which AWS lacks:
 //! it registers a hardware OATH-TOTP fob under its vendor serial (e.g. `GAHT12345678`) with
 //! the seed from the vendor's seed file.
+//!
+//! Every handler here runs for a caller the chokepoint has already authorized
+//! ([`crate::authz`]); none checks permissions itself.
 
 use std::sync::Arc;
 
@@ -12,25 +15,16 @@ use tokengate_store::{Entity, KeyOwner, MAX_MFA_DEVICES, MfaDevice, MfaKind, Sto
 use tokengate_token::{Principal, Secret, arn};
 use tokengate_verifier::totp::{self, TotpAlgorithm, TotpParams, TotpState};
 
+use crate::action::ResourceInput;
 use crate::auth::Caller;
+use crate::common::{
+    EXISTING_USER_NAME, MARKER, db, iso8601, no_such_user, owner_of, path_rule, valid_path,
+};
 use crate::error::ApiError;
-use crate::iam::{EXISTING_USER_NAME, authorize, no_such_user, path_rule, valid_path};
-use crate::mfa::{db, owner_of};
 use crate::params::{self, Params, Pattern, Rule, Validator};
+use crate::relying_party::is_security_key_serial;
 use crate::state::AppState;
 use crate::xml::Xml;
-
-/// The actions of this module.
-pub const ACTIONS: &[&str] = &[
-    "CreateVirtualMFADevice",
-    "EnableMFADevice",
-    "ResyncMFADevice",
-    "DeactivateMFADevice",
-    "DeleteVirtualMFADevice",
-    "ListMFADevices",
-    "ListVirtualMFADevices",
-    "ImportHardwareMFADevice",
-];
 
 /// Seed length of new virtual devices: 160 bits (RFC 4226 §4 recommends it).
 pub const SEED_LEN: usize = 20;
@@ -69,12 +63,6 @@ const CODE2: Rule = Rule {
     name: "AuthenticationCode2",
     ..CODE1
 };
-const MARKER: Rule = Rule {
-    name: "Marker",
-    min: 1,
-    max: 320,
-    pattern: Some(params::MARKER),
-};
 /// Base32 seed of an imported fob (RFC 4648 alphabet, padding allowed).
 const SEED: Rule = Rule {
     name: "Base32StringSeed",
@@ -87,24 +75,9 @@ const SEED: Rule = Rule {
     }),
 };
 
-/// Runs MFA action `action`.
-pub async fn dispatch(
-    state: &Arc<AppState>,
-    caller: &Caller,
-    action: &str,
-    p: &Params,
-) -> Result<Option<String>, ApiError> {
-    match action {
-        "CreateVirtualMFADevice" => create_virtual(state, caller, p).await.map(Some),
-        "EnableMFADevice" => enable(state, caller, p).await.map(|()| None),
-        "ResyncMFADevice" => resync(state, caller, p).await.map(|()| None),
-        "DeactivateMFADevice" => deactivate(state, caller, p).await.map(|()| None),
-        "DeleteVirtualMFADevice" => delete_virtual(state, caller, p).await.map(|()| None),
-        "ListMFADevices" => list_for_user(state, caller, p).await.map(Some),
-        "ListVirtualMFADevices" => list_virtual(state, caller, p).await.map(Some),
-        "ImportHardwareMFADevice" => import_hardware(state, caller, p).await.map(Some),
-        _ => Err(crate::invalid_action(action, crate::iam::VERSION)),
-    }
+/// ListVirtualMFADevices' resource: `arn:aws:iam::ACCOUNT:mfa/`.
+pub(crate) fn list_virtual_resource(input: &ResourceInput<'_>) -> String {
+    format!("arn:aws:iam::{}:mfa/", input.account())
 }
 
 fn no_such_device(serial: &str) -> ApiError {
@@ -139,7 +112,7 @@ async fn create_device(state: &Arc<AppState>, device: MfaDevice) -> Result<(), A
     }
 }
 
-async fn create_virtual(
+pub(crate) async fn create_virtual(
     state: &Arc<AppState>,
     caller: &Caller,
     p: &Params,
@@ -153,7 +126,6 @@ async fn create_virtual(
     v.finish()?;
     let path = path.unwrap_or_else(|| "/".to_owned());
     let serial = format!("arn:aws:iam::{}:mfa{path}{name}", state.account_id);
-    authorize(caller, "CreateVirtualMFADevice", &serial)?;
     let mut seed = vec![0u8; SEED_LEN];
     state
         .rng
@@ -191,7 +163,7 @@ async fn create_virtual(
     Ok(x.finish())
 }
 
-async fn import_hardware(
+pub(crate) async fn import_hardware(
     state: &Arc<AppState>,
     caller: &Caller,
     p: &Params,
@@ -203,7 +175,7 @@ async fn import_hardware(
     let digits = v.integer(p, "Digits", 6, 8);
     let period = v.integer(p, "Period", 1, 300);
     v.finish()?;
-    if crate::security_keys::is_security_key_serial(&serial) {
+    if is_security_key_serial(&serial) {
         return Err(ApiError::validation(format!(
             "SerialNumber {serial} has the form of a security key's (u2f/); use the vendor's \
              serial for a hardware fob"
@@ -225,7 +197,6 @@ async fn import_hardware(
         u64::try_from(period.unwrap_or(30)).unwrap_or(30),
     )
     .map_err(|e| ApiError::validation(e.to_string()))?;
-    authorize(caller, "ImportHardwareMFADevice", &serial)?;
     create_device(
         state,
         MfaDevice {
@@ -268,13 +239,12 @@ async fn existing_user(state: &Arc<AppState>, name: &str) -> Result<KeyOwner, Ap
     Ok(KeyOwner::User(user.name))
 }
 
-async fn enable(state: &Arc<AppState>, caller: &Caller, p: &Params) -> Result<(), ApiError> {
+pub(crate) async fn enable(
+    state: &Arc<AppState>,
+    _caller: &Caller,
+    p: &Params,
+) -> Result<(), ApiError> {
     let (user, serial, c1, c2) = four_params(p)?;
-    authorize(
-        caller,
-        "EnableMFADevice",
-        &arn::user_arn(&state.account_id, "/", &user),
-    )?;
     let owner = existing_user(state, &user).await?;
     let lookup = serial.clone();
     let device = db(state, move |s| s.mfa_device(&lookup))
@@ -328,13 +298,12 @@ async fn enable(state: &Arc<AppState>, caller: &Caller, p: &Params) -> Result<()
     }
 }
 
-async fn resync(state: &Arc<AppState>, caller: &Caller, p: &Params) -> Result<(), ApiError> {
+pub(crate) async fn resync(
+    state: &Arc<AppState>,
+    _caller: &Caller,
+    p: &Params,
+) -> Result<(), ApiError> {
     let (user, serial, c1, c2) = four_params(p)?;
-    authorize(
-        caller,
-        "ResyncMFADevice",
-        &arn::user_arn(&state.account_id, "/", &user),
-    )?;
     let owner = existing_user(state, &user).await?;
     let lookup = serial.clone();
     let device = db(state, move |s| s.mfa_device(&lookup))
@@ -375,7 +344,11 @@ async fn resync(state: &Arc<AppState>, caller: &Caller, p: &Params) -> Result<()
     }
 }
 
-async fn deactivate(state: &Arc<AppState>, caller: &Caller, p: &Params) -> Result<(), ApiError> {
+pub(crate) async fn deactivate(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    p: &Params,
+) -> Result<(), ApiError> {
     let mut v = Validator::new();
     let user = v.optional(p, EXISTING_USER_NAME);
     let serial = v.required(p, SERIAL).unwrap_or_default();
@@ -384,8 +357,7 @@ async fn deactivate(state: &Arc<AppState>, caller: &Caller, p: &Params) -> Resul
         Some(name) => existing_user(state, &name).await?,
         None => owner_of(&caller.principal),
     };
-    authorize(caller, "DeactivateMFADevice", &serial)?;
-    if crate::security_keys::is_security_key_serial(&serial) {
+    if is_security_key_serial(&serial) {
         // A security key has no unassigned state: deactivating it removes it.
         let (s, o) = (serial.clone(), owner.clone());
         match db(state, move |st| st.delete_security_key(&s, &o)).await? {
@@ -408,15 +380,14 @@ async fn deactivate(state: &Arc<AppState>, caller: &Caller, p: &Params) -> Resul
     }
 }
 
-async fn delete_virtual(
+pub(crate) async fn delete_virtual(
     state: &Arc<AppState>,
-    caller: &Caller,
+    _caller: &Caller,
     p: &Params,
 ) -> Result<(), ApiError> {
     let mut v = Validator::new();
     let serial = v.required(p, SERIAL).unwrap_or_default();
     v.finish()?;
-    authorize(caller, "DeleteVirtualMFADevice", &serial)?;
     let s = serial.clone();
     match db(state, move |st| st.delete_mfa_device(&s)).await? {
         Ok(()) => {
@@ -440,7 +411,7 @@ fn user_name_of(owner: &KeyOwner, account: &str) -> String {
     }
 }
 
-async fn list_for_user(
+pub(crate) async fn list_for_user(
     state: &Arc<AppState>,
     caller: &Caller,
     p: &Params,
@@ -454,11 +425,6 @@ async fn list_for_user(
         Some(name) => existing_user(state, &name).await?,
         None => owner_of(&caller.principal),
     };
-    let resource = match &owner {
-        KeyOwner::Root => format!("arn:aws:iam::{}:root", state.account_id),
-        KeyOwner::User(name) => arn::user_arn(&state.account_id, "/", name),
-    };
-    authorize(caller, "ListMFADevices", &resource)?;
     let o = owner.clone();
     let (devices, keys) = db(state, move |s| {
         Ok((s.mfa_devices_of(&o)?, s.security_keys_of(&o)?))
@@ -477,7 +443,7 @@ async fn list_for_user(
             x.elem("member", |x| {
                 x.text("UserName", &user_name_of(&owner, &state.account_id));
                 x.text("SerialNumber", serial);
-                x.opt_text("EnableDate", enabled_at.map(crate::iso8601).as_deref());
+                x.opt_text("EnableDate", enabled_at.map(iso8601).as_deref());
             });
         }
     });
@@ -485,9 +451,9 @@ async fn list_for_user(
     Ok(x.finish())
 }
 
-async fn list_virtual(
+pub(crate) async fn list_virtual(
     state: &Arc<AppState>,
-    caller: &Caller,
+    _caller: &Caller,
     p: &Params,
 ) -> Result<String, ApiError> {
     let mut v = Validator::new();
@@ -500,11 +466,6 @@ async fn list_virtual(
     let marker = v.optional(p, MARKER);
     let max_items = v.integer(p, "MaxItems", 1, 1000);
     v.finish()?;
-    authorize(
-        caller,
-        "ListVirtualMFADevices",
-        &format!("arn:aws:iam::{}:mfa/", state.account_id),
-    )?;
     let assigned = match status {
         Some("Assigned") => Some(true),
         Some("Unassigned") => Some(false),
@@ -548,7 +509,7 @@ async fn list_virtual(
                                 x.text("UserName", &u.name);
                                 x.text("UserId", &u.user_id);
                                 x.text("Arn", &arn::user_arn(&state.account_id, &u.path, &u.name));
-                                x.text("CreateDate", &crate::iso8601(u.created));
+                                x.text("CreateDate", &iso8601(u.created));
                             });
                         }
                     }
@@ -564,7 +525,7 @@ async fn list_virtual(
                     }),
                     None => {}
                 }
-                x.opt_text("EnableDate", d.enabled_at.map(crate::iso8601).as_deref());
+                x.opt_text("EnableDate", d.enabled_at.map(iso8601).as_deref());
             });
         }
     });

@@ -1,7 +1,9 @@
-//! IAM actions (API version 2010-05-08): users and access keys. Root may call everything;
-//! root sessions only when created with MFA (AWS: "You cannot call any IAM API operations
-//! unless MFA authentication information is included"); every other caller gets
-//! `AccessDenied` until policies exist.
+//! Users and access keys (IAM, API version 2010-05-08): CreateUser, GetUser, ListUsers,
+//! DeleteUser, CreateAccessKey, ListAccessKeys, UpdateAccessKey, DeleteAccessKey.
+//!
+//! Every handler here runs for a caller the chokepoint has already authorized
+//! ([`crate::authz`]); none checks permissions itself. The resource builders that
+//! [`crate::registry`] names for this family's actions are here too.
 
 use std::sync::Arc;
 
@@ -10,28 +12,14 @@ use tokengate_store::{AccessKey, Entity, KeyOwner, KeyStatus, StoreError, User};
 use tokengate_token::keys;
 use tokengate_token::{Principal, arn};
 
+use crate::action::ResourceInput;
 use crate::auth::Caller;
+use crate::common::{EXISTING_USER_NAME, MARKER, PATH, db, iso8601, no_such_user, valid_path};
 use crate::error::ApiError;
-use crate::mfa::db;
 use crate::params::{self, Params, Pattern, Rule, Validator};
 use crate::state::AppState;
 use crate::xml::Xml;
 
-/// The IAM API version.
-pub const VERSION: &str = "2010-05-08";
-/// The IAM XML namespace.
-pub const NAMESPACE: &str = "https://iam.amazonaws.com/doc/2010-05-08/";
-/// The user and access-key actions of this module (MFA actions: [`crate::iam_mfa`]).
-pub const ACTIONS: &[&str] = &[
-    "CreateUser",
-    "GetUser",
-    "ListUsers",
-    "DeleteUser",
-    "CreateAccessKey",
-    "ListAccessKeys",
-    "UpdateAccessKey",
-    "DeleteAccessKey",
-];
 /// IAM quota: access keys per user (and per root).
 pub const MAX_ACCESS_KEYS: usize = 2;
 
@@ -41,24 +29,6 @@ pub const USER_NAME: Rule = Rule {
     min: 1,
     max: 64,
     pattern: Some(params::NAME),
-};
-/// `existingUserNameType` (GetUser, access-key operations): 1..128.
-pub const EXISTING_USER_NAME: Rule = Rule {
-    name: "UserName",
-    min: 1,
-    max: 128,
-    pattern: Some(params::NAME),
-};
-/// `pathType`: 1..512, `(\u002F)|(\u002F[\u0021-\u007E]+\u002F)`.
-const PATH: Rule = Rule {
-    name: "Path",
-    min: 1,
-    max: 512,
-    pattern: Some(Pattern {
-        text: r"(\u002F)|(\u002F[\u0021-\u007E]+\u002F)",
-        allows: |c| ('\u{21}'..='\u{7e}').contains(&c),
-        _plus: true,
-    }),
 };
 /// `pathPrefixType`: 1..512, `\u002F[\u0021-\u007F]*`.
 const PATH_PREFIX: Rule = Rule {
@@ -71,12 +41,6 @@ const PATH_PREFIX: Rule = Rule {
         _plus: false,
     }),
 };
-const MARKER: Rule = Rule {
-    name: "Marker",
-    min: 1,
-    max: 320,
-    pattern: Some(params::MARKER),
-};
 /// `accessKeyIdType` (IAM): 16..128, `[\w]+`.
 const ACCESS_KEY_ID: Rule = Rule {
     name: "AccessKeyId",
@@ -85,67 +49,16 @@ const ACCESS_KEY_ID: Rule = Rule {
     pattern: Some(params::WORD_PLUS),
 };
 
-/// Runs IAM action `action`; returns the inside of `{Action}Result`, if the action has one.
-pub async fn dispatch(
-    state: &Arc<AppState>,
-    caller: &Caller,
-    action: &str,
-    params: &Params,
-) -> Result<Option<String>, ApiError> {
-    match action {
-        "CreateUser" => create_user(state, caller, params).await.map(Some),
-        "GetUser" => get_user(state, caller, params).await.map(Some),
-        "ListUsers" => list_users(state, caller, params).await.map(Some),
-        "DeleteUser" => delete_user(state, caller, params).await.map(|()| None),
-        "CreateAccessKey" => create_access_key(state, caller, params).await.map(Some),
-        "ListAccessKeys" => list_access_keys(state, caller, params).await.map(Some),
-        "UpdateAccessKey" => update_access_key(state, caller, params)
-            .await
-            .map(|()| None),
-        "DeleteAccessKey" => delete_access_key(state, caller, params)
-            .await
-            .map(|()| None),
-        _ if crate::iam_mfa::ACTIONS.contains(&action) => {
-            crate::iam_mfa::dispatch(state, caller, action, params).await
-        }
-        _ if crate::security_keys::IAM_ACTIONS.contains(&action) => {
-            crate::security_keys::dispatch_iam(state, caller, action, params).await
-        }
-        _ => Err(crate::invalid_action(action, VERSION)),
-    }
+/// CreateUser's resource: the new user's ARN, with the `Path` asked for.
+pub(crate) fn create_user_resource(input: &ResourceInput<'_>) -> String {
+    let name = input.params.get(USER_NAME.name).unwrap_or_default();
+    let path = input.params.get(PATH.name).unwrap_or("/");
+    arn::user_arn(input.account(), path, name)
 }
 
-/// The `Path` rule, for other IAM entities.
-pub fn path_rule() -> Rule {
-    PATH
-}
-
-/// Whether `path` has the shape `/` or `/…/` (the character class is checked by the rule).
-pub fn valid_path(path: &str) -> bool {
-    path == "/" || (path.len() >= 3 && path.starts_with('/') && path.ends_with('/'))
-}
-
-/// Root (or a root session with MFA) may call every IAM action; nobody else may yet.
-pub fn authorize(caller: &Caller, action: &str, resource: &str) -> Result<(), ApiError> {
-    let allowed = caller.principal.is_root() && (!caller.is_session() || caller.mfa_present());
-    if allowed {
-        Ok(())
-    } else {
-        Err(ApiError::not_authorized(
-            &caller.principal.arn(),
-            &format!("iam:{action}"),
-            resource,
-        ))
-    }
-}
-
-/// 404 `NoSuchEntity` for a user.
-pub fn no_such_user(name: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "NoSuchEntity",
-        format!("The user with name {name} cannot be found."),
-    )
+/// ListUsers' resource: `arn:aws:iam::ACCOUNT:user/`.
+pub(crate) fn list_users_resource(input: &ResourceInput<'_>) -> String {
+    format!("arn:aws:iam::{}:user/", input.account())
 }
 
 fn no_such_key(id: &str) -> ApiError {
@@ -161,7 +74,7 @@ fn user_xml(x: &mut Xml, account: &str, u: &User) {
     x.text("UserName", &u.name);
     x.text("UserId", &u.user_id);
     x.text("Arn", &arn::user_arn(account, &u.path, &u.name));
-    x.text("CreateDate", &crate::iso8601(u.created));
+    x.text("CreateDate", &iso8601(u.created));
 }
 
 /// The owner named by an optional `UserName`, else the caller.
@@ -180,7 +93,7 @@ fn owner_arn(state: &AppState, owner: &KeyOwner) -> String {
     }
 }
 
-async fn create_user(
+pub(crate) async fn create_user(
     state: &Arc<AppState>,
     caller: &Caller,
     p: &Params,
@@ -194,11 +107,6 @@ async fn create_user(
     v.finish()?;
     let name = name.unwrap_or_default();
     let path = path.unwrap_or_else(|| "/".to_owned());
-    authorize(
-        caller,
-        "CreateUser",
-        &arn::user_arn(&state.account_id, &path, &name),
-    )?;
     let user = User {
         user_id: keys::new_user_id(&state.rng).map_err(ApiError::internal)?,
         name: name.clone(),
@@ -223,31 +131,29 @@ async fn create_user(
     Ok(x.finish())
 }
 
-async fn get_user(state: &Arc<AppState>, caller: &Caller, p: &Params) -> Result<String, ApiError> {
+pub(crate) async fn get_user(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    p: &Params,
+) -> Result<String, ApiError> {
     let mut v = Validator::new();
     let name = v.optional(p, EXISTING_USER_NAME);
     v.finish()?;
     let mut x = Xml::fragment();
     match (name, &caller.principal) {
         (None, Principal::Root { account }) => {
-            authorize(caller, "GetUser", &caller.principal.arn())?;
             let account = account.clone();
             let created = db(state, |s| s.account()).await??.map_or(0, |a| a.created);
             x.elem("User", |x| {
                 x.text("UserId", &account);
                 x.text("Arn", &format!("arn:aws:iam::{account}:root"));
-                x.text("CreateDate", &crate::iso8601(created));
+                x.text("CreateDate", &iso8601(created));
             });
         }
         (name, _) => {
             let name = name
                 .or_else(|| caller.principal.user_name().map(str::to_owned))
                 .unwrap_or_default();
-            authorize(
-                caller,
-                "GetUser",
-                &arn::user_arn(&state.account_id, "/", &name),
-            )?;
             let lookup = name.clone();
             let user = db(state, move |s| s.user(&lookup))
                 .await??
@@ -258,9 +164,9 @@ async fn get_user(state: &Arc<AppState>, caller: &Caller, p: &Params) -> Result<
     Ok(x.finish())
 }
 
-async fn list_users(
+pub(crate) async fn list_users(
     state: &Arc<AppState>,
-    caller: &Caller,
+    _caller: &Caller,
     p: &Params,
 ) -> Result<String, ApiError> {
     let mut v = Validator::new();
@@ -268,11 +174,6 @@ async fn list_users(
     let marker = v.optional(p, MARKER);
     let max_items = v.integer(p, "MaxItems", 1, 1000);
     v.finish()?;
-    authorize(
-        caller,
-        "ListUsers",
-        &format!("arn:aws:iam::{}:user/", state.account_id),
-    )?;
     let prefix = prefix.unwrap_or_else(|| "/".to_owned());
     let limit = usize::try_from(max_items.unwrap_or(100)).unwrap_or(100);
     let mut users = db(state, move |s| {
@@ -294,16 +195,15 @@ async fn list_users(
     Ok(x.finish())
 }
 
-async fn delete_user(state: &Arc<AppState>, caller: &Caller, p: &Params) -> Result<(), ApiError> {
+pub(crate) async fn delete_user(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    p: &Params,
+) -> Result<(), ApiError> {
     let mut v = Validator::new();
     let name = v.required(p, EXISTING_USER_NAME);
     v.finish()?;
     let name = name.unwrap_or_default();
-    authorize(
-        caller,
-        "DeleteUser",
-        &arn::user_arn(&state.account_id, "/", &name),
-    )?;
     let target = name.clone();
     match db(state, move |s| s.delete_user(&target)).await? {
         Ok(()) => {
@@ -320,7 +220,7 @@ async fn delete_user(state: &Arc<AppState>, caller: &Caller, p: &Params) -> Resu
     }
 }
 
-async fn create_access_key(
+pub(crate) async fn create_access_key(
     state: &Arc<AppState>,
     caller: &Caller,
     p: &Params,
@@ -329,7 +229,6 @@ async fn create_access_key(
     let name = v.optional(p, EXISTING_USER_NAME);
     v.finish()?;
     let owner = owner_of(caller, name);
-    authorize(caller, "CreateAccessKey", &owner_arn(state, &owner))?;
     let key = AccessKey {
         access_key_id: keys::new_long_term_key_id(&state.rng).map_err(ApiError::internal)?,
         owner: owner.clone(),
@@ -364,7 +263,7 @@ async fn create_access_key(
         x.text("AccessKeyId", &id);
         x.text("Status", KeyStatus::Active.as_str());
         x.text("SecretAccessKey", secret);
-        x.text("CreateDate", &crate::iso8601(created));
+        x.text("CreateDate", &iso8601(created));
     });
     Ok(x.finish())
 }
@@ -376,7 +275,7 @@ fn owner_name(owner: &KeyOwner) -> &str {
     }
 }
 
-async fn list_access_keys(
+pub(crate) async fn list_access_keys(
     state: &Arc<AppState>,
     caller: &Caller,
     p: &Params,
@@ -387,7 +286,6 @@ async fn list_access_keys(
     v.integer(p, "MaxItems", 1, 1000);
     v.finish()?;
     let owner = owner_of(caller, name);
-    authorize(caller, "ListAccessKeys", &owner_arn(state, &owner))?;
     let query = owner.clone();
     let keys = match db(state, move |s| s.access_keys_of(&query)).await? {
         Ok(keys) => keys,
@@ -403,7 +301,7 @@ async fn list_access_keys(
                 }
                 x.text("AccessKeyId", &k.access_key_id);
                 x.text("Status", k.status.as_str());
-                x.text("CreateDate", &crate::iso8601(k.created));
+                x.text("CreateDate", &iso8601(k.created));
             });
         }
     });
@@ -411,7 +309,7 @@ async fn list_access_keys(
     Ok(x.finish())
 }
 
-async fn update_access_key(
+pub(crate) async fn update_access_key(
     state: &Arc<AppState>,
     caller: &Caller,
     p: &Params,
@@ -430,7 +328,6 @@ async fn update_access_key(
         KeyStatus::Inactive
     };
     let owner = owner_of(caller, name);
-    authorize(caller, "UpdateAccessKey", &owner_arn(state, &owner))?;
     let (o, k) = (owner.clone(), id.clone());
     match db(state, move |s| s.set_access_key_status(&o, &k, status)).await? {
         Ok(()) => {
@@ -443,7 +340,7 @@ async fn update_access_key(
     }
 }
 
-async fn delete_access_key(
+pub(crate) async fn delete_access_key(
     state: &Arc<AppState>,
     caller: &Caller,
     p: &Params,
@@ -454,7 +351,6 @@ async fn delete_access_key(
     v.finish()?;
     let id = id.unwrap_or_default();
     let owner = owner_of(caller, name);
-    authorize(caller, "DeleteAccessKey", &owner_arn(state, &owner))?;
     let (o, k) = (owner.clone(), id.clone());
     match db(state, move |s| s.delete_access_key(&o, &k)).await? {
         Ok(()) => {

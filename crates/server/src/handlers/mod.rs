@@ -1,0 +1,13 @@
+//! The handler families: one module per family of actions ([`crate::action::Family`]).
+//!
+//! A handler receives a caller the chokepoint has already authenticated and authorized
+//! ([`crate::chokepoint`]); it validates its parameters, does the work and answers with the
+//! inside of `{Action}Result`. Families never import each other: what they share lives one
+//! floor down ([`crate::common`], [`crate::mfa`], [`crate::credentials`],
+//! [`crate::relying_party`], [`crate::params`], [`crate::xml`]). Which action runs which
+//! handler is said once, in [`crate::registry`].
+
+pub mod mfa_devices;
+pub mod security_keys;
+pub mod sts;
+pub mod users;

@@ -1,0 +1,236 @@
+//! The action registry: the one table of every API action tokengate answers — its API,
+//! handler family, access level, how its resource ARN is built, and its handler.
+//!
+//! Routing (`InvalidAction`), authorization ([`crate::authz`]), the audit hook and the API
+//! guess before authentication ([`api_of`]) all read [`ACTIONS`]; nothing else keeps a list
+//! of actions. Names match exactly, as AWS's do (`createuser` is not `CreateUser`).
+//!
+//! The vocabulary of the table lives in [`crate::action`] and is re-exported here.
+
+pub use crate::action::{
+    AccessLevel, ActionSpec, Api, Call, Family, HandlerFuture, Reply, ResourceInput, ResourceSpec,
+};
+use crate::handlers::{mfa_devices, security_keys, sts, users};
+
+use AccessLevel::{List, Read, Write};
+use Family::{MfaDevices, SecurityKeys, Sts, UsersAndKeys};
+use ResourceSpec::{Any, Custom, Mfa, User, VirtualMfaName};
+
+/// A handler of the form `async fn(&Arc<AppState>, &Caller, &Params) -> Result<R, ApiError>`
+/// (`R` a [`Reply`]) as a `fn(Call) -> HandlerFuture`.
+macro_rules! run {
+    ($handler:path) => {
+        |call: Call| -> HandlerFuture {
+            Box::pin(async move {
+                $handler(&call.state, &call.caller, &call.params)
+                    .await
+                    .map(Reply::into_reply)
+            })
+        }
+    };
+}
+
+/// An IAM action.
+const fn iam(
+    name: &'static str,
+    family: Family,
+    access: AccessLevel,
+    resource: ResourceSpec,
+    handler: fn(Call) -> HandlerFuture,
+) -> ActionSpec {
+    ActionSpec {
+        name,
+        api: Api::Iam,
+        family,
+        access,
+        resource,
+        handler,
+    }
+}
+
+/// An STS action.
+const fn sts(
+    name: &'static str,
+    family: Family,
+    access: AccessLevel,
+    resource: ResourceSpec,
+    handler: fn(Call) -> HandlerFuture,
+) -> ActionSpec {
+    ActionSpec {
+        name,
+        api: Api::Sts,
+        family,
+        access,
+        resource,
+        handler,
+    }
+}
+
+const USER_NAME: ResourceSpec = User { param: "UserName" };
+const SERIAL: ResourceSpec = Mfa {
+    param: "SerialNumber",
+};
+const VIRTUAL_MFA_NAME: ResourceSpec = VirtualMfaName {
+    name_param: "VirtualMFADeviceName",
+    path_param: "Path",
+};
+
+/// Every API action: name, family, access level, resource; then the handler.
+#[rustfmt::skip]
+pub static ACTIONS: &[ActionSpec] = &[
+    // Users and access keys.
+    iam("CreateUser", UsersAndKeys, Write, Custom(users::create_user_resource),
+        run!(users::create_user)),
+    iam("GetUser", UsersAndKeys, Read, USER_NAME,
+        run!(users::get_user)),
+    iam("ListUsers", UsersAndKeys, List, Custom(users::list_users_resource),
+        run!(users::list_users)),
+    iam("DeleteUser", UsersAndKeys, Write, USER_NAME,
+        run!(users::delete_user)),
+    iam("CreateAccessKey", UsersAndKeys, Write, USER_NAME,
+        run!(users::create_access_key)),
+    iam("ListAccessKeys", UsersAndKeys, List, USER_NAME,
+        run!(users::list_access_keys)),
+    iam("UpdateAccessKey", UsersAndKeys, Write, USER_NAME,
+        run!(users::update_access_key)),
+    iam("DeleteAccessKey", UsersAndKeys, Write, USER_NAME,
+        run!(users::delete_access_key)),
+    // TOTP MFA devices.
+    iam("CreateVirtualMFADevice", MfaDevices, Write, VIRTUAL_MFA_NAME,
+        run!(mfa_devices::create_virtual)),
+    iam("EnableMFADevice", MfaDevices, Write, USER_NAME,
+        run!(mfa_devices::enable)),
+    iam("ResyncMFADevice", MfaDevices, Write, USER_NAME,
+        run!(mfa_devices::resync)),
+    iam("DeactivateMFADevice", MfaDevices, Write, SERIAL,
+        run!(mfa_devices::deactivate)),
+    iam("DeleteVirtualMFADevice", MfaDevices, Write, SERIAL,
+        run!(mfa_devices::delete_virtual)),
+    iam("ListMFADevices", MfaDevices, List, USER_NAME,
+        run!(mfa_devices::list_for_user)),
+    iam("ListVirtualMFADevices", MfaDevices, List, Custom(mfa_devices::list_virtual_resource),
+        run!(mfa_devices::list_virtual)),
+    iam("ImportHardwareMFADevice", MfaDevices, Write, SERIAL,
+        run!(mfa_devices::import_hardware)),
+    // Security keys: registration (IAM, authorized as EnableMFADevice) and login (STS).
+    iam("CreateSecurityKeyRegistrationChallenge", SecurityKeys, Write, USER_NAME,
+        run!(security_keys::registration_challenge)),
+    iam("EnableSecurityKey", SecurityKeys, Write, Custom(security_keys::enable_resource),
+        run!(security_keys::enable)),
+    iam("GetMFADevice", SecurityKeys, Read, USER_NAME,
+        run!(security_keys::get_mfa_device)),
+    sts("GetSecurityKeyChallenge", SecurityKeys, Read, Any,
+        run!(security_keys::login_challenge)),
+    sts("GetSessionTokenWithSecurityKey", SecurityKeys, Read, Any,
+        run!(security_keys::session_token)),
+    // STS.
+    sts("GetCallerIdentity", Sts, Read, Any,
+        run!(sts::get_caller_identity)),
+    sts("GetAccessKeyInfo", Sts, Read, Custom(sts::caller_resource),
+        run!(sts::get_access_key_info)),
+    sts("GetSessionToken", Sts, Read, Any,
+        run!(sts::get_session_token)),
+];
+
+/// tokengate's own actions that are a way of doing an AWS action, and are authorized as it:
+/// the security-key registration ceremony enables an MFA device.
+const AUTHORIZED_AS: &[(Api, &str, &str)] = &[
+    (
+        Api::Iam,
+        "CreateSecurityKeyRegistrationChallenge",
+        "EnableMFADevice",
+    ),
+    (Api::Iam, "EnableSecurityKey", "EnableMFADevice"),
+];
+
+impl ActionSpec {
+    /// The action as policies name it: `iam:CreateUser`, `sts:GetSessionToken`.
+    pub fn iam_action(&self) -> String {
+        let name = AUTHORIZED_AS
+            .iter()
+            .find(|(api, name, _)| *api == self.api && *name == self.name)
+            .map_or(self.name, |(_, _, as_action)| as_action);
+        format!("{}:{name}", self.api.service())
+    }
+}
+
+/// The action `name` of `api`, matched exactly.
+pub fn lookup(api: Api, name: &str) -> Option<&'static ActionSpec> {
+    ACTIONS.iter().find(|a| a.api == api && a.name == name)
+}
+
+/// The API that answers action `name` (IAM first), for answering before authentication has
+/// said which API a request is for.
+pub fn api_of(name: &str) -> Option<Api> {
+    Api::ALL
+        .into_iter()
+        .find(|&api| lookup(api, name).is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn names_are_unique_per_api() {
+        let mut seen = HashSet::new();
+        for a in ACTIONS {
+            assert!(seen.insert((a.api, a.name)), "{} twice", a.name);
+        }
+    }
+
+    #[test]
+    fn every_family_module_is_in_the_table_and_only_those() {
+        let handlers = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/handlers");
+        for family in Family::ALL {
+            let has_module = handlers.join(format!("{}.rs", family.module())).exists();
+            let has_actions = ACTIONS.iter().any(|a| a.family == family);
+            assert_eq!(has_module, has_actions, "{family:?}");
+        }
+    }
+
+    #[test]
+    fn lookup_is_exact_case() {
+        assert_eq!(
+            lookup(Api::Iam, "CreateUser").map(|a| a.name),
+            Some("CreateUser")
+        );
+        assert!(lookup(Api::Iam, "createuser").is_none());
+        assert!(lookup(Api::Iam, "CREATEUSER").is_none());
+        assert!(lookup(Api::Iam, "CreateUser ").is_none());
+        assert!(lookup(Api::Sts, "CreateUser").is_none());
+        assert!(lookup(Api::Iam, "GetSessionToken").is_none());
+        assert_eq!(api_of("GetSessionToken"), Some(Api::Sts));
+        assert_eq!(api_of("GetMFADevice"), Some(Api::Iam));
+        assert_eq!(api_of("GetSecurityKeyChallenge"), Some(Api::Sts));
+        assert_eq!(api_of("getsessiontoken"), None);
+    }
+
+    #[test]
+    fn apis_and_action_names() {
+        assert_eq!(Api::from_service("iam"), Some(Api::Iam));
+        assert_eq!(Api::from_service("sts"), Some(Api::Sts));
+        assert_eq!(Api::from_service("s3"), None);
+        assert_eq!(Api::Iam.version(), "2010-05-08");
+        assert_eq!(Api::Sts.version(), "2011-06-15");
+        let action = |api, name| lookup(api, name).map(ActionSpec::iam_action);
+        assert_eq!(
+            action(Api::Iam, "CreateUser").as_deref(),
+            Some("iam:CreateUser")
+        );
+        assert_eq!(
+            action(Api::Sts, "GetSessionToken").as_deref(),
+            Some("sts:GetSessionToken")
+        );
+        assert_eq!(
+            action(Api::Iam, "EnableSecurityKey").as_deref(),
+            Some("iam:EnableMFADevice")
+        );
+        for (api, name, _) in AUTHORIZED_AS {
+            assert!(lookup(*api, name).is_some(), "{name}");
+        }
+    }
+}
