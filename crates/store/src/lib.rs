@@ -617,3 +617,24 @@ pub(crate) fn settle_totp_check(
     let state = count_failure()?;
     Ok(TotpOutcome::Refused { refusal, state })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_totp_check_never_shows_its_code() {
+        let check = TotpCheck {
+            serial: "SERIAL0009".into(),
+            owner: KeyOwner::Root,
+            code: "314159".into(),
+            now: 1,
+            policy: LockoutPolicy::default(),
+        };
+        let shown = format!("{check:?}");
+        assert!(
+            shown.contains("SERIAL0009") && !shown.contains("314159"),
+            "{shown}"
+        );
+    }
+}
