@@ -24,9 +24,10 @@ use tokengate_verifier::totp::{LockoutPolicy, TotpState};
 
 use crate::seal::Sealer;
 use crate::{
-    AccessKey, Account, Bootstrap, Challenge, Completion, Entity, KeyOwner, KeyStatus, KeyUse,
-    KeyUseOutcome, MfaDevice, SecurityKey, Store, StoreError, StoredSigningKey, TotpCheck,
-    TotpOutcome, User,
+    AccessKey, Account, AttachedPolicy, Bootstrap, Challenge, Completion, Entity, Group, KeyOwner,
+    KeyStatus, KeyUse, KeyUseOutcome, ManagedPolicy, MfaDevice, NewManagedPolicy, PolicyEntities,
+    PolicyListFilter, PolicyTarget, PolicyUsage, PolicyUseCounts, PolicyVersion, SecurityKey,
+    Store, StoreError, StoredSigningKey, Tag, TotpCheck, TotpOutcome, User, UserPolicies,
 };
 use group_commit::GroupCommitter;
 
@@ -34,6 +35,7 @@ mod accounts;
 #[cfg(test)]
 mod fixtures;
 mod group_commit;
+mod iam;
 mod mfa;
 mod security_keys;
 mod users;
@@ -43,6 +45,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_users_and_keys.sql"),
     include_str!("../../migrations/0002_mfa_devices.sql"),
     include_str!("../../migrations/0003_security_keys.sql"),
+    include_str!("../../migrations/0004_groups_and_policies.sql"),
 ];
 
 /// Connections that serve reads beside the main one (file databases only; WAL lets
@@ -67,6 +70,11 @@ pub struct SqliteStore {
     keys: ReadCache<users::KeyRow>,
     /// Users by lower-cased name (names are unique ignoring ASCII case, as SQLite's NOCASE).
     users: ReadCache<User>,
+    /// Users by unique id (sessions resolve their principal by it).
+    users_by_id: ReadCache<User>,
+    /// [`Store::iam_generation`]: bumped after every committed write through
+    /// [`SqliteStore::write`]. In memory: one process owns the database (the lock file).
+    iam_generation: AtomicU64,
     /// Held for the store's lifetime; `None` for an in-memory store.
     _lock: Option<fs::File>,
 }
@@ -253,6 +261,8 @@ impl SqliteStore {
             sealer: Arc::new(Sealer::new(master_key)?),
             keys: ReadCache::new(),
             users: ReadCache::new(),
+            users_by_id: ReadCache::new(),
+            iam_generation: AtomicU64::new(0),
             _lock: None,
         })
     }
@@ -307,10 +317,27 @@ impl SqliteStore {
             Err(e) => Err(e),
         };
         // Every admin write goes through here: whatever it changed, no cached row survives
-        // it (ReadCache).
+        // it (ReadCache), and authorization caches see a new generation once it committed.
         self.keys.clear();
         self.users.clear();
+        self.users_by_id.clear();
+        if committed.is_ok() {
+            self.iam_generation.fetch_add(1, Ordering::AcqRel);
+        }
         committed
+    }
+
+    /// Runs `f` in one read transaction on a reader connection, so that every statement in
+    /// it sees the same snapshot.
+    fn read_tx<T>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let conn = self.read()?;
+        let tx = conn.unchecked_transaction().map_err(backend)?;
+        let out = f(&tx)?;
+        tx.commit().map_err(backend)?;
+        Ok(out)
     }
 
     fn owner_id(tx: &Connection, owner: &KeyOwner) -> Result<Option<String>, StoreError> {
@@ -406,6 +433,10 @@ impl Store for SqliteStore {
 
     fn user(&self, name: &str) -> Result<Option<User>, StoreError> {
         users::user(self, name)
+    }
+
+    fn user_by_id(&self, user_id: &str) -> Result<Option<User>, StoreError> {
+        users::user_by_id(self, user_id)
     }
 
     fn list_users(
@@ -566,6 +597,206 @@ impl Store for SqliteStore {
             now,
             possible_clone,
         )
+    }
+
+    fn iam_generation(&self) -> u64 {
+        self.iam_generation.load(Ordering::Acquire)
+    }
+
+    fn create_group(&self, g: &Group, max_groups: usize) -> Result<(), StoreError> {
+        iam::create_group(self, g, max_groups)
+    }
+
+    fn group(&self, name: &str) -> Result<Option<Group>, StoreError> {
+        iam::group(self, name)
+    }
+
+    fn list_groups(&self, path_prefix: &str) -> Result<Vec<Group>, StoreError> {
+        iam::list_groups(self, path_prefix)
+    }
+
+    fn update_group(
+        &self,
+        name: &str,
+        new_name: Option<&str>,
+        new_path: Option<&str>,
+    ) -> Result<(), StoreError> {
+        iam::update_group(self, name, new_name, new_path)
+    }
+
+    fn delete_group(&self, name: &str) -> Result<(), StoreError> {
+        iam::delete_group(self, name)
+    }
+
+    fn add_user_to_group(
+        &self,
+        group: &str,
+        user: &str,
+        max_groups_per_user: usize,
+    ) -> Result<(), StoreError> {
+        iam::add_user_to_group(self, group, user, max_groups_per_user)
+    }
+
+    fn remove_user_from_group(&self, group: &str, user: &str) -> Result<(), StoreError> {
+        iam::remove_user_from_group(self, group, user)
+    }
+
+    fn group_members(&self, group: &str) -> Result<Vec<User>, StoreError> {
+        iam::group_members(self, group)
+    }
+
+    fn groups_for_user(&self, user: &str) -> Result<Vec<Group>, StoreError> {
+        iam::groups_for_user(self, user)
+    }
+
+    fn create_policy(&self, p: &NewManagedPolicy, max_policies: usize) -> Result<(), StoreError> {
+        iam::create_policy(self, p, max_policies)
+    }
+
+    fn managed_policy(&self, arn: &str) -> Result<Option<ManagedPolicy>, StoreError> {
+        iam::managed_policy(self, arn)
+    }
+
+    fn list_policies(&self, f: &PolicyListFilter<'_>) -> Result<Vec<ManagedPolicy>, StoreError> {
+        iam::list_policies(self, f)
+    }
+
+    fn policy_use_counts(&self, arn: &str) -> Result<PolicyUseCounts, StoreError> {
+        iam::policy_use_counts(self, arn)
+    }
+
+    fn delete_policy(&self, arn: &str) -> Result<(), StoreError> {
+        iam::delete_policy(self, arn)
+    }
+
+    fn create_policy_version(
+        &self,
+        arn: &str,
+        document: &str,
+        set_default: bool,
+        max_versions: usize,
+        now: i64,
+    ) -> Result<PolicyVersion, StoreError> {
+        iam::create_policy_version(self, arn, document, set_default, max_versions, now)
+    }
+
+    fn policy_version(
+        &self,
+        arn: &str,
+        version_id: &str,
+    ) -> Result<Option<PolicyVersion>, StoreError> {
+        iam::policy_version(self, arn, version_id)
+    }
+
+    fn policy_versions(&self, arn: &str) -> Result<Vec<PolicyVersion>, StoreError> {
+        iam::policy_versions(self, arn)
+    }
+
+    fn delete_policy_version(&self, arn: &str, version_id: &str) -> Result<(), StoreError> {
+        iam::delete_policy_version(self, arn, version_id)
+    }
+
+    fn set_default_policy_version(
+        &self,
+        arn: &str,
+        version_id: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        iam::set_default_policy_version(self, arn, version_id, now)
+    }
+
+    fn attach_policy(
+        &self,
+        target: &PolicyTarget,
+        arn: &str,
+        aws_managed: bool,
+        max_attached: usize,
+    ) -> Result<(), StoreError> {
+        iam::attach_policy(self, target, arn, aws_managed, max_attached)
+    }
+
+    fn detach_policy(&self, target: &PolicyTarget, arn: &str) -> Result<(), StoreError> {
+        iam::detach_policy(self, target, arn)
+    }
+
+    fn attached_policies(&self, target: &PolicyTarget) -> Result<Vec<AttachedPolicy>, StoreError> {
+        iam::attached_policies(self, target)
+    }
+
+    fn policy_entities(
+        &self,
+        arn: &str,
+        usage: Option<PolicyUsage>,
+    ) -> Result<PolicyEntities, StoreError> {
+        iam::policy_entities(self, arn, usage)
+    }
+
+    fn put_inline_policy(
+        &self,
+        target: &PolicyTarget,
+        name: &str,
+        document: &str,
+        size: usize,
+        max_aggregate_size: usize,
+    ) -> Result<(), StoreError> {
+        iam::put_inline_policy(self, target, name, document, size, max_aggregate_size)
+    }
+
+    fn inline_policy(
+        &self,
+        target: &PolicyTarget,
+        name: &str,
+    ) -> Result<Option<String>, StoreError> {
+        iam::inline_policy(self, target, name)
+    }
+
+    fn inline_policy_names(&self, target: &PolicyTarget) -> Result<Vec<String>, StoreError> {
+        iam::inline_policy_names(self, target)
+    }
+
+    fn delete_inline_policy(&self, target: &PolicyTarget, name: &str) -> Result<(), StoreError> {
+        iam::delete_inline_policy(self, target, name)
+    }
+
+    fn set_user_permissions_boundary(
+        &self,
+        user: &str,
+        arn: Option<&str>,
+        aws_managed: bool,
+    ) -> Result<(), StoreError> {
+        iam::set_user_permissions_boundary(self, user, arn, aws_managed)
+    }
+
+    fn user_permissions_boundary(&self, user: &str) -> Result<Option<String>, StoreError> {
+        iam::user_permissions_boundary(self, user)
+    }
+
+    fn tag_user(&self, user: &str, tags: &[Tag], max_tags: usize) -> Result<(), StoreError> {
+        iam::tag_user(self, user, tags, max_tags)
+    }
+
+    fn untag_user(&self, user: &str, keys: &[String]) -> Result<(), StoreError> {
+        iam::untag_user(self, user, keys)
+    }
+
+    fn user_tags(&self, user: &str) -> Result<Vec<Tag>, StoreError> {
+        iam::user_tags(self, user)
+    }
+
+    fn tag_policy(&self, arn: &str, tags: &[Tag], max_tags: usize) -> Result<(), StoreError> {
+        iam::tag_policy(self, arn, tags, max_tags)
+    }
+
+    fn untag_policy(&self, arn: &str, keys: &[String]) -> Result<(), StoreError> {
+        iam::untag_policy(self, arn, keys)
+    }
+
+    fn policy_tags(&self, arn: &str) -> Result<Vec<Tag>, StoreError> {
+        iam::policy_tags(self, arn)
+    }
+
+    fn user_policies(&self, user_id: &str) -> Result<Option<UserPolicies>, StoreError> {
+        iam::user_policies(self, user_id)
     }
 }
 

@@ -108,6 +108,24 @@ pub(super) fn user(store: &SqliteStore, name: &str) -> Result<Option<User>, Stor
     Ok(user)
 }
 
+pub(super) fn user_by_id(store: &SqliteStore, user_id: &str) -> Result<Option<User>, StoreError> {
+    if let Some(user) = store.users_by_id.get(user_id) {
+        return Ok(Some(user));
+    }
+    let generation = store.users_by_id.generation();
+    let user = store
+        .read()?
+        .prepare_cached("SELECT user_id, name, path, created FROM iam_user WHERE user_id = ?1")
+        .and_then(|mut stmt| stmt.query_row([user_id], user_row).optional())
+        .map_err(backend)?;
+    if let Some(user) = &user {
+        store
+            .users_by_id
+            .insert(user_id.to_owned(), user.clone(), generation);
+    }
+    Ok(user)
+}
+
 pub(super) fn list_users(
     store: &SqliteStore,
     path_prefix: &str,
@@ -129,31 +147,60 @@ pub(super) fn list_users(
         .map_err(backend)
 }
 
+/// What blocks deleting a user, in the order [`Store::delete_user`](crate::Store) reports
+/// it: each query counts the user's (`?1`) rows of that kind. Tags and the permissions
+/// boundary block nothing: they go with the user (ON DELETE CASCADE).
+const DELETE_USER_BLOCKERS: [(&str, Entity); 6] = [
+    (
+        "SELECT count(*) FROM access_key WHERE owner_user_id = ?1",
+        Entity::AccessKey,
+    ),
+    // TOTP devices enabled for the user (an unassigned device belongs to no one).
+    (
+        "SELECT count(*) FROM mfa_device WHERE owner = ?1",
+        Entity::MfaDevice,
+    ),
+    // Security keys are MFA devices to AWS too; they are named apart so that the caller
+    // can tell, and may report both as AWS's "must delete MFA device first".
+    (
+        "SELECT count(*) FROM security_key WHERE owner = ?1",
+        Entity::SecurityKey,
+    ),
+    (
+        "SELECT count(*) FROM user_inline_policy WHERE user_id = ?1",
+        Entity::InlinePolicy,
+    ),
+    (
+        "SELECT count(*) FROM user_attached_policy WHERE user_id = ?1",
+        Entity::AttachedPolicy,
+    ),
+    (
+        "SELECT count(*) FROM group_member WHERE user_id = ?1",
+        Entity::GroupMembership,
+    ),
+];
+
 pub(super) fn delete_user(store: &SqliteStore, name: &str) -> Result<(), StoreError> {
     store.write(|tx, _| {
-        let user_id = SqliteStore::owner_id(tx, &KeyOwner::User(name.to_owned()))?;
-        let keys: i64 = tx
+        let user_id: String = tx
             .query_row(
-                "SELECT count(*) FROM access_key WHERE owner_user_id = ?1",
-                [&user_id],
+                "SELECT user_id FROM iam_user WHERE name = ?1",
+                [name],
                 |r| r.get(0),
             )
-            .map_err(backend)?;
-        if keys > 0 {
-            return Err(StoreError::DeleteConflict {
-                entity: Entity::User,
-                dependents: Entity::AccessKey,
-            });
-        }
-        let devices = match &user_id {
-            Some(id) => super::mfa::mfa_devices_in_use(tx, id)?,
-            None => 0,
-        };
-        if devices > 0 {
-            return Err(StoreError::DeleteConflict {
-                entity: Entity::User,
-                dependents: Entity::MfaDevice,
-            });
+            .optional()
+            .map_err(backend)?
+            .ok_or(StoreError::NotFound(Entity::User))?;
+        for (sql, dependents) in DELETE_USER_BLOCKERS {
+            let n: i64 = tx
+                .query_row(sql, [&user_id], |r| r.get(0))
+                .map_err(backend)?;
+            if n > 0 {
+                return Err(StoreError::DeleteConflict {
+                    entity: Entity::User,
+                    dependents,
+                });
+            }
         }
         tx.execute("DELETE FROM iam_user WHERE user_id = ?1", [&user_id])
             .map_err(backend)?;
