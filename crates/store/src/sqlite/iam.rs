@@ -1094,3 +1094,810 @@ pub(super) fn user_policies(
         }))
     })
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::Arc;
+
+    use tokengate_verifier::totp::TotpState;
+
+    use crate::sqlite::SqliteStore;
+    use crate::sqlite::fixtures::*;
+    use crate::{
+        AttachedPolicy, AttachedPolicyDocument, Entity, Group, KeyOwner, ManagedPolicy,
+        NewManagedPolicy, PolicyListFilter, PolicyTarget, PolicyUsage, PolicyUseCounts, Store,
+        StoreError, Tag,
+    };
+
+    const ACCOUNT: &str = "arn:aws:iam::000000000000";
+    const ADMIN: &str = "arn:aws:iam::aws:policy/AdministratorAccess";
+    const DOC: &str = r#"{"Version":"2012-10-17","Statement":[]}"#;
+
+    fn store() -> SqliteStore {
+        SqliteStore::open_in_memory(&master()).unwrap()
+    }
+
+    fn group(name: &str) -> Group {
+        Group {
+            group_id: format!("AGPA{name}"),
+            name: name.into(),
+            path: "/".into(),
+            created: 1,
+        }
+    }
+
+    fn arn(name: &str) -> String {
+        format!("{ACCOUNT}:policy/{name}")
+    }
+
+    fn policy(name: &str) -> NewManagedPolicy {
+        NewManagedPolicy {
+            policy_id: format!("ANPA{name}"),
+            name: name.into(),
+            path: "/".into(),
+            arn: arn(name),
+            description: String::new(),
+            document: format!("{{\"doc\":\"{name}\"}}"),
+            created: 10,
+            tags: vec![],
+        }
+    }
+
+    fn tag(key: &str, value: &str) -> Tag {
+        Tag {
+            key: key.into(),
+            value: value.into(),
+        }
+    }
+
+    fn u(name: &str) -> PolicyTarget {
+        PolicyTarget::User(name.into())
+    }
+
+    fn g(name: &str) -> PolicyTarget {
+        PolicyTarget::Group(name.into())
+    }
+
+    fn counts(s: &SqliteStore, arn: &str) -> (u32, u32) {
+        let c = s.policy_use_counts(arn).unwrap();
+        (c.attachments, c.boundary_uses)
+    }
+
+    fn conflict(dependents: Entity, entity: Entity) -> Result<(), StoreError> {
+        Err(StoreError::DeleteConflict { entity, dependents })
+    }
+
+    #[test]
+    fn groups_are_unique_ignoring_case_and_limited() {
+        let s = store();
+        s.create_group(&group("devs"), 2).unwrap();
+        let mut dup = group("DEVS");
+        dup.group_id = "AGPAother".into();
+        assert_eq!(
+            s.create_group(&dup, 2),
+            Err(StoreError::AlreadyExists(Entity::Group))
+        );
+        let mut ops = group("ops");
+        ops.path = "/eng/".into();
+        s.create_group(&ops, 2).unwrap();
+        assert_eq!(
+            s.create_group(&group("qa"), 2),
+            Err(StoreError::LimitExceeded(Entity::Group))
+        );
+        assert_eq!(s.group("Devs").unwrap(), Some(group("devs")));
+        assert_eq!(s.group("nobody").unwrap(), None);
+        let all: Vec<_> = s
+            .list_groups("/")
+            .unwrap()
+            .into_iter()
+            .map(|g| g.name)
+            .collect();
+        assert_eq!(all, ["devs", "ops"]);
+        assert_eq!(s.list_groups("/eng/").unwrap(), [ops]);
+        // Rename and move; a taken name is refused, a case change of its own name is not.
+        assert_eq!(
+            s.update_group("devs", Some("OPS"), None),
+            Err(StoreError::AlreadyExists(Entity::Group))
+        );
+        s.update_group("devs", Some("Devs"), Some("/x/")).unwrap();
+        let devs = s.group("devs").unwrap().unwrap();
+        assert_eq!((devs.name.as_str(), devs.path.as_str()), ("Devs", "/x/"));
+        s.update_group("devs", Some("developers"), None).unwrap();
+        assert!(s.group("devs").unwrap().is_none());
+        assert_eq!(
+            s.update_group("devs", None, None),
+            Err(StoreError::NotFound(Entity::Group))
+        );
+        s.delete_group("developers").unwrap();
+        assert_eq!(
+            s.delete_group("developers"),
+            Err(StoreError::NotFound(Entity::Group))
+        );
+    }
+
+    #[test]
+    fn group_membership_is_idempotent_limited_and_blocks_deletes() {
+        let s = store();
+        s.create_user(&user("alice")).unwrap();
+        s.create_user(&user("bob")).unwrap();
+        for i in 0..11 {
+            s.create_group(&group(&format!("g{i:02}")), 300).unwrap();
+        }
+        for i in 0..10 {
+            s.add_user_to_group(&format!("g{i:02}"), "alice", 10)
+                .unwrap();
+        }
+        // Already a member: nothing to do, even at the quota.
+        s.add_user_to_group("G00", "ALICE", 10).unwrap();
+        assert_eq!(
+            s.add_user_to_group("g10", "alice", 10),
+            Err(StoreError::LimitExceeded(Entity::GroupMembership))
+        );
+        assert_eq!(s.groups_for_user("alice").unwrap().len(), 10);
+        s.add_user_to_group("g00", "bob", 10).unwrap();
+        let members: Vec<_> = s
+            .group_members("g00")
+            .unwrap()
+            .into_iter()
+            .map(|u| u.name)
+            .collect();
+        assert_eq!(members, ["alice", "bob"]);
+        assert_eq!(
+            s.add_user_to_group("nope", "alice", 10),
+            Err(StoreError::NotFound(Entity::Group))
+        );
+        assert_eq!(
+            s.add_user_to_group("g00", "nobody", 10),
+            Err(StoreError::NotFound(Entity::User))
+        );
+        assert_eq!(
+            s.group_members("nope"),
+            Err(StoreError::NotFound(Entity::Group))
+        );
+        assert_eq!(
+            s.groups_for_user("nobody"),
+            Err(StoreError::NotFound(Entity::User))
+        );
+        assert_eq!(
+            s.delete_group("g00"),
+            conflict(Entity::GroupMembership, Entity::Group)
+        );
+        assert_eq!(
+            s.delete_user("bob"),
+            conflict(Entity::GroupMembership, Entity::User)
+        );
+        s.remove_user_from_group("g00", "bob").unwrap();
+        assert_eq!(
+            s.remove_user_from_group("g00", "bob"),
+            Err(StoreError::NotFound(Entity::GroupMembership))
+        );
+        assert_eq!(
+            s.remove_user_from_group("g00", "nobody"),
+            Err(StoreError::NotFound(Entity::User))
+        );
+        assert_eq!(
+            s.remove_user_from_group("nope", "bob"),
+            Err(StoreError::NotFound(Entity::Group))
+        );
+        s.delete_user("bob").unwrap();
+        s.remove_user_from_group("g00", "alice").unwrap();
+        s.add_user_to_group("g10", "alice", 10).unwrap();
+        // Inline, then attached policies block a group's delete, in that order.
+        s.put_inline_policy(&g("g00"), "p", DOC, 10, 5120).unwrap();
+        s.attach_policy(&g("g00"), ADMIN, true, 10).unwrap();
+        assert_eq!(
+            s.delete_group("g00"),
+            conflict(Entity::InlinePolicy, Entity::Group)
+        );
+        s.delete_inline_policy(&g("g00"), "p").unwrap();
+        assert_eq!(
+            s.delete_group("g00"),
+            conflict(Entity::AttachedPolicy, Entity::Group)
+        );
+        s.detach_policy(&g("g00"), ADMIN).unwrap();
+        s.delete_group("g00").unwrap();
+    }
+
+    #[test]
+    fn policies_are_unique_ignoring_case_limited_and_tagged() {
+        let s = store();
+        let mut p = policy("ReadOnly");
+        p.description = "reads".into();
+        p.tags = vec![tag("team", "a"), tag("Env", "")];
+        s.create_policy(&p, 2).unwrap();
+        let mut dup = policy("readonly");
+        dup.policy_id = "ANPAother".into();
+        dup.path = "/other/".into();
+        dup.arn = format!("{ACCOUNT}:policy/other/readonly");
+        assert_eq!(
+            s.create_policy(&dup, 2),
+            Err(StoreError::AlreadyExists(Entity::Policy))
+        );
+        s.create_policy(&policy("Write"), 2).unwrap();
+        assert_eq!(
+            s.create_policy(&policy("Third"), 2),
+            Err(StoreError::LimitExceeded(Entity::Policy))
+        );
+        let got = s.managed_policy(&arn("ReadOnly")).unwrap().unwrap();
+        assert_eq!(
+            got,
+            ManagedPolicy {
+                policy_id: "ANPAReadOnly".into(),
+                name: "ReadOnly".into(),
+                path: "/".into(),
+                arn: arn("ReadOnly"),
+                description: "reads".into(),
+                default_version: "v1".into(),
+                created: 10,
+                updated: 10,
+                attachment_count: 0,
+                boundary_usage_count: 0,
+            }
+        );
+        assert!(s.managed_policy(ADMIN).unwrap().is_none());
+        let v1 = s.policy_version(&arn("ReadOnly"), "v1").unwrap().unwrap();
+        assert!(v1.is_default);
+        assert_eq!(v1.document, p.document);
+        assert_eq!(
+            s.policy_tags(&arn("ReadOnly")).unwrap(),
+            [tag("Env", ""), tag("team", "a")]
+        );
+        // Tags: upsert ignoring case (the new case wins), quota on the result, untag.
+        s.tag_policy(&arn("ReadOnly"), &[tag("TEAM", "b")], 2)
+            .unwrap();
+        assert_eq!(
+            s.policy_tags(&arn("ReadOnly")).unwrap(),
+            [tag("Env", ""), tag("TEAM", "b")]
+        );
+        assert_eq!(
+            s.tag_policy(&arn("ReadOnly"), &[tag("x", "1")], 2),
+            Err(StoreError::LimitExceeded(Entity::Tag))
+        );
+        assert_eq!(s.policy_tags(&arn("ReadOnly")).unwrap().len(), 2);
+        s.untag_policy(&arn("ReadOnly"), &["env".into(), "absent".into()])
+            .unwrap();
+        assert_eq!(s.policy_tags(&arn("ReadOnly")).unwrap(), [tag("TEAM", "b")]);
+        assert_eq!(
+            s.tag_policy(&arn("nope"), &[], 2),
+            Err(StoreError::NotFound(Entity::Policy))
+        );
+        assert_eq!(
+            s.policy_tags(&arn("nope")),
+            Err(StoreError::NotFound(Entity::Policy))
+        );
+        // Deleting a policy takes its default version and its tags with it.
+        s.delete_policy(&arn("ReadOnly")).unwrap();
+        assert!(s.managed_policy(&arn("ReadOnly")).unwrap().is_none());
+        assert_eq!(
+            s.delete_policy(&arn("ReadOnly")),
+            Err(StoreError::NotFound(Entity::Policy))
+        );
+        s.create_policy(&policy("ReadOnly"), 2).unwrap();
+        assert!(s.policy_tags(&arn("ReadOnly")).unwrap().is_empty());
+    }
+
+    #[test]
+    fn versions_count_up_are_limited_and_the_default_is_protected() {
+        let s = store();
+        let a = arn("P");
+        s.create_policy(&policy("P"), 10).unwrap();
+        for i in 2..=5 {
+            let v = s.create_policy_version(&a, DOC, false, 5, 20 + i).unwrap();
+            assert_eq!(v.version_id, format!("v{i}"));
+            assert!(!v.is_default);
+        }
+        assert_eq!(
+            s.create_policy_version(&a, DOC, false, 5, 30),
+            Err(StoreError::LimitExceeded(Entity::PolicyVersion))
+        );
+        let ids: Vec<_> = s
+            .policy_versions(&a)
+            .unwrap()
+            .into_iter()
+            .map(|v| v.version_id)
+            .collect();
+        assert_eq!(ids, ["v5", "v4", "v3", "v2", "v1"]);
+        // The default cannot be deleted; others can, and their ids are never reused.
+        assert_eq!(
+            s.delete_policy_version(&a, "v1"),
+            conflict(Entity::PolicyVersion, Entity::PolicyVersion)
+        );
+        s.delete_policy_version(&a, "v5").unwrap();
+        assert_eq!(
+            s.delete_policy_version(&a, "v5"),
+            Err(StoreError::NotFound(Entity::PolicyVersion))
+        );
+        let v6 = s.create_policy_version(&a, "six", true, 5, 40).unwrap();
+        assert_eq!((v6.version_id.as_str(), v6.is_default), ("v6", true));
+        let p = s.managed_policy(&a).unwrap().unwrap();
+        assert_eq!((p.default_version.as_str(), p.updated), ("v6", 40));
+        assert!(!s.policy_version(&a, "v1").unwrap().unwrap().is_default);
+        s.set_default_policy_version(&a, "v2", 50).unwrap();
+        let p = s.managed_policy(&a).unwrap().unwrap();
+        assert_eq!((p.default_version.as_str(), p.updated), ("v2", 50));
+        assert_eq!(
+            s.set_default_policy_version(&a, "v5", 60),
+            Err(StoreError::NotFound(Entity::PolicyVersion))
+        );
+        assert_eq!(
+            s.set_default_policy_version(&arn("nope"), "v1", 60),
+            Err(StoreError::NotFound(Entity::Policy))
+        );
+        assert_eq!(
+            s.create_policy_version(&arn("nope"), DOC, false, 5, 1),
+            Err(StoreError::NotFound(Entity::Policy))
+        );
+        assert_eq!(
+            s.policy_versions(&arn("nope")),
+            Err(StoreError::NotFound(Entity::Policy))
+        );
+        assert!(s.policy_version(&a, "v9").unwrap().is_none());
+        // A policy with non-default versions cannot be deleted.
+        assert_eq!(
+            s.delete_policy(&a),
+            conflict(Entity::PolicyVersion, Entity::Policy)
+        );
+        for v in ["v1", "v3", "v4", "v6"] {
+            s.delete_policy_version(&a, v).unwrap();
+        }
+        s.delete_policy(&a).unwrap();
+    }
+
+    #[test]
+    fn attachments_are_idempotent_limited_and_counted() {
+        let s = store();
+        s.create_user(&user("alice")).unwrap();
+        s.create_group(&group("devs"), 10).unwrap();
+        for i in 0..11 {
+            s.create_policy(&policy(&format!("p{i:02}")), 100).unwrap();
+        }
+        for i in 0..10 {
+            s.attach_policy(&u("alice"), &arn(&format!("p{i:02}")), false, 10)
+                .unwrap();
+        }
+        // Attached already: nothing to do, even at the quota.
+        s.attach_policy(&u("ALICE"), &arn("p00"), false, 10)
+            .unwrap();
+        assert_eq!(
+            s.attach_policy(&u("alice"), &arn("p10"), false, 10),
+            Err(StoreError::LimitExceeded(Entity::AttachedPolicy))
+        );
+        assert_eq!(
+            s.attach_policy(&u("alice"), ADMIN, true, 10),
+            Err(StoreError::LimitExceeded(Entity::AttachedPolicy))
+        );
+        assert_eq!(
+            s.attach_policy(&g("devs"), &arn("nope"), false, 10),
+            Err(StoreError::NotFound(Entity::Policy))
+        );
+        assert_eq!(
+            s.attach_policy(&g("nope"), ADMIN, true, 10),
+            Err(StoreError::NotFound(Entity::Group))
+        );
+        assert_eq!(
+            s.attach_policy(&u("nope"), ADMIN, true, 10),
+            Err(StoreError::NotFound(Entity::User))
+        );
+        s.attach_policy(&g("devs"), ADMIN, true, 10).unwrap();
+        s.attach_policy(&g("devs"), &arn("p00"), false, 10).unwrap();
+        assert_eq!(counts(&s, &arn("p00")), (2, 0));
+        assert_eq!(counts(&s, ADMIN), (1, 0));
+        assert_eq!(
+            s.managed_policy(&arn("p00"))
+                .unwrap()
+                .unwrap()
+                .attachment_count,
+            2
+        );
+        assert_eq!(
+            s.attached_policies(&g("devs")).unwrap(),
+            [
+                AttachedPolicy {
+                    name: "p00".into(),
+                    arn: arn("p00"),
+                },
+                AttachedPolicy {
+                    name: "AdministratorAccess".into(),
+                    arn: ADMIN.into(),
+                },
+            ]
+        );
+        assert_eq!(s.attached_policies(&u("alice")).unwrap().len(), 10);
+        let entities = s.policy_entities(&arn("p00"), None).unwrap();
+        assert_eq!(entities.users, [user("alice")]);
+        assert_eq!(entities.groups, [group("devs")]);
+        // Attached policies block the policy's and the user's delete.
+        assert_eq!(
+            s.delete_policy(&arn("p00")),
+            conflict(Entity::AttachedPolicy, Entity::Policy)
+        );
+        assert_eq!(
+            s.delete_user("alice"),
+            conflict(Entity::AttachedPolicy, Entity::User)
+        );
+        s.detach_policy(&u("alice"), &arn("p00")).unwrap();
+        assert_eq!(
+            s.detach_policy(&u("alice"), &arn("p00")),
+            Err(StoreError::NotFound(Entity::AttachedPolicy))
+        );
+        assert_eq!(
+            s.detach_policy(&g("nope"), ADMIN),
+            Err(StoreError::NotFound(Entity::Group))
+        );
+        assert_eq!(counts(&s, &arn("p00")), (1, 0));
+        s.detach_policy(&g("devs"), &arn("p00")).unwrap();
+        assert_eq!(counts(&s, &arn("p00")), (0, 0));
+        s.delete_policy(&arn("p00")).unwrap();
+        // The only-attached and usage filters.
+        let only_attached = PolicyListFilter {
+            path_prefix: "/",
+            only_attached: true,
+            usage: None,
+        };
+        assert_eq!(s.list_policies(&only_attached).unwrap().len(), 9);
+        let all = PolicyListFilter {
+            only_attached: false,
+            ..only_attached
+        };
+        assert_eq!(s.list_policies(&all).unwrap().len(), 10);
+        let none = PolicyListFilter {
+            path_prefix: "/nope/",
+            ..all
+        };
+        assert!(s.list_policies(&none).unwrap().is_empty());
+    }
+
+    #[test]
+    fn boundaries_are_counted_block_policy_deletes_and_go_with_the_user() {
+        let s = store();
+        s.create_user(&user("alice")).unwrap();
+        s.create_user(&user("bob")).unwrap();
+        s.create_policy(&policy("Fence"), 10).unwrap();
+        assert_eq!(
+            s.set_user_permissions_boundary("alice", Some(&arn("nope")), false),
+            Err(StoreError::NotFound(Entity::Policy))
+        );
+        assert_eq!(
+            s.set_user_permissions_boundary("nobody", None, false),
+            Err(StoreError::NotFound(Entity::User))
+        );
+        s.set_user_permissions_boundary("alice", Some(&arn("Fence")), false)
+            .unwrap();
+        s.set_user_permissions_boundary("bob", Some(ADMIN), true)
+            .unwrap();
+        assert_eq!(
+            s.user_permissions_boundary("alice").unwrap(),
+            Some(arn("Fence"))
+        );
+        assert_eq!(counts(&s, &arn("Fence")), (0, 1));
+        let p = s.managed_policy(&arn("Fence")).unwrap().unwrap();
+        assert_eq!((p.attachment_count, p.boundary_usage_count), (0, 1));
+        let boundary = |usage| PolicyListFilter {
+            path_prefix: "/",
+            only_attached: false,
+            usage: Some(usage),
+        };
+        assert_eq!(
+            s.list_policies(&boundary(PolicyUsage::Boundary))
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(
+            s.list_policies(&boundary(PolicyUsage::Permissions))
+                .unwrap()
+                .is_empty()
+        );
+        let used = s
+            .policy_entities(&arn("Fence"), Some(PolicyUsage::Boundary))
+            .unwrap();
+        assert_eq!(used.users, [user("alice")]);
+        assert!(
+            s.policy_entities(&arn("Fence"), Some(PolicyUsage::Permissions))
+                .unwrap()
+                .users
+                .is_empty()
+        );
+        assert_eq!(
+            s.delete_policy(&arn("Fence")),
+            conflict(Entity::AttachedPolicy, Entity::Policy)
+        );
+        // Replace, then remove (twice: removing none is fine).
+        s.set_user_permissions_boundary("alice", Some(ADMIN), true)
+            .unwrap();
+        assert_eq!(counts(&s, &arn("Fence")), (0, 0));
+        assert_eq!(counts(&s, ADMIN), (0, 2));
+        s.set_user_permissions_boundary("alice", None, false)
+            .unwrap();
+        s.set_user_permissions_boundary("alice", None, false)
+            .unwrap();
+        assert_eq!(s.user_permissions_boundary("alice").unwrap(), None);
+        // A user with a boundary and tags can be deleted; both go with it.
+        s.tag_user("bob", &[tag("team", "x")], 50).unwrap();
+        s.delete_user("bob").unwrap();
+        assert_eq!(counts(&s, ADMIN), (0, 0));
+        s.create_user(&user("bob")).unwrap();
+        assert!(s.user_tags("bob").unwrap().is_empty());
+        assert_eq!(s.user_permissions_boundary("bob").unwrap(), None);
+        s.delete_policy(&arn("Fence")).unwrap();
+    }
+
+    #[test]
+    fn inline_policies_replace_and_share_an_aggregate_size() {
+        let s = store();
+        s.create_user(&user("alice")).unwrap();
+        let alice = u("alice");
+        s.put_inline_policy(&alice, "one", "doc1", 1000, 2048)
+            .unwrap();
+        s.put_inline_policy(&alice, "two", "doc2", 1000, 2048)
+            .unwrap();
+        assert_eq!(
+            s.put_inline_policy(&alice, "three", "doc3", 49, 2048),
+            Err(StoreError::LimitExceeded(Entity::InlinePolicy))
+        );
+        // Replacing counts only the others: "one" may grow to 1048.
+        s.put_inline_policy(&alice, "ONE", "doc1b", 1048, 2048)
+            .unwrap();
+        assert_eq!(
+            s.put_inline_policy(&alice, "one", "doc1c", 1049, 2048),
+            Err(StoreError::LimitExceeded(Entity::InlinePolicy))
+        );
+        assert_eq!(s.inline_policy_names(&alice).unwrap(), ["ONE", "two"]);
+        assert_eq!(
+            s.inline_policy(&alice, "one").unwrap().as_deref(),
+            Some("doc1b")
+        );
+        assert_eq!(s.inline_policy(&alice, "nope").unwrap(), None);
+        assert_eq!(
+            s.inline_policy(&u("nobody"), "one"),
+            Err(StoreError::NotFound(Entity::User))
+        );
+        assert_eq!(
+            s.put_inline_policy(&g("nope"), "one", "d", 1, 10),
+            Err(StoreError::NotFound(Entity::Group))
+        );
+        assert_eq!(
+            s.delete_user("alice"),
+            conflict(Entity::InlinePolicy, Entity::User)
+        );
+        s.delete_inline_policy(&alice, "one").unwrap();
+        assert_eq!(
+            s.delete_inline_policy(&alice, "one"),
+            Err(StoreError::NotFound(Entity::InlinePolicy))
+        );
+        s.delete_inline_policy(&alice, "two").unwrap();
+        s.delete_user("alice").unwrap();
+    }
+
+    #[test]
+    fn user_tags_upsert_ignoring_case_and_are_limited() {
+        let s = store();
+        s.create_user(&user("alice")).unwrap();
+        s.tag_user("alice", &[tag("b", "1"), tag("a", "2")], 3)
+            .unwrap();
+        s.tag_user("alice", &[tag("A", "3"), tag("c", "")], 3)
+            .unwrap();
+        assert_eq!(
+            s.user_tags("alice").unwrap(),
+            [tag("A", "3"), tag("b", "1"), tag("c", "")]
+        );
+        assert_eq!(
+            s.tag_user("alice", &[tag("d", "4")], 3),
+            Err(StoreError::LimitExceeded(Entity::Tag))
+        );
+        assert_eq!(s.user_tags("alice").unwrap().len(), 3, "nothing written");
+        s.untag_user("alice", &["B".into(), "zzz".into()]).unwrap();
+        assert_eq!(s.user_tags("alice").unwrap(), [tag("A", "3"), tag("c", "")]);
+        assert_eq!(
+            s.tag_user("nobody", &[], 3),
+            Err(StoreError::NotFound(Entity::User))
+        );
+        assert_eq!(
+            s.untag_user("nobody", &[]),
+            Err(StoreError::NotFound(Entity::User))
+        );
+        assert_eq!(
+            s.user_tags("nobody"),
+            Err(StoreError::NotFound(Entity::User))
+        );
+    }
+
+    #[test]
+    fn user_policies_gathers_user_groups_and_boundary() {
+        let s = store();
+        s.create_user(&user("alice")).unwrap();
+        assert!(s.user_policies("AIDAnobody").unwrap().is_none());
+        s.create_group(&group("zeta"), 10).unwrap();
+        s.create_group(&group("alpha"), 10).unwrap();
+        s.create_policy(&policy("Cust"), 10).unwrap();
+        s.create_policy(&policy("Fence"), 10).unwrap();
+        s.create_policy_version(&arn("Fence"), "fence-v2", true, 5, 20)
+            .unwrap();
+        s.add_user_to_group("zeta", "alice", 10).unwrap();
+        s.add_user_to_group("alpha", "alice", 10).unwrap();
+        s.tag_user("alice", &[tag("team", "red")], 50).unwrap();
+        s.put_inline_policy(&u("alice"), "mine", "user-inline", 11, 2048)
+            .unwrap();
+        s.attach_policy(&u("alice"), ADMIN, true, 10).unwrap();
+        s.attach_policy(&u("alice"), &arn("Cust"), false, 10)
+            .unwrap();
+        s.put_inline_policy(&g("alpha"), "ours", "group-inline", 12, 5120)
+            .unwrap();
+        s.attach_policy(&g("zeta"), &arn("Cust"), false, 10)
+            .unwrap();
+        s.set_user_permissions_boundary("alice", Some(&arn("Fence")), false)
+            .unwrap();
+        let p = s.user_policies("AIDAalice").unwrap().unwrap();
+        assert_eq!(p.user, user("alice"));
+        assert_eq!(p.tags, [tag("team", "red")]);
+        assert_eq!(p.inline.len(), 1);
+        assert_eq!(p.inline[0].document, "user-inline");
+        let cust = AttachedPolicyDocument {
+            arn: arn("Cust"),
+            document: Some("{\"doc\":\"Cust\"}".into()),
+        };
+        let admin = AttachedPolicyDocument {
+            arn: ADMIN.into(),
+            document: None,
+        };
+        assert_eq!(p.attached, [cust.clone(), admin]);
+        let names: Vec<_> = p.groups.iter().map(|g| g.group.name.as_str()).collect();
+        assert_eq!(names, ["alpha", "zeta"]);
+        assert_eq!(p.groups[0].inline[0].document, "group-inline");
+        assert!(p.groups[0].attached.is_empty());
+        assert_eq!(p.groups[1].attached, [cust]);
+        assert_eq!(
+            p.boundary,
+            Some(AttachedPolicyDocument {
+                arn: arn("Fence"),
+                document: Some("fence-v2".into()),
+            })
+        );
+        assert_eq!(s.user_by_id("AIDAalice").unwrap(), Some(user("alice")));
+        assert_eq!(s.user_by_id("AIDAnobody").unwrap(), None);
+    }
+
+    #[test]
+    fn delete_user_names_what_blocks_it_in_order() {
+        let s = store();
+        s.create_user(&user("alice")).unwrap();
+        let alice = KeyOwner::User("alice".into());
+        s.create_group(&group("devs"), 10).unwrap();
+        s.add_user_to_group("devs", "alice", 10).unwrap();
+        s.attach_policy(&u("alice"), ADMIN, true, 10).unwrap();
+        s.put_inline_policy(&u("alice"), "p", DOC, 1, 2048).unwrap();
+        s.create_mfa_device(&device("SERIAL1")).unwrap();
+        s.enable_mfa_device("SERIAL1", &alice, 1, &TotpState::default(), 8)
+            .unwrap();
+        s.create_access_key(&key("AKIA1", alice.clone()), 2)
+            .unwrap();
+        let blocked = |dependents| conflict(dependents, Entity::User);
+        assert_eq!(s.delete_user("alice"), blocked(Entity::AccessKey));
+        s.delete_access_key(&alice, "AKIA1").unwrap();
+        assert_eq!(s.delete_user("alice"), blocked(Entity::MfaDevice));
+        s.deactivate_mfa_device("SERIAL1", &alice).unwrap();
+        assert_eq!(s.delete_user("alice"), blocked(Entity::InlinePolicy));
+        s.delete_inline_policy(&u("alice"), "p").unwrap();
+        assert_eq!(s.delete_user("alice"), blocked(Entity::AttachedPolicy));
+        s.detach_policy(&u("alice"), ADMIN).unwrap();
+        assert_eq!(s.delete_user("alice"), blocked(Entity::GroupMembership));
+        s.remove_user_from_group("devs", "alice").unwrap();
+        s.delete_user("alice").unwrap();
+        // (Security keys: sqlite::security_keys tests.)
+    }
+
+    #[test]
+    fn the_generation_moves_with_every_write_and_only_then() {
+        let s = store();
+        let mut last = s.iam_generation();
+        let mut wrote = |what: &str, r: Result<(), StoreError>| {
+            r.unwrap();
+            let now = s.iam_generation();
+            assert!(now > last, "{what}");
+            last = now;
+        };
+        wrote("create_user", s.create_user(&user("alice")));
+        wrote("create_group", s.create_group(&group("devs"), 10));
+        wrote(
+            "add_user_to_group",
+            s.add_user_to_group("devs", "alice", 10),
+        );
+        wrote("create_policy", s.create_policy(&policy("P"), 10));
+        wrote(
+            "create_policy_version",
+            s.create_policy_version(&arn("P"), DOC, false, 5, 1)
+                .map(drop),
+        );
+        wrote(
+            "set_default_policy_version",
+            s.set_default_policy_version(&arn("P"), "v2", 2),
+        );
+        wrote(
+            "delete_policy_version",
+            s.delete_policy_version(&arn("P"), "v1"),
+        );
+        wrote(
+            "attach_policy",
+            s.attach_policy(&g("devs"), &arn("P"), false, 10),
+        );
+        wrote("detach_policy", s.detach_policy(&g("devs"), &arn("P")));
+        wrote(
+            "put_inline_policy",
+            s.put_inline_policy(&u("alice"), "x", DOC, 1, 2048),
+        );
+        wrote(
+            "delete_inline_policy",
+            s.delete_inline_policy(&u("alice"), "x"),
+        );
+        wrote(
+            "set_user_permissions_boundary",
+            s.set_user_permissions_boundary("alice", Some(ADMIN), true),
+        );
+        wrote("tag_user", s.tag_user("alice", &[tag("k", "v")], 50));
+        wrote("untag_user", s.untag_user("alice", &["k".into()]));
+        wrote("tag_policy", s.tag_policy(&arn("P"), &[tag("k", "v")], 50));
+        wrote("untag_policy", s.untag_policy(&arn("P"), &["k".into()]));
+        wrote("update_group", s.update_group("devs", None, Some("/x/")));
+        wrote(
+            "remove_user_from_group",
+            s.remove_user_from_group("devs", "alice"),
+        );
+        wrote("delete_group", s.delete_group("devs"));
+        wrote("delete_policy", s.delete_policy(&arn("P")));
+        let before = s.iam_generation();
+        // Reads, and writes that fail (nothing committed), leave it alone.
+        s.user("alice").unwrap();
+        s.user_by_id("AIDAalice").unwrap();
+        s.user_policies("AIDAalice").unwrap();
+        s.list_groups("/").unwrap();
+        s.list_policies(&PolicyListFilter {
+            path_prefix: "/",
+            only_attached: false,
+            usage: None,
+        })
+        .unwrap();
+        s.policy_use_counts(ADMIN).unwrap();
+        s.user_tags("alice").unwrap();
+        s.group("devs").unwrap();
+        assert!(s.create_user(&user("alice")).is_err());
+        assert!(s.delete_group("devs").is_err());
+        assert_eq!(s.iam_generation(), before);
+        assert_eq!(
+            s.policy_use_counts("arn:aws:iam::aws:policy/Nothing")
+                .unwrap(),
+            PolicyUseCounts::default()
+        );
+    }
+
+    #[test]
+    fn concurrent_policy_versions_stop_at_the_quota() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Arc::new(SqliteStore::open(&dir.path().join("v.db"), &master()).unwrap());
+        s.create_policy(&policy("P"), 10).unwrap();
+        // v1 exists: of eight racers, four fit under five versions.
+        let results: Vec<_> = (0..8)
+            .map(|i| {
+                let s = s.clone();
+                std::thread::spawn(move || s.create_policy_version(&arn("P"), DOC, false, 5, i))
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .collect();
+        let won = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(won, 4, "{results:?}");
+        assert!(results.iter().all(|r| matches!(
+            r,
+            Ok(_) | Err(StoreError::LimitExceeded(Entity::PolicyVersion))
+        )));
+        let mut ids: Vec<_> = s
+            .policy_versions(&arn("P"))
+            .unwrap()
+            .into_iter()
+            .map(|v| v.version_id)
+            .collect();
+        ids.sort();
+        assert_eq!(ids, ["v1", "v2", "v3", "v4", "v5"]);
+    }
+}

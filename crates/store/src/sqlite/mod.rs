@@ -827,6 +827,16 @@ mod tests {
         }
         let s = SqliteStore::open(&path, &master()).unwrap();
         assert_eq!(s.user("OLD").unwrap().unwrap().user_id, "AIDAold");
+        // The tables of later migrations are there and refer to the old rows.
+        let devs = crate::Group {
+            group_id: "AGPAdevs".into(),
+            name: "devs".into(),
+            path: "/".into(),
+            created: 2,
+        };
+        s.create_group(&devs, 10).unwrap();
+        s.add_user_to_group("devs", "old", 10).unwrap();
+        assert_eq!(s.groups_for_user("old").unwrap(), [devs]);
         let version: i64 = s
             .lock()
             .unwrap()

@@ -577,15 +577,25 @@ mod tests {
             Err(StoreError::LimitExceeded(Entity::MfaDevice))
         );
         assert_eq!(s.security_keys_of(&alice).unwrap().len(), 1);
-        // A user with a security key cannot be deleted.
+        // A user with a security key cannot be deleted; TOTP devices are named first.
+        assert_eq!(
+            s.delete_user("alice"),
+            Err(StoreError::DeleteConflict {
+                entity: Entity::User,
+                dependents: Entity::MfaDevice
+            })
+        );
         for i in 0..7 {
             let serial = format!("arn:aws:iam::000000000000:mfa/d{i}");
             s.deactivate_mfa_device(&serial, &alice).unwrap();
         }
-        assert!(matches!(
+        assert_eq!(
             s.delete_user("alice"),
-            Err(StoreError::DeleteConflict { .. })
-        ));
+            Err(StoreError::DeleteConflict {
+                entity: Entity::User,
+                dependents: Entity::SecurityKey
+            })
+        );
         s.delete_security_key(KEY, &alice).unwrap();
         assert_eq!(
             s.delete_security_key(KEY, &alice),
