@@ -70,6 +70,25 @@ pub enum Entity {
     MfaDevice,
     /// A security-key ceremony challenge.
     Challenge,
+    /// A U2F / FIDO2 security key (an MFA device too; AWS's DeleteUser message calls it
+    /// one).
+    SecurityKey,
+    /// An IAM group.
+    Group,
+    /// A customer managed policy.
+    Policy,
+    /// A version of a managed policy.
+    PolicyVersion,
+    /// An inline policy of a user or group.
+    InlinePolicy,
+    /// A managed policy attached to a user or group.
+    AttachedPolicy,
+    /// A user's membership in a group.
+    GroupMembership,
+    /// A tag on a user or policy.
+    Tag,
+    /// A user's permissions boundary.
+    PermissionsBoundary,
 }
 
 impl std::fmt::Display for Entity {
@@ -80,6 +99,15 @@ impl std::fmt::Display for Entity {
             Self::AccessKey => "access key",
             Self::MfaDevice => "MFA device",
             Self::Challenge => "challenge",
+            Self::SecurityKey => "security key",
+            Self::Group => "group",
+            Self::Policy => "policy",
+            Self::PolicyVersion => "policy version",
+            Self::InlinePolicy => "inline policy",
+            Self::AttachedPolicy => "attached policy",
+            Self::GroupMembership => "group membership",
+            Self::Tag => "tag",
+            Self::PermissionsBoundary => "permissions boundary",
         })
     }
 }
@@ -352,8 +380,205 @@ pub enum KeyUseOutcome {
     KeyChanged,
 }
 
+/// An IAM group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    /// Unique id, `AGPA…`.
+    pub group_id: String,
+    /// Group name, unique in the account ignoring case (as IAM).
+    pub name: String,
+    /// Path, `/` by default.
+    pub path: String,
+    /// Creation time, seconds since the Unix epoch.
+    pub created: i64,
+}
+
+/// What a policy is attached to or embedded in. (Roles come later.)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicyTarget {
+    /// An IAM user, by name.
+    User(String),
+    /// An IAM group, by name.
+    Group(String),
+}
+
+/// A customer managed policy, with its live use counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagedPolicy {
+    /// Unique id, `ANPA…`.
+    pub policy_id: String,
+    /// Policy name, unique in the account ignoring case (as IAM).
+    pub name: String,
+    /// Path, `/` by default.
+    pub path: String,
+    /// `arn:aws:iam::ACCOUNT:policy/PATH/NAME`.
+    pub arn: String,
+    /// Free text, possibly empty.
+    pub description: String,
+    /// The id of the default (operative) version, e.g. `v1`.
+    pub default_version: String,
+    /// Creation time, seconds since the Unix epoch.
+    pub created: i64,
+    /// When the default version last changed, seconds since the Unix epoch.
+    pub updated: i64,
+    /// Users and groups it is attached to.
+    pub attachment_count: u32,
+    /// Users it is the permissions boundary of.
+    pub boundary_usage_count: u32,
+}
+
+/// A customer managed policy to create, with its first version's document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewManagedPolicy {
+    /// Unique id, `ANPA…`.
+    pub policy_id: String,
+    /// Policy name.
+    pub name: String,
+    /// Path.
+    pub path: String,
+    /// The policy's ARN.
+    pub arn: String,
+    /// Free text, possibly empty.
+    pub description: String,
+    /// The document of version `v1`, the default.
+    pub document: String,
+    /// Creation time, seconds since the Unix epoch.
+    pub created: i64,
+    /// Tags, stored with the policy.
+    pub tags: Vec<Tag>,
+}
+
+/// One version of a managed policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyVersion {
+    /// `v1`, `v2`, …: increasing, never reused.
+    pub version_id: String,
+    /// The policy document, as given.
+    pub document: String,
+    /// Whether it is the operative version.
+    pub is_default: bool,
+    /// Creation time, seconds since the Unix epoch.
+    pub created: i64,
+}
+
+/// A tag on a user or policy. Keys are unique per resource ignoring case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tag {
+    /// The key, in the case last written.
+    pub key: String,
+    /// The value, possibly empty.
+    pub value: String,
+}
+
+/// A managed policy attached to a user or group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachedPolicy {
+    /// The policy's name (for an AWS managed policy, the last segment of its ARN).
+    pub name: String,
+    /// The policy's ARN.
+    pub arn: String,
+}
+
+/// An inline policy: a document embedded in one user or group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InlinePolicy {
+    /// Its name, unique (ignoring case) within its user or group.
+    pub name: String,
+    /// The policy document.
+    pub document: String,
+}
+
+/// Everything authorization needs for one user, read in ONE read transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserPolicies {
+    /// The user.
+    pub user: User,
+    /// The user's tags (`aws:PrincipalTag/…`), ordered by key.
+    pub tags: Vec<Tag>,
+    /// The user's inline policies, ordered by name.
+    pub inline: Vec<InlinePolicy>,
+    /// The managed policies attached to the user, ordered by ARN.
+    pub attached: Vec<AttachedPolicyDocument>,
+    /// The user's groups with their policies, ordered by group name.
+    pub groups: Vec<GroupPolicies>,
+    /// The user's permissions boundary.
+    pub boundary: Option<AttachedPolicyDocument>,
+}
+
+/// A group's policies, as part of [`UserPolicies`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupPolicies {
+    /// The group.
+    pub group: Group,
+    /// Its inline policies, ordered by name.
+    pub inline: Vec<InlinePolicy>,
+    /// The managed policies attached to it, ordered by ARN.
+    pub attached: Vec<AttachedPolicyDocument>,
+}
+
+/// A managed policy in use, with the document to evaluate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachedPolicyDocument {
+    /// The policy's ARN.
+    pub arn: String,
+    /// The default version's document for a customer policy; `None` for an AWS managed
+    /// policy (`arn:aws:iam::aws:policy/…`), whose documents the caller ships.
+    pub document: Option<String>,
+}
+
+/// Which customer managed policies [`Store::list_policies`] returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PolicyListFilter<'a> {
+    /// Only policies whose path starts with this (`/` for all).
+    pub path_prefix: &'a str,
+    /// Only policies attached to at least one user or group (IAM `OnlyAttached`).
+    pub only_attached: bool,
+    /// Only policies in use that way (IAM `PolicyUsageFilter`): `Permissions` keeps those
+    /// attached to a user or group, `Boundary` those that are a user's boundary.
+    pub usage: Option<PolicyUsage>,
+}
+
+/// How a managed policy is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyUsage {
+    /// Attached as a permissions policy (IAM `PermissionsPolicy`).
+    Permissions,
+    /// Set as a permissions boundary (IAM `PermissionsBoundary`).
+    Boundary,
+}
+
+/// Who uses a managed policy ([`Store::policy_entities`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyEntities {
+    /// Users, ordered by name.
+    pub users: Vec<User>,
+    /// Groups, ordered by name.
+    pub groups: Vec<Group>,
+}
+
+/// How often a managed policy is in use ([`Store::policy_use_counts`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PolicyUseCounts {
+    /// Users and groups it is attached to.
+    pub attachments: u32,
+    /// Users it is the permissions boundary of.
+    pub boundary_uses: u32,
+}
+
 /// IAM quota: MFA devices in use by one user (or root), of any kind.
 pub const MAX_MFA_DEVICES: usize = 8;
+/// IAM quota: versions of one managed policy (`UG:reference_iam-quotas`).
+pub const MAX_POLICY_VERSIONS: usize = 5;
+/// IAM quota: groups a user can be a member of.
+pub const MAX_GROUPS_PER_USER: usize = 10;
+/// IAM quota: managed policies attached to one user or group.
+pub const MAX_ATTACHED_POLICIES: usize = 10;
+/// IAM quota: tags on one resource.
+pub const MAX_TAGS: usize = 50;
+/// IAM quota: aggregate size of a user's inline policies, in characters.
+pub const MAX_USER_INLINE_SIZE: usize = 2_048;
+/// IAM quota: aggregate size of a group's inline policies, in characters.
+pub const MAX_GROUP_INLINE_SIZE: usize = 5_120;
 
 /// Name of the service secret from which temporary secrets are derived.
 pub const DERIVATION_KEY: &str = "temporary-secret-derivation";
@@ -433,6 +658,8 @@ pub trait Store: Send + Sync {
     fn create_user(&self, user: &User) -> Result<(), StoreError>;
     /// A user by name (ignoring case).
     fn user(&self, name: &str) -> Result<Option<User>, StoreError>;
+    /// A user by unique id (`AIDA…`): sessions resolve their principal by it.
+    fn user_by_id(&self, user_id: &str) -> Result<Option<User>, StoreError>;
     /// Users whose path starts with `path_prefix`, ordered by name, after `after`,
     /// at most `limit`.
     fn list_users(
@@ -441,7 +668,12 @@ pub trait Store: Send + Sync {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<User>, StoreError>;
-    /// Deletes a user that has no access keys left.
+    /// Deletes a user, with its tags and permissions boundary. `DeleteConflict` names the
+    /// first thing that still blocks it, checked in this order: access keys
+    /// (`AccessKey`), TOTP devices enabled for it (`MfaDevice`), security keys
+    /// (`SecurityKey` — AWS reports both kinds as "MFA device"), inline policies
+    /// (`InlinePolicy`), attached policies (`AttachedPolicy`), group memberships
+    /// (`GroupMembership`).
     fn delete_user(&self, name: &str) -> Result<(), StoreError>;
 
     /// Creates an access key if its owner exists and has fewer than `max_per_owner` keys.
@@ -562,6 +794,168 @@ pub trait Store: Send + Sync {
         now: i64,
         possible_clone: bool,
     ) -> Result<TotpState, StoreError>;
+
+    /// Bumped after every committed admin write (any write through the store's write
+    /// path); authorization caches compare it. Reads leave it alone. (SQLite keeps it in
+    /// memory: one process owns the database.)
+    fn iam_generation(&self) -> u64;
+
+    /// Creates a group if no group has its name (ignoring case) and the account has fewer
+    /// than `max_groups` (`LimitExceeded(Group)`).
+    fn create_group(&self, g: &Group, max_groups: usize) -> Result<(), StoreError>;
+    /// A group by name (ignoring case).
+    fn group(&self, name: &str) -> Result<Option<Group>, StoreError>;
+    /// Groups whose path starts with `path_prefix`, ordered by name.
+    fn list_groups(&self, path_prefix: &str) -> Result<Vec<Group>, StoreError>;
+    /// Renames and/or moves a group: `NotFound(Group)`, or `AlreadyExists(Group)` when the
+    /// new name is taken by another group.
+    fn update_group(
+        &self,
+        name: &str,
+        new_name: Option<&str>,
+        new_path: Option<&str>,
+    ) -> Result<(), StoreError>;
+    /// Deletes a group that has no members, inline policies or attached policies
+    /// (`DeleteConflict { Group, GroupMembership | InlinePolicy | AttachedPolicy }`,
+    /// checked in that order).
+    fn delete_group(&self, name: &str) -> Result<(), StoreError>;
+    /// Adds `user` to `group`; nothing to do if it is a member already. `NotFound(User |
+    /// Group)`; `LimitExceeded(GroupMembership)` when the user is in
+    /// `max_groups_per_user` groups.
+    fn add_user_to_group(
+        &self,
+        group: &str,
+        user: &str,
+        max_groups_per_user: usize,
+    ) -> Result<(), StoreError>;
+    /// Removes `user` from `group`: `NotFound(User | Group)`, `NotFound(GroupMembership)`
+    /// when it is not a member.
+    fn remove_user_from_group(&self, group: &str, user: &str) -> Result<(), StoreError>;
+    /// The members of `group`, ordered by name (`NotFound(Group)`).
+    fn group_members(&self, group: &str) -> Result<Vec<User>, StoreError>;
+    /// The groups of `user`, ordered by name (`NotFound(User)`).
+    fn groups_for_user(&self, user: &str) -> Result<Vec<Group>, StoreError>;
+
+    /// Creates a customer managed policy with version `v1` as its default, and its tags:
+    /// `AlreadyExists(Policy)` when a policy has its name (ignoring case, whatever the
+    /// path, as IAM) or ARN, `LimitExceeded(Policy)` when the account has `max_policies`.
+    fn create_policy(&self, p: &NewManagedPolicy, max_policies: usize) -> Result<(), StoreError>;
+    /// A customer managed policy by ARN, with live use counts.
+    fn managed_policy(&self, arn: &str) -> Result<Option<ManagedPolicy>, StoreError>;
+    /// Customer managed policies matching `f`, ordered by name.
+    fn list_policies(&self, f: &PolicyListFilter<'_>) -> Result<Vec<ManagedPolicy>, StoreError>;
+    /// How often the policy `arn` is in use; any ARN, AWS managed ones included.
+    fn policy_use_counts(&self, arn: &str) -> Result<PolicyUseCounts, StoreError>;
+    /// Deletes a customer managed policy, its default version and its tags:
+    /// `DeleteConflict { Policy, AttachedPolicy }` while it is attached or a boundary,
+    /// `DeleteConflict { Policy, PolicyVersion }` while it has non-default versions.
+    fn delete_policy(&self, arn: &str) -> Result<(), StoreError>;
+    /// Adds a version (`vN`, N one more than any version the policy ever had), the default
+    /// if `set_default`: `NotFound(Policy)`, `LimitExceeded(PolicyVersion)` when the policy
+    /// has `max_versions`.
+    fn create_policy_version(
+        &self,
+        arn: &str,
+        document: &str,
+        set_default: bool,
+        max_versions: usize,
+        now: i64,
+    ) -> Result<PolicyVersion, StoreError>;
+    /// One version of a customer managed policy.
+    fn policy_version(
+        &self,
+        arn: &str,
+        version_id: &str,
+    ) -> Result<Option<PolicyVersion>, StoreError>;
+    /// The versions of a customer managed policy, newest first (`NotFound(Policy)`).
+    fn policy_versions(&self, arn: &str) -> Result<Vec<PolicyVersion>, StoreError>;
+    /// Deletes a non-default version: `NotFound(Policy | PolicyVersion)`,
+    /// `DeleteConflict { PolicyVersion, PolicyVersion }` for the default.
+    fn delete_policy_version(&self, arn: &str, version_id: &str) -> Result<(), StoreError>;
+    /// Makes `version_id` the default: `NotFound(Policy | PolicyVersion)`.
+    fn set_default_policy_version(
+        &self,
+        arn: &str,
+        version_id: &str,
+        now: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Attaches the managed policy `arn` to `target`; nothing to do if it is attached
+    /// already. `NotFound(User | Group)`; `NotFound(Policy)` for a customer policy that does
+    /// not exist (`aws_managed`: no customer policy row is needed);
+    /// `LimitExceeded(AttachedPolicy)` when the target has `max_attached`.
+    fn attach_policy(
+        &self,
+        target: &PolicyTarget,
+        arn: &str,
+        aws_managed: bool,
+        max_attached: usize,
+    ) -> Result<(), StoreError>;
+    /// Detaches `arn` from `target`: `NotFound(User | Group)`, `NotFound(AttachedPolicy)`
+    /// when it is not attached.
+    fn detach_policy(&self, target: &PolicyTarget, arn: &str) -> Result<(), StoreError>;
+    /// The managed policies attached to `target`, ordered by ARN.
+    fn attached_policies(&self, target: &PolicyTarget) -> Result<Vec<AttachedPolicy>, StoreError>;
+    /// The users and groups using `arn`: attached (`Permissions`), as a boundary
+    /// (`Boundary`), or either (`None`).
+    fn policy_entities(
+        &self,
+        arn: &str,
+        usage: Option<PolicyUsage>,
+    ) -> Result<PolicyEntities, StoreError>;
+
+    /// Creates or replaces `target`'s inline policy `name` (matched ignoring case; the
+    /// name's case is replaced too). `size` is the document's size as the quota counts it;
+    /// `LimitExceeded(InlinePolicy)` when the sizes of the target's other inline policies
+    /// plus `size` exceed `max_aggregate_size`.
+    fn put_inline_policy(
+        &self,
+        target: &PolicyTarget,
+        name: &str,
+        document: &str,
+        size: usize,
+        max_aggregate_size: usize,
+    ) -> Result<(), StoreError>;
+    /// The document of `target`'s inline policy `name` (`NotFound(User | Group)`).
+    fn inline_policy(
+        &self,
+        target: &PolicyTarget,
+        name: &str,
+    ) -> Result<Option<String>, StoreError>;
+    /// The names of `target`'s inline policies, ordered.
+    fn inline_policy_names(&self, target: &PolicyTarget) -> Result<Vec<String>, StoreError>;
+    /// Deletes `target`'s inline policy `name` (`NotFound(InlinePolicy)`).
+    fn delete_inline_policy(&self, target: &PolicyTarget, name: &str) -> Result<(), StoreError>;
+
+    /// Sets (`Some`) or removes (`None`, idempotent as AWS's
+    /// DeleteUserPermissionsBoundary) `user`'s permissions boundary. A customer policy must
+    /// exist (`NotFound(Policy)`) unless `aws_managed`.
+    fn set_user_permissions_boundary(
+        &self,
+        user: &str,
+        arn: Option<&str>,
+        aws_managed: bool,
+    ) -> Result<(), StoreError>;
+    /// `user`'s permissions boundary ARN (`NotFound(User)`).
+    fn user_permissions_boundary(&self, user: &str) -> Result<Option<String>, StoreError>;
+
+    /// Adds or replaces tags on `user`, keys matched ignoring case (the key's case is
+    /// replaced too): `LimitExceeded(Tag)` when the user would have more than `max_tags`.
+    fn tag_user(&self, user: &str, tags: &[Tag], max_tags: usize) -> Result<(), StoreError>;
+    /// Removes the tags with these keys (ignoring case) from `user`; absent keys are fine.
+    fn untag_user(&self, user: &str, keys: &[String]) -> Result<(), StoreError>;
+    /// `user`'s tags, ordered by key.
+    fn user_tags(&self, user: &str) -> Result<Vec<Tag>, StoreError>;
+    /// [`Store::tag_user`] for a customer managed policy.
+    fn tag_policy(&self, arn: &str, tags: &[Tag], max_tags: usize) -> Result<(), StoreError>;
+    /// [`Store::untag_user`] for a customer managed policy.
+    fn untag_policy(&self, arn: &str, keys: &[String]) -> Result<(), StoreError>;
+    /// A customer managed policy's tags, ordered by key.
+    fn policy_tags(&self, arn: &str) -> Result<Vec<Tag>, StoreError>;
+
+    /// Everything authorization needs for the user with id `user_id`, read in one read
+    /// transaction; `None` when there is no such user.
+    fn user_policies(&self, user_id: &str) -> Result<Option<UserPolicies>, StoreError>;
 }
 
 /// [`Store::check_totp_then`] from the read, the verification and the two writes.
@@ -616,4 +1010,25 @@ pub(crate) fn settle_totp_check(
     };
     let state = count_failure()?;
     Ok(TotpOutcome::Refused { refusal, state })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_totp_check_never_shows_its_code() {
+        let check = TotpCheck {
+            serial: "SERIAL0009".into(),
+            owner: KeyOwner::Root,
+            code: "314159".into(),
+            now: 1,
+            policy: LockoutPolicy::default(),
+        };
+        let shown = format!("{check:?}");
+        assert!(
+            shown.contains("SERIAL0009") && !shown.contains("314159"),
+            "{shown}"
+        );
+    }
 }
