@@ -172,7 +172,8 @@ pub enum ResourceSpec {
         /// The parameter naming the user.
         param: &'static str,
     },
-    /// `arn:aws:iam::ACCT:group/{name}` of the group named by `param` (`*` without it).
+    /// `arn:aws:iam::ACCT:group{path}{name}` of the group named by `param` (`*` without it);
+    /// the path is read from the store (an unknown group has path `/`).
     Group {
         /// The parameter naming the group.
         param: &'static str,
@@ -212,7 +213,15 @@ impl ResourceSpec {
                 None => input.own_user_arn()?,
             },
             ResourceSpec::Group { param: p } => match param(p) {
-                Some(name) => format!("arn:aws:iam::{account}:group/{name}"),
+                Some(name) => {
+                    // A point read, inline on the worker, as for users.
+                    let path = input
+                        .state
+                        .store
+                        .group(name)?
+                        .map_or_else(|| "/".to_owned(), |g| g.path);
+                    format!("arn:aws:iam::{account}:group{path}{name}")
+                }
                 None => "*".to_owned(),
             },
             ResourceSpec::Policy { param: p } | ResourceSpec::Mfa { param: p } => {

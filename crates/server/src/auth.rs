@@ -63,8 +63,9 @@ pub async fn authenticate(
                 .verify(token, &access_key_id, now.unix_timestamp())
                 .map_err(|e| ApiError::new(StatusCode::FORBIDDEN, e.aws_code(), e.to_string()))?;
             let secret = state.derivation.temporary_secret(&access_key_id);
+            let principal = current_principal(state, &claims.principal)?;
             let caller = Caller {
-                principal: claims.principal.clone(),
+                principal,
                 access_key_id: access_key_id.clone(),
                 session: Some(claims),
             };
@@ -85,6 +86,32 @@ pub async fn authenticate(
     };
     sigv4::verify_signature(req, &auth, secret.expose())?;
     Ok((caller, auth.scope.service))
+}
+
+/// The session's principal as it is now, found by its unique id: a session outlives
+/// nothing it was issued to. A deleted user's sessions — also once a user of the same name
+/// exists again, which has another id — are refused like a token that is not ours.
+fn current_principal(state: &AppState, principal: &Principal) -> Result<Principal, ApiError> {
+    let Principal::User { user_id, .. } = principal else {
+        return Ok(principal.clone());
+    };
+    let invalid = || {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "InvalidClientTokenId",
+            "The security token included in the request is invalid",
+        )
+    };
+    let user = state
+        .policies
+        .user(state.store.as_ref(), user_id)?
+        .ok_or_else(invalid)?;
+    Ok(Principal::User {
+        account: state.account_id.clone(),
+        path: user.user.path.clone(),
+        name: user.user.name.clone(),
+        user_id: user.user.user_id.clone(),
+    })
 }
 
 async fn long_term(

@@ -4,11 +4,13 @@
 //! handler that skips a check cannot exist. Around it: decoding the request (sts-iam.md
 //! §1.3) and answering in XML or AWS error XML (§1.4).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::body::Bytes;
-use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use ring::rand::SecureRandom;
@@ -18,6 +20,7 @@ use tokengate_token::sigv4::HttpRequest;
 
 use crate::action::{ActionSpec, Api, Call, ResourceInput};
 use crate::auth;
+use crate::authz::RequestFacts;
 use crate::error::ApiError;
 use crate::params::Params;
 use crate::state::AppState;
@@ -38,11 +41,16 @@ pub(crate) async fn query_api(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let request_id = request_id(&state.rng);
     let mut api = Api::Sts;
-    let outcome = handle(&state, &method, &uri, &headers, body, &mut api).await;
+    let facts = RequestFacts {
+        source_ip: peer.map(|Extension(ConnectInfo(addr))| addr.ip()),
+        secure_transport: false,
+    };
+    let outcome = handle(&state, &method, &uri, &headers, body, facts, &mut api).await;
     let service = api.service();
     match outcome {
         Ok((spec, result)) => {
@@ -65,6 +73,7 @@ async fn handle(
     uri: &Uri,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
+    facts: RequestFacts,
     api: &mut Api,
 ) -> Result<(&'static ActionSpec, Option<String>), ApiError> {
     let body = body.map_err(|e| {
@@ -140,7 +149,7 @@ async fn handle(
         caller: &caller,
         params: &params,
     })?;
-    if let Err(denied) = authz::authorize(state, &caller, spec, &resource, &params).await {
+    if let Err(denied) = authz::authorize(state, &caller, spec, &resource, &params, facts).await {
         audit_hook(
             spec,
             &caller.principal,

@@ -34,10 +34,12 @@ pub mod chokepoint;
 pub mod common;
 pub mod config;
 pub mod credentials;
+pub mod entities;
 pub mod error;
 pub mod handlers;
 pub mod mfa;
 pub mod params;
+pub mod principals;
 pub mod qr;
 pub mod registry;
 pub mod relying_party;
@@ -80,7 +82,8 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
 }

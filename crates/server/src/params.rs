@@ -84,6 +84,16 @@ impl Params {
         Self { pairs }
     }
 
+    /// The members of list parameter `name` (`name.member.1`, `name.member.2`, …), in
+    /// order, up to the first missing index.
+    pub fn list(&self, name: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Some(v) = self.get(&format!("{name}.member.{}", out.len() + 1)) {
+            out.push(v.to_owned());
+        }
+        out
+    }
+
     /// The first value of `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.pairs
@@ -123,6 +133,12 @@ impl Validator {
             "Value {value} at '{}' failed to satisfy constraint: Member must {constraint}",
             member(name)
         ));
+    }
+
+    /// Records a failure whose text is already in AWS's `Value … at … failed to satisfy
+    /// constraint: …` form (list members, whose member paths are built by the caller).
+    pub fn custom(&mut self, message: String) {
+        self.errors.push(message);
     }
 
     /// Records that `value` does not match `rule`'s pattern (for shapes a character class

@@ -10,11 +10,11 @@
 pub use crate::action::{
     AccessLevel, ActionSpec, Api, Call, Family, HandlerFuture, Reply, ResourceInput, ResourceSpec,
 };
-use crate::handlers::{mfa_devices, security_keys, sts, users};
+use crate::handlers::{groups, mfa_devices, policies, security_keys, simulator, sts, users};
 
-use AccessLevel::{List, Read, Write};
-use Family::{MfaDevices, SecurityKeys, Sts, UsersAndKeys};
-use ResourceSpec::{Any, Custom, Mfa, User, VirtualMfaName};
+use AccessLevel::{List, PermissionsManagement, Read, Tagging, Write};
+use Family::{Groups, MfaDevices, Policies, SecurityKeys, Simulator, Sts, UsersAndKeys};
+use ResourceSpec::{Any, Custom, Group, Mfa, Policy, User, VirtualMfaName};
 
 /// A handler of the form `async fn(&Arc<AppState>, &Caller, &Params) -> Result<R, ApiError>`
 /// (`R` a [`Reply`]) as a `fn(Call) -> HandlerFuture`.
@@ -27,6 +27,14 @@ macro_rules! run {
                     .map(Reply::into_reply)
             })
         }
+    };
+}
+
+/// A handler of the form `async fn(Call) -> Result<Option<String>, ApiError>` as a
+/// `fn(Call) -> HandlerFuture`.
+macro_rules! call {
+    ($handler:path) => {
+        |call: Call| -> HandlerFuture { Box::pin($handler(call)) }
     };
 }
 
@@ -70,6 +78,8 @@ const USER_NAME: ResourceSpec = User { param: "UserName" };
 const SERIAL: ResourceSpec = Mfa {
     param: "SerialNumber",
 };
+const GROUP_NAME: ResourceSpec = Group { param: "GroupName" };
+const POLICY_ARN: ResourceSpec = Policy { param: "PolicyArn" };
 const VIRTUAL_MFA_NAME: ResourceSpec = VirtualMfaName {
     name_param: "VirtualMFADeviceName",
     path_param: "Path",
@@ -95,6 +105,82 @@ pub static ACTIONS: &[ActionSpec] = &[
         run!(users::update_access_key)),
     iam("DeleteAccessKey", UsersAndKeys, Write, USER_NAME,
         run!(users::delete_access_key)),
+    iam("TagUser", UsersAndKeys, Tagging, USER_NAME,
+        run!(users::tag_user)),
+    iam("UntagUser", UsersAndKeys, Tagging, USER_NAME,
+        run!(users::untag_user)),
+    iam("ListUserTags", UsersAndKeys, List, USER_NAME,
+        run!(users::list_user_tags)),
+    // Groups.
+    iam("CreateGroup", Groups, Write, GROUP_NAME, call!(groups::create_group)),
+    iam("GetGroup", Groups, Read, GROUP_NAME, call!(groups::get_group)),
+    iam("ListGroups", Groups, List, Any, call!(groups::list_groups)),
+    iam("UpdateGroup", Groups, Write, GROUP_NAME, call!(groups::update_group)),
+    iam("DeleteGroup", Groups, Write, GROUP_NAME, call!(groups::delete_group)),
+    iam("AddUserToGroup", Groups, Write, GROUP_NAME, call!(groups::add_user_to_group)),
+    iam("RemoveUserFromGroup", Groups, Write, GROUP_NAME,
+        call!(groups::remove_user_from_group)),
+    iam("ListGroupsForUser", Groups, List, USER_NAME, call!(groups::list_groups_for_user)),
+    // Managed policies and their versions.
+    iam("CreatePolicy", Policies, PermissionsManagement, Custom(policies::create_resource),
+        call!(policies::create_policy)),
+    iam("GetPolicy", Policies, Read, POLICY_ARN, call!(policies::get_policy)),
+    iam("ListPolicies", Policies, List, Any, call!(policies::list_policies)),
+    iam("DeletePolicy", Policies, PermissionsManagement, POLICY_ARN,
+        call!(policies::delete_policy)),
+    iam("CreatePolicyVersion", Policies, PermissionsManagement, POLICY_ARN,
+        call!(policies::create_policy_version)),
+    iam("GetPolicyVersion", Policies, Read, POLICY_ARN, call!(policies::get_policy_version)),
+    iam("ListPolicyVersions", Policies, List, POLICY_ARN,
+        call!(policies::list_policy_versions)),
+    iam("DeletePolicyVersion", Policies, PermissionsManagement, POLICY_ARN,
+        call!(policies::delete_policy_version)),
+    iam("SetDefaultPolicyVersion", Policies, PermissionsManagement, POLICY_ARN,
+        call!(policies::set_default_policy_version)),
+    iam("ListEntitiesForPolicy", Policies, List, POLICY_ARN,
+        call!(policies::list_entities_for_policy)),
+    iam("TagPolicy", Policies, Tagging, POLICY_ARN, call!(policies::tag_policy)),
+    iam("UntagPolicy", Policies, Tagging, POLICY_ARN, call!(policies::untag_policy)),
+    iam("ListPolicyTags", Policies, List, POLICY_ARN, call!(policies::list_policy_tags)),
+    // Attached and inline policies of users and groups; users' permissions boundaries.
+    iam("AttachUserPolicy", Policies, PermissionsManagement, USER_NAME,
+        call!(policies::attach_policy)),
+    iam("DetachUserPolicy", Policies, PermissionsManagement, USER_NAME,
+        call!(policies::detach_policy)),
+    iam("ListAttachedUserPolicies", Policies, List, USER_NAME,
+        call!(policies::list_attached_policies)),
+    iam("AttachGroupPolicy", Policies, PermissionsManagement, GROUP_NAME,
+        call!(policies::attach_policy)),
+    iam("DetachGroupPolicy", Policies, PermissionsManagement, GROUP_NAME,
+        call!(policies::detach_policy)),
+    iam("ListAttachedGroupPolicies", Policies, List, GROUP_NAME,
+        call!(policies::list_attached_policies)),
+    iam("PutUserPolicy", Policies, PermissionsManagement, USER_NAME,
+        call!(policies::put_inline_policy)),
+    iam("GetUserPolicy", Policies, Read, USER_NAME, call!(policies::get_inline_policy)),
+    iam("DeleteUserPolicy", Policies, PermissionsManagement, USER_NAME,
+        call!(policies::delete_inline_policy)),
+    iam("ListUserPolicies", Policies, List, USER_NAME, call!(policies::list_inline_policies)),
+    iam("PutGroupPolicy", Policies, PermissionsManagement, GROUP_NAME,
+        call!(policies::put_inline_policy)),
+    iam("GetGroupPolicy", Policies, Read, GROUP_NAME, call!(policies::get_inline_policy)),
+    iam("DeleteGroupPolicy", Policies, PermissionsManagement, GROUP_NAME,
+        call!(policies::delete_inline_policy)),
+    iam("ListGroupPolicies", Policies, List, GROUP_NAME,
+        call!(policies::list_inline_policies)),
+    iam("PutUserPermissionsBoundary", Policies, PermissionsManagement, USER_NAME,
+        call!(policies::put_user_permissions_boundary)),
+    iam("DeleteUserPermissionsBoundary", Policies, PermissionsManagement, USER_NAME,
+        call!(policies::delete_user_permissions_boundary)),
+    // The policy simulator.
+    iam("SimulateCustomPolicy", Simulator, Read, Any,
+        call!(simulator::simulate_custom_policy)),
+    iam("SimulatePrincipalPolicy", Simulator, Read, Custom(simulator::source_resource),
+        call!(simulator::simulate_principal_policy)),
+    iam("GetContextKeysForCustomPolicy", Simulator, Read, Any,
+        call!(simulator::get_context_keys_for_custom_policy)),
+    iam("GetContextKeysForPrincipalPolicy", Simulator, Read, Custom(simulator::source_resource),
+        call!(simulator::get_context_keys_for_principal_policy)),
     // TOTP MFA devices.
     iam("CreateVirtualMFADevice", MfaDevices, Write, VIRTUAL_MFA_NAME,
         run!(mfa_devices::create_virtual)),
@@ -133,7 +219,8 @@ pub static ACTIONS: &[ActionSpec] = &[
 ];
 
 /// tokengate's own actions that are a way of doing an AWS action, and are authorized as it:
-/// the security-key registration ceremony enables an MFA device.
+/// the security-key registration ceremony enables an MFA device; a security-key login gets
+/// a session token.
 const AUTHORIZED_AS: &[(Api, &str, &str)] = &[
     (
         Api::Iam,
@@ -141,6 +228,13 @@ const AUTHORIZED_AS: &[(Api, &str, &str)] = &[
         "EnableMFADevice",
     ),
     (Api::Iam, "EnableSecurityKey", "EnableMFADevice"),
+    // A security-key login is a GetSessionToken by another factor (docs/policies.md).
+    (Api::Sts, "GetSecurityKeyChallenge", "GetSessionToken"),
+    (
+        Api::Sts,
+        "GetSessionTokenWithSecurityKey",
+        "GetSessionToken",
+    ),
 ];
 
 impl ActionSpec {

@@ -64,6 +64,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// The relying party and attestation policy of security keys.
     pub security_keys: crate::relying_party::Settings,
+    /// Compiled identity policies per user, valid until the next IAM change.
+    pub policies: crate::principals::PolicyCache,
 }
 
 /// Start-up failed.
@@ -164,6 +166,7 @@ pub fn open_with_store(
         verifier,
         clock,
         security_keys,
+        policies: crate::principals::PolicyCache::new(),
     })
 }
 

@@ -54,6 +54,11 @@ impl Xml {
         self.close(name);
     }
 
+    /// `text`, escaped, with no element around it (the bare string members of a list).
+    pub fn escaped(&mut self, text: &str) {
+        escape_into(&mut self.out, text);
+    }
+
     /// `text` when `Some`.
     pub fn opt_text(&mut self, name: &str, text: Option<&str>) {
         if let Some(t) = text {

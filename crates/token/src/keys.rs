@@ -19,6 +19,10 @@ pub const LONG_TERM_PREFIX: &str = "AKIA";
 pub const TEMPORARY_PREFIX: &str = "ASIA";
 /// Prefix of IAM user unique ids.
 pub const USER_ID_PREFIX: &str = "AIDA";
+/// Prefix of an IAM group's unique id (sts-iam.md §1.2).
+pub const GROUP_ID_PREFIX: &str = "AGPA";
+/// Prefix of a managed policy's unique id (sts-iam.md §1.2).
+pub const POLICY_ID_PREFIX: &str = "ANPA";
 /// Length of an access key id (AWS convention, e.g. `AKIAIOSFODNN7EXAMPLE`).
 pub const ACCESS_KEY_ID_LEN: usize = 20;
 /// Length of a secret access key (AWS convention).
@@ -78,6 +82,16 @@ pub fn new_temporary_key_id(rng: &dyn SecureRandom) -> Result<String, RandomFail
 /// A new IAM user unique id, `AIDA` + 17 base32 characters.
 pub fn new_user_id(rng: &dyn SecureRandom) -> Result<String, RandomFailed> {
     random_base32(rng, USER_ID_PREFIX, UNIQUE_ID_LEN)
+}
+
+/// A new IAM group unique id, `AGPA` + 17 base32 characters.
+pub fn new_group_id(rng: &dyn SecureRandom) -> Result<String, RandomFailed> {
+    random_base32(rng, GROUP_ID_PREFIX, UNIQUE_ID_LEN)
+}
+
+/// A new managed policy unique id, `ANPA` + 17 base32 characters.
+pub fn new_policy_id(rng: &dyn SecureRandom) -> Result<String, RandomFailed> {
+    random_base32(rng, POLICY_ID_PREFIX, UNIQUE_ID_LEN)
 }
 
 /// A new secret access key: 30 random bytes as 40 characters of base64.

@@ -118,6 +118,14 @@ pub fn encode_form(params: &[(&str, &str)]) -> String {
     out
 }
 
+/// `value` AWS-URI-encoded: unreserved characters as themselves, every other byte `%XX`.
+/// IAM returns policy documents this way (policy.md §4.1); `unquote` in botocore inverts it.
+pub fn percent_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() * 3 / 2);
+    percent_encode_into(&mut out, value.as_bytes(), false);
+    out
+}
+
 /// Append `bytes` AWS-URI-encoded to `out`: unreserved bytes as themselves, `/` too when
 /// `keep_slash` (the SigV4 canonical URI), everything else `%XX` upper-case.
 pub(crate) fn percent_encode_into(out: &mut String, bytes: &[u8], keep_slash: bool) {

@@ -1,5 +1,6 @@
 //! Users and access keys (IAM, API version 2010-05-08): CreateUser, GetUser, ListUsers,
-//! DeleteUser, CreateAccessKey, ListAccessKeys, UpdateAccessKey, DeleteAccessKey.
+//! DeleteUser, CreateAccessKey, ListAccessKeys, UpdateAccessKey, DeleteAccessKey, and the
+//! user's tags: TagUser, UntagUser, ListUserTags.
 //!
 //! Every handler here runs for a caller the chokepoint has already authorized
 //! ([`crate::authz`]); none checks permissions itself. The resource builders that
@@ -15,6 +16,9 @@ use tokengate_token::{Principal, arn};
 use crate::action::ResourceInput;
 use crate::auth::Caller;
 use crate::common::{EXISTING_USER_NAME, MARKER, PATH, db, iso8601, no_such_user, valid_path};
+use crate::entities::{
+    MAX_TAGS, delete_conflict, limit_exceeded, read_tag_keys, read_tags, tags_xml,
+};
 use crate::error::ApiError;
 use crate::params::{self, Params, Pattern, Rule, Validator};
 use crate::state::AppState;
@@ -155,10 +159,28 @@ pub(crate) async fn get_user(
                 .or_else(|| caller.principal.user_name().map(str::to_owned))
                 .unwrap_or_default();
             let lookup = name.clone();
-            let user = db(state, move |s| s.user(&lookup))
-                .await??
-                .ok_or_else(|| no_such_user(&name))?;
-            x.elem("User", |x| user_xml(x, &state.account_id, &user));
+            let (user, boundary, tags) = db(state, move |s| {
+                let Some(user) = s.user(&lookup)? else {
+                    return Ok(None);
+                };
+                let boundary = s.user_permissions_boundary(&lookup)?;
+                let tags = s.user_tags(&lookup)?;
+                Ok(Some((user, boundary, tags)))
+            })
+            .await??
+            .ok_or_else(|| no_such_user(&name))?;
+            x.elem("User", |x| {
+                user_xml(x, &state.account_id, &user);
+                if let Some(arn) = &boundary {
+                    x.elem("PermissionsBoundary", |x| {
+                        x.text("PermissionsBoundaryType", "PermissionsBoundaryPolicy");
+                        x.text("PermissionsBoundaryArn", arn);
+                    });
+                }
+                if !tags.is_empty() {
+                    tags_xml(x, &tags);
+                }
+            });
         }
     }
     Ok(x.finish())
@@ -211,13 +233,83 @@ pub(crate) async fn delete_user(
             Ok(())
         }
         Err(StoreError::NotFound(_)) => Err(no_such_user(&name)),
-        Err(StoreError::DeleteConflict { .. }) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "DeleteConflict",
-            "Cannot delete entity, must delete access keys first.",
-        )),
+        Err(StoreError::DeleteConflict { dependents, .. }) => {
+            Err(delete_conflict(match dependents {
+                Entity::AccessKey => "Cannot delete entity, must delete access keys first.",
+                Entity::MfaDevice | Entity::SecurityKey => {
+                    "Cannot delete entity, must delete MFA device first."
+                }
+                Entity::InlinePolicy => "Cannot delete entity, must delete policies first.",
+                Entity::AttachedPolicy => "Cannot delete entity, must detach all policies first.",
+                _ => "Cannot delete entity, must remove user from all groups first.",
+            }))
+        }
         Err(e) => Err(e.into()),
     }
+}
+
+pub(crate) async fn tag_user(
+    state: &Arc<AppState>,
+    _caller: &Caller,
+    p: &Params,
+) -> Result<(), ApiError> {
+    let mut v = Validator::new();
+    let name = v.required(p, EXISTING_USER_NAME).unwrap_or_default();
+    let tags = read_tags(&mut v, p, "Tags");
+    if tags.is_empty() {
+        v.custom(
+            "Value null at 'tags' failed to satisfy constraint: Member must not be null".to_owned(),
+        );
+    }
+    v.finish()?;
+    let n = name.clone();
+    match db(state, move |s| s.tag_user(&n, &tags, MAX_TAGS)).await? {
+        Ok(()) => Ok(()),
+        Err(StoreError::NotFound(_)) => Err(no_such_user(&name)),
+        Err(StoreError::LimitExceeded(_)) => Err(limit_exceeded(format!(
+            "Cannot exceed quota for TagsPerUser: {MAX_TAGS}"
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(crate) async fn untag_user(
+    state: &Arc<AppState>,
+    _caller: &Caller,
+    p: &Params,
+) -> Result<(), ApiError> {
+    let mut v = Validator::new();
+    let name = v.required(p, EXISTING_USER_NAME).unwrap_or_default();
+    let keys = read_tag_keys(&mut v, p);
+    v.finish()?;
+    let n = name.clone();
+    match db(state, move |s| s.untag_user(&n, &keys)).await? {
+        Ok(()) => Ok(()),
+        Err(StoreError::NotFound(_)) => Err(no_such_user(&name)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(crate) async fn list_user_tags(
+    state: &Arc<AppState>,
+    _caller: &Caller,
+    p: &Params,
+) -> Result<String, ApiError> {
+    let mut v = Validator::new();
+    let name = v.required(p, EXISTING_USER_NAME).unwrap_or_default();
+    v.optional(p, MARKER);
+    v.integer(p, "MaxItems", 1, 1000);
+    v.finish()?;
+    let n = name.clone();
+    let tags = match db(state, move |s| s.user_tags(&n)).await? {
+        Ok(tags) => tags,
+        Err(StoreError::NotFound(_)) => return Err(no_such_user(&name)),
+        Err(e) => return Err(e.into()),
+    };
+    let mut x = Xml::fragment();
+    tags_xml(&mut x, &tags);
+    x.text("IsTruncated", "false");
+    Ok(x.finish())
 }
 
 pub(crate) async fn create_access_key(

@@ -1,0 +1,145 @@
+//! The policies of a principal, compiled once and cached until the next IAM change.
+//!
+//! A user's identity policies (inline, attached, and each group's), permissions boundary and
+//! tags are read from the store in one read ([`Store::user_policies`]), parsed and compiled by
+//! crates/policy, and kept per user id. Every committed admin write bumps the store's
+//! [`Store::iam_generation`]; the cache compares it on every lookup and starts afresh when it
+//! moved, so a detached policy, a removed membership or a deleted user takes effect on the very
+//! next request ("IAM changes apply immediately"). A load that raced a write is not cached.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use tokengate_policy::{Policy, PolicyDocument, PolicyKind, SourceType, aws_managed_policy};
+use tokengate_store::{AttachedPolicyDocument, InlinePolicy, Store, StoreError, Tag, User};
+
+use crate::error::ApiError;
+
+/// Everything authorization knows of one user.
+#[derive(Debug)]
+pub struct UserAuthz {
+    /// The user as stored now.
+    pub user: User,
+    /// The user's tags (they feed `aws:PrincipalTag/…`).
+    pub tags: Vec<Tag>,
+    /// Identity policies: the user's inline and attached ones, then each group's.
+    pub identity: Vec<Policy>,
+    /// The permissions boundary, if one is set.
+    pub boundary: Option<Policy>,
+}
+
+/// Compiled policies per user id, valid for one IAM generation.
+#[derive(Default)]
+pub struct PolicyCache {
+    inner: RwLock<CacheInner>,
+}
+
+#[derive(Default)]
+struct CacheInner {
+    generation: u64,
+    users: HashMap<String, Option<Arc<UserAuthz>>>,
+}
+
+/// Most users kept; past it the cache starts afresh (a bound, not an eviction policy).
+const MAX_CACHED_USERS: usize = 100_000;
+
+impl PolicyCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The compiled policies of user `user_id`, or `None` when no such user exists (any
+    /// more). A point read, run inline on the worker like the authentication read.
+    pub fn user(
+        &self,
+        store: &dyn Store,
+        user_id: &str,
+    ) -> Result<Option<Arc<UserAuthz>>, ApiError> {
+        let generation = store.iam_generation();
+        if let Ok(inner) = self.inner.read()
+            && inner.generation == generation
+            && let Some(hit) = inner.users.get(user_id)
+        {
+            return Ok(hit.clone());
+        }
+        let loaded = load(store, user_id)?.map(Arc::new);
+        if let Ok(mut inner) = self.inner.write() {
+            if inner.generation != generation {
+                inner.users.clear();
+                inner.generation = generation;
+            }
+            // Only cache what was read under the generation it is filed under.
+            if store.iam_generation() == generation {
+                if inner.users.len() >= MAX_CACHED_USERS {
+                    inner.users.clear();
+                }
+                inner.users.insert(user_id.to_owned(), loaded.clone());
+            }
+        }
+        Ok(loaded)
+    }
+}
+
+fn load(store: &dyn Store, user_id: &str) -> Result<Option<UserAuthz>, ApiError> {
+    let Some(p) = store.user_policies(user_id).map_err(ApiError::from)? else {
+        return Ok(None);
+    };
+    let mut identity = Vec::new();
+    for i in &p.inline {
+        identity.push(inline(i, SourceType::User, PolicyKind::UserInline)?);
+    }
+    for a in &p.attached {
+        identity.push(attached(a)?);
+    }
+    for g in &p.groups {
+        for i in &g.inline {
+            identity.push(inline(i, SourceType::Group, PolicyKind::GroupInline)?);
+        }
+        for a in &g.attached {
+            identity.push(attached(a)?);
+        }
+    }
+    let boundary = p.boundary.as_ref().map(attached).transpose()?;
+    Ok(Some(UserAuthz {
+        user: p.user,
+        tags: p.tags,
+        identity,
+        boundary,
+    }))
+}
+
+fn inline(i: &InlinePolicy, source: SourceType, kind: PolicyKind) -> Result<Policy, ApiError> {
+    Ok(Policy {
+        id: i.name.clone(),
+        source,
+        document: Arc::new(compile(&i.document, kind)?),
+    })
+}
+
+/// A managed policy's default version: shipped (AWS managed) or stored (customer).
+pub fn attached(a: &AttachedPolicyDocument) -> Result<Policy, ApiError> {
+    let (document, source, kind) = match (&a.document, aws_managed_policy(&a.arn)) {
+        (Some(text), _) => (text.as_str(), SourceType::UserManaged, PolicyKind::Managed),
+        (None, Some(aws)) => (aws.document, SourceType::AwsManaged, PolicyKind::AwsManaged),
+        (None, None) => {
+            return Err(ApiError::internal(StoreError::Backend(format!(
+                "attached policy {} has no document",
+                a.arn
+            ))));
+        }
+    };
+    Ok(Policy {
+        id: a.arn.clone(),
+        source,
+        document: Arc::new(compile(document, kind)?),
+    })
+}
+
+/// Stored documents were validated when written; one that no longer parses (a newer
+/// validator) is an internal error, never silently skipped: skipping a Deny would widen
+/// access.
+fn compile(text: &str, kind: PolicyKind) -> Result<PolicyDocument, ApiError> {
+    PolicyDocument::parse(text, kind)
+        .map_err(|e| ApiError::internal(format!("a stored policy document no longer parses: {e}")))
+}
