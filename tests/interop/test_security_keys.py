@@ -20,10 +20,12 @@ import urllib.request
 import xml.etree.ElementTree as ET
 
 import jwt
+import pyotp
 import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+from botocore.exceptions import ClientError
 from fido2.client import DefaultClientDataCollector, Fido2Client, UserInteraction
 from fido2.ctap1 import APDU, ApduError, Ctap1
 from fido2.hid import CtapHidDevice
@@ -45,6 +47,7 @@ from fido2.webauthn import (
 
 from conftest import REGION, Service
 from test_login import AwsHome, profiles
+from test_totp import settled_now
 
 ACCOUNT = "000000000000"
 REPORT_SIZE = 64
@@ -228,17 +231,16 @@ def assert_identity(svc, root, user, method, serial):
     }
 
 
-def test_python_fido2_registers_and_logs_in_over_ctap2(key_svc, sim):
-    alice = new_user(key_svc, "py-alice")
-    r = registration_challenge(key_svc, "py-alice", "python-fido2", "fido2")
+def register_fido2(svc, sim, user, name):
+    """Registers a FIDO2 credential of the simulator for `user` through python-fido2; returns
+    (the client, the created credential, the serial number)."""
+    r = registration_challenge(svc, user, name, "fido2")
     rp_id, origin = text(r, "RpId"), text(r, "Origin")
     client = Fido2Client(device(sim), DefaultClientDataCollector(origin), UserInteraction())
     created = client.make_credential(
         PublicKeyCredentialCreationOptions(
             rp=PublicKeyCredentialRpEntity(id=rp_id, name="tokengate"),
-            user=PublicKeyCredentialUserEntity(
-                id=blob(r, "UserId"), name="py-alice", display_name="py-alice"
-            ),
+            user=PublicKeyCredentialUserEntity(id=blob(r, "UserId"), name=user, display_name=user),
             challenge=blob(r, "Challenge"),
             pub_key_cred_params=[
                 PublicKeyCredentialParameters(type=PublicKeyCredentialType.PUBLIC_KEY, alg=-7),
@@ -251,17 +253,20 @@ def test_python_fido2_registers_and_logs_in_over_ctap2(key_svc, sim):
         )
     )
     serial = enable(
-        key_svc,
+        svc,
         text(r, "ChallengeId"),
         created.response.client_data,
         AttestationObject=bytes(created.response.attestation_object),
     )
-    assert serial.startswith(f"arn:aws:iam::{ACCOUNT}:u2f/user/py-alice/python-fido2-")
+    return client, created, serial
 
-    challenge = login_challenge(key_svc, alice, serial)
+
+def fido2_assertion(svc, client, creds, serial):
+    """A login challenge for `serial` and python-fido2's answer to it: (challenge, answer),
+    the answer being what `session_token` takes after the challenge."""
+    challenge = login_challenge(svc, creds, serial)
     assert text(challenge, "Protocol") == "fido2"
     allowed = blob(challenge, "member")
-    assert allowed == created.raw_id
     selection = client.get_assertion(
         PublicKeyCredentialRequestOptions(
             challenge=blob(challenge, "Challenge"),
@@ -273,12 +278,21 @@ def test_python_fido2_registers_and_logs_in_over_ctap2(key_svc, sim):
         )
     )
     assertion = selection.get_response(0)
-    answer = (
+    return challenge, (
         assertion.raw_id,
         bytes(assertion.response.authenticator_data),
         bytes(assertion.response.client_data),
         assertion.response.signature,
     )
+
+
+def test_python_fido2_registers_and_logs_in_over_ctap2(key_svc, sim):
+    alice = new_user(key_svc, "py-alice")
+    client, created, serial = register_fido2(key_svc, sim, "py-alice", "python-fido2")
+    assert serial.startswith(f"arn:aws:iam::{ACCOUNT}:u2f/user/py-alice/python-fido2-")
+
+    challenge, answer = fido2_assertion(key_svc, client, alice, serial)
+    assert blob(challenge, "member") == created.raw_id
     status, reply = session_token(key_svc, alice, serial, challenge, *answer)
     assert status == 200, ET.tostring(reply).decode()
     assert_identity(key_svc, reply, "py-alice", "fido2", serial)
@@ -288,6 +302,61 @@ def test_python_fido2_registers_and_logs_in_over_ctap2(key_svc, sim):
     assert status == 403
     assert text(reply, "Message") == INVALID_CODE
     assert reply.find(".//Credentials") is None
+
+
+def test_a_policy_can_demand_a_security_key(key_svc, sim):
+    """tokengate:MfaMethod: `iam:*` only for sessions created with a FIDO2 touch."""
+    dana = new_user(key_svc, "pol-dana")
+    root = key_svc.root_client("iam")
+    root.put_user_policy(
+        UserName="pol-dana",
+        PolicyName="iam-with-a-key",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": "iam:*",
+                        "Resource": "*",
+                        "Condition": {"StringEquals": {"tokengate:MfaMethod": "fido2"}},
+                    }
+                ],
+            }
+        ),
+    )
+    # A TOTP login: an MFA session, but not by the method the policy demands.
+    device = root.create_virtual_mfa_device(VirtualMFADeviceName="pol-dana")["VirtualMFADevice"]
+    totp = pyotp.TOTP(device["Base32StringSeed"].decode())
+    now = settled_now()
+    root.enable_mfa_device(
+        UserName="pol-dana",
+        SerialNumber=device["SerialNumber"],
+        AuthenticationCode1=totp.at(now - 120),
+        AuthenticationCode2=totp.at(now - 90),
+    )
+    creds = key_svc.client("sts", *dana).get_session_token(
+        SerialNumber=device["SerialNumber"], TokenCode=totp.at(now), DurationSeconds=900
+    )["Credentials"]
+    totp_iam = key_svc.client(
+        "iam", creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"]
+    )
+    with pytest.raises(ClientError) as e:
+        totp_iam.list_users()
+    err = e.value.response["Error"]
+    assert err["Code"] == "AccessDenied", err
+    assert err["Message"].endswith(
+        "because no identity-based policy allows the iam:ListUsers action"
+    ), err
+
+    # A security-key login: allowed.
+    client, _, serial = register_fido2(key_svc, sim, "pol-dana", "pol-key")
+    challenge, answer = fido2_assertion(key_svc, client, dana, serial)
+    status, reply = session_token(key_svc, dana, serial, challenge, *answer)
+    assert status == 200, ET.tostring(reply).decode()
+    key_creds = [text(reply, n) for n in ("AccessKeyId", "SecretAccessKey", "SessionToken")]
+    names = [u["UserName"] for u in key_svc.client("iam", *key_creds).list_users()["Users"]]
+    assert "pol-dana" in names
 
 
 def ctap1_until_touched(operation):

@@ -38,6 +38,9 @@ pub struct PolicyCache {
 struct CacheInner {
     generation: u64,
     users: HashMap<String, Option<Arc<UserAuthz>>>,
+    /// Compiled documents by their text: the policies of a group, or an AWS managed
+    /// policy, are compiled once for all the users that have them.
+    documents: HashMap<(PolicyKind, String), Arc<PolicyDocument>>,
 }
 
 /// Most users kept; past it the cache starts afresh (a bound, not an eviction policy).
@@ -63,16 +66,21 @@ impl PolicyCache {
         {
             return Ok(hit.clone());
         }
-        let loaded = load(store, user_id)?.map(Arc::new);
+        let loaded = load(store, user_id, &|text, kind| {
+            self.compile(text, kind, generation)
+        })?
+        .map(Arc::new);
         if let Ok(mut inner) = self.inner.write() {
             if inner.generation != generation {
                 inner.users.clear();
+                inner.documents.clear();
                 inner.generation = generation;
             }
             // Only cache what was read under the generation it is filed under.
             if store.iam_generation() == generation {
                 if inner.users.len() >= MAX_CACHED_USERS {
                     inner.users.clear();
+                    inner.documents.clear();
                 }
                 inner.users.insert(user_id.to_owned(), loaded.clone());
             }
@@ -81,26 +89,72 @@ impl PolicyCache {
     }
 }
 
-fn load(store: &dyn Store, user_id: &str) -> Result<Option<UserAuthz>, ApiError> {
+impl PolicyCache {
+    /// `text` compiled as `kind`, from the document cache when the generation still holds.
+    fn compile(
+        &self,
+        text: &str,
+        kind: PolicyKind,
+        generation: u64,
+    ) -> Result<Arc<PolicyDocument>, ApiError> {
+        let key = (kind, text.to_owned());
+        if let Ok(inner) = self.inner.read()
+            && inner.generation == generation
+            && let Some(hit) = inner.documents.get(&key)
+        {
+            return Ok(Arc::clone(hit));
+        }
+        let compiled = Arc::new(compile(text, kind)?);
+        if let Ok(mut inner) = self.inner.write()
+            && inner.generation == generation
+        {
+            inner.documents.insert(key, Arc::clone(&compiled));
+        }
+        Ok(compiled)
+    }
+}
+
+/// Compiles a stored document (through a cache).
+type Compiler<'a> = &'a dyn Fn(&str, PolicyKind) -> Result<Arc<PolicyDocument>, ApiError>;
+
+fn load(
+    store: &dyn Store,
+    user_id: &str,
+    compiler: Compiler<'_>,
+) -> Result<Option<UserAuthz>, ApiError> {
     let Some(p) = store.user_policies(user_id).map_err(ApiError::from)? else {
         return Ok(None);
     };
     let mut identity = Vec::new();
     for i in &p.inline {
-        identity.push(inline(i, SourceType::User, PolicyKind::UserInline)?);
+        identity.push(inline(
+            i,
+            SourceType::User,
+            PolicyKind::UserInline,
+            compiler,
+        )?);
     }
     for a in &p.attached {
-        identity.push(attached(a)?);
+        identity.push(attached_with(a, compiler)?);
     }
     for g in &p.groups {
         for i in &g.inline {
-            identity.push(inline(i, SourceType::Group, PolicyKind::GroupInline)?);
+            identity.push(inline(
+                i,
+                SourceType::Group,
+                PolicyKind::GroupInline,
+                compiler,
+            )?);
         }
         for a in &g.attached {
-            identity.push(attached(a)?);
+            identity.push(attached_with(a, compiler)?);
         }
     }
-    let boundary = p.boundary.as_ref().map(attached).transpose()?;
+    let boundary = p
+        .boundary
+        .as_ref()
+        .map(|b| attached_with(b, compiler))
+        .transpose()?;
     Ok(Some(UserAuthz {
         user: p.user,
         tags: p.tags,
@@ -109,16 +163,25 @@ fn load(store: &dyn Store, user_id: &str) -> Result<Option<UserAuthz>, ApiError>
     }))
 }
 
-fn inline(i: &InlinePolicy, source: SourceType, kind: PolicyKind) -> Result<Policy, ApiError> {
+fn inline(
+    i: &InlinePolicy,
+    source: SourceType,
+    kind: PolicyKind,
+    compiler: Compiler<'_>,
+) -> Result<Policy, ApiError> {
     Ok(Policy {
         id: i.name.clone(),
         source,
-        document: Arc::new(compile(&i.document, kind)?),
+        document: compiler(&i.document, kind)?,
     })
 }
 
 /// A managed policy's default version: shipped (AWS managed) or stored (customer).
 pub fn attached(a: &AttachedPolicyDocument) -> Result<Policy, ApiError> {
+    attached_with(a, &|text, kind| Ok(Arc::new(compile(text, kind)?)))
+}
+
+fn attached_with(a: &AttachedPolicyDocument, compiler: Compiler<'_>) -> Result<Policy, ApiError> {
     let (document, source, kind) = match (&a.document, aws_managed_policy(&a.arn)) {
         (Some(text), _) => (text.as_str(), SourceType::UserManaged, PolicyKind::Managed),
         (None, Some(aws)) => (aws.document, SourceType::AwsManaged, PolicyKind::AwsManaged),
@@ -132,7 +195,7 @@ pub fn attached(a: &AttachedPolicyDocument) -> Result<Policy, ApiError> {
     Ok(Policy {
         id: a.arn.clone(),
         source,
-        document: Arc::new(compile(document, kind)?),
+        document: compiler(document, kind)?,
     })
 }
 

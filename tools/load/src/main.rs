@@ -11,6 +11,10 @@
 //!    commit) and signs a session token.
 //! 4. Runs the same number of `GetCallerIdentity` requests (long-term key, no MFA, no
 //!    write) in the same run: the bare request ceiling.
+//! 5. Runs the same number of IAM `GetUser` requests, each user reading itself with its
+//!    long-term key: authorized by policy (IAMReadOnlyAccess, attached to a group every
+//!    user is in), so the request path of a non-root principal's IAM read action — policy
+//!    cache, request context, evaluation, one store read.
 //!
 //! Every answer must be 200; anything else is counted and reported. Beside requests/s, it
 //! reports the CPU time (user + system, from `/proc/PID/stat`) that the server process and
@@ -32,7 +36,8 @@ use ring::rand::{SecureRandom, SystemRandom};
 use tokengate_server::config::Config;
 use tokengate_server::state::{self, SystemClock};
 use tokengate_store::{
-    AccessKey, KeyOwner, KeyStatus, MfaDevice, MfaKind, SqliteStore, Store, User,
+    AccessKey, Group, KeyOwner, KeyStatus, MfaDevice, MfaKind, PolicyTarget, SqliteStore, Store,
+    User,
 };
 use tokengate_token::Secret;
 use tokengate_token::keys;
@@ -117,6 +122,18 @@ fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
         })
         .collect();
 
+    let iam_reads: Vec<Vec<u8>> = identities
+        .iter()
+        .map(|id| {
+            signed_request_to(
+                &addr,
+                id,
+                "iam",
+                &[("Action", "GetUser"), ("Version", "2010-05-08")],
+            )
+        })
+        .collect();
+
     let server_pid = server.0.id();
     let warm = runtime.block_on(blast(
         &addr,
@@ -130,6 +147,9 @@ fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
     let login = measured(server_pid, || {
         runtime.block_on(blast(&addr, logins, args.connections))
     })?;
+    let iam_read = measured(server_pid, || {
+        runtime.block_on(blast(&addr, iam_reads, args.connections))
+    })?;
     drop(server);
 
     println!(
@@ -140,6 +160,7 @@ fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
     for (name, (r, cpu)) in [
         ("GetCallerIdentity (bare ceiling)", &ceiling),
         ("MFA GetSessionToken", &login),
+        ("IAM GetUser by a user (policy-authorized)", &iam_read),
     ] {
         let n = (r.ok + r.errors).max(1) as f64;
         println!(
@@ -167,14 +188,15 @@ fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
         args.connections,
         cores()
     );
-    let (login, ceiling) = (&login.0, &ceiling.0);
-    if login.errors > 0 || ceiling.errors > 0 {
+    let (login, ceiling, iam_read) = (&login.0, &ceiling.0, &iam_read.0);
+    if login.errors > 0 || ceiling.errors > 0 || iam_read.errors > 0 {
         bail!(
             "some requests failed (first: {})",
             login
                 .first_error
                 .clone()
                 .or_else(|| ceiling.first_error.clone())
+                .or_else(|| iam_read.first_error.clone())
                 .unwrap_or_default()
         );
     }
@@ -229,6 +251,9 @@ fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
     Ok(Duration::from_millis(total * 10))
 }
 
+/// The group every seeded user is in; IAMReadOnlyAccess is attached to it.
+const READERS: &str = "readers";
+
 /// Creates the data dir's account and `n` users with keys and enabled devices.
 fn seed(dir: &Path, n: usize) -> anyhow::Result<Vec<Identity>> {
     std::fs::create_dir_all(dir)?;
@@ -244,6 +269,21 @@ fn seed(dir: &Path, n: usize) -> anyhow::Result<Vec<Identity>> {
     store.relax_durability_for_bulk_load()?;
     let rng = SystemRandom::new();
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    store.create_group(
+        &Group {
+            group_id: keys::new_group_id(&rng).map_err(|e| anyhow::anyhow!("{e}"))?,
+            name: READERS.into(),
+            path: "/".into(),
+            created: now,
+        },
+        1,
+    )?;
+    store.attach_policy(
+        &PolicyTarget::Group(READERS.into()),
+        "arn:aws:iam::aws:policy/IAMReadOnlyAccess",
+        true,
+        10,
+    )?;
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
         let name = format!("load-{i}");
@@ -254,6 +294,7 @@ fn seed(dir: &Path, n: usize) -> anyhow::Result<Vec<Identity>> {
             path: "/".into(),
             created: now,
         })?;
+        store.add_user_to_group(READERS, &name, 10)?;
         let key_id = keys::new_long_term_key_id(&rng).map_err(|e| anyhow::anyhow!("{e}"))?;
         let secret = keys::new_secret_access_key(&rng).map_err(|e| anyhow::anyhow!("{e}"))?;
         let secret_text = secret.expose_str().unwrap_or_default().to_owned();
@@ -338,6 +379,11 @@ fn start_server(args: &Args, dir: &Path, addr: &str) -> anyhow::Result<Server> {
 }
 
 fn signed_request(addr: &str, id: &Identity, params: &[(&str, &str)]) -> Vec<u8> {
+    signed_request_to(addr, id, "sts", params)
+}
+
+/// A SigV4-signed POST of `params` to `service` (`sts` or `iam`).
+fn signed_request_to(addr: &str, id: &Identity, service: &str, params: &[(&str, &str)]) -> Vec<u8> {
     let body = encode_form(params);
     let headers = [
         ("host", addr),
@@ -362,7 +408,7 @@ fn signed_request(addr: &str, id: &Identity, params: &[(&str, &str)]) -> Vec<u8>
         &req,
         &creds,
         "us-east-1",
-        "sts",
+        service,
         time::OffsetDateTime::now_utc(),
     );
     let mut out = format!(
