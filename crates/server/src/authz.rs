@@ -51,7 +51,7 @@ pub struct RequestFacts {
 }
 
 /// Allows the request or answers with AWS's refusal.
-pub async fn authorize(
+pub fn authorize(
     state: &Arc<AppState>,
     caller: &Caller,
     spec: &ActionSpec,

@@ -149,7 +149,7 @@ async fn handle(
         caller: &caller,
         params: &params,
     })?;
-    if let Err(denied) = authz::authorize(state, &caller, spec, &resource, &params, facts).await {
+    if let Err(denied) = authz::authorize(state, &caller, spec, &resource, &params, facts) {
         audit_hook(
             spec,
             &caller.principal,

@@ -360,7 +360,7 @@ pub(super) fn record_totp_success(
             HotResult::Success(won) => Ok(won),
             _ => Err(StoreError::Backend("mismatched reply".into())),
         },
-        None => store.write(|tx, _| totp_success(tx, serial, step)),
+        None => store.write_login_state(|tx, _| totp_success(tx, serial, step)),
     }
 }
 
@@ -370,7 +370,11 @@ pub(super) fn check_totp_then(
     done: Completion<TotpOutcome>,
 ) {
     let Some(c) = &store.committer else {
-        return done(store.write(|tx, sealer| super::group_commit::totp_check(tx, sealer, &check)));
+        return done(
+            store.write_login_state(|tx, sealer| {
+                super::group_commit::totp_check(tx, sealer, &check)
+            }),
+        );
     };
     c.submit_then(
         HotWrite::TotpCheck(check),
@@ -401,7 +405,7 @@ pub(super) fn record_totp_failure(
                 _ => Err(StoreError::Backend("mismatched reply".into())),
             }
         }
-        None => store.write(|tx, _| totp_failure(tx, serial, policy, now)),
+        None => store.write_login_state(|tx, _| totp_failure(tx, serial, policy, now)),
     }
 }
 

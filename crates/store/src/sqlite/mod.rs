@@ -327,6 +327,23 @@ impl SqliteStore {
         committed
     }
 
+    /// Like [`SqliteStore::write`], for the login path's own rows — ceremony challenges and
+    /// failure counters — which no cache holds and no authorization reads: it keeps the read
+    /// caches and the IAM generation, so a security-key login does not make every principal's
+    /// policies compile again.
+    fn write_login_state<T>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>, &Sealer) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.lock()?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        let out = f(&tx, &self.sealer)?;
+        tx.commit().map_err(backend)?;
+        Ok(out)
+    }
+
     /// Runs `f` in one read transaction on a reader connection, so that every statement in
     /// it sees the same snapshot.
     fn read_tx<T>(

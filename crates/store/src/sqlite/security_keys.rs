@@ -263,7 +263,7 @@ pub(super) fn create_challenge(
     c: &Challenge,
     max_per_requester: usize,
 ) -> Result<(), StoreError> {
-    store.write(|tx, _| {
+    store.write_login_state(|tx, _| {
         let owner = owner_column(tx, &c.owner)?;
         tx.execute("DELETE FROM challenge WHERE expires <= ?1", [c.created])
             .map_err(backend)?;
@@ -309,7 +309,7 @@ pub(super) fn challenge(store: &SqliteStore, id: &str) -> Result<Option<Challeng
 }
 
 pub(super) fn discard_challenge(store: &SqliteStore, id: &str) -> Result<(), StoreError> {
-    store.write(|tx, _| {
+    store.write_login_state(|tx, _| {
         tx.execute("DELETE FROM challenge WHERE id = ?1", [id])
             .map_err(backend)?;
         Ok(())
@@ -433,7 +433,7 @@ pub(super) fn record_security_key_use(
             HotResult::KeyUse(outcome) => Ok(outcome),
             _ => Err(StoreError::Backend("mismatched reply".into())),
         },
-        None => store.write(|tx, _| key_use_cas(tx, key_use)),
+        None => store.write_login_state(|tx, _| key_use_cas(tx, key_use)),
     }
 }
 
@@ -478,9 +478,9 @@ pub(super) fn record_security_key_failure(
                 _ => Err(StoreError::Backend("mismatched reply".into())),
             }
         }
-        None => {
-            store.write(|tx, _| key_failure(tx, serial, challenge_id, policy, now, possible_clone))
-        }
+        None => store.write_login_state(|tx, _| {
+            key_failure(tx, serial, challenge_id, policy, now, possible_clone)
+        }),
     }
 }
 
@@ -610,6 +610,7 @@ mod tests {
     fn challenges_expire_and_are_limited_per_requester() {
         let s = SqliteStore::open_in_memory(&master()).unwrap();
         let root = KeyOwner::Root;
+        let generation = s.iam_generation();
         for i in 0..3 {
             s.create_challenge(
                 &challenge(
@@ -646,6 +647,9 @@ mod tests {
         s.discard_challenge("c4").unwrap();
         s.discard_challenge("c4").unwrap();
         assert!(s.challenge("c4").unwrap().is_none());
+        // Challenges are login state: no cache holds them and no authorization reads them,
+        // so they leave the IAM generation (and every compiled policy) alone.
+        assert_eq!(s.iam_generation(), generation);
     }
 
     #[test]
