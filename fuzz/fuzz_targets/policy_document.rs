@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
 use tokengate_policy::{
-    Context, ContextValue, Policy, PolicyDocument, PolicyKind, PolicySet, PrincipalKind,
-    Request, RequestPrincipal, SourceType, evaluate,
+    Context, ContextValue, Policy, PolicyDocument, PolicyKind, PolicySet, PrincipalKind, Request,
+    RequestPrincipal, SourceType, evaluate,
 };
 
 const KINDS: [PolicyKind; 8] = [
@@ -35,7 +35,10 @@ fuzz_target!(|data: &[u8]| {
     context.insert("aws:username", ContextValue::from("alice"));
     context.insert("aws:MultiFactorAuthPresent", ContextValue::from(true));
     context.insert("aws:SourceIp", ContextValue::from("10.1.2.3"));
-    context.insert("aws:CurrentTime", ContextValue::from("2026-05-01T12:00:00Z"));
+    context.insert(
+        "aws:CurrentTime",
+        ContextValue::from("2026-05-01T12:00:00Z"),
+    );
     context.insert("aws:TagKeys", ContextValue::list(["team", "env"]));
     let request = Request {
         principal: RequestPrincipal {
@@ -56,17 +59,31 @@ fuzz_target!(|data: &[u8]| {
         let again = PolicyDocument::parse(document.text(), kind).expect("text() re-parses");
         assert_eq!(again.statement_count(), document.statement_count());
         assert_eq!(again.context_keys(), document.context_keys());
-        let policy =
-            Policy { id: "fuzz".into(), source: SourceType::None, document: Arc::new(document) };
+        let policy = Policy {
+            id: "fuzz".into(),
+            source: SourceType::None,
+            document: Arc::new(document),
+        };
         let one = std::slice::from_ref(&policy);
         let set = match kind {
-            PolicyKind::Trust | PolicyKind::Resource => {
-                PolicySet { identity: &[], boundary: None, session: None, resource: Some(&policy) }
-            }
-            PolicyKind::Session => {
-                PolicySet { identity: one, boundary: None, session: Some(one), resource: None }
-            }
-            _ => PolicySet { identity: one, boundary: Some(&policy), session: None, resource: None },
+            PolicyKind::Trust | PolicyKind::Resource => PolicySet {
+                identity: &[],
+                boundary: None,
+                session: None,
+                resource: Some(&policy),
+            },
+            PolicyKind::Session => PolicySet {
+                identity: one,
+                boundary: None,
+                session: Some(one),
+                resource: None,
+            },
+            _ => PolicySet {
+                identity: one,
+                boundary: Some(&policy),
+                session: None,
+                resource: None,
+            },
         };
         let first = evaluate(&set, &request);
         assert_eq!(evaluate(&set, &request), first);

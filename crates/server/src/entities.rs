@@ -85,6 +85,45 @@ pub const PATH_PREFIX: Rule = Rule {
         _plus: false,
     }),
 };
+/// The three shapes botocore gives a `PathPrefix` member.
+#[derive(Debug, Clone, Copy)]
+pub enum PrefixShape {
+    /// `pathPrefixType`, `\u002F[\u0021-\u007F]*` (ListUsers, ListGroups).
+    Any,
+    /// `policyPathType`, `((/[A-Za-z0-9\.,\+@=_-]+)*)/` (ListPolicies,
+    /// ListAttached*Policies).
+    PolicyPath,
+    /// `pathType`, `(\u002F)|(\u002F[\u0021-\u007E]+\u002F)` (ListEntitiesForPolicy).
+    Path,
+}
+
+/// `PathPrefix` in `shape`, including the parts of its pattern that a character class
+/// cannot express (the leading `/`, and the trailing one of the path shapes).
+pub fn read_path_prefix(v: &mut Validator, p: &Params, shape: PrefixShape) -> Option<String> {
+    let (rule, shaped): (Rule, fn(&str) -> bool) = match shape {
+        PrefixShape::Any => (PATH_PREFIX, |s| s.starts_with('/')),
+        PrefixShape::PolicyPath => (
+            Rule {
+                name: PATH_PREFIX.name,
+                ..POLICY_PATH
+            },
+            valid_policy_path,
+        ),
+        PrefixShape::Path => (
+            Rule {
+                name: PATH_PREFIX.name,
+                ..crate::common::PATH
+            },
+            crate::common::valid_path,
+        ),
+    };
+    let prefix = v.optional(p, rule)?;
+    if !shaped(&prefix) {
+        v.pattern_failure(&prefix, rule);
+        return None;
+    }
+    Some(prefix)
+}
 /// `markerType`: 1..320.
 pub use crate::common::MARKER;
 /// `tagKeyType`: 1..128, `[\p{L}\p{Z}\p{N}_.:/=+\-@]+`.
@@ -205,7 +244,35 @@ impl Page {
         }
     }
 
-    /// Writes one page of `items` (sorted by `key`) with `IsTruncated` and `Marker`.
+    /// One page of `items`, which are in list order with unique keys, and the marker of
+    /// the next page when there is one. The marker is the key of the page's last item; the
+    /// next page starts after the item with that key, or — when that item is gone — at the
+    /// first item whose key sorts after it (lists in ascending key order).
+    pub fn slice<'a, T>(
+        &self,
+        items: &'a [T],
+        key: impl Fn(&T) -> &str,
+    ) -> (&'a [T], Option<String>) {
+        let start = match &self.marker {
+            Some(m) => match items.iter().position(|i| key(i) == m.as_str()) {
+                Some(at) => at + 1,
+                None => items
+                    .iter()
+                    .position(|i| key(i) > m.as_str())
+                    .unwrap_or(items.len()),
+            },
+            None => 0,
+        };
+        let rest = items.get(start..).unwrap_or_default();
+        let page = rest.get(..self.max_items).unwrap_or(rest);
+        let next = match page.last() {
+            Some(last) if rest.len() > page.len() => Some(key(last).to_owned()),
+            _ => None,
+        };
+        (page, next)
+    }
+
+    /// Writes one page of `items` (see [`Page::slice`]) with `IsTruncated` and `Marker`.
     pub fn write<T>(
         &self,
         x: &mut Xml,
@@ -214,25 +281,21 @@ impl Page {
         key: impl Fn(&T) -> &str,
         each: impl Fn(&mut Xml, &T),
     ) {
-        let start = match &self.marker {
-            Some(m) => items
-                .iter()
-                .position(|i| key(i) > m.as_str())
-                .unwrap_or(items.len()),
-            None => 0,
-        };
-        let rest = &items[start..];
-        let page = &rest[..rest.len().min(self.max_items)];
+        let (page, next) = self.slice(items, key);
         x.elem(list, |x| {
             for item in page {
                 x.elem("member", |x| each(x, item));
             }
         });
-        let truncated = rest.len() > page.len();
-        x.text("IsTruncated", if truncated { "true" } else { "false" });
-        if let (true, Some(last)) = (truncated, page.last()) {
-            x.text("Marker", key(last));
-        }
+        truncation_xml(x, next.as_deref());
+    }
+}
+
+/// `IsTruncated`, and `Marker` when there is a next page.
+pub fn truncation_xml(x: &mut Xml, next: Option<&str>) {
+    x.text("IsTruncated", if next.is_some() { "true" } else { "false" });
+    if let Some(marker) = next {
+        x.text("Marker", marker);
     }
 }
 
@@ -302,12 +365,15 @@ fn tag_char(c: char) -> bool {
 pub fn tags_xml(x: &mut Xml, tags: &[Tag]) {
     x.elem("Tags", |x| {
         for t in tags {
-            x.elem("member", |x| {
-                x.text("Key", &t.key);
-                x.text("Value", &t.value);
-            });
+            x.elem("member", |x| tag_xml(x, t));
         }
     });
+}
+
+/// The members of one `Tag`.
+pub fn tag_xml(x: &mut Xml, t: &Tag) {
+    x.text("Key", &t.key);
+    x.text("Value", &t.value);
 }
 
 /// A policy document as IAM returns it: URL-encoded JSON (policy.md §4.1).
@@ -352,4 +418,59 @@ pub fn policy_xml(x: &mut Xml, p: &ManagedPolicy, with_description: bool) {
     }
     x.text("CreateDate", &crate::iso8601(p.created));
     x.text("UpdateDate", &crate::iso8601(p.updated));
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn page(max_items: usize, marker: Option<&str>) -> Page {
+        Page {
+            max_items,
+            marker: marker.map(str::to_owned),
+        }
+    }
+
+    fn keys<'a>(items: &'a [&'a str]) -> Vec<&'a str> {
+        items.to_vec()
+    }
+
+    #[test]
+    fn pages_follow_list_order_not_key_order() {
+        // Policy versions are listed newest first.
+        let versions = ["v10", "v9", "v2", "v1"];
+        let (first, next) = page(2, None).slice(&versions, |v| v);
+        assert_eq!(
+            (keys(first), next.as_deref()),
+            (vec!["v10", "v9"], Some("v9"))
+        );
+        let (second, next) = page(2, Some("v9")).slice(&versions, |v| v);
+        assert_eq!((keys(second), next), (vec!["v2", "v1"], None));
+    }
+
+    #[test]
+    fn a_vanished_marker_resumes_after_its_key() {
+        let names = ["a", "c", "d"];
+        let (rest, next) = page(5, Some("b")).slice(&names, |n| n);
+        assert_eq!((keys(rest), next), (vec!["c", "d"], None));
+        let (rest, _) = page(5, Some("z")).slice(&names, |n| n);
+        assert!(rest.is_empty());
+    }
+
+    #[test]
+    fn path_prefix_shapes() {
+        let check = |shape, value: &str| {
+            let p = Params::new(vec![("PathPrefix".to_owned(), value.to_owned())]);
+            let mut v = Validator::new();
+            let got = read_path_prefix(&mut v, &p, shape);
+            (got.is_some(), v.finish().is_ok())
+        };
+        assert_eq!(check(PrefixShape::Any, "/a"), (true, true));
+        assert_eq!(check(PrefixShape::Any, "a/"), (false, false));
+        assert_eq!(check(PrefixShape::PolicyPath, "/a/"), (true, true));
+        assert_eq!(check(PrefixShape::PolicyPath, "/a"), (false, false));
+        assert_eq!(check(PrefixShape::Path, "/"), (true, true));
+        assert_eq!(check(PrefixShape::Path, "/a"), (false, false));
+    }
 }

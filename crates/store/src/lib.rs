@@ -526,18 +526,6 @@ pub struct AttachedPolicyDocument {
     pub document: Option<String>,
 }
 
-/// Which customer managed policies [`Store::list_policies`] returns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PolicyListFilter<'a> {
-    /// Only policies whose path starts with this (`/` for all).
-    pub path_prefix: &'a str,
-    /// Only policies attached to at least one user or group (IAM `OnlyAttached`).
-    pub only_attached: bool,
-    /// Only policies in use that way (IAM `PolicyUsageFilter`): `Permissions` keeps those
-    /// attached to a user or group, `Boundary` those that are a user's boundary.
-    pub usage: Option<PolicyUsage>,
-}
-
 /// How a managed policy is used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PolicyUsage {
@@ -843,7 +831,7 @@ pub trait Store: Send + Sync {
     /// A customer managed policy by ARN, with live use counts.
     fn managed_policy(&self, arn: &str) -> Result<Option<ManagedPolicy>, StoreError>;
     /// Customer managed policies matching `f`, ordered by name.
-    fn list_policies(&self, f: &PolicyListFilter<'_>) -> Result<Vec<ManagedPolicy>, StoreError>;
+    fn list_policies(&self, path_prefix: &str) -> Result<Vec<ManagedPolicy>, StoreError>;
     /// How often the policy `arn` is in use; any ARN, AWS managed ones included.
     fn policy_use_counts(&self, arn: &str) -> Result<PolicyUseCounts, StoreError>;
     /// Deletes a customer managed policy, its default version and its tags:

@@ -7,8 +7,8 @@ use tokengate_token::{arn, keys};
 
 use crate::common::{EXISTING_USER_NAME, db, no_such_user, path_rule, valid_path};
 use crate::entities::{
-    GROUP_NAME, MAX_GROUPS, MAX_GROUPS_PER_USER, PATH_PREFIX, Page, already_exists,
-    delete_conflict, group_xml, limit_exceeded, no_such_group,
+    GROUP_NAME, MAX_GROUPS, MAX_GROUPS_PER_USER, Page, PrefixShape, already_exists,
+    delete_conflict, group_xml, limit_exceeded, no_such_group, read_path_prefix,
 };
 use crate::error::ApiError;
 use crate::params::{Rule, Validator};
@@ -100,7 +100,7 @@ pub(crate) async fn get_group(c: Call) -> Result<Option<String>, ApiError> {
 
 pub(crate) async fn list_groups(c: Call) -> Result<Option<String>, ApiError> {
     let mut v = Validator::new();
-    let prefix = v.optional(&c.params, PATH_PREFIX);
+    let prefix = read_path_prefix(&mut v, &c.params, PrefixShape::Any);
     let page = Page::read(&mut v, &c.params);
     v.finish()?;
     let prefix = prefix.unwrap_or_else(|| "/".to_owned());

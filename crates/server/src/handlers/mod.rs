@@ -3,9 +3,9 @@
 //! A handler receives a caller the chokepoint has already authenticated and authorized
 //! ([`crate::chokepoint`]); it validates its parameters, does the work and answers with the
 //! inside of `{Action}Result`. Families never import each other: what they share lives one
-//! floor down ([`crate::common`], [`crate::entities`], [`crate::principals`], [`crate::mfa`], [`crate::credentials`],
-//! [`crate::relying_party`], [`crate::params`], [`crate::xml`]). Which action runs which
-//! handler is said once, in [`crate::registry`].
+//! floor down ([`crate::common`], [`crate::entities`], [`crate::principals`],
+//! [`crate::mfa`], [`crate::credentials`], [`crate::relying_party`], [`crate::params`],
+//! [`crate::xml`]). Which action runs which handler is said once, in [`crate::registry`].
 
 pub mod groups;
 pub mod mfa_devices;

@@ -6,18 +6,18 @@
 
 use tokengate_policy::{AwsManagedPolicy, PolicyDocument, PolicyKind, aws_managed_policy};
 use tokengate_store::{
-    Entity, ManagedPolicy, NewManagedPolicy, PolicyListFilter, PolicyTarget, PolicyUsage,
+    Entity, ManagedPolicy, NewManagedPolicy, PolicyTarget, PolicyUsage, PolicyUseCounts,
     PolicyVersion, StoreError,
 };
 use tokengate_token::keys;
 
 use crate::common::{EXISTING_USER_NAME, db, no_such_user};
 use crate::entities::{
-    DESCRIPTION, GROUP_NAME, MAX_ATTACHED, MAX_POLICIES, MAX_POLICY_VERSIONS, MAX_TAGS,
-    PATH_PREFIX, POLICY_ARN, POLICY_DOCUMENT, POLICY_NAME, POLICY_PATH, Page, already_exists,
-    delete_conflict, document_text, invalid_input, limit_exceeded, no_such_entity, no_such_group,
-    no_such_policy, not_attachable, policy_arn, policy_error, policy_xml, read_tag_keys, read_tags,
-    tags_xml, valid_policy_path, valid_version_id,
+    DESCRIPTION, GROUP_NAME, MAX_ATTACHED, MAX_POLICIES, MAX_POLICY_VERSIONS, MAX_TAGS, POLICY_ARN,
+    POLICY_DOCUMENT, POLICY_NAME, POLICY_PATH, Page, PrefixShape, already_exists, delete_conflict,
+    document_text, invalid_input, limit_exceeded, no_such_entity, no_such_group, no_such_policy,
+    not_attachable, policy_arn, policy_error, policy_xml, read_path_prefix, read_tag_keys,
+    read_tags, tag_xml, tags_xml, truncation_xml, valid_policy_path, valid_version_id,
 };
 use crate::error::ApiError;
 use crate::params::{Params, Rule, Validator};
@@ -32,7 +32,7 @@ const BOUNDARY_ARN: Rule = Rule {
 
 /// A managed policy: AWS's (static) or the account's.
 enum Managed {
-    Aws(&'static AwsManagedPolicy, tokengate_store::PolicyUseCounts),
+    Aws(&'static AwsManagedPolicy, PolicyUseCounts),
     Customer(ManagedPolicy),
 }
 
@@ -114,6 +114,17 @@ fn version_xml(x: &mut Xml, v: &PolicyVersion, with_document: bool) {
     x.text("CreateDate", &crate::iso8601(v.created));
 }
 
+/// The one version of an AWS managed policy, dated by the policy's `UpdateDate` (the same
+/// in GetPolicyVersion and ListPolicyVersions).
+fn aws_version_xml(x: &mut Xml, p: &AwsManagedPolicy, with_document: bool) {
+    if with_document {
+        document_text(x, "Document", p.document);
+    }
+    x.text("VersionId", p.version_id);
+    x.text("IsDefaultVersion", "true");
+    x.text("CreateDate", p.update_date);
+}
+
 /// CreatePolicy's resource: the ARN the policy will have.
 pub(crate) fn create_resource(input: &ResourceInput<'_>) -> String {
     let name = input.params.get("PolicyName").unwrap_or_default();
@@ -164,8 +175,16 @@ pub(crate) async fn create_policy(c: Call) -> Result<Option<String>, ApiError> {
     let policy = managed(&c, &arn)
         .await?
         .ok_or_else(|| ApiError::internal("created policy vanished"))?;
+    // As stored (and as GetPolicy answers): one tag per key, ordered by key.
+    let a = arn.clone();
+    let tags = db(&c.state, move |s| s.policy_tags(&a)).await??;
     let mut x = Xml::fragment();
-    x.elem("Policy", |x| policy.write(x, true));
+    x.elem("Policy", |x| {
+        policy.write(x, true);
+        if !tags.is_empty() {
+            tags_xml(x, &tags);
+        }
+    });
     Ok(Some(x.finish()))
 }
 
@@ -196,7 +215,7 @@ pub(crate) async fn list_policies(c: Call) -> Result<Option<String>, ApiError> {
     let mut v = Validator::new();
     let scope = v.one_of(&c.params, "Scope", &["All", "AWS", "Local"], false);
     let only_attached = v.one_of(&c.params, "OnlyAttached", &["true", "false"], false);
-    let prefix = v.optional(&c.params, PATH_PREFIX);
+    let prefix = read_path_prefix(&mut v, &c.params, PrefixShape::PolicyPath);
     let usage = v.one_of(
         &c.params,
         "PolicyUsageFilter",
@@ -221,27 +240,26 @@ pub(crate) async fn list_policies(c: Call) -> Result<Option<String>, ApiError> {
             }
             let a = p.arn.to_owned();
             let counts = db(&c.state, move |s| s.policy_use_counts(&a)).await??;
-            let used = match usage {
-                None => counts.attachments + counts.boundary_uses > 0,
-                Some(PolicyUsage::Permissions) => counts.attachments > 0,
-                Some(PolicyUsage::Boundary) => counts.boundary_uses > 0,
-            };
-            if !only_attached || used {
+            if listed(only_attached, usage, counts) {
                 all.push(Managed::Aws(p, counts));
             }
         }
     }
     if scope != "AWS" {
         let p = prefix.clone();
-        let local = db(&c.state, move |s| {
-            s.list_policies(&PolicyListFilter {
-                path_prefix: &p,
-                only_attached,
-                usage,
-            })
-        })
-        .await??;
-        all.extend(local.into_iter().map(Managed::Customer));
+        let local = db(&c.state, move |s| s.list_policies(&p)).await??;
+        all.extend(
+            local
+                .into_iter()
+                .filter(|p| {
+                    let counts = PolicyUseCounts {
+                        attachments: p.attachment_count,
+                        boundary_uses: p.boundary_usage_count,
+                    };
+                    listed(only_attached, usage, counts)
+                })
+                .map(Managed::Customer),
+        );
     }
     all.sort_by(|a, b| a.name().cmp(b.name()));
     let mut x = Xml::fragment();
@@ -249,6 +267,18 @@ pub(crate) async fn list_policies(c: Call) -> Result<Option<String>, ApiError> {
         p.write(x, false);
     });
     Ok(Some(x.finish()))
+}
+
+/// Whether ListPolicies lists a policy in use `counts` times. `PolicyUsageFilter` keeps
+/// the policies in use that way (`AttachmentCount` or `PermissionsBoundaryUsageCount` above
+/// zero); `OnlyAttached` without it keeps those in use either way (decision: AWS documents
+/// neither combination further). The same rule for AWS and customer managed policies.
+fn listed(only_attached: bool, usage: Option<PolicyUsage>, counts: PolicyUseCounts) -> bool {
+    match usage {
+        Some(PolicyUsage::Permissions) => counts.attachments > 0,
+        Some(PolicyUsage::Boundary) => counts.boundary_uses > 0,
+        None => !only_attached || counts.attachments > 0 || counts.boundary_uses > 0,
+    }
 }
 
 pub(crate) async fn delete_policy(c: Call) -> Result<Option<String>, ApiError> {
@@ -338,15 +368,9 @@ pub(crate) async fn get_policy_version(c: Call) -> Result<Option<String>, ApiErr
     };
     let version = version.ok_or_else(|| no_such_version(&arn, &version_id))?;
     let mut x = Xml::fragment();
-    x.elem("PolicyVersion", |x| {
-        if let Some(p) = aws_managed_policy(&arn) {
-            document_text(x, "Document", &version.document);
-            x.text("VersionId", &version.version_id);
-            x.text("IsDefaultVersion", "true");
-            x.text("CreateDate", p.update_date);
-        } else {
-            version_xml(x, &version, true);
-        }
+    x.elem("PolicyVersion", |x| match aws_managed_policy(&arn) {
+        Some(p) => aws_version_xml(x, p, true),
+        None => version_xml(x, &version, true),
     });
     Ok(Some(x.finish()))
 }
@@ -356,7 +380,8 @@ pub(crate) async fn list_policy_versions(c: Call) -> Result<Option<String>, ApiE
     let arn = read_arn(&mut v, &c.params);
     let page = Page::read(&mut v, &c.params);
     v.finish()?;
-    let versions = if let Some(p) = aws_managed_policy(&arn) {
+    let aws = aws_managed_policy(&arn);
+    let versions = if let Some(p) = aws {
         vec![PolicyVersion {
             version_id: p.version_id.to_owned(),
             document: String::new(),
@@ -377,7 +402,10 @@ pub(crate) async fn list_policy_versions(c: Call) -> Result<Option<String>, ApiE
         "Versions",
         &versions,
         |v| v.version_id.as_str(),
-        |x, v| version_xml(x, v, false),
+        |x, v| match aws {
+            Some(p) => aws_version_xml(x, p, false),
+            None => version_xml(x, v, false),
+        },
     );
     Ok(Some(x.finish()))
 }
@@ -484,7 +512,7 @@ pub(crate) async fn detach_policy(c: Call) -> Result<Option<String>, ApiError> {
 pub(crate) async fn list_attached_policies(c: Call) -> Result<Option<String>, ApiError> {
     let mut v = Validator::new();
     let t = target(&mut v, &c.params, is_group(&c));
-    let prefix = v.optional(&c.params, PATH_PREFIX);
+    let prefix = read_path_prefix(&mut v, &c.params, PrefixShape::PolicyPath);
     let page = Page::read(&mut v, &c.params);
     v.finish()?;
     let tt = t.clone();
@@ -535,15 +563,14 @@ pub(crate) async fn list_entities_for_policy(c: Call) -> Result<Option<String>, 
         ],
         false,
     );
-    let prefix = v.optional(&c.params, PATH_PREFIX);
+    let prefix = read_path_prefix(&mut v, &c.params, PrefixShape::Path);
     let usage = v.one_of(
         &c.params,
         "PolicyUsageFilter",
         &["PermissionsPolicy", "PermissionsBoundary"],
         false,
     );
-    v.optional(&c.params, crate::entities::MARKER);
-    v.integer(&c.params, "MaxItems", 1, 1000);
+    let page = Page::read(&mut v, &c.params);
     v.finish()?;
     if managed(&c, &arn).await?.is_none() {
         return Err(no_such_policy(&arn));
@@ -568,26 +595,55 @@ pub(crate) async fn list_entities_for_policy(c: Call) -> Result<Option<String>, 
         Some(_) => (false, false),
         None => (true, true),
     };
+    // One list for paging: the groups, then the users, each by name.
+    let mut listed: Vec<(String, PolicyEntity<'_>)> = Vec::new();
+    if groups {
+        listed.extend(
+            entities
+                .groups
+                .iter()
+                .map(|g| (format!("group/{}", g.name), PolicyEntity::Group(g))),
+        );
+    }
+    if users {
+        listed.extend(
+            entities
+                .users
+                .iter()
+                .map(|u| (format!("user/{}", u.name), PolicyEntity::User(u))),
+        );
+    }
+    let (page, next) = page.slice(&listed, |(key, _)| key.as_str());
     let mut x = Xml::fragment();
     x.elem("PolicyGroups", |x| {
-        for g in entities.groups.iter().filter(|_| groups) {
-            x.elem("member", |x| {
-                x.text("GroupName", &g.name);
-                x.text("GroupId", &g.group_id);
-            });
+        for (_, e) in page {
+            if let PolicyEntity::Group(g) = e {
+                x.elem("member", |x| {
+                    x.text("GroupName", &g.name);
+                    x.text("GroupId", &g.group_id);
+                });
+            }
         }
     });
     x.elem("PolicyUsers", |x| {
-        for u in entities.users.iter().filter(|_| users) {
-            x.elem("member", |x| {
-                x.text("UserName", &u.name);
-                x.text("UserId", &u.user_id);
-            });
+        for (_, e) in page {
+            if let PolicyEntity::User(u) = e {
+                x.elem("member", |x| {
+                    x.text("UserName", &u.name);
+                    x.text("UserId", &u.user_id);
+                });
+            }
         }
     });
     x.elem("PolicyRoles", |_| {});
-    x.text("IsTruncated", "false");
+    truncation_xml(&mut x, next.as_deref());
     Ok(Some(x.finish()))
+}
+
+/// One member of ListEntitiesForPolicy's answer.
+enum PolicyEntity<'a> {
+    Group(&'a tokengate_store::Group),
+    User(&'a tokengate_store::User),
 }
 
 fn inline_kind(t: &PolicyTarget) -> (PolicyKind, usize, &'static str) {
@@ -710,8 +766,11 @@ pub(crate) async fn put_user_permissions_boundary(c: Call) -> Result<Option<Stri
     let arn = v.required(&c.params, BOUNDARY_ARN).unwrap_or_default();
     v.finish()?;
     let aws = aws_managed_policy(&arn).is_some();
-    if !arn.contains(":policy/") || (arn.starts_with("arn:aws:iam::aws:") && !aws) {
+    if !arn.contains(":policy/") {
         return Err(invalid_input(format!("ARN {arn} is not valid.")));
+    }
+    if arn.starts_with("arn:aws:iam::aws:") && !aws {
+        return Err(not_attachable(&arn));
     }
     let (u, a) = (user.clone(), arn.clone());
     match db(&c.state, move |s| {
@@ -778,8 +837,7 @@ pub(crate) async fn untag_policy(c: Call) -> Result<Option<String>, ApiError> {
 pub(crate) async fn list_policy_tags(c: Call) -> Result<Option<String>, ApiError> {
     let mut v = Validator::new();
     let arn = read_arn(&mut v, &c.params);
-    v.optional(&c.params, crate::entities::MARKER);
-    v.integer(&c.params, "MaxItems", 1, 1000);
+    let page = Page::read(&mut v, &c.params);
     v.finish()?;
     let tags = if aws_managed_policy(&arn).is_some() {
         Vec::new()
@@ -792,7 +850,6 @@ pub(crate) async fn list_policy_tags(c: Call) -> Result<Option<String>, ApiError
         }
     };
     let mut x = Xml::fragment();
-    tags_xml(&mut x, &tags);
-    x.text("IsTruncated", "false");
+    page.write(&mut x, "Tags", &tags, |t| t.key.as_str(), tag_xml);
     Ok(Some(x.finish()))
 }

@@ -17,10 +17,11 @@ use crate::action::ResourceInput;
 use crate::auth::Caller;
 use crate::common::{EXISTING_USER_NAME, MARKER, PATH, db, iso8601, no_such_user, valid_path};
 use crate::entities::{
-    MAX_TAGS, delete_conflict, limit_exceeded, read_tag_keys, read_tags, tags_xml,
+    MAX_TAGS, Page, PrefixShape, delete_conflict, limit_exceeded, read_path_prefix, read_tag_keys,
+    read_tags, tag_xml, tags_xml,
 };
 use crate::error::ApiError;
-use crate::params::{self, Params, Pattern, Rule, Validator};
+use crate::params::{self, Params, Rule, Validator};
 use crate::state::AppState;
 use crate::xml::Xml;
 
@@ -33,17 +34,6 @@ pub const USER_NAME: Rule = Rule {
     min: 1,
     max: 64,
     pattern: Some(params::NAME),
-};
-/// `pathPrefixType`: 1..512, `\u002F[\u0021-\u007F]*`.
-const PATH_PREFIX: Rule = Rule {
-    name: "PathPrefix",
-    min: 1,
-    max: 512,
-    pattern: Some(Pattern {
-        text: r"\u002F[\u0021-\u007F]*",
-        allows: |c| ('\u{21}'..='\u{7f}').contains(&c),
-        _plus: false,
-    }),
 };
 /// `accessKeyIdType` (IAM): 16..128, `[\w]+`.
 const ACCESS_KEY_ID: Rule = Rule {
@@ -192,7 +182,7 @@ pub(crate) async fn list_users(
     p: &Params,
 ) -> Result<String, ApiError> {
     let mut v = Validator::new();
-    let prefix = v.optional(p, PATH_PREFIX);
+    let prefix = read_path_prefix(&mut v, p, PrefixShape::Any);
     let marker = v.optional(p, MARKER);
     let max_items = v.integer(p, "MaxItems", 1, 1000);
     v.finish()?;
@@ -297,8 +287,7 @@ pub(crate) async fn list_user_tags(
 ) -> Result<String, ApiError> {
     let mut v = Validator::new();
     let name = v.required(p, EXISTING_USER_NAME).unwrap_or_default();
-    v.optional(p, MARKER);
-    v.integer(p, "MaxItems", 1, 1000);
+    let page = Page::read(&mut v, p);
     v.finish()?;
     let n = name.clone();
     let tags = match db(state, move |s| s.user_tags(&n)).await? {
@@ -307,8 +296,7 @@ pub(crate) async fn list_user_tags(
         Err(e) => return Err(e.into()),
     };
     let mut x = Xml::fragment();
-    tags_xml(&mut x, &tags);
-    x.text("IsTruncated", "false");
+    page.write(&mut x, "Tags", &tags, |t| t.key.as_str(), tag_xml);
     Ok(x.finish())
 }
 

@@ -11,8 +11,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::{SqliteStore, backend, exists_or_backend};
 use crate::{
     AttachedPolicy, AttachedPolicyDocument, Entity, Group, GroupPolicies, InlinePolicy,
-    ManagedPolicy, NewManagedPolicy, PolicyEntities, PolicyListFilter, PolicyTarget, PolicyUsage,
-    PolicyUseCounts, PolicyVersion, StoreError, Tag, User, UserPolicies,
+    ManagedPolicy, NewManagedPolicy, PolicyEntities, PolicyTarget, PolicyUsage, PolicyUseCounts,
+    PolicyVersion, StoreError, Tag, User, UserPolicies,
 };
 
 /// The tables that hold one kind of target's policies.
@@ -546,25 +546,17 @@ pub(super) fn managed_policy(
 
 pub(super) fn list_policies(
     store: &SqliteStore,
-    f: &PolicyListFilter<'_>,
+    path_prefix: &str,
 ) -> Result<Vec<ManagedPolicy>, StoreError> {
-    let usage = match f.usage {
-        None => 0,
-        Some(PolicyUsage::Permissions) => 1,
-        Some(PolicyUsage::Boundary) => 2,
-    };
     store.read_tx(|tx| {
         collect(
             tx,
             &format!(
                 "{POLICY_SELECT}
                  WHERE substr(p.path, 1, length(?1)) = ?1
-                   AND (?2 = 0 OR p.attachments > 0)
-                   AND (?3 <> 1 OR p.attachments > 0)
-                   AND (?3 <> 2 OR p.boundary_uses > 0)
                  ORDER BY p.name"
             ),
-            params![f.path_prefix, f.only_attached, usage],
+            [path_prefix],
             policy_row,
         )
     })
@@ -1106,8 +1098,7 @@ mod tests {
     use crate::sqlite::fixtures::*;
     use crate::{
         AttachedPolicy, AttachedPolicyDocument, Entity, Group, KeyOwner, ManagedPolicy,
-        NewManagedPolicy, PolicyListFilter, PolicyTarget, PolicyUsage, PolicyUseCounts, Store,
-        StoreError, Tag,
+        NewManagedPolicy, PolicyTarget, PolicyUsage, PolicyUseCounts, Store, StoreError, Tag,
     };
 
     const ACCOUNT: &str = "arn:aws:iam::000000000000";
@@ -1529,23 +1520,11 @@ mod tests {
         s.detach_policy(&g("devs"), &arn("p00")).unwrap();
         assert_eq!(counts(&s, &arn("p00")), (0, 0));
         s.delete_policy(&arn("p00")).unwrap();
-        // The only-attached and usage filters.
-        let only_attached = PolicyListFilter {
-            path_prefix: "/",
-            only_attached: true,
-            usage: None,
-        };
-        assert_eq!(s.list_policies(&only_attached).unwrap().len(), 9);
-        let all = PolicyListFilter {
-            only_attached: false,
-            ..only_attached
-        };
-        assert_eq!(s.list_policies(&all).unwrap().len(), 10);
-        let none = PolicyListFilter {
-            path_prefix: "/nope/",
-            ..all
-        };
-        assert!(s.list_policies(&none).unwrap().is_empty());
+        // Listed with their live counts, by path prefix.
+        let listed = s.list_policies("/").unwrap();
+        assert_eq!(listed.len(), 10);
+        assert_eq!(listed.iter().filter(|p| p.attachment_count > 0).count(), 9);
+        assert!(s.list_policies("/nope/").unwrap().is_empty());
     }
 
     #[test]
@@ -1573,21 +1552,13 @@ mod tests {
         assert_eq!(counts(&s, &arn("Fence")), (0, 1));
         let p = s.managed_policy(&arn("Fence")).unwrap().unwrap();
         assert_eq!((p.attachment_count, p.boundary_usage_count), (0, 1));
-        let boundary = |usage| PolicyListFilter {
-            path_prefix: "/",
-            only_attached: false,
-            usage: Some(usage),
-        };
+        let listed = s.list_policies("/").unwrap();
         assert_eq!(
-            s.list_policies(&boundary(PolicyUsage::Boundary))
-                .unwrap()
-                .len(),
-            1
-        );
-        assert!(
-            s.list_policies(&boundary(PolicyUsage::Permissions))
-                .unwrap()
-                .is_empty()
+            listed
+                .iter()
+                .map(|p| (p.attachment_count, p.boundary_usage_count))
+                .collect::<Vec<_>>(),
+            [(0, 1)]
         );
         let used = s
             .policy_entities(&arn("Fence"), Some(PolicyUsage::Boundary))
@@ -1851,12 +1822,7 @@ mod tests {
         s.user_by_id("AIDAalice").unwrap();
         s.user_policies("AIDAalice").unwrap();
         s.list_groups("/").unwrap();
-        s.list_policies(&PolicyListFilter {
-            path_prefix: "/",
-            only_attached: false,
-            usage: None,
-        })
-        .unwrap();
+        s.list_policies("/").unwrap();
         s.policy_use_counts(ADMIN).unwrap();
         s.user_tags("alice").unwrap();
         s.group("devs").unwrap();

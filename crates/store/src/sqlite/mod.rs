@@ -26,8 +26,8 @@ use crate::seal::Sealer;
 use crate::{
     AccessKey, Account, AttachedPolicy, Bootstrap, Challenge, Completion, Entity, Group, KeyOwner,
     KeyStatus, KeyUse, KeyUseOutcome, ManagedPolicy, MfaDevice, NewManagedPolicy, PolicyEntities,
-    PolicyListFilter, PolicyTarget, PolicyUsage, PolicyUseCounts, PolicyVersion, SecurityKey,
-    Store, StoreError, StoredSigningKey, Tag, TotpCheck, TotpOutcome, User, UserPolicies,
+    PolicyTarget, PolicyUsage, PolicyUseCounts, PolicyVersion, SecurityKey, Store, StoreError,
+    StoredSigningKey, Tag, TotpCheck, TotpOutcome, User, UserPolicies,
 };
 use group_commit::GroupCommitter;
 
@@ -674,8 +674,8 @@ impl Store for SqliteStore {
         iam::managed_policy(self, arn)
     }
 
-    fn list_policies(&self, f: &PolicyListFilter<'_>) -> Result<Vec<ManagedPolicy>, StoreError> {
-        iam::list_policies(self, f)
+    fn list_policies(&self, path_prefix: &str) -> Result<Vec<ManagedPolicy>, StoreError> {
+        iam::list_policies(self, path_prefix)
     }
 
     fn policy_use_counts(&self, arn: &str) -> Result<PolicyUseCounts, StoreError> {
