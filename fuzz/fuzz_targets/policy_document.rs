@@ -5,7 +5,9 @@
 //! accepted document must be canonical: parsing its `text()` again gives the same
 //! statement count and context keys, and evaluating it against a fixed request (as an
 //! identity, boundary, session or resource policy, by kind) never panics and is
-//! deterministic.
+//! deterministic. The same bytes, split into lines, are also the simulator's
+//! `ContextKeyValues` of every `ContextKeyType` (`ContextValue::from_simulator`), and what
+//! that accepts joins the request context the documents are evaluated in.
 #![no_main]
 
 use std::sync::Arc;
@@ -27,6 +29,22 @@ const KINDS: [PolicyKind; 8] = [
     PolicyKind::Resource,
 ];
 
+/// The simulator's `ContextKeyType` values (policy.md §4.7).
+const SIMULATOR_TYPES: [&str; 12] = [
+    "string",
+    "stringList",
+    "numeric",
+    "numericList",
+    "boolean",
+    "booleanList",
+    "ip",
+    "ipList",
+    "binary",
+    "binaryList",
+    "date",
+    "dateList",
+];
+
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
@@ -40,6 +58,12 @@ fuzz_target!(|data: &[u8]| {
         ContextValue::from("2026-05-01T12:00:00Z"),
     );
     context.insert("aws:TagKeys", ContextValue::list(["team", "env"]));
+    let values: Vec<String> = text.split('\n').map(str::to_owned).collect();
+    for kind in SIMULATOR_TYPES {
+        if let Ok(value) = ContextValue::from_simulator(kind, values.clone()) {
+            context.insert(&format!("fuzz:{kind}"), value);
+        }
+    }
     let request = Request {
         principal: RequestPrincipal {
             kind: PrincipalKind::AssumedRole,

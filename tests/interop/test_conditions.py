@@ -199,3 +199,34 @@ def test_get_session_token_needs_no_allow_but_honours_a_deny(svc):
         PolicyDocument=policy({"Effect": "Deny", "Action": "sts:*", "Resource": "*"}),
     )
     assert sts.get_caller_identity()["Arn"] == f"arn:aws:iam::{ACCOUNT}:user/ctx-login"
+
+
+def test_permissions_boundary_key_fences_delegated_admins(svc):
+    """iam:PermissionsBoundary: a user admin may attach policies only to users fenced by a
+    given boundary, and may set only that boundary (the documented delegation pattern)."""
+    root = svc.root_client("iam")
+    fence = root.create_policy(
+        PolicyName="ctx-fence",
+        PolicyDocument=policy({"Effect": "Allow", "Action": "iam:Get*", "Resource": "*"}),
+    )["Policy"]["Arn"]
+    admin, _ = user_with_policy(
+        svc,
+        "ctx-user-admin",
+        {"Effect": "Allow",
+         "Action": ["iam:AttachUserPolicy", "iam:PutUserPermissionsBoundary"],
+         "Resource": "*",
+         "Condition": {"StringEquals": {"iam:PermissionsBoundary": fence}}},
+    )
+    root.create_user(UserName="ctx-fenced")
+    root.create_user(UserName="ctx-free")
+    read_only = "arn:aws:iam::aws:policy/IAMReadOnlyAccess"
+    # No boundary yet: refused; setting another boundary: refused; this one: allowed.
+    denied(admin.attach_user_policy, UserName="ctx-fenced", PolicyArn=read_only)
+    denied(
+        admin.put_user_permissions_boundary,
+        UserName="ctx-fenced",
+        PermissionsBoundary="arn:aws:iam::aws:policy/AdministratorAccess",
+    )
+    admin.put_user_permissions_boundary(UserName="ctx-fenced", PermissionsBoundary=fence)
+    admin.attach_user_policy(UserName="ctx-fenced", PolicyArn=read_only)
+    denied(admin.attach_user_policy, UserName="ctx-free", PolicyArn=read_only)

@@ -7,6 +7,7 @@ import pyotp
 import pytest
 from botocore.exceptions import ClientError
 
+from test_foundation import aws_cli
 from test_totp import settled_now
 
 ACCOUNT = "000000000000"
@@ -572,3 +573,51 @@ def test_simulator_answers_the_decision_matrix(svc):
     }
     expect("NoSuchEntity", iam.simulate_principal_policy,
            PolicySourceArn=f"arn:aws:iam::{ACCOUNT}:user/sim-nobody", ActionNames=["iam:GetUser"])
+
+
+def test_aws_cli_manages_policies_and_sees_them_enforced(svc, tmp_path):
+    """The same workflow through the AWS CLI (awscli 1.x over botocore): file:// documents,
+    decoded documents on the way back, the simulator's CLI form, and an AccessDenied."""
+    document = tmp_path / "read-users.json"
+    document.write_text(doc(allow(["iam:GetUser", "iam:ListUsers"])))
+    out = aws_cli(
+        svc, "iam", "create-policy", "--policy-name", "cli-read-users",
+        "--policy-document", f"file://{document}",
+    )
+    assert out.returncode == 0, out.stderr
+    arn = json.loads(out.stdout)["Policy"]["Arn"]
+    out = aws_cli(svc, "iam", "get-policy-version", "--policy-arn", arn, "--version-id", "v1")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["PolicyVersion"]["Document"] == json.loads(
+        document.read_text()
+    )
+    assert aws_cli(svc, "iam", "create-user", "--user-name", "cli-fay").returncode == 0
+    out = aws_cli(svc, "iam", "attach-user-policy", "--user-name", "cli-fay",
+                  "--policy-arn", arn)
+    assert out.returncode == 0, out.stderr
+    out = aws_cli(svc, "iam", "create-access-key", "--user-name", "cli-fay")
+    key = json.loads(out.stdout)["AccessKey"]
+    fay = (key["AccessKeyId"], key["SecretAccessKey"])
+    out = aws_cli(svc, "iam", "list-users", key=fay)
+    assert out.returncode == 0, out.stderr
+    assert "cli-fay" in [u["UserName"] for u in json.loads(out.stdout)["Users"]]
+    out = aws_cli(svc, "iam", "create-group", "--group-name", "cli-nope", key=fay)
+    assert out.returncode != 0
+    assert (
+        "An error occurred (AccessDenied) when calling the CreateGroup operation: User: "
+        f"arn:aws:iam::{ACCOUNT}:user/cli-fay is not authorized to perform: iam:CreateGroup"
+    ) in out.stderr
+    out = aws_cli(
+        svc, "iam", "simulate-principal-policy",
+        "--policy-source-arn", f"arn:aws:iam::{ACCOUNT}:user/cli-fay",
+        "--action-names", "iam:ListUsers", "iam:DeleteUser",
+        "--context-entries",
+        "ContextKeyName='aws:CurrentTime',ContextKeyValues='2019-04-25T11:00:00Z',"
+        "ContextKeyType=date",
+    )
+    assert out.returncode == 0, out.stderr
+    results = json.loads(out.stdout)["EvaluationResults"]
+    assert {r["EvalActionName"]: r["EvalDecision"] for r in results} == {
+        "iam:ListUsers": "allowed",
+        "iam:DeleteUser": "implicitDeny",
+    }

@@ -31,6 +31,7 @@ use time::format_description::well_known::Rfc3339;
 use tokengate_policy::{
     Context, ContextValue, Decision, PolicySet, PrincipalKind, Request, RequestPrincipal, evaluate,
 };
+use tokengate_store::StoreError;
 use tokengate_token::Principal;
 use tokengate_token::session::MfaMethod;
 
@@ -85,7 +86,7 @@ pub fn authorize(
         .user(state.store.as_ref(), user_id)?
         .ok_or_else(ApiError::unknown_key)?;
     let login = action == "sts:GetSessionToken";
-    let context = request_context(state, caller, &authz, spec, params, facts);
+    let context = request_context(state, caller, &authz, spec, params, facts)?;
     let arn = caller.principal.arn();
     let request = Request {
         principal: RequestPrincipal {
@@ -139,7 +140,7 @@ pub fn request_context(
     spec: &ActionSpec,
     params: &Params,
     facts: RequestFacts,
-) -> Context {
+) -> Result<Context, ApiError> {
     let now = state.clock.now();
     let mut c = Context::new();
     let string = |s: &str| ContextValue::Single(s.to_owned());
@@ -189,7 +190,10 @@ pub fn request_context(
         }
     }
     request_keys(&mut c, spec, params);
-    c
+    if let Some(arn) = target_boundary(state, spec, params)? {
+        c.insert("iam:PermissionsBoundary", ContextValue::Single(arn));
+    }
+    Ok(c)
 }
 
 /// A boolean context value (`Bool` compares the text, case-insensitively).
@@ -207,7 +211,7 @@ pub fn mfa_method(m: MfaMethod) -> &'static str {
 }
 
 /// Keys that come from the request's own parameters (§3.2, §4.8): tags passed in the
-/// request, the policy being attached, the boundary being set.
+/// request and the policy being attached or detached.
 fn request_keys(c: &mut Context, spec: &ActionSpec, params: &Params) {
     let mut tag_keys = Vec::new();
     for i in 1.. {
@@ -231,10 +235,37 @@ fn request_keys(c: &mut Context, spec: &ActionSpec, params: &Params) {
     if let (true, Some(arn)) = (attaches, params.get("PolicyArn")) {
         c.insert("iam:PolicyARN", ContextValue::Single(arn.to_owned()));
     }
-    if let Some(arn) = params.get("PermissionsBoundary") {
-        c.insert(
-            "iam:PermissionsBoundary",
-            ContextValue::Single(arn.to_owned()),
-        );
+}
+
+/// `iam:PermissionsBoundary` (policy.md §4.8): the boundary being set by
+/// PutUserPermissionsBoundary, else the boundary the target user has now, for the actions
+/// that change a user's permissions — so that a policy can let an administrator manage only
+/// users fenced by a given boundary. A point read, inline like the authentication read.
+fn target_boundary(
+    state: &AppState,
+    spec: &ActionSpec,
+    params: &Params,
+) -> Result<Option<String>, ApiError> {
+    const USER_PERMISSION_ACTIONS: [&str; 5] = [
+        "AttachUserPolicy",
+        "DetachUserPolicy",
+        "PutUserPolicy",
+        "DeleteUserPolicy",
+        "DeleteUserPermissionsBoundary",
+    ];
+    if spec.name == "PutUserPermissionsBoundary" {
+        return Ok(params.get("PermissionsBoundary").map(str::to_owned));
+    }
+    let Some(user) = params.get("UserName") else {
+        return Ok(None);
+    };
+    if spec.api != Api::Iam || !USER_PERMISSION_ACTIONS.contains(&spec.name) {
+        return Ok(None);
+    }
+    match state.store.user_permissions_boundary(user) {
+        Ok(arn) => Ok(arn),
+        // An unknown user has no boundary; the handler answers NoSuchEntity for it.
+        Err(StoreError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }
