@@ -43,6 +43,18 @@ struct CacheInner {
     documents: HashMap<(PolicyKind, String), Arc<PolicyDocument>>,
 }
 
+impl CacheInner {
+    /// Moves to `generation` (dropping everything) if it is newer. Generations only move
+    /// forward: a load that started before a newer one was filed must not wipe it.
+    fn advance(&mut self, generation: u64) {
+        if generation > self.generation {
+            self.users.clear();
+            self.documents.clear();
+            self.generation = generation;
+        }
+    }
+}
+
 /// Most users kept; past it the cache starts afresh (a bound, not an eviction policy).
 const MAX_CACHED_USERS: usize = 100_000;
 
@@ -71,13 +83,10 @@ impl PolicyCache {
         })?
         .map(Arc::new);
         if let Ok(mut inner) = self.inner.write() {
-            if inner.generation != generation {
-                inner.users.clear();
-                inner.documents.clear();
-                inner.generation = generation;
-            }
-            // Only cache what was read under the generation it is filed under.
-            if store.iam_generation() == generation {
+            inner.advance(generation);
+            // Only cache what was read under the generation it is filed under, and only
+            // while that generation is still current.
+            if inner.generation == generation && store.iam_generation() == generation {
                 if inner.users.len() >= MAX_CACHED_USERS {
                     inner.users.clear();
                     inner.documents.clear();
@@ -105,10 +114,11 @@ impl PolicyCache {
             return Ok(Arc::clone(hit));
         }
         let compiled = Arc::new(compile(text, kind)?);
-        if let Ok(mut inner) = self.inner.write()
-            && inner.generation == generation
-        {
-            inner.documents.insert(key, Arc::clone(&compiled));
+        if let Ok(mut inner) = self.inner.write() {
+            inner.advance(generation);
+            if inner.generation == generation {
+                inner.documents.insert(key, Arc::clone(&compiled));
+            }
         }
         Ok(compiled)
     }
@@ -205,4 +215,91 @@ fn attached_with(a: &AttachedPolicyDocument, compiler: Compiler<'_>) -> Result<P
 fn compile(text: &str, kind: PolicyKind) -> Result<PolicyDocument, ApiError> {
     PolicyDocument::parse(text, kind)
         .map_err(|e| ApiError::internal(format!("a stored policy document no longer parses: {e}")))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use tokengate_store::{Group, PolicyTarget, SqliteStore};
+    use tokengate_token::Secret;
+
+    use super::*;
+
+    const READ_ONLY: &str = "arn:aws:iam::aws:policy/IAMReadOnlyAccess";
+
+    fn user(store: &SqliteStore, name: &str) -> String {
+        let id = format!("AIDA{}", name.to_uppercase());
+        store
+            .create_user(&User {
+                user_id: id.clone(),
+                name: name.into(),
+                path: "/".into(),
+                created: 0,
+            })
+            .unwrap();
+        id
+    }
+
+    fn store() -> SqliteStore {
+        SqliteStore::open_in_memory(&Secret::new(vec![5; 32])).unwrap()
+    }
+
+    #[test]
+    fn cached_until_an_iam_change_then_reloaded() {
+        let s = store();
+        let alice = user(&s, "alice");
+        let target = PolicyTarget::User("alice".into());
+        s.attach_policy(&target, READ_ONLY, true, 10).unwrap();
+        let cache = PolicyCache::new();
+        let first = cache.user(&s, &alice).unwrap().unwrap();
+        assert_eq!(first.identity.len(), 1);
+        assert_eq!(first.identity[0].source, SourceType::AwsManaged);
+        // A hit is the same compiled value.
+        let again = cache.user(&s, &alice).unwrap().unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
+        // Any admin write moves the generation: the next lookup sees the detach.
+        s.detach_policy(&target, READ_ONLY).unwrap();
+        let after = cache.user(&s, &alice).unwrap().unwrap();
+        assert!(after.identity.is_empty());
+    }
+
+    #[test]
+    fn a_deleted_user_is_gone_on_the_next_lookup() {
+        let s = store();
+        let bob = user(&s, "bob");
+        let cache = PolicyCache::new();
+        assert!(cache.user(&s, &bob).unwrap().is_some());
+        s.delete_user("bob").unwrap();
+        assert!(cache.user(&s, &bob).unwrap().is_none());
+        // A user re-created under the same name has another id; the old one stays gone.
+        user(&s, "bob2");
+        assert!(cache.user(&s, &bob).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_group_policy_is_compiled_once_for_all_its_members() {
+        let s = store();
+        let (carol, dave) = (user(&s, "carol"), user(&s, "dave"));
+        s.create_group(
+            &Group {
+                group_id: "AGPATEAM".into(),
+                name: "team".into(),
+                path: "/".into(),
+                created: 0,
+            },
+            10,
+        )
+        .unwrap();
+        s.attach_policy(&PolicyTarget::Group("team".into()), READ_ONLY, true, 10)
+            .unwrap();
+        s.add_user_to_group("team", "carol", 10).unwrap();
+        s.add_user_to_group("team", "dave", 10).unwrap();
+        let cache = PolicyCache::new();
+        let c = cache.user(&s, &carol).unwrap().unwrap();
+        let d = cache.user(&s, &dave).unwrap().unwrap();
+        assert!(Arc::ptr_eq(
+            &c.identity[0].document,
+            &d.identity[0].document
+        ));
+    }
 }
