@@ -290,7 +290,8 @@ pub(crate) async fn list_roles(c: Call) -> Result<Option<String>, ApiError> {
     Ok(Some(x.finish()))
 }
 
-/// UpdateRole (empty answer) and UpdateRoleDescription (answers the role).
+/// UpdateRole (an empty `UpdateRoleResult`, as botocore's shape has one) and
+/// UpdateRoleDescription (answers the role).
 pub(crate) async fn update_role(c: Call) -> Result<Option<String>, ApiError> {
     let describe_only = c.action.name == "UpdateRoleDescription";
     let mut v = Validator::new();
@@ -314,7 +315,7 @@ pub(crate) async fn update_role(c: Call) -> Result<Option<String>, ApiError> {
     .await?
     .map_err(|e| no_such_role_or(&name, e))?;
     if !describe_only {
-        return Ok(None);
+        return Ok(Some(String::new()));
     }
     role_detail(&c, &name).await.map(Some)
 }
