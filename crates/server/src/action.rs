@@ -73,6 +73,8 @@ pub enum Family {
     SecurityKeys,
     /// Groups and memberships.
     Groups,
+    /// IAM roles (their policies are the policies family's).
+    Roles,
     /// Managed and inline policies.
     Policies,
     /// The policy simulator.
@@ -83,11 +85,12 @@ pub enum Family {
 
 impl Family {
     /// Every family.
-    pub const ALL: [Family; 7] = [
+    pub const ALL: [Family; 8] = [
         Family::UsersAndKeys,
         Family::MfaDevices,
         Family::SecurityKeys,
         Family::Groups,
+        Family::Roles,
         Family::Policies,
         Family::Simulator,
         Family::Sts,
@@ -100,6 +103,7 @@ impl Family {
             Family::MfaDevices => "mfa_devices",
             Family::SecurityKeys => "security_keys",
             Family::Groups => "groups",
+            Family::Roles => "roles",
             Family::Policies => "policies",
             Family::Simulator => "simulator",
             Family::Sts => "sts",
@@ -178,6 +182,12 @@ pub enum ResourceSpec {
         /// The parameter naming the group.
         param: &'static str,
     },
+    /// `arn:aws:iam::ACCT:role{path}{name}` of the role named by `param` (`*` without it);
+    /// the path is read from the store (an unknown role has path `/`).
+    Role {
+        /// The parameter naming the role.
+        param: &'static str,
+    },
     /// The policy ARN that `param` holds (`*` without it).
     Policy {
         /// The parameter holding the ARN.
@@ -224,6 +234,18 @@ impl ResourceSpec {
                 }
                 None => "*".to_owned(),
             },
+            ResourceSpec::Role { param: p } => match param(p) {
+                Some(name) => {
+                    // A point read, inline on the worker, as for users.
+                    let path = input
+                        .state
+                        .store
+                        .role(name)?
+                        .map_or_else(|| "/".to_owned(), |r| r.path);
+                    format!("arn:aws:iam::{account}:role{path}{name}")
+                }
+                None => "*".to_owned(),
+            },
             ResourceSpec::Policy { param: p } | ResourceSpec::Mfa { param: p } => {
                 param(p).unwrap_or("*").to_owned()
             }
@@ -246,6 +268,7 @@ impl std::fmt::Debug for ResourceSpec {
             ResourceSpec::Any => f.write_str("Any"),
             ResourceSpec::User { param } => write!(f, "User({param})"),
             ResourceSpec::Group { param } => write!(f, "Group({param})"),
+            ResourceSpec::Role { param } => write!(f, "Role({param})"),
             ResourceSpec::Policy { param } => write!(f, "Policy({param})"),
             ResourceSpec::Mfa { param } => write!(f, "Mfa({param})"),
             ResourceSpec::VirtualMfaName {

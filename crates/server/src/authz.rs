@@ -238,9 +238,10 @@ fn request_keys(c: &mut Context, spec: &ActionSpec, params: &Params) {
 }
 
 /// `iam:PermissionsBoundary` (policy.md §4.8): the boundary being set by
-/// PutUserPermissionsBoundary, else the boundary the target user has now, for the actions
-/// that change a user's permissions — so that a policy can let an administrator manage only
-/// users fenced by a given boundary. A point read, inline like the authentication read.
+/// Put{User,Role}PermissionsBoundary or CreateRole, else the boundary the target user or
+/// role has now, for the actions that change its permissions — so that a policy can let an
+/// administrator manage only users and roles fenced by a given boundary. A point read,
+/// inline like the authentication read.
 fn target_boundary(
     state: &AppState,
     spec: &ActionSpec,
@@ -253,18 +254,40 @@ fn target_boundary(
         "DeleteUserPolicy",
         "DeleteUserPermissionsBoundary",
     ];
-    if spec.name == "PutUserPermissionsBoundary" {
+    const ROLE_PERMISSION_ACTIONS: [&str; 5] = [
+        "AttachRolePolicy",
+        "DetachRolePolicy",
+        "PutRolePolicy",
+        "DeleteRolePolicy",
+        "DeleteRolePermissionsBoundary",
+    ];
+    const SETS_BOUNDARY: [&str; 3] = [
+        "PutUserPermissionsBoundary",
+        "PutRolePermissionsBoundary",
+        "CreateRole",
+    ];
+    if spec.api != Api::Iam {
+        return Ok(None);
+    }
+    if SETS_BOUNDARY.contains(&spec.name) {
         return Ok(params.get("PermissionsBoundary").map(str::to_owned));
     }
-    let Some(user) = params.get("UserName") else {
+    let current = if USER_PERMISSION_ACTIONS.contains(&spec.name) {
+        let Some(user) = params.get("UserName") else {
+            return Ok(None);
+        };
+        state.store.user_permissions_boundary(user)
+    } else if ROLE_PERMISSION_ACTIONS.contains(&spec.name) {
+        let Some(role) = params.get("RoleName") else {
+            return Ok(None);
+        };
+        state.store.role_permissions_boundary(role)
+    } else {
         return Ok(None);
     };
-    if spec.api != Api::Iam || !USER_PERMISSION_ACTIONS.contains(&spec.name) {
-        return Ok(None);
-    }
-    match state.store.user_permissions_boundary(user) {
+    match current {
         Ok(arn) => Ok(arn),
-        // An unknown user has no boundary; the handler answers NoSuchEntity for it.
+        // An unknown user or role has no boundary; the handler answers NoSuchEntity for it.
         Err(StoreError::NotFound(_)) => Ok(None),
         Err(e) => Err(e.into()),
     }

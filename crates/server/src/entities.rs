@@ -1,5 +1,5 @@
-//! What the IAM entity families (groups, policies, users' tags, the simulator) share: the
-//! parameter rules of their botocore shapes (policy.md §4.1), AWS's error texts for them
+//! What the IAM entity families (groups, roles, policies, users' tags, the simulator) share:
+//! the parameter rules of their botocore shapes (policy.md §4.1), AWS's error texts for them
 //! (§4.9), pagination, tag lists and the XML of groups and policies. One floor below the
 //! handler families, which import this and never each other.
 
@@ -16,6 +16,13 @@ pub const GROUP_NAME: Rule = Rule {
     name: "GroupName",
     min: 1,
     max: 128,
+    pattern: Some(params::NAME),
+};
+/// `roleNameType`: 1..64, `[\w+=,.@-]+` (every role operation, lookups included).
+pub const ROLE_NAME: Rule = Rule {
+    name: "RoleName",
+    min: 1,
+    max: 64,
     pattern: Some(params::NAME),
 };
 /// `policyNameType`: 1..128, `[\w+=,.@-]+`.
@@ -143,6 +150,8 @@ pub const MAX_GROUPS: usize = 300;
 pub const MAX_POLICIES: usize = 1500;
 /// IAM quota: versions of one managed policy.
 pub const MAX_POLICY_VERSIONS: usize = 5;
+/// IAM quota: roles per account (the default, 1000).
+pub const MAX_ROLES: usize = tokengate_store::MAX_ROLES;
 
 /// Whether `id` matches `v[1-9][0-9]*(\.[A-Za-z0-9-]*)?`.
 pub fn valid_version_id(id: &str) -> bool {
@@ -171,6 +180,11 @@ pub fn no_such_entity(message: impl Into<String>) -> ApiError {
 /// 404 for a group.
 pub fn no_such_group(name: &str) -> ApiError {
     no_such_entity(format!("The group with name {name} cannot be found."))
+}
+
+/// 404 for a role (policy.md §4.9).
+pub fn no_such_role(name: &str) -> ApiError {
+    no_such_entity(format!("The role with name {name} cannot be found."))
 }
 
 /// 404 for a managed policy (GetPolicy, policy.md §4.9).
@@ -216,6 +230,40 @@ pub fn policy_error(e: &tokengate_policy::PolicyError) -> ApiError {
         }
         other => malformed(other.to_string()),
     }
+}
+
+/// The error for a trust policy the engine refused: its size quota is `ACLSizePerRole`
+/// (policy.md §4.9).
+pub fn trust_policy_error(e: &tokengate_policy::PolicyError) -> ApiError {
+    match e {
+        tokengate_policy::PolicyError::TooLarge { limit } => {
+            limit_exceeded(format!("Cannot exceed quota for ACLSizePerRole: {limit}"))
+        }
+        other => policy_error(other),
+    }
+}
+
+/// Checks a `PermissionsBoundary` ARN as Put{User,Role}PermissionsBoundary and CreateRole
+/// do before the store looks for the policy: `InvalidInput` for an ARN that names no
+/// policy, `NoSuchEntity` for an AWS managed policy tokengate does not ship. Answers whether
+/// it is an AWS managed policy (which needs no customer policy row).
+pub fn check_boundary_arn(arn: &str) -> Result<bool, ApiError> {
+    let aws = tokengate_policy::aws_managed_policy(arn).is_some();
+    if !arn.contains(":policy/") {
+        return Err(invalid_input(format!("ARN {arn} is not valid.")));
+    }
+    if arn.starts_with("arn:aws:iam::aws:") && !aws {
+        return Err(not_attachable(arn));
+    }
+    Ok(aws)
+}
+
+/// `<PermissionsBoundary>` of a user or role.
+pub fn boundary_xml(x: &mut Xml, arn: &str) {
+    x.elem("PermissionsBoundary", |x| {
+        x.text("PermissionsBoundaryType", "PermissionsBoundaryPolicy");
+        x.text("PermissionsBoundaryArn", arn);
+    });
 }
 
 /// Any other store error.
@@ -393,6 +441,11 @@ pub fn group_xml(x: &mut Xml, account: &str, g: &Group) {
 /// `arn:aws:iam::ACCOUNT:group/PATH/NAME`.
 pub fn group_arn(account: &str, path: &str, name: &str) -> String {
     format!("arn:aws:iam::{account}:group{path}{name}")
+}
+
+/// `arn:aws:iam::ACCOUNT:role/PATH/NAME`.
+pub fn role_arn(account: &str, path: &str, name: &str) -> String {
+    format!("arn:aws:iam::{account}:role{path}{name}")
 }
 
 /// `arn:aws:iam::ACCOUNT:policy/PATH/NAME`.

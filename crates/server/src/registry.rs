@@ -10,11 +10,11 @@
 pub use crate::action::{
     AccessLevel, ActionSpec, Api, Call, Family, HandlerFuture, Reply, ResourceInput, ResourceSpec,
 };
-use crate::handlers::{groups, mfa_devices, policies, security_keys, simulator, sts, users};
+use crate::handlers::{groups, mfa_devices, policies, roles, security_keys, simulator, sts, users};
 
 use AccessLevel::{List, PermissionsManagement, Read, Tagging, Write};
-use Family::{Groups, MfaDevices, Policies, SecurityKeys, Simulator, Sts, UsersAndKeys};
-use ResourceSpec::{Any, Custom, Group, Mfa, Policy, User, VirtualMfaName};
+use Family::{Groups, MfaDevices, Policies, Roles, SecurityKeys, Simulator, Sts, UsersAndKeys};
+use ResourceSpec::{Any, Custom, Group, Mfa, Policy, Role, User, VirtualMfaName};
 
 /// A handler of the form `async fn(&Arc<AppState>, &Caller, &Params) -> Result<R, ApiError>`
 /// (`R` a [`Reply`]) as a `fn(Call) -> HandlerFuture`.
@@ -79,6 +79,7 @@ const SERIAL: ResourceSpec = Mfa {
     param: "SerialNumber",
 };
 const GROUP_NAME: ResourceSpec = Group { param: "GroupName" };
+const ROLE_NAME: ResourceSpec = Role { param: "RoleName" };
 const POLICY_ARN: ResourceSpec = Policy { param: "PolicyArn" };
 const VIRTUAL_MFA_NAME: ResourceSpec = VirtualMfaName {
     name_param: "VirtualMFADeviceName",
@@ -121,6 +122,19 @@ pub static ACTIONS: &[ActionSpec] = &[
     iam("RemoveUserFromGroup", Groups, Write, GROUP_NAME,
         call!(groups::remove_user_from_group)),
     iam("ListGroupsForUser", Groups, List, USER_NAME, call!(groups::list_groups_for_user)),
+    // Roles (assuming them is not here yet).
+    iam("CreateRole", Roles, Write, Custom(roles::create_role_resource),
+        call!(roles::create_role)),
+    iam("GetRole", Roles, Read, ROLE_NAME, call!(roles::get_role)),
+    iam("ListRoles", Roles, List, Custom(roles::list_roles_resource), call!(roles::list_roles)),
+    iam("UpdateRole", Roles, Write, ROLE_NAME, call!(roles::update_role)),
+    iam("UpdateRoleDescription", Roles, Write, ROLE_NAME, call!(roles::update_role)),
+    iam("UpdateAssumeRolePolicy", Roles, PermissionsManagement, ROLE_NAME,
+        call!(roles::update_assume_role_policy)),
+    iam("DeleteRole", Roles, Write, ROLE_NAME, call!(roles::delete_role)),
+    iam("TagRole", Roles, Tagging, ROLE_NAME, call!(roles::tag_role)),
+    iam("UntagRole", Roles, Tagging, ROLE_NAME, call!(roles::untag_role)),
+    iam("ListRoleTags", Roles, List, ROLE_NAME, call!(roles::list_role_tags)),
     // Managed policies and their versions.
     iam("CreatePolicy", Policies, PermissionsManagement, Custom(policies::create_resource),
         call!(policies::create_policy)),
@@ -169,9 +183,26 @@ pub static ACTIONS: &[ActionSpec] = &[
     iam("ListGroupPolicies", Policies, List, GROUP_NAME,
         call!(policies::list_inline_policies)),
     iam("PutUserPermissionsBoundary", Policies, PermissionsManagement, USER_NAME,
-        call!(policies::put_user_permissions_boundary)),
+        call!(policies::put_permissions_boundary)),
     iam("DeleteUserPermissionsBoundary", Policies, PermissionsManagement, USER_NAME,
-        call!(policies::delete_user_permissions_boundary)),
+        call!(policies::delete_permissions_boundary)),
+    // Attached and inline policies of roles; roles' permissions boundaries.
+    iam("AttachRolePolicy", Policies, PermissionsManagement, ROLE_NAME,
+        call!(policies::attach_policy)),
+    iam("DetachRolePolicy", Policies, PermissionsManagement, ROLE_NAME,
+        call!(policies::detach_policy)),
+    iam("ListAttachedRolePolicies", Policies, List, ROLE_NAME,
+        call!(policies::list_attached_policies)),
+    iam("PutRolePolicy", Policies, PermissionsManagement, ROLE_NAME,
+        call!(policies::put_inline_policy)),
+    iam("GetRolePolicy", Policies, Read, ROLE_NAME, call!(policies::get_inline_policy)),
+    iam("DeleteRolePolicy", Policies, PermissionsManagement, ROLE_NAME,
+        call!(policies::delete_inline_policy)),
+    iam("ListRolePolicies", Policies, List, ROLE_NAME, call!(policies::list_inline_policies)),
+    iam("PutRolePermissionsBoundary", Policies, PermissionsManagement, ROLE_NAME,
+        call!(policies::put_permissions_boundary)),
+    iam("DeleteRolePermissionsBoundary", Policies, PermissionsManagement, ROLE_NAME,
+        call!(policies::delete_permissions_boundary)),
     // The policy simulator.
     iam("SimulateCustomPolicy", Simulator, Read, Any,
         call!(simulator::simulate_custom_policy)),

@@ -75,6 +75,8 @@ pub enum Entity {
     SecurityKey,
     /// An IAM group.
     Group,
+    /// An IAM role.
+    Role,
     /// A customer managed policy.
     Policy,
     /// A version of a managed policy.
@@ -101,6 +103,7 @@ impl std::fmt::Display for Entity {
             Self::Challenge => "challenge",
             Self::SecurityKey => "security key",
             Self::Group => "group",
+            Self::Role => "role",
             Self::Policy => "policy",
             Self::PolicyVersion => "policy version",
             Self::InlinePolicy => "inline policy",
@@ -393,13 +396,37 @@ pub struct Group {
     pub created: i64,
 }
 
-/// What a policy is attached to or embedded in. (Roles come later.)
+/// An IAM role (policy.md §4.5). Its trust policy is stored as given; the caller validates
+/// it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Role {
+    /// Unique id, `AROA…`.
+    pub role_id: String,
+    /// Role name, unique in the account ignoring case (as IAM).
+    pub name: String,
+    /// Path, `/` by default.
+    pub path: String,
+    /// Creation time, seconds since the Unix epoch.
+    pub created: i64,
+    /// The trust policy (`AssumeRolePolicyDocument`), as given.
+    pub assume_role_policy: String,
+    /// Free text, possibly empty.
+    pub description: String,
+    /// Longest session the role grants, in seconds (3600..43200).
+    pub max_session_duration: u32,
+    /// When the role was last assumed, seconds since the Unix epoch.
+    pub last_used: Option<i64>,
+}
+
+/// What a policy is attached to or embedded in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PolicyTarget {
     /// An IAM user, by name.
     User(String),
     /// An IAM group, by name.
     Group(String),
+    /// An IAM role, by name.
+    Role(String),
 }
 
 /// A customer managed policy, with its live use counts.
@@ -421,9 +448,9 @@ pub struct ManagedPolicy {
     pub created: i64,
     /// When the default version last changed, seconds since the Unix epoch.
     pub updated: i64,
-    /// Users and groups it is attached to.
+    /// Users, groups and roles it is attached to.
     pub attachment_count: u32,
-    /// Users it is the permissions boundary of.
+    /// Users and roles it is the permissions boundary of.
     pub boundary_usage_count: u32,
 }
 
@@ -542,14 +569,16 @@ pub struct PolicyEntities {
     pub users: Vec<User>,
     /// Groups, ordered by name.
     pub groups: Vec<Group>,
+    /// Roles, ordered by name.
+    pub roles: Vec<Role>,
 }
 
 /// How often a managed policy is in use ([`Store::policy_use_counts`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PolicyUseCounts {
-    /// Users and groups it is attached to.
+    /// Users, groups and roles it is attached to.
     pub attachments: u32,
-    /// Users it is the permissions boundary of.
+    /// Users and roles it is the permissions boundary of.
     pub boundary_uses: u32,
 }
 
@@ -567,6 +596,10 @@ pub const MAX_TAGS: usize = 50;
 pub const MAX_USER_INLINE_SIZE: usize = 2_048;
 /// IAM quota: aggregate size of a group's inline policies, in characters.
 pub const MAX_GROUP_INLINE_SIZE: usize = 5_120;
+/// IAM quota: aggregate size of a role's inline policies, in characters.
+pub const MAX_ROLE_INLINE_SIZE: usize = 10_240;
+/// IAM quota: roles per account (the default, 1000).
+pub const MAX_ROLES: usize = 1_000;
 
 /// Name of the service secret from which temporary secrets are derived.
 pub const DERIVATION_KEY: &str = "temporary-secret-derivation";
@@ -816,7 +849,7 @@ pub trait Store: Send + Sync {
         user: &str,
         max_groups_per_user: usize,
     ) -> Result<(), StoreError>;
-    /// Removes `user` from `group`: `NotFound(User | Group)`, `NotFound(GroupMembership)`
+    /// Removes `user` from `group`: `NotFound(User | Group | Role)`, `NotFound(GroupMembership)`
     /// when it is not a member.
     fn remove_user_from_group(&self, group: &str, user: &str) -> Result<(), StoreError>;
     /// The members of `group`, ordered by name (`NotFound(Group)`).
@@ -869,7 +902,7 @@ pub trait Store: Send + Sync {
     ) -> Result<(), StoreError>;
 
     /// Attaches the managed policy `arn` to `target`; nothing to do if it is attached
-    /// already. `NotFound(User | Group)`; `NotFound(Policy)` for a customer policy that does
+    /// already. `NotFound(User | Group | Role)`; `NotFound(Policy)` for a customer policy that does
     /// not exist (`aws_managed`: no customer policy row is needed);
     /// `LimitExceeded(AttachedPolicy)` when the target has `max_attached`.
     fn attach_policy(
@@ -879,12 +912,12 @@ pub trait Store: Send + Sync {
         aws_managed: bool,
         max_attached: usize,
     ) -> Result<(), StoreError>;
-    /// Detaches `arn` from `target`: `NotFound(User | Group)`, `NotFound(AttachedPolicy)`
+    /// Detaches `arn` from `target`: `NotFound(User | Group | Role)`, `NotFound(AttachedPolicy)`
     /// when it is not attached.
     fn detach_policy(&self, target: &PolicyTarget, arn: &str) -> Result<(), StoreError>;
     /// The managed policies attached to `target`, ordered by ARN.
     fn attached_policies(&self, target: &PolicyTarget) -> Result<Vec<AttachedPolicy>, StoreError>;
-    /// The users and groups using `arn`: attached (`Permissions`), as a boundary
+    /// The users, groups and roles using `arn`: attached (`Permissions`), as a boundary
     /// (`Boundary`), or either (`None`).
     fn policy_entities(
         &self,
@@ -904,7 +937,7 @@ pub trait Store: Send + Sync {
         size: usize,
         max_aggregate_size: usize,
     ) -> Result<(), StoreError>;
-    /// The document of `target`'s inline policy `name` (`NotFound(User | Group)`).
+    /// The document of `target`'s inline policy `name` (`NotFound(User | Group | Role)`).
     fn inline_policy(
         &self,
         target: &PolicyTarget,
@@ -944,6 +977,51 @@ pub trait Store: Send + Sync {
     /// Everything authorization needs for the user with id `user_id`, read in one read
     /// transaction; `None` when there is no such user.
     fn user_policies(&self, user_id: &str) -> Result<Option<UserPolicies>, StoreError>;
+
+    /// Creates a role with its tags and permissions boundary (`Some((arn, aws_managed))`)
+    /// in one transaction: `AlreadyExists(Role)` when a role has its name (ignoring case),
+    /// `LimitExceeded(Role)` when the account has `max_roles`, `LimitExceeded(Tag)` past
+    /// [`MAX_TAGS`] tags, `NotFound(Policy)` for a customer boundary policy that does not
+    /// exist. Nothing is created when any of it fails.
+    fn create_role(
+        &self,
+        role: &Role,
+        tags: &[Tag],
+        boundary: Option<(&str, bool)>,
+        max_roles: usize,
+    ) -> Result<(), StoreError>;
+    /// A role by name (ignoring case).
+    fn role(&self, name: &str) -> Result<Option<Role>, StoreError>;
+    /// Roles whose path starts with `path_prefix`, ordered by name.
+    fn list_roles(&self, path_prefix: &str) -> Result<Vec<Role>, StoreError>;
+    /// Changes a role's description and/or maximum session duration (`NotFound(Role)`).
+    fn update_role(
+        &self,
+        name: &str,
+        description: Option<&str>,
+        max_session_duration: Option<u32>,
+    ) -> Result<(), StoreError>;
+    /// Replaces a role's trust policy (`NotFound(Role)`).
+    fn update_assume_role_policy(&self, name: &str, document: &str) -> Result<(), StoreError>;
+    /// Deletes a role that has no inline or attached policies (`DeleteConflict { Role,
+    /// InlinePolicy | AttachedPolicy }`, checked in that order, as AWS's DeleteRole
+    /// documents them); its tags and boundary go with it. `NotFound(Role)`.
+    fn delete_role(&self, name: &str) -> Result<(), StoreError>;
+    /// [`Store::tag_user`] for a role (`NotFound(Role)`).
+    fn tag_role(&self, role: &str, tags: &[Tag], max_tags: usize) -> Result<(), StoreError>;
+    /// [`Store::untag_user`] for a role (`NotFound(Role)`).
+    fn untag_role(&self, role: &str, keys: &[String]) -> Result<(), StoreError>;
+    /// A role's tags, ordered by key (`NotFound(Role)`).
+    fn role_tags(&self, role: &str) -> Result<Vec<Tag>, StoreError>;
+    /// [`Store::set_user_permissions_boundary`] for a role (`NotFound(Role | Policy)`).
+    fn set_role_permissions_boundary(
+        &self,
+        role: &str,
+        arn: Option<&str>,
+        aws_managed: bool,
+    ) -> Result<(), StoreError>;
+    /// A role's permissions boundary ARN (`NotFound(Role)`).
+    fn role_permissions_boundary(&self, role: &str) -> Result<Option<String>, StoreError>;
 }
 
 /// [`Store::check_totp_then`] from the read, the verification and the two writes.

@@ -23,6 +23,8 @@ pub const USER_ID_PREFIX: &str = "AIDA";
 pub const GROUP_ID_PREFIX: &str = "AGPA";
 /// Prefix of a managed policy's unique id (sts-iam.md §1.2).
 pub const POLICY_ID_PREFIX: &str = "ANPA";
+/// Prefix of an IAM role's unique id (sts-iam.md §1.2).
+pub const ROLE_ID_PREFIX: &str = "AROA";
 /// Length of an access key id (AWS convention, e.g. `AKIAIOSFODNN7EXAMPLE`).
 pub const ACCESS_KEY_ID_LEN: usize = 20;
 /// Length of a secret access key (AWS convention).
@@ -89,6 +91,11 @@ pub fn new_group_id(rng: &dyn SecureRandom) -> Result<String, RandomFailed> {
     random_base32(rng, GROUP_ID_PREFIX, UNIQUE_ID_LEN)
 }
 
+/// A new IAM role unique id, `AROA` + 17 base32 characters.
+pub fn new_role_id(rng: &dyn SecureRandom) -> Result<String, RandomFailed> {
+    random_base32(rng, ROLE_ID_PREFIX, UNIQUE_ID_LEN)
+}
+
 /// A new managed policy unique id, `ANPA` + 17 base32 characters.
 pub fn new_policy_id(rng: &dyn SecureRandom) -> Result<String, RandomFailed> {
     random_base32(rng, POLICY_ID_PREFIX, UNIQUE_ID_LEN)
@@ -143,6 +150,8 @@ mod tests {
         assert!(asia.starts_with("ASIA") && asia.len() == 20);
         let uid = new_user_id(&rng).unwrap();
         assert!(uid.starts_with("AIDA") && uid.len() == UNIQUE_ID_LEN);
+        let rid = new_role_id(&rng).unwrap();
+        assert!(rid.starts_with("AROA") && rid.len() == UNIQUE_ID_LEN);
         let secret = new_secret_access_key(&rng).unwrap();
         assert_eq!(secret.len(), SECRET_ACCESS_KEY_LEN);
         assert_ne!(new_long_term_key_id(&rng).unwrap(), akia);

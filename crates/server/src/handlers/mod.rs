@@ -10,6 +10,7 @@
 pub mod groups;
 pub mod mfa_devices;
 pub mod policies;
+pub mod roles;
 pub mod security_keys;
 pub mod simulator;
 pub mod sts;

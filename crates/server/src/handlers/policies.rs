@@ -1,7 +1,7 @@
 //! The policies family (policy.md §4.3–4.6): customer managed policies and their versions,
 //! the AWS managed policies shipped read-only (crates/policy's catalog), attaching them to
-//! users and groups, inline user and group policies, users' permissions boundaries and
-//! policy tags. Every document is validated by crates/policy with AWS's messages before it
+//! users, groups and roles, their inline policies, users' and roles' permissions boundaries
+//! and policy tags. Every document is validated by crates/policy with AWS's messages before it
 //! is stored; documents go back URL-encoded, as IAM sends them.
 
 use tokengate_policy::{AwsManagedPolicy, PolicyDocument, PolicyKind, aws_managed_policy};
@@ -14,10 +14,11 @@ use tokengate_token::keys;
 use crate::common::{EXISTING_USER_NAME, db, no_such_user};
 use crate::entities::{
     DESCRIPTION, GROUP_NAME, MAX_ATTACHED, MAX_POLICIES, MAX_POLICY_VERSIONS, MAX_TAGS, POLICY_ARN,
-    POLICY_DOCUMENT, POLICY_NAME, POLICY_PATH, Page, PrefixShape, already_exists, delete_conflict,
-    document_text, invalid_input, limit_exceeded, no_such_entity, no_such_group, no_such_policy,
-    not_attachable, policy_arn, policy_error, policy_xml, read_path_prefix, read_tag_keys,
-    read_tags, tag_xml, tags_xml, truncation_xml, valid_policy_path, valid_version_id,
+    POLICY_DOCUMENT, POLICY_NAME, POLICY_PATH, Page, PrefixShape, ROLE_NAME, already_exists,
+    check_boundary_arn, delete_conflict, document_text, limit_exceeded, no_such_entity,
+    no_such_group, no_such_policy, no_such_role, not_attachable, policy_arn, policy_error,
+    policy_xml, read_path_prefix, read_tag_keys, read_tags, tag_xml, tags_xml, truncation_xml,
+    valid_policy_path, valid_version_id,
 };
 use crate::error::ApiError;
 use crate::params::{Params, Rule, Validator};
@@ -442,12 +443,35 @@ pub(crate) async fn set_default_policy_version(c: Call) -> Result<Option<String>
     }
 }
 
-/// `UserName` or `GroupName`, as the action's target.
-fn target(v: &mut Validator, p: &Params, group: bool) -> PolicyTarget {
-    if group {
-        PolicyTarget::Group(v.required(p, GROUP_NAME).unwrap_or_default())
+/// The kind of entity an attach/inline/boundary action works on, from its name
+/// (`AttachGroupPolicy`, `PutRolePolicy`, …): one handler serves all three.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TargetKind {
+    User,
+    Group,
+    Role,
+}
+
+fn target_kind(c: &Call) -> TargetKind {
+    let name = c.action.name;
+    if name.contains("Group") {
+        TargetKind::Group
+    } else if name.contains("Role") {
+        TargetKind::Role
     } else {
-        PolicyTarget::User(v.required(p, EXISTING_USER_NAME).unwrap_or_default())
+        TargetKind::User
+    }
+}
+
+/// `UserName`, `GroupName` or `RoleName`, as the action's target.
+fn target(v: &mut Validator, c: &Call) -> PolicyTarget {
+    let p = &c.params;
+    match target_kind(c) {
+        TargetKind::Group => PolicyTarget::Group(v.required(p, GROUP_NAME).unwrap_or_default()),
+        TargetKind::Role => PolicyTarget::Role(v.required(p, ROLE_NAME).unwrap_or_default()),
+        TargetKind::User => {
+            PolicyTarget::User(v.required(p, EXISTING_USER_NAME).unwrap_or_default())
+        }
     }
 }
 
@@ -455,17 +479,14 @@ fn no_such_target(t: &PolicyTarget) -> ApiError {
     match t {
         PolicyTarget::User(n) => no_such_user(n),
         PolicyTarget::Group(n) => no_such_group(n),
+        PolicyTarget::Role(n) => no_such_role(n),
     }
 }
 
-fn is_group(c: &Call) -> bool {
-    c.action.name.contains("Group")
-}
-
-/// AttachUserPolicy and AttachGroupPolicy.
+/// AttachUserPolicy, AttachGroupPolicy and AttachRolePolicy.
 pub(crate) async fn attach_policy(c: Call) -> Result<Option<String>, ApiError> {
     let mut v = Validator::new();
-    let t = target(&mut v, &c.params, is_group(&c));
+    let t = target(&mut v, &c);
     let arn = read_arn(&mut v, &c.params);
     v.finish()?;
     let aws = aws_managed_policy(&arn).is_some();
@@ -479,7 +500,9 @@ pub(crate) async fn attach_policy(c: Call) -> Result<Option<String>, ApiError> {
     .await?
     {
         Ok(()) => Ok(None),
-        Err(StoreError::NotFound(Entity::User | Entity::Group)) => Err(no_such_target(&t)),
+        Err(StoreError::NotFound(Entity::User | Entity::Group | Entity::Role)) => {
+            Err(no_such_target(&t))
+        }
         Err(StoreError::NotFound(_)) => Err(not_attachable(&arn)),
         Err(StoreError::LimitExceeded(_)) => Err(limit_exceeded(match t {
             PolicyTarget::User(_) => {
@@ -488,30 +511,35 @@ pub(crate) async fn attach_policy(c: Call) -> Result<Option<String>, ApiError> {
             PolicyTarget::Group(_) => {
                 format!("Cannot exceed quota for PoliciesPerGroup: {MAX_ATTACHED}")
             }
+            PolicyTarget::Role(_) => {
+                format!("Cannot exceed quota for PoliciesPerRole: {MAX_ATTACHED}")
+            }
         })),
         Err(e) => Err(e.into()),
     }
 }
 
-/// DetachUserPolicy and DetachGroupPolicy.
+/// DetachUserPolicy, DetachGroupPolicy and DetachRolePolicy.
 pub(crate) async fn detach_policy(c: Call) -> Result<Option<String>, ApiError> {
     let mut v = Validator::new();
-    let t = target(&mut v, &c.params, is_group(&c));
+    let t = target(&mut v, &c);
     let arn = read_arn(&mut v, &c.params);
     v.finish()?;
     let (tt, a) = (t.clone(), arn.clone());
     match db(&c.state, move |s| s.detach_policy(&tt, &a)).await? {
         Ok(()) => Ok(None),
-        Err(StoreError::NotFound(Entity::User | Entity::Group)) => Err(no_such_target(&t)),
+        Err(StoreError::NotFound(Entity::User | Entity::Group | Entity::Role)) => {
+            Err(no_such_target(&t))
+        }
         Err(StoreError::NotFound(_)) => Err(no_such_policy(&arn)),
         Err(e) => Err(e.into()),
     }
 }
 
-/// ListAttachedUserPolicies and ListAttachedGroupPolicies.
+/// ListAttachedUserPolicies, ListAttachedGroupPolicies and ListAttachedRolePolicies.
 pub(crate) async fn list_attached_policies(c: Call) -> Result<Option<String>, ApiError> {
     let mut v = Validator::new();
-    let t = target(&mut v, &c.params, is_group(&c));
+    let t = target(&mut v, &c);
     let prefix = read_path_prefix(&mut v, &c.params, PrefixShape::PolicyPath);
     let page = Page::read(&mut v, &c.params);
     v.finish()?;
@@ -589,13 +617,18 @@ pub(crate) async fn list_entities_for_policy(c: Call) -> Result<Option<String>, 
     entities
         .groups
         .retain(|g| g.path.starts_with(prefix.as_str()));
-    let (users, groups) = match filter {
-        Some("User") => (true, false),
-        Some("Group") => (false, true),
-        Some(_) => (false, false),
-        None => (true, true),
+    entities
+        .roles
+        .retain(|r| r.path.starts_with(prefix.as_str()));
+    let (users, groups, roles) = match filter {
+        Some("User") => (true, false, false),
+        Some("Group") => (false, true, false),
+        Some("Role") => (false, false, true),
+        Some(_) => (false, false, false),
+        None => (true, true, true),
     };
-    // One list for paging: the groups, then the users, each by name.
+    // One list for paging, in key order: the groups, the roles, then the users, each by
+    // name.
     let mut listed: Vec<(String, PolicyEntity<'_>)> = Vec::new();
     if groups {
         listed.extend(
@@ -603,6 +636,14 @@ pub(crate) async fn list_entities_for_policy(c: Call) -> Result<Option<String>, 
                 .groups
                 .iter()
                 .map(|g| (format!("group/{}", g.name), PolicyEntity::Group(g))),
+        );
+    }
+    if roles {
+        listed.extend(
+            entities
+                .roles
+                .iter()
+                .map(|r| (format!("role/{}", r.name), PolicyEntity::Role(r))),
         );
     }
     if users {
@@ -635,7 +676,16 @@ pub(crate) async fn list_entities_for_policy(c: Call) -> Result<Option<String>, 
             }
         }
     });
-    x.elem("PolicyRoles", |_| {});
+    x.elem("PolicyRoles", |x| {
+        for (_, e) in page {
+            if let PolicyEntity::Role(r) = e {
+                x.elem("member", |x| {
+                    x.text("RoleName", &r.name);
+                    x.text("RoleId", &r.role_id);
+                });
+            }
+        }
+    });
     truncation_xml(&mut x, next.as_deref());
     Ok(Some(x.finish()))
 }
@@ -643,6 +693,7 @@ pub(crate) async fn list_entities_for_policy(c: Call) -> Result<Option<String>, 
 /// One member of ListEntitiesForPolicy's answer.
 enum PolicyEntity<'a> {
     Group(&'a tokengate_store::Group),
+    Role(&'a tokengate_store::Role),
     User(&'a tokengate_store::User),
 }
 
@@ -658,12 +709,17 @@ fn inline_kind(t: &PolicyTarget) -> (PolicyKind, usize, &'static str) {
             tokengate_policy::GROUP_INLINE_MAX_SIZE,
             "group",
         ),
+        PolicyTarget::Role(_) => (
+            PolicyKind::RoleInline,
+            tokengate_policy::ROLE_INLINE_MAX_SIZE,
+            "role",
+        ),
     }
 }
 
 fn target_name(t: &PolicyTarget) -> &str {
     match t {
-        PolicyTarget::User(n) | PolicyTarget::Group(n) => n,
+        PolicyTarget::User(n) | PolicyTarget::Group(n) | PolicyTarget::Role(n) => n,
     }
 }
 
@@ -674,10 +730,10 @@ fn no_such_inline(t: &PolicyTarget, name: &str) -> ApiError {
     ))
 }
 
-/// PutUserPolicy and PutGroupPolicy.
+/// PutUserPolicy, PutGroupPolicy and PutRolePolicy.
 pub(crate) async fn put_inline_policy(c: Call) -> Result<Option<String>, ApiError> {
     let mut v = Validator::new();
-    let t = target(&mut v, &c.params, is_group(&c));
+    let t = target(&mut v, &c);
     let name = v.required(&c.params, POLICY_NAME);
     let document = v.required(&c.params, POLICY_DOCUMENT);
     v.finish()?;
@@ -701,10 +757,10 @@ pub(crate) async fn put_inline_policy(c: Call) -> Result<Option<String>, ApiErro
     }
 }
 
-/// GetUserPolicy and GetGroupPolicy.
+/// GetUserPolicy, GetGroupPolicy and GetRolePolicy.
 pub(crate) async fn get_inline_policy(c: Call) -> Result<Option<String>, ApiError> {
     let mut v = Validator::new();
-    let t = target(&mut v, &c.params, is_group(&c));
+    let t = target(&mut v, &c);
     let name = v.required(&c.params, POLICY_NAME).unwrap_or_default();
     v.finish()?;
     let (tt, n) = (t.clone(), name.clone());
@@ -718,31 +774,34 @@ pub(crate) async fn get_inline_policy(c: Call) -> Result<Option<String>, ApiErro
     match &t {
         PolicyTarget::User(n) => x.text("UserName", n),
         PolicyTarget::Group(n) => x.text("GroupName", n),
+        PolicyTarget::Role(n) => x.text("RoleName", n),
     }
     x.text("PolicyName", &name);
     document_text(&mut x, "PolicyDocument", &document);
     Ok(Some(x.finish()))
 }
 
-/// DeleteUserPolicy and DeleteGroupPolicy.
+/// DeleteUserPolicy, DeleteGroupPolicy and DeleteRolePolicy.
 pub(crate) async fn delete_inline_policy(c: Call) -> Result<Option<String>, ApiError> {
     let mut v = Validator::new();
-    let t = target(&mut v, &c.params, is_group(&c));
+    let t = target(&mut v, &c);
     let name = v.required(&c.params, POLICY_NAME).unwrap_or_default();
     v.finish()?;
     let (tt, n) = (t.clone(), name.clone());
     match db(&c.state, move |s| s.delete_inline_policy(&tt, &n)).await? {
         Ok(()) => Ok(None),
-        Err(StoreError::NotFound(Entity::User | Entity::Group)) => Err(no_such_target(&t)),
+        Err(StoreError::NotFound(Entity::User | Entity::Group | Entity::Role)) => {
+            Err(no_such_target(&t))
+        }
         Err(StoreError::NotFound(_)) => Err(no_such_inline(&t, &name)),
         Err(e) => Err(e.into()),
     }
 }
 
-/// ListUserPolicies and ListGroupPolicies.
+/// ListUserPolicies, ListGroupPolicies and ListRolePolicies.
 pub(crate) async fn list_inline_policies(c: Call) -> Result<Option<String>, ApiError> {
     let mut v = Validator::new();
-    let t = target(&mut v, &c.params, is_group(&c));
+    let t = target(&mut v, &c);
     let page = Page::read(&mut v, &c.params);
     v.finish()?;
     let tt = t.clone();
@@ -758,49 +817,58 @@ pub(crate) async fn list_inline_policies(c: Call) -> Result<Option<String>, ApiE
     Ok(Some(x.finish()))
 }
 
-pub(crate) async fn put_user_permissions_boundary(c: Call) -> Result<Option<String>, ApiError> {
-    let mut v = Validator::new();
-    let user = v
-        .required(&c.params, EXISTING_USER_NAME)
-        .unwrap_or_default();
-    let arn = v.required(&c.params, BOUNDARY_ARN).unwrap_or_default();
-    v.finish()?;
-    let aws = aws_managed_policy(&arn).is_some();
-    if !arn.contains(":policy/") {
-        return Err(invalid_input(format!("ARN {arn} is not valid.")));
+/// `UserName` or `RoleName` of a permissions-boundary action.
+fn boundary_target(v: &mut Validator, c: &Call) -> PolicyTarget {
+    match target_kind(c) {
+        TargetKind::Role => {
+            PolicyTarget::Role(v.required(&c.params, ROLE_NAME).unwrap_or_default())
+        }
+        _ => PolicyTarget::User(
+            v.required(&c.params, EXISTING_USER_NAME)
+                .unwrap_or_default(),
+        ),
     }
-    if arn.starts_with("arn:aws:iam::aws:") && !aws {
-        return Err(not_attachable(&arn));
-    }
-    let (u, a) = (user.clone(), arn.clone());
-    match db(&c.state, move |s| {
-        s.set_user_permissions_boundary(&u, Some(&a), aws)
+}
+
+/// Sets or removes (`None`) the boundary of a user or a role.
+async fn set_boundary(
+    c: &Call,
+    t: &PolicyTarget,
+    arn: Option<String>,
+    aws: bool,
+) -> Result<(), ApiError> {
+    let (tt, a) = (t.clone(), arn.clone());
+    let result = db(&c.state, move |s| match &tt {
+        PolicyTarget::Role(n) => s.set_role_permissions_boundary(n, a.as_deref(), aws),
+        other => s.set_user_permissions_boundary(target_name(other), a.as_deref(), aws),
     })
-    .await?
-    {
-        Ok(()) => Ok(None),
-        Err(StoreError::NotFound(Entity::User)) => Err(no_such_user(&user)),
-        Err(StoreError::NotFound(_)) => Err(not_attachable(&arn)),
+    .await?;
+    match result {
+        Ok(()) => Ok(()),
+        Err(StoreError::NotFound(Entity::User | Entity::Role)) => Err(no_such_target(t)),
+        Err(StoreError::NotFound(_)) => Err(not_attachable(arn.as_deref().unwrap_or_default())),
         Err(e) => Err(e.into()),
     }
 }
 
-pub(crate) async fn delete_user_permissions_boundary(c: Call) -> Result<Option<String>, ApiError> {
+/// PutUserPermissionsBoundary and PutRolePermissionsBoundary.
+pub(crate) async fn put_permissions_boundary(c: Call) -> Result<Option<String>, ApiError> {
     let mut v = Validator::new();
-    let user = v
-        .required(&c.params, EXISTING_USER_NAME)
-        .unwrap_or_default();
+    let t = boundary_target(&mut v, &c);
+    let arn = v.required(&c.params, BOUNDARY_ARN).unwrap_or_default();
     v.finish()?;
-    let u = user.clone();
-    match db(&c.state, move |s| {
-        s.set_user_permissions_boundary(&u, None, false)
-    })
-    .await?
-    {
-        Ok(()) => Ok(None),
-        Err(StoreError::NotFound(_)) => Err(no_such_user(&user)),
-        Err(e) => Err(e.into()),
-    }
+    let aws = check_boundary_arn(&arn)?;
+    set_boundary(&c, &t, Some(arn), aws).await?;
+    Ok(None)
+}
+
+/// DeleteUserPermissionsBoundary and DeleteRolePermissionsBoundary (idempotent, as AWS).
+pub(crate) async fn delete_permissions_boundary(c: Call) -> Result<Option<String>, ApiError> {
+    let mut v = Validator::new();
+    let t = boundary_target(&mut v, &c);
+    v.finish()?;
+    set_boundary(&c, &t, None, false).await?;
+    Ok(None)
 }
 
 pub(crate) async fn tag_policy(c: Call) -> Result<Option<String>, ApiError> {

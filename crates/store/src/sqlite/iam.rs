@@ -1,5 +1,7 @@
 //! Groups, customer managed policies and their versions, attachments, inline policies,
-//! permissions boundaries and tags (migration `0004_groups_and_policies.sql`).
+//! permissions boundaries and tags (migration `0004_groups_and_policies.sql`). Attachments
+//! and inline policies of roles are here too, through [`PolicyTarget::Role`]; the roles
+//! themselves are [`super::roles`].
 //!
 //! Every write runs in one IMMEDIATE transaction through [`SqliteStore::write`]: existence
 //! and quotas are read and the row written in that transaction, so two writers cannot both
@@ -16,13 +18,13 @@ use crate::{
 };
 
 /// The tables that hold one kind of target's policies.
-struct TargetTables {
+pub(super) struct TargetTables {
     /// The id column in both tables.
-    id_column: &'static str,
+    pub(super) id_column: &'static str,
     /// Attached managed policies.
-    attached: &'static str,
+    pub(super) attached: &'static str,
     /// Inline policies.
-    inline: &'static str,
+    pub(super) inline: &'static str,
 }
 
 const USER_TABLES: TargetTables = TargetTables {
@@ -38,9 +40,9 @@ const GROUP_TABLES: TargetTables = TargetTables {
 };
 
 /// The tables that hold one kind of resource's tags.
-struct TagTable {
-    table: &'static str,
-    id_column: &'static str,
+pub(super) struct TagTable {
+    pub(super) table: &'static str,
+    pub(super) id_column: &'static str,
 }
 
 const USER_TAGS: TagTable = TagTable {
@@ -63,8 +65,10 @@ const POLICY_SELECT: &str = "SELECT * FROM (
             p.created, p.updated,
             (SELECT count(*) FROM user_attached_policy a WHERE a.policy_arn = p.arn)
           + (SELECT count(*) FROM group_attached_policy a WHERE a.policy_arn = p.arn)
+          + (SELECT count(*) FROM role_attached_policy a WHERE a.policy_arn = p.arn)
               AS attachments,
             (SELECT count(*) FROM user_permissions_boundary b WHERE b.policy_arn = p.arn)
+          + (SELECT count(*) FROM role_permissions_boundary b WHERE b.policy_arn = p.arn)
               AS boundary_uses
      FROM managed_policy p) p";
 
@@ -97,7 +101,7 @@ fn policy_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ManagedPolicy> {
     })
 }
 
-fn count_column(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<u32> {
+pub(super) fn count_column(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<u32> {
     let n: i64 = r.get(i)?;
     // A count is never negative and IAM's quotas keep it far below u32::MAX.
     Ok(u32::try_from(n).unwrap_or(u32::MAX))
@@ -112,7 +116,7 @@ fn version_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PolicyVersion> {
     })
 }
 
-fn tag_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Tag> {
+pub(super) fn tag_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Tag> {
     Ok(Tag {
         key: r.get(0)?,
         value: r.get(1)?,
@@ -124,7 +128,11 @@ fn to_usize(n: i64) -> usize {
 }
 
 /// The first column of a one-row query, as a count.
-fn count(tx: &Connection, sql: &str, args: impl rusqlite::Params) -> Result<usize, StoreError> {
+pub(super) fn count(
+    tx: &Connection,
+    sql: &str,
+    args: impl rusqlite::Params,
+) -> Result<usize, StoreError> {
     let n: i64 = tx
         .prepare_cached(sql)
         .and_then(|mut stmt| stmt.query_row(args, |r| r.get(0)))
@@ -132,7 +140,7 @@ fn count(tx: &Connection, sql: &str, args: impl rusqlite::Params) -> Result<usiz
     Ok(to_usize(n))
 }
 
-fn collect<T>(
+pub(super) fn collect<T>(
     tx: &Connection,
     sql: &str,
     args: impl rusqlite::Params,
@@ -145,7 +153,7 @@ fn collect<T>(
         .map_err(backend)
 }
 
-fn one<T>(
+pub(super) fn one<T>(
     tx: &Connection,
     sql: &str,
     args: impl rusqlite::Params,
@@ -179,7 +187,7 @@ fn group_id(tx: &Connection, name: &str) -> Result<String, StoreError> {
 }
 
 /// The id of the customer policy `arn`, or `NotFound(Policy)`.
-fn policy_id(tx: &Connection, arn: &str) -> Result<String, StoreError> {
+pub(super) fn policy_id(tx: &Connection, arn: &str) -> Result<String, StoreError> {
     one(
         tx,
         "SELECT policy_id FROM managed_policy WHERE arn = ?1",
@@ -189,7 +197,7 @@ fn policy_id(tx: &Connection, arn: &str) -> Result<String, StoreError> {
     .ok_or(StoreError::NotFound(Entity::Policy))
 }
 
-/// The target's id and tables, or `NotFound(User | Group)`.
+/// The target's id and tables, or `NotFound(User | Group | Role)`.
 fn resolve(
     tx: &Connection,
     target: &PolicyTarget,
@@ -197,14 +205,17 @@ fn resolve(
     Ok(match target {
         PolicyTarget::User(name) => (user_id(tx, name)?, &USER_TABLES),
         PolicyTarget::Group(name) => (group_id(tx, name)?, &GROUP_TABLES),
+        PolicyTarget::Role(name) => (super::roles::role_id(tx, name)?, &super::roles::ROLE_TABLES),
     })
 }
 
 fn use_counts(tx: &Connection, arn: &str) -> Result<PolicyUseCounts, StoreError> {
     tx.prepare_cached(
         "SELECT (SELECT count(*) FROM user_attached_policy WHERE policy_arn = ?1)
-              + (SELECT count(*) FROM group_attached_policy WHERE policy_arn = ?1),
-                (SELECT count(*) FROM user_permissions_boundary WHERE policy_arn = ?1)",
+              + (SELECT count(*) FROM group_attached_policy WHERE policy_arn = ?1)
+              + (SELECT count(*) FROM role_attached_policy WHERE policy_arn = ?1),
+                (SELECT count(*) FROM user_permissions_boundary WHERE policy_arn = ?1)
+              + (SELECT count(*) FROM role_permissions_boundary WHERE policy_arn = ?1)",
     )
     .and_then(|mut stmt| {
         stmt.query_row([arn], |r| {
@@ -220,7 +231,7 @@ fn use_counts(tx: &Connection, arn: &str) -> Result<PolicyUseCounts, StoreError>
 /// Upserts `tags` on resource `id` (keys matched ignoring case, key case and value
 /// replaced), then checks the resulting count: the caller's transaction rolls back on
 /// `LimitExceeded(Tag)`.
-fn put_tags(
+pub(super) fn put_tags(
     tx: &Connection,
     t: &TagTable,
     id: &str,
@@ -248,7 +259,12 @@ fn put_tags(
     Ok(())
 }
 
-fn remove_tags(tx: &Connection, t: &TagTable, id: &str, keys: &[String]) -> Result<(), StoreError> {
+pub(super) fn remove_tags(
+    tx: &Connection,
+    t: &TagTable,
+    id: &str,
+    keys: &[String],
+) -> Result<(), StoreError> {
     let (table, id_column) = (t.table, t.id_column);
     for key in keys {
         tx.prepare_cached(&format!(
@@ -260,7 +276,7 @@ fn remove_tags(tx: &Connection, t: &TagTable, id: &str, keys: &[String]) -> Resu
     Ok(())
 }
 
-fn read_tags(tx: &Connection, t: &TagTable, id: &str) -> Result<Vec<Tag>, StoreError> {
+pub(super) fn read_tags(tx: &Connection, t: &TagTable, id: &str) -> Result<Vec<Tag>, StoreError> {
     let (table, id_column) = (t.table, t.id_column);
     collect(
         tx,
@@ -861,7 +877,25 @@ pub(super) fn policy_entities(
             params![arn, attached],
             group_row,
         )?;
-        Ok(PolicyEntities { users, groups })
+        let roles = collect(
+            tx,
+            &format!(
+                "SELECT {ROLE_COLUMNS}
+                 WHERE (?2 AND r.role_id IN (
+                           SELECT role_id FROM role_attached_policy WHERE policy_arn = ?1))
+                    OR (?3 AND r.role_id IN (
+                           SELECT role_id FROM role_permissions_boundary WHERE policy_arn = ?1))
+                 ORDER BY r.name",
+                ROLE_COLUMNS = super::roles::ROLE_COLUMNS
+            ),
+            params![arn, attached, boundary],
+            super::roles::role_row,
+        )?;
+        Ok(PolicyEntities {
+            users,
+            groups,
+            roles,
+        })
     })
 }
 

@@ -7,7 +7,7 @@
 //!
 //! This module owns the connections, the migrations, the `write()` path and the read
 //! cache; each entity family keeps its SQL in its own module ([`accounts`], [`users`],
-//! [`mfa`], [`security_keys`]), and the login-path writes are batched by [`group_commit`].
+//! [`mfa`], [`security_keys`], [`iam`], [`roles`]), and the login-path writes are batched by [`group_commit`].
 //! The schema is `crates/store/migrations/NNNN_*.sql`, applied in order.
 
 use std::collections::HashMap;
@@ -26,8 +26,8 @@ use crate::seal::Sealer;
 use crate::{
     AccessKey, Account, AttachedPolicy, Bootstrap, Challenge, Completion, Entity, Group, KeyOwner,
     KeyStatus, KeyUse, KeyUseOutcome, ManagedPolicy, MfaDevice, NewManagedPolicy, PolicyEntities,
-    PolicyTarget, PolicyUsage, PolicyUseCounts, PolicyVersion, SecurityKey, Store, StoreError,
-    StoredSigningKey, Tag, TotpCheck, TotpOutcome, User, UserPolicies,
+    PolicyTarget, PolicyUsage, PolicyUseCounts, PolicyVersion, Role, SecurityKey, Store,
+    StoreError, StoredSigningKey, Tag, TotpCheck, TotpOutcome, User, UserPolicies,
 };
 use group_commit::GroupCommitter;
 
@@ -37,6 +37,7 @@ mod fixtures;
 mod group_commit;
 mod iam;
 mod mfa;
+mod roles;
 mod security_keys;
 mod users;
 
@@ -46,6 +47,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0002_mfa_devices.sql"),
     include_str!("../../migrations/0003_security_keys.sql"),
     include_str!("../../migrations/0004_groups_and_policies.sql"),
+    include_str!("../../migrations/0005_roles.sql"),
 ];
 
 /// Connections that serve reads beside the main one (file databases only; WAL lets
@@ -814,6 +816,66 @@ impl Store for SqliteStore {
 
     fn user_policies(&self, user_id: &str) -> Result<Option<UserPolicies>, StoreError> {
         iam::user_policies(self, user_id)
+    }
+
+    fn create_role(
+        &self,
+        role: &Role,
+        tags: &[Tag],
+        boundary: Option<(&str, bool)>,
+        max_roles: usize,
+    ) -> Result<(), StoreError> {
+        roles::create_role(self, role, tags, boundary, max_roles)
+    }
+
+    fn role(&self, name: &str) -> Result<Option<Role>, StoreError> {
+        roles::role(self, name)
+    }
+
+    fn list_roles(&self, path_prefix: &str) -> Result<Vec<Role>, StoreError> {
+        roles::list_roles(self, path_prefix)
+    }
+
+    fn update_role(
+        &self,
+        name: &str,
+        description: Option<&str>,
+        max_session_duration: Option<u32>,
+    ) -> Result<(), StoreError> {
+        roles::update_role(self, name, description, max_session_duration)
+    }
+
+    fn update_assume_role_policy(&self, name: &str, document: &str) -> Result<(), StoreError> {
+        roles::update_assume_role_policy(self, name, document)
+    }
+
+    fn delete_role(&self, name: &str) -> Result<(), StoreError> {
+        roles::delete_role(self, name)
+    }
+
+    fn tag_role(&self, role: &str, tags: &[Tag], max_tags: usize) -> Result<(), StoreError> {
+        roles::tag_role(self, role, tags, max_tags)
+    }
+
+    fn untag_role(&self, role: &str, keys: &[String]) -> Result<(), StoreError> {
+        roles::untag_role(self, role, keys)
+    }
+
+    fn role_tags(&self, role: &str) -> Result<Vec<Tag>, StoreError> {
+        roles::role_tags(self, role)
+    }
+
+    fn set_role_permissions_boundary(
+        &self,
+        role: &str,
+        arn: Option<&str>,
+        aws_managed: bool,
+    ) -> Result<(), StoreError> {
+        roles::set_role_permissions_boundary(self, role, arn, aws_managed)
+    }
+
+    fn role_permissions_boundary(&self, role: &str) -> Result<Option<String>, StoreError> {
+        roles::role_permissions_boundary(self, role)
     }
 }
 
