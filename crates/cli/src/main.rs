@@ -1,14 +1,12 @@
-//! `tokengate`: the command-line entry point. Argument parsing and wiring only; the work is
-//! done by the library crates (`tokengate-server`, …).
+//! `tokengate`: the command-line entry point. Argument parsing, prompts and wiring only; the
+//! work is done by the library crates (`tokengate-server` for `serve`, `tokengate-client` for
+//! profiles, credentials and STS/IAM calls, `tokengate-bridge` for security keys).
 
-mod aws_config;
-mod credential_cache;
 mod keys;
 mod login;
 mod mfa;
 mod security_key;
 mod serve;
-mod sts_client;
 
 use clap::{Parser, Subcommand};
 

@@ -16,7 +16,7 @@ use tokengate_bridge::{
 };
 use tokengate_verifier::fido::{Ceremony, client_data_json};
 
-use crate::sts_client::{Element, Reply, StsClient};
+use tokengate_client::{Element, Reply, StsClient};
 
 /// How long to wait for the key, touch included.
 pub const KEY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -317,12 +317,13 @@ mod tests {
         let reply = Reply {
             status: 200,
             response: "GetSecurityKeyChallengeResponse".into(),
-            result: Element::parse_for_test(
+            result: Element::parse(
                 "<R><ChallengeId>00ff</ChallengeId><Challenge>AAEC</Challenge>\
                  <RpId>tokengate.localhost</RpId><Origin>https://tokengate.localhost</Origin>\
                  <Protocol>u2f</Protocol><AllowCredentials><member>AQI=</member>\
                  <member>Aw==</member></AllowCredentials></R>",
-            ),
+            )
+            .unwrap(),
             request_id: None,
         };
         let c = Challenge::from_reply(&reply).unwrap();
@@ -342,7 +343,7 @@ mod tests {
         );
 
         let bad = Reply {
-            result: Element::parse_for_test("<R><Challenge>not base64</Challenge></R>"),
+            result: Element::parse("<R><Challenge>not base64</Challenge></R>").unwrap(),
             ..reply
         };
         assert!(blob(&bad, "Challenge").is_err());

@@ -29,6 +29,7 @@ use tokengate_token::secret::Secret;
 use zeroize::Zeroizing;
 
 use crate::aws_config::Env;
+use crate::sts_client::Reply;
 
 /// Reuse a cached session only while more than this remains (botocore
 /// `_DEFAULT_ADVISORY_REFRESH_TIMEOUT`, sts-iam.md §6).
@@ -89,6 +90,35 @@ struct ProcessJsonIn {
 }
 
 impl SessionCredentials {
+    /// The credentials of a GetSessionToken (or AssumeRole, GetSessionTokenWithSecurityKey)
+    /// result: `Credentials/{AccessKeyId, SecretAccessKey, SessionToken}` non-empty and
+    /// `Credentials/Expiration` in RFC 3339.
+    pub fn from_reply(reply: &Reply) -> Result<Self, crate::Error> {
+        let field = |name: &str| {
+            reply
+                .result
+                .text_at(&["Credentials", name])
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| {
+                    crate::Error::IncompleteReply(format!(
+                        "the service's reply has no Credentials/{name}"
+                    ))
+                })
+        };
+        let expiration = field("Expiration")?;
+        let expiration = OffsetDateTime::parse(expiration, &Rfc3339).map_err(|e| {
+            crate::Error::IncompleteReply(format!(
+                "the service's Expiration `{expiration}` is not RFC 3339: {e}"
+            ))
+        })?;
+        Ok(Self {
+            access_key_id: field("AccessKeyId")?.to_owned(),
+            secret_access_key: Secret::from(field("SecretAccessKey")?.to_owned()),
+            session_token: Secret::from(field("SessionToken")?.to_owned()),
+            expiration,
+        })
+    }
+
     /// The `credential_process` JSON: `{"Version": 1, "AccessKeyId", "SecretAccessKey",
     /// "SessionToken", "Expiration"}`, Expiration in RFC 3339 UTC. Wiped when dropped.
     pub fn to_process_json(&self) -> Result<Zeroizing<String>, CacheError> {
@@ -567,5 +597,41 @@ mod tests {
         let c = CredentialCache::locate(&env(&[("XDG_CACHE_HOME", "rel"), ("HOME", "/h")]));
         assert_eq!(c.unwrap().dir(), Path::new("/h/.cache/tokengate"));
         assert!(CredentialCache::locate(&env(&[])).is_none());
+    }
+
+    fn reply_with(xml: &str) -> Reply {
+        Reply {
+            status: 200,
+            response: "GetSessionTokenResponse".into(),
+            result: crate::sts_client::Element::parse(xml).unwrap(),
+            request_id: None,
+        }
+    }
+
+    #[test]
+    fn session_credentials_come_from_the_result() {
+        let reply = reply_with(
+            "<GetSessionTokenResult><Credentials><AccessKeyId>ASIA1</AccessKeyId>\
+             <SecretAccessKey>s</SecretAccessKey><SessionToken>t</SessionToken>\
+             <Expiration>2030-01-01T00:00:00.5Z</Expiration></Credentials>\
+             </GetSessionTokenResult>",
+        );
+        let creds = SessionCredentials::from_reply(&reply).unwrap();
+        assert_eq!(creds.access_key_id, "ASIA1");
+        assert_eq!(creds.expiration.millisecond(), 500);
+
+        let missing = reply_with(
+            "<GetSessionTokenResult><Credentials><AccessKeyId>ASIA1</AccessKeyId>\
+             <Expiration>2030-01-01T00:00:00Z</Expiration></Credentials></GetSessionTokenResult>",
+        );
+        let err = SessionCredentials::from_reply(&missing)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("Credentials/SecretAccessKey"), "{err}");
+        let bad_time = reply_with(
+            "<R><Credentials><AccessKeyId>A</AccessKeyId><SecretAccessKey>s</SecretAccessKey>\
+             <SessionToken>t</SessionToken><Expiration>tomorrow</Expiration></Credentials></R>",
+        );
+        assert!(SessionCredentials::from_reply(&bad_time).is_err());
     }
 }
