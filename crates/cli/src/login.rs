@@ -28,8 +28,9 @@ const TTY: &str = "/dev/tty";
 /// Options of `tokengate login`.
 #[derive(Debug, clap::Args)]
 pub struct LoginArgs {
-    /// Profile in the AWS config and credentials files [default: $AWS_PROFILE, else
-    /// `default`].
+    /// Profile in the AWS config and credentials files; its keys are used even when
+    /// AWS_ACCESS_KEY_ID is set [default: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY when
+    /// set, with the settings of $AWS_PROFILE, else of `default`].
     #[arg(long, value_name = "PROFILE")]
     profile: Option<String>,
     /// The 6-digit code of the profile's `mfa_serial` device; without it, login asks on the
