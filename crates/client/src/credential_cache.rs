@@ -106,9 +106,9 @@ impl SessionCredentials {
                 })
         };
         let expiration = field("Expiration")?;
-        let expiration = OffsetDateTime::parse(expiration, &Rfc3339).map_err(|e| {
+        let expiration = parse_expiration(expiration).map_err(|e| {
             crate::Error::IncompleteReply(format!(
-                "the service's Expiration `{expiration}` is not RFC 3339: {e}"
+                "the service's Expiration `{expiration}` is not usable: {e}"
             ))
         })?;
         Ok(Self {
@@ -122,10 +122,7 @@ impl SessionCredentials {
     /// The `credential_process` JSON: `{"Version": 1, "AccessKeyId", "SecretAccessKey",
     /// "SessionToken", "Expiration"}`, Expiration in RFC 3339 UTC. Wiped when dropped.
     pub fn to_process_json(&self) -> Result<Zeroizing<String>, CacheError> {
-        let expiration = self
-            .expiration
-            .to_offset(time::UtcOffset::UTC)
-            .format(&Rfc3339)
+        let expiration = format_expiration(self.expiration)
             .map_err(|e| CacheError::Malformed(format!("expiration: {e}")))?;
         let doc = ProcessJsonOut {
             version: PROCESS_JSON_VERSION,
@@ -158,7 +155,7 @@ impl SessionCredentials {
                 doc.version
             )));
         }
-        let expiration = OffsetDateTime::parse(&doc.expiration, &Rfc3339)
+        let expiration = parse_expiration(&doc.expiration)
             .map_err(|e| CacheError::Malformed(format!("Expiration: {e}")))?;
         if doc.access_key_id.is_empty()
             || doc.secret_access_key.is_empty()
@@ -179,6 +176,28 @@ impl SessionCredentials {
     pub fn is_fresh(&self, now: OffsetDateTime) -> bool {
         self.expiration - now > REFRESH_WINDOW
     }
+}
+
+/// An RFC 3339 expiration that can be written back as RFC 3339 in UTC, as the
+/// `credential_process` JSON needs it. RFC 3339 allows `9999-12-31T23:59:59-01:00` and
+/// `0000-01-01T00:00:00+01:00`, whose UTC year (10000, -1) has no RFC 3339 form: refused here,
+/// so that a reply or cache file cannot make printing fail (or panic) later.
+fn parse_expiration(text: &str) -> Result<OffsetDateTime, String> {
+    let parsed = OffsetDateTime::parse(text, &Rfc3339).map_err(|e| e.to_string())?;
+    let utc = parsed
+        .checked_to_offset(time::UtcOffset::UTC)
+        .ok_or("outside the years 0000-9999 in UTC")?;
+    format_expiration(utc)?;
+    Ok(utc)
+}
+
+/// `expiration` in RFC 3339, UTC.
+fn format_expiration(expiration: OffsetDateTime) -> Result<String, String> {
+    expiration
+        .checked_to_offset(time::UtcOffset::UTC)
+        .ok_or("outside the years 0000-9999 in UTC")?
+        .format(&Rfc3339)
+        .map_err(|e| e.to_string())
 }
 
 impl zeroize::Zeroize for ProcessJsonIn {
@@ -633,5 +652,43 @@ mod tests {
              <SessionToken>t</SessionToken><Expiration>tomorrow</Expiration></Credentials></R>",
         );
         assert!(SessionCredentials::from_reply(&bad_time).is_err());
+    }
+
+    /// Found by the `sts_reply` fuzz target: RFC 3339 times whose UTC form has no RFC 3339
+    /// form made printing the credential_process JSON panic (year 10000) or fail (year -1).
+    #[test]
+    fn expirations_outside_the_rfc3339_years_in_utc_are_refused() {
+        for (expiration, ok) in [
+            ("9999-12-31T23:59:59-01:00", false),
+            ("0000-01-01T00:00:00+01:00", false),
+            ("9999-12-31T22:59:59-01:00", true),
+            ("0000-01-01T01:00:00+01:00", true),
+        ] {
+            let reply = reply_with(&format!(
+                "<R><Credentials><AccessKeyId>A</AccessKeyId><SecretAccessKey>s\
+                 </SecretAccessKey><SessionToken>t</SessionToken><Expiration>{expiration}\
+                 </Expiration></Credentials></R>"
+            ));
+            match SessionCredentials::from_reply(&reply) {
+                Ok(creds) => {
+                    assert!(ok, "{expiration} accepted");
+                    let json = creds.to_process_json().unwrap();
+                    let back = SessionCredentials::from_process_json(&json).unwrap();
+                    assert_eq!(back.expiration, creds.expiration);
+                }
+                Err(e) => assert!(!ok, "{expiration}: {e}"),
+            }
+            let json = format!(
+                r#"{{"Version":1,"AccessKeyId":"A","SecretAccessKey":"s","SessionToken":"t","Expiration":"{expiration}"}}"#
+            );
+            assert_eq!(SessionCredentials::from_process_json(&json).is_ok(), ok);
+        }
+        let far = SessionCredentials {
+            access_key_id: "A".into(),
+            secret_access_key: Secret::from("s".to_owned()),
+            session_token: Secret::from("t".to_owned()),
+            expiration: time::macros::datetime!(9999-12-31 23:59:59 -1),
+        };
+        assert!(far.to_process_json().is_err());
     }
 }
