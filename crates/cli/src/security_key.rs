@@ -283,9 +283,10 @@ fn advice_for(rejection: Rejection) -> Option<String> {
         Rejection::UntrustedAttestation(_) => Some(
             "the key's attestation certificate does not chain to the Yubico root that the \
              service trusts by default, so most likely the service does not trust the key's \
-             attestation CA. Trust that CA by adding its PEM file to `security_keys.trust_anchors` in the service's \
-             configuration (or TOKENGATE_SECURITY_KEYS_TRUST_ANCHORS; see \
-             docs/configuration.md) and restart the service. For the firmware-sim simulator, \
+             attestation CA. Trust that CA by adding its PEM file to \
+             `security_keys.trust_anchors` in the service's configuration (or \
+             TOKENGATE_SECURITY_KEYS_TRUST_ANCHORS; see docs/configuration.md) and restart the \
+             service. For the firmware-sim simulator, \
              `firmware-sim export-ca --state STATE_FILE > sim-ca.pem` prints its CA"
                 .to_owned(),
         ),

@@ -143,6 +143,11 @@ pub enum ConfigError {
 pub struct Properties(BTreeMap<String, String>);
 
 impl Properties {
+    /// Every (key, value), keys sorted.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     /// The value of `key` (give it lower-case), when set.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.0.get(key).map(String::as_str)

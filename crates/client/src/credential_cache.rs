@@ -678,9 +678,14 @@ mod tests {
                 }
                 Err(e) => assert!(!ok, "{expiration}: {e}"),
             }
-            let json = format!(
-                r#"{{"Version":1,"AccessKeyId":"A","SecretAccessKey":"s","SessionToken":"t","Expiration":"{expiration}"}}"#
-            );
+            let json = serde_json::json!({
+                "Version": 1,
+                "AccessKeyId": "A",
+                "SecretAccessKey": "s",
+                "SessionToken": "t",
+                "Expiration": expiration,
+            })
+            .to_string();
             assert_eq!(SessionCredentials::from_process_json(&json).is_ok(), ok);
         }
         let far = SessionCredentials {
