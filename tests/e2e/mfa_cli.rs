@@ -163,3 +163,71 @@ fn enroll_without_codes_or_terminal_fails_before_creating_anything() {
         r.body
     );
 }
+
+/// `tokengate mfa list` as the AWS CLI would run: keys from the credential chain.
+fn mfa_with_env(
+    svc: &Service,
+    home: &std::path::Path,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> String {
+    let mut cmd = Command::new(binary());
+    for var in [
+        "AWS_PROFILE",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_IAM",
+    ] {
+        cmd.env_remove(var);
+    }
+    let out = cmd
+        .arg("mfa")
+        .args(args)
+        .env("HOME", home)
+        .env("AWS_CONFIG_FILE", home.join("config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", home.join("credentials"))
+        .env("AWS_ENDPOINT_URL", format!("http://{}", svc.addr))
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    format!("{}{}", out.status.success(), text(&out))
+}
+
+#[test]
+fn mfa_commands_take_root_keys_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let svc = Service::start(dir.path(), &[]);
+    let root = svc.root();
+    let keys = [
+        ("AWS_ACCESS_KEY_ID", root.access_key_id.as_str()),
+        ("AWS_SECRET_ACCESS_KEY", root.secret.as_str()),
+    ];
+    // No AWS files at all: the environment's keys sign.
+    let out = mfa_with_env(&svc, home.path(), &keys, &["list"]);
+    assert!(out.starts_with("trueNo MFA devices."), "{out}");
+    // Half a pair is an error that says so.
+    let out = mfa_with_env(&svc, home.path(), &keys[..1], &["list"]);
+    assert!(out.starts_with("false"), "{out}");
+    assert!(out.contains("AWS_SECRET_ACCESS_KEY is not"), "{out}");
+    // Nothing anywhere: the message names both places.
+    let out = mfa_with_env(&svc, home.path(), &[], &["list"]);
+    assert!(out.contains("profile `default` is not in"), "{out}");
+    assert!(out.contains("AWS_ACCESS_KEY_ID"), "{out}");
+    // --profile wins over the environment, as in the AWS CLI: a bad profile's keys fail.
+    std::fs::write(
+        home.path().join("credentials"),
+        "[other]\naws_access_key_id = AKIAOTHER\naws_secret_access_key = x\n",
+    )
+    .unwrap();
+    let out = mfa_with_env(&svc, home.path(), &keys, &["list", "--profile", "other"]);
+    assert!(out.starts_with("false"), "{out}");
+    assert!(out.contains("InvalidClientTokenId"), "{out}");
+    // AWS_PROFILE does not: the environment's keys still sign.
+    let with_profile = [keys[0], keys[1], ("AWS_PROFILE", "other")];
+    let out = mfa_with_env(&svc, home.path(), &with_profile, &["list"]);
+    assert!(out.starts_with("true"), "{out}");
+}

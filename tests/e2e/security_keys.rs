@@ -797,3 +797,60 @@ fn the_cli_login_fails_cleanly_when_the_touch_is_denied() {
     let r = get_mfa_device(&svc, &root, "alice", &serial);
     assert!(r.xml("LastUsedDate").is_none(), "{}", r.body);
 }
+
+/// `tokengate mfa register-key` with root's keys only in the environment (no AWS files, no
+/// `--root-credentials`), as an AWS CLI user would run it.
+fn register_key_with_env_keys(svc: &Service, sim: &RunningSim, home: &std::path::Path) -> Output {
+    let root = svc.root();
+    let mut cmd = Command::new(binary());
+    for var in [
+        "AWS_PROFILE",
+        "AWS_SESSION_TOKEN",
+        "AWS_ENDPOINT_URL",
+        "TOKENGATE_DEVICE",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.args([
+        "mfa",
+        "register-key",
+        "--user-name",
+        "alice",
+        "--name",
+        "yubikey",
+    ])
+    .args(["--device", &format!("udp:{}", sim.addr())])
+    .args(["--endpoint-url", &format!("http://{}", svc.addr)])
+    .env("HOME", home)
+    .env("AWS_CONFIG_FILE", home.join("config"))
+    .env("AWS_SHARED_CREDENTIALS_FILE", home.join("credentials"))
+    .env("AWS_ACCESS_KEY_ID", &root.access_key_id)
+    .env("AWS_SECRET_ACCESS_KEY", &root.secret)
+    .stdin(Stdio::null())
+    .output()
+    .unwrap()
+}
+
+#[test]
+fn register_key_takes_keys_from_the_environment_and_explains_an_untrusted_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let sim = spawn_sim(TouchPolicy::Auto, None);
+    // A service that does not trust the simulator's attestation CA.
+    let untrusting = Service::start(&dir.path().join("untrusting"), &[]);
+    user_with_key(&untrusting, &untrusting.root(), "alice");
+    let out = register_key_with_env_keys(&untrusting, &sim, home.path());
+    assert!(!out.status.success(), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("InvalidAuthenticationCode"), "{stderr}");
+    assert!(stderr.contains("security_keys.trust_anchors"), "{stderr}");
+    assert!(stderr.contains("firmware-sim export-ca"), "{stderr}");
+    drop(untrusting);
+
+    // Trusted, the same command registers the key.
+    let svc = service(dir.path(), &sim, &[]);
+    user_with_key(&svc, &svc.root(), "alice");
+    let out = register_key_with_env_keys(&svc, &sim, home.path());
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(printed_serial(&out).contains(":u2f/user/alice/yubikey-"));
+}

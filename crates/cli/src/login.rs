@@ -5,21 +5,18 @@
 //! stdout carries only that JSON. The MFA prompt goes to `/dev/tty`, never stdout or stdin,
 //! because the AWS CLI runs a `credential_process` with its stdout captured and its stderr
 //! hidden (ecosystem.md §0.3); without a terminal the command fails at once instead of
-//! waiting. Sessions are cached (credential_cache.rs) so the code is asked once per session.
+//! waiting. Sessions are cached (tokengate-client's credential_cache) so the code is asked
+//! once per session.
 
 use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader, Write};
 
 use anyhow::{Context, anyhow, bail};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
+use tokengate_client::credential_cache::{CacheKey, CredentialCache, Lookup, SessionCredentials};
+use tokengate_client::{ProfileChoice, SharedFiles, StsClient, credential_chain};
 use tokengate_server::security_keys::is_security_key_serial;
-use tokengate_token::secret::Secret;
 use zeroize::Zeroizing;
-
-use crate::aws_config::{self, Env, Profile, SharedFiles};
-use crate::credential_cache::{CacheKey, CredentialCache, Lookup, SessionCredentials};
-use crate::sts_client::{Reply, StsClient};
 
 /// Digits in an STS `TokenCode` (tokenCodeType: exactly 6, `[\d]*`; sts-iam.md §1.1).
 const TOKEN_CODE_DIGITS: usize = 6;
@@ -31,8 +28,9 @@ const TTY: &str = "/dev/tty";
 /// Options of `tokengate login`.
 #[derive(Debug, clap::Args)]
 pub struct LoginArgs {
-    /// Profile in the AWS config and credentials files [default: $AWS_PROFILE, else
-    /// `default`].
+    /// Profile in the AWS config and credentials files; its keys are used even when
+    /// AWS_ACCESS_KEY_ID is set [default: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY when
+    /// set, with the settings of $AWS_PROFILE, else of `default`].
     #[arg(long, value_name = "PROFILE")]
     profile: Option<String>,
     /// The 6-digit code of the profile's `mfa_serial` device; without it, login asks on the
@@ -61,8 +59,10 @@ pub struct LoginArgs {
 pub fn run(args: LoginArgs) -> anyhow::Result<()> {
     let env = |name: &str| std::env::var(name).ok();
     let files = SharedFiles::load(&env)?;
-    let profile_name = aws_config::profile_name(args.profile.as_deref(), &env);
-    let profile = files.profile(&profile_name)?;
+    let choice = ProfileChoice::new(args.profile.as_deref(), &env);
+    let caller = credential_chain::resolve(&files, &choice, &env)?;
+    let profile_name = choice.name.as_str();
+    let profile = caller.profile;
     let mut factor = SecondFactor::of(profile.mfa_serial());
     if args.token_code.is_some() && factor.serial().is_none() {
         bail!(
@@ -86,10 +86,10 @@ pub fn run(args: LoginArgs) -> anyhow::Result<()> {
         Some(d) => Some(d),
         None => profile.duration_seconds()?,
     };
-    let client = client_for(&files, &profile, "sts", args.endpoint_url.as_deref(), &env)?;
+    let client = caller.client("sts", args.endpoint_url.as_deref(), &env)?;
 
     let key = CacheKey {
-        profile: &profile_name,
+        profile: profile_name,
         endpoint: client.endpoint(),
         access_key_id: client.access_key_id(),
         mfa_serial: factor.serial(),
@@ -126,35 +126,6 @@ pub fn run(args: LoginArgs) -> anyhow::Result<()> {
         );
     }
     print_process_json(&creds)
-}
-
-/// A client for `service` (`sts`, `iam`) as `profile`: its long-term credentials, its
-/// endpoint for that service (`command_line` first; see [`Profile::endpoint`]), its region
-/// and CA bundle. Shared by the commands that call tokengate as an AWS profile.
-pub fn client_for(
-    files: &SharedFiles,
-    profile: &Profile<'_>,
-    service: &str,
-    command_line: Option<&str>,
-    env: &impl Env,
-) -> anyhow::Result<StsClient> {
-    let endpoint = profile
-        .endpoint(service, command_line, env)
-        .ok_or_else(|| {
-            anyhow!(
-                "no tokengate endpoint for profile `{}`: set endpoint_url in its section of {}, \
-             or AWS_ENDPOINT_URL_{} / AWS_ENDPOINT_URL, or pass --endpoint-url",
-                profile.name(),
-                files.config_path().display(),
-                service.to_ascii_uppercase()
-            )
-        })?;
-    Ok(StsClient::new(
-        &endpoint.url,
-        &profile.region(env),
-        profile.credentials()?,
-        profile.ca_bundle(env).as_deref(),
-    )?)
 }
 
 /// The second factor a profile's `mfa_serial` names. Each kind has its own way to reach a
@@ -218,31 +189,11 @@ fn obtain_session(
         }
         SecondFactor::SecurityKey { serial } => {
             let reply = crate::security_key::session(client, serial, device, duration.as_deref())?;
-            return session_from_reply(&reply);
+            return Ok(SessionCredentials::from_reply(&reply)?);
         }
     }
     let reply = client.call("sts", &params)?;
-    session_from_reply(&reply)
-}
-
-/// Credentials from a GetSessionToken (or AssumeRole) result.
-fn session_from_reply(reply: &Reply) -> anyhow::Result<SessionCredentials> {
-    let field = |name: &str| {
-        reply
-            .result
-            .text_at(&["Credentials", name])
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| anyhow!("the service's reply has no Credentials/{name}"))
-    };
-    let expiration = field("Expiration")?;
-    let expiration = OffsetDateTime::parse(expiration, &Rfc3339)
-        .with_context(|| format!("the service's Expiration `{expiration}` is not RFC 3339"))?;
-    Ok(SessionCredentials {
-        access_key_id: field("AccessKeyId")?.to_owned(),
-        secret_access_key: Secret::from(field("SecretAccessKey")?.to_owned()),
-        session_token: Secret::from(field("SessionToken")?.to_owned()),
-        expiration,
-    })
+    Ok(SessionCredentials::from_reply(&reply)?)
 }
 
 fn print_process_json(creds: &SessionCredentials) -> anyhow::Result<()> {
@@ -313,7 +264,6 @@ mod tests {
     use std::io::Cursor;
 
     use super::*;
-    use crate::sts_client::Element;
 
     #[test]
     fn token_codes_are_six_ascii_digits() {
@@ -358,39 +308,5 @@ mod tests {
         assert!(err.unwrap_err().to_string().contains("no valid 6-digit"));
         let err = ask_code(&mut Cursor::new(""), &mut Vec::new(), "s").unwrap_err();
         assert!(err.to_string().contains("end of input"), "{err}");
-    }
-
-    fn reply_with(xml: &str) -> Reply {
-        Reply {
-            status: 200,
-            response: "GetSessionTokenResponse".into(),
-            result: Element::parse_for_test(xml),
-            request_id: None,
-        }
-    }
-
-    #[test]
-    fn session_credentials_come_from_the_result() {
-        let reply = reply_with(
-            "<GetSessionTokenResult><Credentials><AccessKeyId>ASIA1</AccessKeyId>\
-             <SecretAccessKey>s</SecretAccessKey><SessionToken>t</SessionToken>\
-             <Expiration>2030-01-01T00:00:00.5Z</Expiration></Credentials>\
-             </GetSessionTokenResult>",
-        );
-        let creds = session_from_reply(&reply).unwrap();
-        assert_eq!(creds.access_key_id, "ASIA1");
-        assert_eq!(creds.expiration.millisecond(), 500);
-
-        let missing = reply_with(
-            "<GetSessionTokenResult><Credentials><AccessKeyId>ASIA1</AccessKeyId>\
-             <Expiration>2030-01-01T00:00:00Z</Expiration></Credentials></GetSessionTokenResult>",
-        );
-        let err = session_from_reply(&missing).unwrap_err().to_string();
-        assert!(err.contains("Credentials/SecretAccessKey"), "{err}");
-        let bad_time = reply_with(
-            "<R><Credentials><AccessKeyId>A</AccessKeyId><SecretAccessKey>s</SecretAccessKey>\
-             <SessionToken>t</SessionToken><Expiration>tomorrow</Expiration></Credentials></R>",
-        );
-        assert!(session_from_reply(&bad_time).is_err());
     }
 }

@@ -1,20 +1,23 @@
-//! `tokengate`: the command-line entry point. Argument parsing and wiring only; the work is
-//! done by the library crates (`tokengate-server`, …).
+//! `tokengate`: the command-line entry point. Argument parsing, prompts and wiring only; the
+//! work is done by the library crates (`tokengate-server` for `serve`, `tokengate-client` for
+//! profiles, credentials and STS/IAM calls, `tokengate-bridge` for security keys).
 
-mod aws_config;
-mod credential_cache;
 mod keys;
 mod login;
 mod mfa;
 mod security_key;
 mod serve;
-mod sts_client;
 
 use clap::{Parser, Subcommand};
 
 /// tokengate — an MFA-gated security token service that speaks AWS STS and IAM.
+///
+/// Run the service with `serve`; enrol MFA devices and security keys with `mfa`; get
+/// temporary credentials with `login` (as an AWS CLI `credential_process`). Commands that
+/// call the service take credentials the way the AWS CLI does: `--profile`, else
+/// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, else AWS_PROFILE, else the `default` profile.
 #[derive(Debug, Parser)]
-#[command(name = "tokengate", version, about, long_about = None)]
+#[command(name = "tokengate", version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -22,14 +25,17 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the service (SQLite store in the data dir; creates everything on first start).
+    /// Run the token service: STS and IAM query APIs, JWKS, health (SQLite in the data dir,
+    /// set up on first start).
     Serve(serve::ServeArgs),
-    /// Print temporary credentials for an AWS profile (asks for the MFA code, or a touch of
-    /// the security key), as credential_process JSON.
+    /// Get temporary credentials for a profile with its MFA code or a security-key touch,
+    /// printed as credential_process JSON (cached until near expiry).
     Login(login::LoginArgs),
-    /// The security keys this machine can reach: list, info, wink.
+    /// List, inspect and wink the security keys this machine can reach (USB or
+    /// firmware-sim).
     Keys(keys::KeysArgs),
-    /// Enrol and manage MFA devices (virtual devices, hardware fobs, security keys).
+    /// Enrol and manage users' MFA devices: virtual TOTP devices, hardware fobs, security
+    /// keys.
     Mfa(mfa::MfaArgs),
 }
 

@@ -3,8 +3,10 @@
 //! code, enable with two consecutive codes), `enable`, `resync`, `import-fob` (a hardware
 //! OATH-TOTP fob with its vendor serial and seed file), `list`.
 //!
-//! Credentials come from an AWS profile (`--profile`, as `tokengate login` reads it) or from
-//! the service's `root-credentials.json` (`--root-credentials`), the quickest start.
+//! Credentials come from the service's `root-credentials.json` (`--root-credentials`, the
+//! quickest start), else from the AWS CLI's credential chain (tokengate-client's
+//! `credential_chain`: `--profile`, the environment's `AWS_ACCESS_KEY_ID`, `AWS_PROFILE`,
+//! `default`), as `tokengate login` reads them.
 
 use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader, Write};
@@ -14,8 +16,9 @@ use anyhow::{Context, anyhow, bail};
 use tokengate_token::secret::Secret;
 use zeroize::Zeroizing;
 
-use crate::aws_config::{self, SharedFiles, StaticCredentials};
-use crate::sts_client::StsClient;
+use tokengate_client::{
+    ProfileChoice, SharedFiles, StaticCredentials, StsClient, credential_chain,
+};
 
 /// Default endpoint with `--root-credentials`.
 const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:8787";
@@ -32,7 +35,8 @@ pub struct MfaArgs {
 /// Who calls the IAM API.
 #[derive(Debug, clap::Args)]
 struct AuthArgs {
-    /// AWS profile with the caller's long-term keys [default: $AWS_PROFILE, else `default`].
+    /// AWS profile with the caller's long-term keys [default: AWS_ACCESS_KEY_ID and
+    /// AWS_SECRET_ACCESS_KEY when set, else $AWS_PROFILE, else `default`].
     #[arg(
         long,
         global = true,
@@ -242,9 +246,9 @@ fn client(auth: &AuthArgs) -> anyhow::Result<StsClient> {
     }
     let env = |name: &str| std::env::var(name).ok();
     let files = SharedFiles::load(&env)?;
-    let name = aws_config::profile_name(auth.profile.as_deref(), &env);
-    let profile = files.profile(&name)?;
-    crate::login::client_for(&files, &profile, "iam", auth.endpoint_url.as_deref(), &env)
+    let choice = ProfileChoice::new(auth.profile.as_deref(), &env);
+    let caller = credential_chain::resolve(&files, &choice, &env)?;
+    Ok(caller.client("iam", auth.endpoint_url.as_deref(), &env)?)
 }
 
 fn two_codes(

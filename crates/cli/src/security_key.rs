@@ -10,13 +10,17 @@
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 use tokengate_bridge::{
     AssertionRequest, Authenticator, CredentialRequest, DEVICE_ENV, DeviceAddress, Error,
     Interaction, rp_id_hash, tty,
 };
-use tokengate_verifier::fido::{Ceremony, client_data_json};
-
-use crate::sts_client::{Element, Reply, StsClient};
+use tokengate_client::{ApiCallError, Element, Reply, StsClient};
+use tokengate_verifier::fido::{
+    Ceremony, ClientData, RegistrationInput, RegistrationPolicy, Rejection, TrustAnchor,
+    YUBICO_U2F_ROOT_CA_PEM, client_data_json, verify_registration,
+};
 
 /// How long to wait for the key, touch included.
 pub const KEY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -126,6 +130,8 @@ struct Challenge {
     rp_id: String,
     origin: String,
     protocol: String,
+    /// When the service stops accepting an answer, if it said.
+    expiration: Option<OffsetDateTime>,
 }
 
 impl Challenge {
@@ -136,6 +142,10 @@ impl Challenge {
             rp_id: text(reply, "RpId")?.to_owned(),
             origin: text(reply, "Origin")?.to_owned(),
             protocol: text(reply, "Protocol")?.to_owned(),
+            expiration: reply
+                .result
+                .text_at(&["Expiration"])
+                .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok()),
         })
     }
 
@@ -165,7 +175,8 @@ pub fn register_key(iam: &StsClient, args: &RegisterKeyArgs) -> anyhow::Result<(
     let exclude = blob_list(&reply, "ExcludeCredentials")?;
     let (json, hash) = challenge.client_data(Ceremony::Create);
     let mut key = open(&args.device)?;
-    let (parameter, response) = match args.protocol {
+    // (parameter, what is sent, the attestationObject the service verifies)
+    let (parameter, sent, attestation_object) = match args.protocol {
         KeyProtocol::Fido2 => {
             let mut request = CredentialRequest::new(hash, &challenge.rp_id, &user_id, &user_name);
             request.exclude_list = exclude;
@@ -175,32 +186,40 @@ pub fn register_key(iam: &StsClient, args: &RegisterKeyArgs) -> anyhow::Result<(
                 }
                 other => anyhow!(other).context(format!("registering {}", args.device)),
             })?;
-            (
-                "AttestationObject",
-                registration.attestation_object.to_vec(),
-            )
+            let object = registration.attestation_object.to_vec();
+            ("AttestationObject", object.clone(), object)
         }
         KeyProtocol::U2f => {
+            let application = rp_id_hash(&challenge.rp_id);
             let response = key
-                .u2f_register(&hash, &rp_id_hash(&challenge.rp_id))
+                .u2f_register(&hash, &application)
                 .with_context(|| format!("registering {} over U2F", args.device))?;
             let mut raw = Vec::new();
             response
                 .encode(&mut raw)
                 .context("encoding the U2F registration")?;
-            ("RegistrationData", raw)
+            // What the service verifies a raw U2F registration as (WebAuthn L3 §8.6).
+            let object = response.to_attestation_object(&application).to_vec();
+            ("RegistrationData", raw, object)
         }
     };
-    let (response, json) = (b64(&response), b64(&json));
-    let reply = iam.call(
-        "iam",
-        &[
-            ("Action", "EnableSecurityKey"),
-            ("ChallengeId", &challenge.id),
-            ("ClientDataJSON", &json),
-            (parameter, &response),
-        ],
-    )?;
+    let (response, encoded_json) = (b64(&sent), b64(&json));
+    let reply = iam
+        .call(
+            "iam",
+            &[
+                ("Action", "EnableSecurityKey"),
+                ("ChallengeId", &challenge.id),
+                ("ClientDataJSON", &encoded_json),
+                (parameter, &response),
+            ],
+        )
+        .map_err(
+            |e| match refusal_advice(&e, &challenge, &attestation_object, &json) {
+                Some(advice) => anyhow!(e).context(advice),
+                None => anyhow!(e),
+            },
+        )?;
     let serial = text(&reply, "SerialNumber")?;
     println!(
         "Registered {} ({} attestation: {}) for {user_name} as {serial}.",
@@ -211,6 +230,78 @@ pub fn register_key(iam: &StsClient, args: &RegisterKeyArgs) -> anyhow::Result<(
     println!("In ~/.aws/config, under the user's profile:\n");
     println!("  mfa_serial = {serial}");
     Ok(())
+}
+
+/// The wire answer to every refused registration (the service's `REGISTRATION_REFUSED`:
+/// all MFA failures look the same on the wire, STYLE.md).
+const REFUSED_CODE: &str = "InvalidAuthenticationCode";
+
+/// Why the service probably refused a registration, worked out on this side: the service
+/// answers every refusal with the same [`REFUSED_CODE`] and keeps the reason in its audit
+/// log. The client holds what the service verified (the challenge, clientDataJSON, the
+/// attestationObject), so it re-runs the verification with the service's default policy
+/// (the shipped Yubico root, no `none` or self attestation) and names the fix for the one
+/// check that fails. `None` when the answer is another error or nothing stands out.
+fn refusal_advice(
+    error: &ApiCallError,
+    challenge: &Challenge,
+    attestation_object: &[u8],
+    client_data_json: &[u8],
+) -> Option<String> {
+    let ApiCallError::Api { code, .. } = error else {
+        return None;
+    };
+    if code != REFUSED_CODE {
+        return None;
+    }
+    let now = OffsetDateTime::now_utc();
+    if challenge.expiration.is_some_and(|expires| now >= expires) {
+        return Some(
+            "the registration challenge expired before the key answered: run the command \
+             again and touch the key when asked"
+                .to_owned(),
+        );
+    }
+    let policy = RegistrationPolicy {
+        trust_anchors: TrustAnchor::from_pem(YUBICO_U2F_ROOT_CA_PEM).unwrap_or_default(),
+        ..RegistrationPolicy::default()
+    };
+    let input = RegistrationInput {
+        attestation_object,
+        client_data: ClientData::Json(client_data_json),
+        challenge: &challenge.challenge,
+        origin: &challenge.origin,
+        rp_id: &challenge.rp_id,
+        now: now.unix_timestamp(),
+    };
+    advice_for(verify_registration(&policy, &input).err()?)
+}
+
+/// The advice for the check a registration fails under the service's default policy.
+fn advice_for(rejection: Rejection) -> Option<String> {
+    match rejection {
+        Rejection::UntrustedAttestation(_) => Some(
+            "the key's attestation certificate does not chain to the Yubico root that the \
+             service trusts by default, so most likely the service does not trust the key's \
+             attestation CA. Trust that CA by adding its PEM file to \
+             `security_keys.trust_anchors` in the service's configuration (or \
+             TOKENGATE_SECURITY_KEYS_TRUST_ANCHORS; see docs/configuration.md) and restart the \
+             service. For the firmware-sim simulator, \
+             `firmware-sim export-ca --state STATE_FILE > sim-ca.pem` prints its CA"
+                .to_owned(),
+        ),
+        Rejection::NoneAttestationNotAllowed => Some(
+            "the key sent no attestation (`none`), which the service refuses unless \
+             `security_keys.allow_none_attestation = true` (docs/configuration.md)"
+                .to_owned(),
+        ),
+        Rejection::SelfAttestationNotAllowed => Some(
+            "the key vouches for itself (self attestation), which the service does not \
+             accept: register a key with a vendor attestation certificate"
+                .to_owned(),
+        ),
+        _ => None,
+    }
 }
 
 /// `tokengate login` with a security key: STS GetSecurityKeyChallenge, a touch, STS
@@ -317,12 +408,13 @@ mod tests {
         let reply = Reply {
             status: 200,
             response: "GetSecurityKeyChallengeResponse".into(),
-            result: Element::parse_for_test(
+            result: Element::parse(
                 "<R><ChallengeId>00ff</ChallengeId><Challenge>AAEC</Challenge>\
                  <RpId>tokengate.localhost</RpId><Origin>https://tokengate.localhost</Origin>\
                  <Protocol>u2f</Protocol><AllowCredentials><member>AQI=</member>\
                  <member>Aw==</member></AllowCredentials></R>",
-            ),
+            )
+            .unwrap(),
             request_id: None,
         };
         let c = Challenge::from_reply(&reply).unwrap();
@@ -342,10 +434,58 @@ mod tests {
         );
 
         let bad = Reply {
-            result: Element::parse_for_test("<R><Challenge>not base64</Challenge></R>"),
+            result: Element::parse("<R><Challenge>not base64</Challenge></R>").unwrap(),
             ..reply
         };
         assert!(blob(&bad, "Challenge").is_err());
         assert!(Challenge::from_reply(&bad).is_err());
+    }
+
+    fn challenge(expiration: Option<OffsetDateTime>) -> Challenge {
+        Challenge {
+            id: "00ff".into(),
+            challenge: vec![7; 32],
+            rp_id: "tokengate.localhost".into(),
+            origin: "https://tokengate.localhost".into(),
+            protocol: "fido2".into(),
+            expiration,
+        }
+    }
+
+    fn refused(code: &str) -> ApiCallError {
+        ApiCallError::Api {
+            status: 403,
+            code: code.into(),
+            message: "Authentication code for device is not valid.".into(),
+            request_id: None,
+        }
+    }
+
+    #[test]
+    fn an_untrusted_attestation_names_the_fix() {
+        let advice = advice_for(Rejection::UntrustedAttestation("no path")).unwrap();
+        assert!(advice.contains("security_keys.trust_anchors"), "{advice}");
+        assert!(advice.contains("docs/configuration.md"), "{advice}");
+        assert!(advice.contains("firmware-sim export-ca"), "{advice}");
+        let none = advice_for(Rejection::NoneAttestationNotAllowed).unwrap();
+        assert!(none.contains("allow_none_attestation"), "{none}");
+        assert!(advice_for(Rejection::BadSignature).is_none());
+    }
+
+    #[test]
+    fn only_a_refused_registration_gets_advice() {
+        let c = challenge(None);
+        let other = refused("AccessDenied");
+        assert!(refusal_advice(&other, &c, b"", b"{}").is_none());
+        let unreachable = ApiCallError::Unreachable {
+            url: "http://127.0.0.1:1".into(),
+            reason: "refused".into(),
+        };
+        assert!(refusal_advice(&unreachable, &c, b"", b"{}").is_none());
+        // Garbage that fails before the attestation check: nothing to say.
+        assert!(refusal_advice(&refused(REFUSED_CODE), &c, b"\xa0", b"{}").is_none());
+        let past = OffsetDateTime::now_utc() - time::Duration::minutes(1);
+        let expired = refusal_advice(&refused(REFUSED_CODE), &challenge(Some(past)), b"", b"");
+        assert!(expired.unwrap().contains("expired"));
     }
 }

@@ -49,7 +49,7 @@ pub trait Env: Fn(&str) -> Option<String> {}
 impl<F: Fn(&str) -> Option<String>> Env for F {}
 
 /// An environment variable's value, when it is set and not empty.
-fn env_value(env: &impl Env, name: &str) -> Option<String> {
+pub(crate) fn env_value(env: &impl Env, name: &str) -> Option<String> {
     env(name).filter(|v| !v.is_empty())
 }
 
@@ -116,6 +116,13 @@ pub enum ConfigError {
         /// The credentials file.
         credentials: PathBuf,
     },
+    /// `AWS_ACCESS_KEY_ID` is set in the environment but `AWS_SECRET_ACCESS_KEY` is not
+    /// (botocore's `PartialCredentialsError`).
+    #[error(
+        "AWS_ACCESS_KEY_ID is set in the environment but AWS_SECRET_ACCESS_KEY is not: set \
+         both, or unset AWS_ACCESS_KEY_ID to use a profile's keys"
+    )]
+    PartialEnvironmentCredentials,
     /// The profile has only half of a key pair, or another unusable value.
     #[error("profile `{profile}` in {}: {message}", path.display())]
     Invalid {
@@ -136,6 +143,11 @@ pub enum ConfigError {
 pub struct Properties(BTreeMap<String, String>);
 
 impl Properties {
+    /// Every (key, value), keys sorted.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     /// The value of `key` (give it lower-case), when set.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.0.get(key).map(String::as_str)
@@ -357,6 +369,11 @@ impl ConfigFile {
     pub fn services(&self, name: &str) -> Option<&Properties> {
         self.services.get(name)
     }
+
+    /// The names of the file's profiles, sorted.
+    pub fn profile_names(&self) -> impl Iterator<Item = &str> {
+        self.profiles.keys().map(String::as_str)
+    }
 }
 
 /// The credentials file's profiles.
@@ -385,6 +402,11 @@ impl CredentialsFile {
     /// The profile `name`, if the file has it.
     pub fn profile(&self, name: &str) -> Option<&Properties> {
         self.profiles.get(name)
+    }
+
+    /// The names of the file's profiles, sorted.
+    pub fn profile_names(&self) -> impl Iterator<Item = &str> {
+        self.profiles.keys().map(String::as_str)
     }
 }
 
@@ -440,6 +462,34 @@ impl SharedFiles {
     /// The config file's path.
     pub fn config_path(&self) -> &Path {
         &self.config_path
+    }
+
+    /// The credentials file's path.
+    pub fn credentials_path(&self) -> &Path {
+        &self.credentials_path
+    }
+
+    /// The names of the profiles in either file, sorted, each once.
+    pub fn profile_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self
+            .config
+            .profile_names()
+            .chain(self.credentials.profile_names())
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+
+    /// The profile `name`, or a profile without settings when neither file has it (the
+    /// `default` profile of a machine without AWS files, with credentials in the environment).
+    pub fn profile_or_empty<'a>(&'a self, name: &'a str) -> Profile<'a> {
+        Profile {
+            name,
+            files: self,
+            config: self.config.profile(name),
+            credentials: self.credentials.profile(name),
+        }
     }
 
     /// The profile `name` as found in either file (or both).
@@ -560,6 +610,16 @@ impl<'a> Profile<'a> {
     /// The profile's name.
     pub fn name(&self) -> &'a str {
         self.name
+    }
+
+    /// Whether either file has a section for this profile.
+    pub fn exists(&self) -> bool {
+        self.config.is_some() || self.credentials.is_some()
+    }
+
+    /// The files the profile was read from.
+    pub fn files(&self) -> &'a SharedFiles {
+        self.files
     }
 
     /// The value of `key` (lower-case), if set and not empty.
@@ -712,11 +772,51 @@ fn service_env_var(service: &str) -> String {
 
 /// The profile to use: `--profile`, else `AWS_PROFILE`, else `default`.
 pub fn profile_name(command_line: Option<&str>, env: &impl Env) -> String {
-    command_line
-        .filter(|p| !p.is_empty())
-        .map(str::to_owned)
-        .or_else(|| env_value(env, "AWS_PROFILE"))
-        .unwrap_or_else(|| DEFAULT_PROFILE.to_owned())
+    ProfileChoice::new(command_line, env).name
+}
+
+/// Which profile a command uses, and who chose it (the credential chain treats a profile
+/// named on the command line differently from one named by `AWS_PROFILE`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileChoice {
+    /// The profile name.
+    pub name: String,
+    /// Who named it.
+    pub named_by: ProfileNamedBy,
+}
+
+/// Who named the profile of a [`ProfileChoice`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProfileNamedBy {
+    /// `--profile` on the command line.
+    CommandLine,
+    /// The `AWS_PROFILE` environment variable.
+    Environment,
+    /// Nobody: it is `default`.
+    Default,
+}
+
+impl ProfileChoice {
+    /// `--profile` (`command_line`), else `AWS_PROFILE`, else `default`; empty values count
+    /// as unset.
+    pub fn new(command_line: Option<&str>, env: &impl Env) -> Self {
+        if let Some(name) = command_line.filter(|p| !p.is_empty()) {
+            return Self {
+                name: name.to_owned(),
+                named_by: ProfileNamedBy::CommandLine,
+            };
+        }
+        match env_value(env, "AWS_PROFILE") {
+            Some(name) => Self {
+                name,
+                named_by: ProfileNamedBy::Environment,
+            },
+            None => Self {
+                name: DEFAULT_PROFILE.to_owned(),
+                named_by: ProfileNamedBy::Default,
+            },
+        }
+    }
 }
 
 #[cfg(test)]

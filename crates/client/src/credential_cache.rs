@@ -29,6 +29,7 @@ use tokengate_token::secret::Secret;
 use zeroize::Zeroizing;
 
 use crate::aws_config::Env;
+use crate::sts_client::Reply;
 
 /// Reuse a cached session only while more than this remains (botocore
 /// `_DEFAULT_ADVISORY_REFRESH_TIMEOUT`, sts-iam.md §6).
@@ -89,13 +90,39 @@ struct ProcessJsonIn {
 }
 
 impl SessionCredentials {
+    /// The credentials of a GetSessionToken (or AssumeRole, GetSessionTokenWithSecurityKey)
+    /// result: `Credentials/{AccessKeyId, SecretAccessKey, SessionToken}` non-empty and
+    /// `Credentials/Expiration` in RFC 3339.
+    pub fn from_reply(reply: &Reply) -> Result<Self, crate::Error> {
+        let field = |name: &str| {
+            reply
+                .result
+                .text_at(&["Credentials", name])
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| {
+                    crate::Error::IncompleteReply(format!(
+                        "the service's reply has no Credentials/{name}"
+                    ))
+                })
+        };
+        let expiration = field("Expiration")?;
+        let expiration = parse_expiration(expiration).map_err(|e| {
+            crate::Error::IncompleteReply(format!(
+                "the service's Expiration `{expiration}` is not usable: {e}"
+            ))
+        })?;
+        Ok(Self {
+            access_key_id: field("AccessKeyId")?.to_owned(),
+            secret_access_key: Secret::from(field("SecretAccessKey")?.to_owned()),
+            session_token: Secret::from(field("SessionToken")?.to_owned()),
+            expiration,
+        })
+    }
+
     /// The `credential_process` JSON: `{"Version": 1, "AccessKeyId", "SecretAccessKey",
     /// "SessionToken", "Expiration"}`, Expiration in RFC 3339 UTC. Wiped when dropped.
     pub fn to_process_json(&self) -> Result<Zeroizing<String>, CacheError> {
-        let expiration = self
-            .expiration
-            .to_offset(time::UtcOffset::UTC)
-            .format(&Rfc3339)
+        let expiration = format_expiration(self.expiration)
             .map_err(|e| CacheError::Malformed(format!("expiration: {e}")))?;
         let doc = ProcessJsonOut {
             version: PROCESS_JSON_VERSION,
@@ -128,7 +155,7 @@ impl SessionCredentials {
                 doc.version
             )));
         }
-        let expiration = OffsetDateTime::parse(&doc.expiration, &Rfc3339)
+        let expiration = parse_expiration(&doc.expiration)
             .map_err(|e| CacheError::Malformed(format!("Expiration: {e}")))?;
         if doc.access_key_id.is_empty()
             || doc.secret_access_key.is_empty()
@@ -149,6 +176,28 @@ impl SessionCredentials {
     pub fn is_fresh(&self, now: OffsetDateTime) -> bool {
         self.expiration - now > REFRESH_WINDOW
     }
+}
+
+/// An RFC 3339 expiration that can be written back as RFC 3339 in UTC, as the
+/// `credential_process` JSON needs it. RFC 3339 allows `9999-12-31T23:59:59-01:00` and
+/// `0000-01-01T00:00:00+01:00`, whose UTC year (10000, -1) has no RFC 3339 form: refused here,
+/// so that a reply or cache file cannot make printing fail (or panic) later.
+fn parse_expiration(text: &str) -> Result<OffsetDateTime, String> {
+    let parsed = OffsetDateTime::parse(text, &Rfc3339).map_err(|e| e.to_string())?;
+    let utc = parsed
+        .checked_to_offset(time::UtcOffset::UTC)
+        .ok_or("outside the years 0000-9999 in UTC")?;
+    format_expiration(utc)?;
+    Ok(utc)
+}
+
+/// `expiration` in RFC 3339, UTC.
+fn format_expiration(expiration: OffsetDateTime) -> Result<String, String> {
+    expiration
+        .checked_to_offset(time::UtcOffset::UTC)
+        .ok_or("outside the years 0000-9999 in UTC")?
+        .format(&Rfc3339)
+        .map_err(|e| e.to_string())
 }
 
 impl zeroize::Zeroize for ProcessJsonIn {
@@ -567,5 +616,84 @@ mod tests {
         let c = CredentialCache::locate(&env(&[("XDG_CACHE_HOME", "rel"), ("HOME", "/h")]));
         assert_eq!(c.unwrap().dir(), Path::new("/h/.cache/tokengate"));
         assert!(CredentialCache::locate(&env(&[])).is_none());
+    }
+
+    fn reply_with(xml: &str) -> Reply {
+        Reply {
+            status: 200,
+            response: "GetSessionTokenResponse".into(),
+            result: crate::sts_client::Element::parse(xml).unwrap(),
+            request_id: None,
+        }
+    }
+
+    #[test]
+    fn session_credentials_come_from_the_result() {
+        let reply = reply_with(
+            "<GetSessionTokenResult><Credentials><AccessKeyId>ASIA1</AccessKeyId>\
+             <SecretAccessKey>s</SecretAccessKey><SessionToken>t</SessionToken>\
+             <Expiration>2030-01-01T00:00:00.5Z</Expiration></Credentials>\
+             </GetSessionTokenResult>",
+        );
+        let creds = SessionCredentials::from_reply(&reply).unwrap();
+        assert_eq!(creds.access_key_id, "ASIA1");
+        assert_eq!(creds.expiration.millisecond(), 500);
+
+        let missing = reply_with(
+            "<GetSessionTokenResult><Credentials><AccessKeyId>ASIA1</AccessKeyId>\
+             <Expiration>2030-01-01T00:00:00Z</Expiration></Credentials></GetSessionTokenResult>",
+        );
+        let err = SessionCredentials::from_reply(&missing)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("Credentials/SecretAccessKey"), "{err}");
+        let bad_time = reply_with(
+            "<R><Credentials><AccessKeyId>A</AccessKeyId><SecretAccessKey>s</SecretAccessKey>\
+             <SessionToken>t</SessionToken><Expiration>tomorrow</Expiration></Credentials></R>",
+        );
+        assert!(SessionCredentials::from_reply(&bad_time).is_err());
+    }
+
+    /// Found by the `sts_reply` fuzz target: RFC 3339 times whose UTC form has no RFC 3339
+    /// form made printing the credential_process JSON panic (year 10000) or fail (year -1).
+    #[test]
+    fn expirations_outside_the_rfc3339_years_in_utc_are_refused() {
+        for (expiration, ok) in [
+            ("9999-12-31T23:59:59-01:00", false),
+            ("0000-01-01T00:00:00+01:00", false),
+            ("9999-12-31T22:59:59-01:00", true),
+            ("0000-01-01T01:00:00+01:00", true),
+        ] {
+            let reply = reply_with(&format!(
+                "<R><Credentials><AccessKeyId>A</AccessKeyId><SecretAccessKey>s\
+                 </SecretAccessKey><SessionToken>t</SessionToken><Expiration>{expiration}\
+                 </Expiration></Credentials></R>"
+            ));
+            match SessionCredentials::from_reply(&reply) {
+                Ok(creds) => {
+                    assert!(ok, "{expiration} accepted");
+                    let json = creds.to_process_json().unwrap();
+                    let back = SessionCredentials::from_process_json(&json).unwrap();
+                    assert_eq!(back.expiration, creds.expiration);
+                }
+                Err(e) => assert!(!ok, "{expiration}: {e}"),
+            }
+            let json = serde_json::json!({
+                "Version": 1,
+                "AccessKeyId": "A",
+                "SecretAccessKey": "s",
+                "SessionToken": "t",
+                "Expiration": expiration,
+            })
+            .to_string();
+            assert_eq!(SessionCredentials::from_process_json(&json).is_ok(), ok);
+        }
+        let far = SessionCredentials {
+            access_key_id: "A".into(),
+            secret_access_key: Secret::from("s".to_owned()),
+            session_token: Secret::from("t".to_owned()),
+            expiration: time::macros::datetime!(9999-12-31 23:59:59 -1),
+        };
+        assert!(far.to_process_json().is_err());
     }
 }

@@ -107,10 +107,6 @@ pub struct Element {
     children: Vec<Element>,
 }
 
-#[allow(
-    dead_code,
-    reason = "name and children are API for callers walking other results"
-)]
 impl Element {
     /// The local name (namespace dropped).
     pub fn name(&self) -> &str {
@@ -142,11 +138,11 @@ impl Element {
         self.find(path).map(Element::text)
     }
 
-    /// Parses a whole document into its root element (tests build replies with it).
-    #[cfg(test)]
-    pub(crate) fn parse_for_test(xml: &str) -> Self {
-        let doc = roxmltree::Document::parse(xml).unwrap_or_else(|e| panic!("{e}"));
-        Element::from_node(doc.root_element(), 0).unwrap_or_else(|e| panic!("{e}"))
+    /// Parses a whole document into its root element, with the same limits as a reply
+    /// (callers and tests build replies with it).
+    pub fn parse(xml: &str) -> Result<Self, String> {
+        let doc = roxmltree::Document::parse(xml).map_err(|e| e.to_string())?;
+        Element::from_node(doc.root_element(), 0).map_err(str::to_owned)
     }
 
     fn from_node(node: roxmltree::Node<'_, '_>, depth: usize) -> Result<Self, &'static str> {
@@ -182,10 +178,6 @@ impl fmt::Debug for Element {
 
 /// A successful reply.
 #[derive(Debug)]
-#[allow(
-    dead_code,
-    reason = "status, response and request_id are for callers that report them"
-)]
 pub struct Reply {
     /// HTTP status (2xx).
     pub status: u16,
@@ -322,42 +314,7 @@ impl StsClient {
                 ureq::Error::BodyExceedsLimit(_) => self.malformed(status, "reply too large"),
                 other => self.unreachable(&other),
             })?;
-        self.parse_reply(status, &Zeroizing::new(text))
-    }
-
-    fn parse_reply(&self, status: u16, body: &str) -> Result<Reply, ApiCallError> {
-        let doc = roxmltree::Document::parse(body)
-            .map_err(|e| self.malformed(status, &format!("not an XML document ({e})")))?;
-        let root = Element::from_node(doc.root_element(), 0)
-            .map_err(|reason| self.malformed(status, reason))?;
-        if let Some(error) = find_error(&root) {
-            return Err(ApiCallError::Api {
-                status,
-                code: error.text_at(&["Code"]).unwrap_or_default().to_owned(),
-                message: error.text_at(&["Message"]).unwrap_or_default().to_owned(),
-                request_id: find_request_id(&root),
-            });
-        }
-        if !(200..300).contains(&status) {
-            return Err(self.malformed(status, "an error status without an AWS error document"));
-        }
-        if !root.name.ends_with("Response") {
-            return Err(self.malformed(status, "the root element is not `…Response`"));
-        }
-        let request_id = find_request_id(&root);
-        let response = root.name.clone();
-        let result = root
-            .children
-            .iter()
-            .find(|c| c.name.ends_with("Result"))
-            .cloned()
-            .unwrap_or_default();
-        Ok(Reply {
-            status,
-            response,
-            result,
-            request_id,
-        })
+        parse_reply(&self.url, status, &Zeroizing::new(text))
     }
 
     fn unreachable(&self, error: &ureq::Error) -> ApiCallError {
@@ -378,11 +335,61 @@ impl StsClient {
     }
 
     fn malformed(&self, status: u16, reason: &str) -> ApiCallError {
-        ApiCallError::MalformedReply {
-            url: self.url.clone(),
+        malformed(&self.url, status, reason)
+    }
+}
+
+/// Reads the reply `body` that `url` sent with HTTP `status`: a `…Response` document with an
+/// optional `…Result` (2xx), or an AWS error document ([`ApiCallError::Api`], any status).
+/// Anything else is [`ApiCallError::MalformedReply`]. Never panics, whatever the bytes.
+pub fn parse_reply(url: &str, status: u16, body: &str) -> Result<Reply, ApiCallError> {
+    let doc = roxmltree::Document::parse(body)
+        .map_err(|e| malformed(url, status, &format!("not an XML document ({e})")))?;
+    let root = Element::from_node(doc.root_element(), 0)
+        .map_err(|reason| malformed(url, status, reason))?;
+    if let Some(error) = find_error(&root) {
+        return Err(ApiCallError::Api {
             status,
-            reason: reason.to_owned(),
-        }
+            code: error.text_at(&["Code"]).unwrap_or_default().to_owned(),
+            message: error.text_at(&["Message"]).unwrap_or_default().to_owned(),
+            request_id: find_request_id(&root),
+        });
+    }
+    if !(200..300).contains(&status) {
+        return Err(malformed(
+            url,
+            status,
+            "an error status without an AWS error document",
+        ));
+    }
+    if !root.name.ends_with("Response") {
+        return Err(malformed(
+            url,
+            status,
+            "the root element is not `…Response`",
+        ));
+    }
+    let request_id = find_request_id(&root);
+    let response = root.name.clone();
+    let result = root
+        .children
+        .iter()
+        .find(|c| c.name.ends_with("Result"))
+        .cloned()
+        .unwrap_or_default();
+    Ok(Reply {
+        status,
+        response,
+        result,
+        request_id,
+    })
+}
+
+fn malformed(url: &str, status: u16, reason: &str) -> ApiCallError {
+    ApiCallError::MalformedReply {
+        url: url.to_owned(),
+        status,
+        reason: reason.to_owned(),
     }
 }
 
