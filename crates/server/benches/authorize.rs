@@ -141,6 +141,8 @@ fn bench(c: &mut Criterion) {
                 device: Some(format!("arn:aws:iam::{ACCOUNT}:u2f/user/bench/key")),
                 auth_time: Some(now),
             },
+            session_policy: None,
+            chained: false,
         }),
     };
     let facts = RequestFacts {

@@ -78,8 +78,17 @@ pub fn authorize(
             resource,
         ));
     }
-    let Principal::User { user_id, .. } = &caller.principal else {
-        return Ok(());
+    let user_id = match &caller.principal {
+        Principal::Root { .. } => return Ok(()),
+        Principal::User { user_id, .. } => user_id,
+        // Role sessions are not issued yet; should one appear, it may do nothing.
+        Principal::AssumedRole { .. } => {
+            return Err(ApiError::not_authorized(
+                &caller.principal.arn(),
+                &action,
+                resource,
+            ));
+        }
     };
     let authz = state
         .policies

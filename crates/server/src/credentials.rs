@@ -50,6 +50,8 @@ pub fn mint(
         principal: caller.principal.clone(),
         src: caller.access_key_id.clone(),
         mfa,
+        session_policy: None,
+        chained: false,
     };
     let session_token = state.signer.sign(&claims).map_err(ApiError::internal)?;
     let secret_access_key = state.derivation.temporary_secret(&access_key_id);

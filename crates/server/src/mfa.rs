@@ -51,7 +51,9 @@ pub async fn verify_code(
     let now = state.clock.now().unix_timestamp();
     let check = TotpCheck {
         serial: serial.to_owned(),
-        owner: owner_of(&caller.principal),
+        // A role session has no devices: the serial is not the caller's.
+        owner: owner_of(&caller.principal)
+            .map_err(|_| ApiError::access_denied(MFA_INVALID_SERIAL))?,
         code: code.to_owned(),
         now,
         policy: state.config.mfa.lockout_policy(),

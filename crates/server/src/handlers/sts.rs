@@ -43,7 +43,7 @@ pub(crate) async fn get_caller_identity(
 ) -> Result<String, ApiError> {
     let mut x = Xml::fragment();
     x.text("Arn", &caller.principal.arn());
-    x.text("UserId", caller.principal.user_id());
+    x.text("UserId", &caller.principal.user_id());
     x.text("Account", caller.principal.account());
     Ok(x.finish())
 }
