@@ -144,6 +144,7 @@ fn bench(c: &mut Criterion) {
             session_policy: None,
             chained: false,
         }),
+        request_mfa: None,
     };
     let facts = RequestFacts {
         source_ip: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),

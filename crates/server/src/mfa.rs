@@ -30,6 +30,18 @@ pub const SERIAL_NUMBER: Rule = Rule {
     pattern: Some(params::SERIAL),
 };
 
+/// `TokenCode` (tokenCodeType): exactly 6, `[\d]*`.
+pub const TOKEN_CODE: Rule = Rule {
+    name: "TokenCode",
+    min: 6,
+    max: 6,
+    pattern: Some(params::DIGITS),
+};
+
+/// tokengate's text when `mfa.required` is set and no MFA was given (AWS has no such mode).
+pub const MFA_REQUIRED: &str = "MultiFactorAuthentication is required: this tokengate issues \
+     session credentials only with SerialNumber and TokenCode (mfa.required = true).";
+
 /// AWS's text for a wrong (or reused) code.
 pub const MFA_INVALID_CODE: &str =
     "MultiFactorAuthentication failed with invalid MFA one time pass code.";
