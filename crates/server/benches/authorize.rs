@@ -141,7 +141,10 @@ fn bench(c: &mut Criterion) {
                 device: Some(format!("arn:aws:iam::{ACCOUNT}:u2f/user/bench/key")),
                 auth_time: Some(now),
             },
+            session_policy: None,
+            chained: false,
         }),
+        request_mfa: None,
     };
     let facts = RequestFacts {
         source_ip: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use tokengate_store::{KeyOwner, KeyStatus};
 use tokengate_token::keys::{KeyKind, key_kind};
-use tokengate_token::session::SessionClaims;
+use tokengate_token::session::{MfaContext, SessionClaims};
 use tokengate_token::sigv4::{self, HttpRequest, SigV4Error};
 use tokengate_token::{Principal, Secret};
 
@@ -23,6 +23,9 @@ pub struct Caller {
     pub access_key_id: String,
     /// The session, when the request used temporary credentials.
     pub session: Option<SessionClaims>,
+    /// A second factor verified with this very request (AssumeRole's `SerialNumber` and
+    /// `TokenCode`, checked by the chokepoint before authorization).
+    pub request_mfa: Option<MfaContext>,
 }
 
 impl Caller {
@@ -34,6 +37,14 @@ impl Caller {
     /// Whether the caller's session was created with a verified second factor.
     pub fn mfa_present(&self) -> bool {
         self.session.as_ref().is_some_and(|s| s.mfa.present)
+    }
+
+    /// The MFA context this request carries: a factor verified with the request itself,
+    /// else the session's when it has one; `None` for long-term keys without one.
+    pub fn mfa(&self) -> Option<&MfaContext> {
+        self.request_mfa
+            .as_ref()
+            .or_else(|| self.session.as_ref().map(|s| &s.mfa))
     }
 }
 
@@ -68,6 +79,7 @@ pub async fn authenticate(
                 principal,
                 access_key_id: access_key_id.clone(),
                 session: Some(claims),
+                request_mfa: None,
             };
             (caller, secret)
         }
@@ -92,15 +104,35 @@ pub async fn authenticate(
 /// nothing it was issued to. A deleted user's sessions — also once a user of the same name
 /// exists again, which has another id — are refused like a token that is not ours.
 fn current_principal(state: &AppState, principal: &Principal) -> Result<Principal, ApiError> {
-    let Principal::User { user_id, .. } = principal else {
-        return Ok(principal.clone());
-    };
     let invalid = || {
         ApiError::new(
             StatusCode::FORBIDDEN,
             "InvalidClientTokenId",
             "The security token included in the request is invalid",
         )
+    };
+    let user_id = match principal {
+        Principal::Root { .. } => return Ok(principal.clone()),
+        Principal::User { user_id, .. } => user_id,
+        // A role session lives as long as its role: found by the role's unique id, so a
+        // deleted role's sessions (and a role re-created under the name) are refused.
+        Principal::AssumedRole {
+            role_id,
+            session_name,
+            ..
+        } => {
+            let role = state
+                .policies
+                .role(state.store.as_ref(), role_id)?
+                .ok_or_else(invalid)?;
+            return Ok(Principal::AssumedRole {
+                account: state.account_id.clone(),
+                role_name: role.role.name.clone(),
+                role_path: role.role.path.clone(),
+                role_id: role.role.role_id.clone(),
+                session_name: session_name.clone(),
+            });
+        }
     };
     let user = state
         .policies
@@ -146,6 +178,7 @@ async fn long_term(
             principal,
             access_key_id: key.access_key_id,
             session: None,
+            request_mfa: None,
         },
         key.secret,
     ))

@@ -5,8 +5,9 @@
 //!
 //! Rules before policies, each written down in docs/policies.md:
 //! - `sts:GetCallerIdentity` is always allowed, even against an explicit deny (§1.4).
-//! - Session credentials without MFA cannot call IAM: AWS answers `InvalidClientTokenId`
-//!   (§5.4, §8.2), before any policy is read. Session credentials cannot call
+//! - GetSessionToken credentials without MFA cannot call IAM: AWS answers
+//!   `InvalidClientTokenId` (§5.4, §8.2), before any policy is read. Role sessions may: their
+//!   role's policies decide. Session credentials cannot call
 //!   GetAccessKeyInfo (§5.4: "You cannot call any AWS STS API except AssumeRole or
 //!   GetCallerIdentity").
 //! - The root user may do everything in its account (AWS managed policies stay read-only:
@@ -16,7 +17,12 @@
 //!   tokengate's security-key login actions are authorized *as* `sts:GetSessionToken`
 //!   ([`crate::registry`]), so that policies written for AWS treat both logins alike.
 //! - Everything else by an IAM user is evaluated against the user's identity policies
-//!   (inline, attached, and its groups'), bounded by its permissions boundary.
+//!   (inline, attached, and its groups'), bounded by its permissions boundary; by a role
+//!   session against its role's policies and boundary and the session policies.
+//! - `sts:AssumeRole` adds the target role's trust policy as the resource policy (§1.3):
+//!   naming the caller allows without an identity Allow, naming the account needs one. The
+//!   root user may not assume roles. Its second factor was verified by the chokepoint
+//!   before this runs ([`crate::assume`]).
 //!
 //! What is *not* here: STS's protocol rules, which no policy can lift, stay with their
 //! handlers — GetSessionToken, GetSecurityKeyChallenge and GetSessionTokenWithSecurityKey
@@ -29,16 +35,18 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use time::format_description::well_known::Rfc3339;
 use tokengate_policy::{
-    Context, ContextValue, Decision, PolicySet, PrincipalKind, Request, RequestPrincipal, evaluate,
+    Context, ContextValue, Decision, Policy, PolicyKind, PolicySet, PrincipalKind, Request,
+    RequestPrincipal, SourceType, aws_managed_policy, evaluate,
 };
-use tokengate_store::StoreError;
+use tokengate_store::{StoreError, Tag};
 use tokengate_token::Principal;
 use tokengate_token::session::MfaMethod;
 
+use crate::assume::{ASSUME_ROLE, target_role};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::params::Params;
-use crate::principals::UserAuthz;
+use crate::principals::{RoleAuthz, UserAuthz};
 use crate::registry::{ActionSpec, Api};
 use crate::state::AppState;
 
@@ -49,6 +57,38 @@ pub struct RequestFacts {
     pub source_ip: Option<IpAddr>,
     /// Whether the request came over TLS (never, today: tokengate serves plain HTTP).
     pub secure_transport: bool,
+}
+
+/// Who the policies are of: a user, or the role behind a role session.
+#[derive(Clone)]
+pub enum Subject {
+    /// An IAM user (long-term key or GetSessionToken session).
+    User(Arc<UserAuthz>),
+    /// A role session's role.
+    Role(Arc<RoleAuthz>),
+}
+
+impl Subject {
+    fn identity(&self) -> &[Policy] {
+        match self {
+            Subject::User(u) => &u.identity,
+            Subject::Role(r) => &r.identity,
+        }
+    }
+
+    fn boundary(&self) -> Option<&Policy> {
+        match self {
+            Subject::User(u) => u.boundary.as_ref(),
+            Subject::Role(r) => r.boundary.as_ref(),
+        }
+    }
+
+    fn tags(&self) -> &[Tag] {
+        match self {
+            Subject::User(u) => &u.tags,
+            Subject::Role(r) => &r.tags,
+        }
+    }
 }
 
 /// Allows the request or answers with AWS's refusal.
@@ -64,7 +104,8 @@ pub fn authorize(
     if action == "sts:GetCallerIdentity" {
         return Ok(());
     }
-    if spec.api == Api::Iam && caller.is_session() && !caller.mfa_present() {
+    let role_session = matches!(caller.principal, Principal::AssumedRole { .. });
+    if spec.api == Api::Iam && caller.is_session() && !caller.mfa_present() && !role_session {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "InvalidClientTokenId",
@@ -78,33 +119,78 @@ pub fn authorize(
             resource,
         ));
     }
-    let Principal::User { user_id, .. } = &caller.principal else {
-        return Ok(());
+    let assume = action == ASSUME_ROLE;
+    let (subject, kind, unique_id, entity_arn) = match &caller.principal {
+        Principal::Root { .. } if assume => {
+            return Err(ApiError::access_denied(
+                "Roles may not be assumed by root accounts.",
+            ));
+        }
+        Principal::Root { .. } => return Ok(()),
+        Principal::User { user_id, .. } => {
+            let authz = state
+                .policies
+                .user(state.store.as_ref(), user_id)?
+                .ok_or_else(ApiError::unknown_key)?;
+            (
+                Subject::User(authz),
+                PrincipalKind::User,
+                user_id.clone(),
+                None,
+            )
+        }
+        Principal::AssumedRole { role_id, .. } => {
+            let authz = state
+                .policies
+                .role(state.store.as_ref(), role_id)?
+                .ok_or_else(ApiError::unknown_key)?;
+            (
+                Subject::Role(authz),
+                PrincipalKind::AssumedRole,
+                caller.principal.user_id(),
+                caller.principal.role_arn(),
+            )
+        }
     };
-    let authz = state
-        .policies
-        .user(state.store.as_ref(), user_id)?
-        .ok_or_else(ApiError::unknown_key)?;
-    let login = action == "sts:GetSessionToken";
-    let context = request_context(state, caller, &authz, spec, params, facts)?;
     let arn = caller.principal.arn();
+    // sts:AssumeRole: the role's trust policy is the resource policy (§1.3). A role that
+    // does not exist (or an ARN that is not exactly its ARN) is refused like a refusal.
+    let target = if assume {
+        match params
+            .get("RoleArn")
+            .map(|a| target_role(state, a))
+            .transpose()?
+        {
+            Some(Some(role)) => Some(role),
+            _ => {
+                return Err(ApiError::access_denied(format!(
+                    "User: {arn} is not authorized to perform: {action} on resource: {resource}"
+                )));
+            }
+        }
+    } else {
+        None
+    };
+    let login = action == "sts:GetSessionToken";
+    let context = request_context(state, caller, &subject, spec, params, facts)?;
+    let session = session_policies(state, caller)?;
     let request = Request {
         principal: RequestPrincipal {
-            kind: PrincipalKind::User,
+            kind,
             arn: &arn,
             account: &state.account_id,
-            unique_id: user_id,
-            entity_arn: None,
+            unique_id: &unique_id,
+            entity_arn: entity_arn.as_deref(),
         },
         action: &action,
         resource,
         context: &context,
     };
     let set = PolicySet {
-        identity: &authz.identity,
-        boundary: authz.boundary.as_ref(),
-        session: None,
-        resource: None,
+        identity: subject.identity(),
+        boundary: subject.boundary(),
+        session: session.as_deref(),
+        resource: target.as_ref().map(|r| &r.trust),
     };
     let evaluation = evaluate(&set, &request);
     let allowed = match evaluation.decision {
@@ -132,11 +218,65 @@ pub fn authorize(
     }))
 }
 
-/// The request context of policy.md §3 for a user (long-term key or session).
+/// A role session's session policies (ADR 0005): `None` without any; else the inline
+/// document and each managed policy ARN's current default version. An ARN whose policy no
+/// longer exists contributes nothing, which only narrows the session (fail closed).
+pub fn session_policies(
+    state: &AppState,
+    caller: &Caller,
+) -> Result<Option<Vec<Policy>>, ApiError> {
+    let Some(sp) = caller
+        .session
+        .as_ref()
+        .and_then(|s| s.session_policy.as_ref())
+    else {
+        return Ok(None);
+    };
+    let store = state.store.as_ref();
+    let mut policies = Vec::new();
+    if let Some(text) = &sp.inline {
+        policies.push(Policy {
+            id: "Policy".to_owned(),
+            source: SourceType::Session,
+            document: state.policies.document(store, text, PolicyKind::Session)?,
+        });
+    }
+    for arn in &sp.arns {
+        let document = if let Some(aws) = aws_managed_policy(arn) {
+            Some(
+                state
+                    .policies
+                    .document(store, aws.document, PolicyKind::AwsManaged)?,
+            )
+        } else if let Some(p) = store.managed_policy(arn)? {
+            match store.policy_version(arn, &p.default_version)? {
+                Some(v) => Some(state.policies.document(
+                    store,
+                    &v.document,
+                    PolicyKind::Managed,
+                )?),
+                None => None,
+            }
+        } else {
+            None
+        };
+        if let Some(document) = document {
+            policies.push(Policy {
+                id: arn.clone(),
+                source: SourceType::Session,
+                document,
+            });
+        }
+    }
+    Ok(Some(policies))
+}
+
+/// The request context of policy.md §3 for a user or a role session (long-term key or
+/// session).
 pub fn request_context(
     state: &AppState,
     caller: &Caller,
-    authz: &UserAuthz,
+    subject: &Subject,
     spec: &ActionSpec,
     params: &Params,
     facts: RequestFacts,
@@ -157,39 +297,62 @@ pub fn request_context(
     }
     c.insert("aws:SecureTransport", flag(facts.secure_transport));
     c.insert("aws:ViaAWSService", flag(false));
-    c.insert("aws:PrincipalArn", string(&caller.principal.arn()));
     c.insert("aws:PrincipalAccount", string(&state.account_id));
-    c.insert("aws:PrincipalType", string("User"));
-    c.insert("aws:userid", string(&authz.user.user_id));
-    c.insert("aws:username", string(&authz.user.name));
-    for t in &authz.tags {
+    match subject {
+        Subject::User(u) => {
+            c.insert("aws:PrincipalArn", string(&caller.principal.arn()));
+            c.insert("aws:PrincipalType", string("User"));
+            c.insert("aws:userid", string(&u.user.user_id));
+            c.insert("aws:username", string(&u.user.name));
+        }
+        // §3.1: the role's ARN, not the session's; no aws:username.
+        Subject::Role(_) => {
+            let role_arn = caller.principal.role_arn().unwrap_or_default();
+            c.insert("aws:PrincipalArn", string(&role_arn));
+            c.insert("aws:PrincipalType", string("AssumedRole"));
+            c.insert("aws:userid", string(&caller.principal.user_id()));
+        }
+    }
+    for t in subject.tags() {
         c.insert(&format!("aws:PrincipalTag/{}", t.key), string(&t.value));
     }
     if let Some(session) = &caller.session {
-        // Absent for long-term keys, as in AWS (§3.2): that is what makes
-        // `BoolIfExists` and `Bool` differ.
-        c.insert("aws:MultiFactorAuthPresent", flag(session.mfa.present));
         c.insert(
             "aws:TokenIssueTime",
             ContextValue::Single(crate::iso8601(session.iat)),
         );
-        if session.mfa.present {
-            if let Some(at) = session.mfa.auth_time {
+    }
+    // Absent for long-term keys without a factor in the request, as in AWS (§3.2): that
+    // is what makes `BoolIfExists` and `Bool` differ.
+    if let Some(mfa) = caller.mfa() {
+        c.insert("aws:MultiFactorAuthPresent", flag(mfa.present));
+        if mfa.present {
+            if let Some(at) = mfa.auth_time {
                 let age = (now.unix_timestamp() - at).max(0);
                 c.insert(
                     "aws:MultiFactorAuthAge",
                     ContextValue::Single(age.to_string()),
                 );
             }
-            if let Some(method) = session.mfa.method {
+            if let Some(method) = mfa.method {
                 c.insert("tokengate:MfaMethod", string(mfa_method(method)));
             }
-            if let Some(device) = &session.mfa.device {
+            if let Some(device) = &mfa.device {
                 c.insert("tokengate:MfaDevice", string(device));
             }
         }
     }
     request_keys(&mut c, spec, params);
+    if spec.iam_action() == ASSUME_ROLE {
+        for (key, param) in [
+            ("sts:ExternalId", "ExternalId"),
+            ("sts:RoleSessionName", "RoleSessionName"),
+        ] {
+            if let Some(value) = params.get(param) {
+                c.insert(key, string(value));
+            }
+        }
+    }
     if let Some(arn) = target_boundary(state, spec, params)? {
         c.insert("iam:PermissionsBoundary", ContextValue::Single(arn));
     }

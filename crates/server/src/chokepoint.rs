@@ -19,11 +19,11 @@ use tokengate_token::query::decode_form;
 use tokengate_token::sigv4::HttpRequest;
 
 use crate::action::{ActionSpec, Api, Call, ResourceInput};
-use crate::auth;
 use crate::authz::RequestFacts;
 use crate::error::ApiError;
 use crate::params::Params;
 use crate::state::AppState;
+use crate::{assume, auth};
 use crate::{authz, registry, xml};
 
 /// AWS's answer to an action it does not know in this version.
@@ -117,7 +117,7 @@ async fn handle(
         headers: &header_pairs,
         body: &body,
     };
-    let (caller, scope_service) = auth::authenticate(state, &request).await?;
+    let (mut caller, scope_service) = auth::authenticate(state, &request).await?;
     *api = Api::from_service(&scope_service).ok_or_else(|| {
         ApiError::new(
             StatusCode::FORBIDDEN,
@@ -142,6 +142,14 @@ async fn handle(
     let spec = registry::lookup(*api, action)
         .filter(|_| version == Some(api.version()))
         .ok_or_else(|| invalid_action(action, version.unwrap_or("")))?;
+
+    // AssumeRole's second factor is verified before authorization, exactly as
+    // GetSessionToken verifies it: the trust policy decides on `aws:MultiFactorAuthPresent`
+    // (policy.md §5.1). Its parameters are validated first, so a bad request spends no code.
+    if spec.iam_action() == assume::ASSUME_ROLE {
+        let request = assume::AssumeRoleRequest::parse(&params)?;
+        caller.request_mfa = assume::second_factor(state, &caller, &request).await?;
+    }
 
     // Authorize.
     let resource = spec.resource.build(&ResourceInput {
@@ -375,6 +383,7 @@ mod tests {
             },
             access_key_id: f.alice.0.clone(),
             session: None,
+            request_mfa: None,
         }
     }
 

@@ -63,12 +63,23 @@ pub fn no_such_user(name: &str) -> ApiError {
     )
 }
 
-/// The store owner that `principal` is.
-pub fn owner_of(principal: &Principal) -> KeyOwner {
+/// The store owner that `principal` is. A role session owns no keys or devices: IAM's
+/// answer when an action's implicit user is a role (`ValidationError`).
+pub fn owner_of(principal: &Principal) -> Result<KeyOwner, ApiError> {
     match principal {
-        Principal::Root { .. } => KeyOwner::Root,
-        Principal::User { name, .. } => KeyOwner::User(name.clone()),
+        Principal::Root { .. } => Ok(KeyOwner::Root),
+        Principal::User { name, .. } => Ok(KeyOwner::User(name.clone())),
+        Principal::AssumedRole { .. } => Err(not_a_user()),
     }
+}
+
+/// 400 `ValidationError` for an action whose implicit user is a role session.
+pub fn not_a_user() -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "ValidationError",
+        "Must specify userName when calling with non-User credentials",
+    )
 }
 
 /// Runs a store call on the blocking pool.

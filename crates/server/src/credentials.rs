@@ -2,8 +2,9 @@
 //! every family that issues a session (GetSessionToken, the security-key login), one floor
 //! below them.
 
+use tokengate_token::Principal;
 use tokengate_token::keys;
-use tokengate_token::session::{ISSUER, MfaContext, SessionClaims};
+use tokengate_token::session::{ISSUER, MfaContext, SessionClaims, SessionPolicy};
 
 use crate::auth::Caller;
 use crate::common::iso8601;
@@ -32,24 +33,58 @@ pub struct Credentials {
     pub expiration: i64,
 }
 
-/// Mints temporary credentials for `caller` lasting `duration` seconds.
+/// Mints temporary credentials for `caller` lasting `duration` seconds (GetSessionToken and
+/// the security-key login: the caller's own principal, no session policy).
 pub fn mint(
     state: &AppState,
     caller: &Caller,
     duration: i64,
     mfa: MfaContext,
 ) -> Result<Credentials, ApiError> {
+    mint_session(
+        state,
+        NewSession {
+            principal: caller.principal.clone(),
+            src: caller.access_key_id.clone(),
+            duration,
+            mfa,
+            session_policy: None,
+            chained: false,
+        },
+    )
+}
+
+/// What a new session is issued for.
+pub struct NewSession {
+    /// Its principal (a user's own, or an assumed role's).
+    pub principal: Principal,
+    /// The long-term access key id the chain of sessions started from.
+    pub src: String,
+    /// Its length in seconds.
+    pub duration: i64,
+    /// Its MFA context.
+    pub mfa: MfaContext,
+    /// Its session policies (AssumeRole's `Policy`, `PolicyArns`).
+    pub session_policy: Option<SessionPolicy>,
+    /// Whether the caller used session credentials (role chaining).
+    pub chained: bool,
+}
+
+/// Mints temporary credentials for `session`.
+pub fn mint_session(state: &AppState, session: NewSession) -> Result<Credentials, ApiError> {
     let now = state.clock.now().unix_timestamp();
     let access_key_id = keys::new_temporary_key_id(&state.rng).map_err(ApiError::internal)?;
     let claims = SessionClaims {
         iss: ISSUER.to_owned(),
-        sub: caller.principal.arn(),
+        sub: session.principal.arn(),
         akid: access_key_id.clone(),
         iat: now,
-        exp: now + duration,
-        principal: caller.principal.clone(),
-        src: caller.access_key_id.clone(),
-        mfa,
+        exp: now + session.duration,
+        principal: session.principal,
+        src: session.src,
+        mfa: session.mfa,
+        session_policy: session.session_policy,
+        chained: session.chained,
     };
     let session_token = state.signer.sign(&claims).map_err(ApiError::internal)?;
     let secret_access_key = state.derivation.temporary_secret(&access_key_id);

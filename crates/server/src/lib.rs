@@ -28,6 +28,7 @@
 //! [`tokengate_store::Store`] only.
 
 pub mod action;
+pub mod assume;
 pub mod auth;
 pub mod authz;
 pub mod chokepoint;

@@ -30,6 +30,18 @@ pub const SERIAL_NUMBER: Rule = Rule {
     pattern: Some(params::SERIAL),
 };
 
+/// `TokenCode` (tokenCodeType): exactly 6, `[\d]*`.
+pub const TOKEN_CODE: Rule = Rule {
+    name: "TokenCode",
+    min: 6,
+    max: 6,
+    pattern: Some(params::DIGITS),
+};
+
+/// tokengate's text when `mfa.required` is set and no MFA was given (AWS has no such mode).
+pub const MFA_REQUIRED: &str = "MultiFactorAuthentication is required: this tokengate issues \
+     session credentials only with SerialNumber and TokenCode (mfa.required = true).";
+
 /// AWS's text for a wrong (or reused) code.
 pub const MFA_INVALID_CODE: &str =
     "MultiFactorAuthentication failed with invalid MFA one time pass code.";
@@ -51,7 +63,9 @@ pub async fn verify_code(
     let now = state.clock.now().unix_timestamp();
     let check = TotpCheck {
         serial: serial.to_owned(),
-        owner: owner_of(&caller.principal),
+        // A role session has no devices: the serial is not the caller's.
+        owner: owner_of(&caller.principal)
+            .map_err(|_| ApiError::access_denied(MFA_INVALID_SERIAL))?,
         code: code.to_owned(),
         now,
         policy: state.config.mfa.lockout_policy(),

@@ -6,12 +6,15 @@
 //! [`Store::iam_generation`]; the cache compares it on every lookup and starts afresh when it
 //! moved, so a detached policy, a removed membership or a deleted user takes effect on the very
 //! next request ("IAM changes apply immediately"). A load that raced a write is not cached.
+//!
+//! Roles are kept the same way, per role id ([`Store::role_policies`]): their identity
+//! policies, boundary and tags for their sessions, and their trust policy for AssumeRole.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use tokengate_policy::{Policy, PolicyDocument, PolicyKind, SourceType, aws_managed_policy};
-use tokengate_store::{AttachedPolicyDocument, InlinePolicy, Store, StoreError, Tag, User};
+use tokengate_store::{AttachedPolicyDocument, InlinePolicy, Role, Store, StoreError, Tag, User};
 
 use crate::error::ApiError;
 
@@ -28,6 +31,22 @@ pub struct UserAuthz {
     pub boundary: Option<Policy>,
 }
 
+/// Everything authorization knows of one role.
+#[derive(Debug)]
+pub struct RoleAuthz {
+    /// The role as stored now.
+    pub role: Role,
+    /// The role's tags (`aws:PrincipalTag/…` for its sessions).
+    pub tags: Vec<Tag>,
+    /// Identity policies: the role's inline and attached ones.
+    pub identity: Vec<Policy>,
+    /// The permissions boundary, if one is set.
+    pub boundary: Option<Policy>,
+    /// The trust policy, compiled as a `Trust` document (the resource policy of
+    /// `sts:AssumeRole`, policy.md §1.3).
+    pub trust: Policy,
+}
+
 /// Compiled policies per user id, valid for one IAM generation.
 #[derive(Default)]
 pub struct PolicyCache {
@@ -38,6 +57,7 @@ pub struct PolicyCache {
 struct CacheInner {
     generation: u64,
     users: HashMap<String, Option<Arc<UserAuthz>>>,
+    roles: HashMap<String, Option<Arc<RoleAuthz>>>,
     /// Compiled documents by their text: the policies of a group, or an AWS managed
     /// policy, are compiled once for all the users that have them.
     documents: HashMap<(PolicyKind, String), Arc<PolicyDocument>>,
@@ -49,6 +69,7 @@ impl CacheInner {
     fn advance(&mut self, generation: u64) {
         if generation > self.generation {
             self.users.clear();
+            self.roles.clear();
             self.documents.clear();
             self.generation = generation;
         }
@@ -95,6 +116,48 @@ impl PolicyCache {
             }
         }
         Ok(loaded)
+    }
+
+    /// The compiled policies of role `role_id` (`AROA…`), or `None` when no such role
+    /// exists (any more). Cached like users, under the same generation.
+    pub fn role(
+        &self,
+        store: &dyn Store,
+        role_id: &str,
+    ) -> Result<Option<Arc<RoleAuthz>>, ApiError> {
+        let generation = store.iam_generation();
+        if let Ok(inner) = self.inner.read()
+            && inner.generation == generation
+            && let Some(hit) = inner.roles.get(role_id)
+        {
+            return Ok(hit.clone());
+        }
+        let loaded = load_role(store, role_id, &|text, kind| {
+            self.compile(text, kind, generation)
+        })?
+        .map(Arc::new);
+        if let Ok(mut inner) = self.inner.write() {
+            inner.advance(generation);
+            if inner.generation == generation && store.iam_generation() == generation {
+                if inner.roles.len() >= MAX_CACHED_USERS {
+                    inner.roles.clear();
+                    inner.documents.clear();
+                }
+                inner.roles.insert(role_id.to_owned(), loaded.clone());
+            }
+        }
+        Ok(loaded)
+    }
+
+    /// `text` compiled as `kind` through the document cache (session policies: the same
+    /// text passed to many sessions is compiled once per IAM generation).
+    pub fn document(
+        &self,
+        store: &dyn Store,
+        text: &str,
+        kind: PolicyKind,
+    ) -> Result<Arc<PolicyDocument>, ApiError> {
+        self.compile(text, kind, store.iam_generation())
     }
 }
 
@@ -170,6 +233,45 @@ fn load(
         tags: p.tags,
         identity,
         boundary,
+    }))
+}
+
+fn load_role(
+    store: &dyn Store,
+    role_id: &str,
+    compiler: Compiler<'_>,
+) -> Result<Option<RoleAuthz>, ApiError> {
+    let Some(p) = store.role_policies(role_id).map_err(ApiError::from)? else {
+        return Ok(None);
+    };
+    let mut identity = Vec::new();
+    for i in &p.inline {
+        identity.push(inline(
+            i,
+            SourceType::Role,
+            PolicyKind::RoleInline,
+            compiler,
+        )?);
+    }
+    for a in &p.attached {
+        identity.push(attached_with(a, compiler)?);
+    }
+    let boundary = p
+        .boundary
+        .as_ref()
+        .map(|b| attached_with(b, compiler))
+        .transpose()?;
+    let trust = Policy {
+        id: "AssumeRolePolicyDocument".to_owned(),
+        source: SourceType::Resource,
+        document: compiler(&p.role.assume_role_policy, PolicyKind::Trust)?,
+    };
+    Ok(Some(RoleAuthz {
+        role: p.role,
+        tags: p.tags,
+        identity,
+        boundary,
+        trust,
     }))
 }
 

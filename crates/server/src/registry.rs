@@ -247,6 +247,9 @@ pub static ACTIONS: &[ActionSpec] = &[
         run!(sts::get_access_key_info)),
     sts("GetSessionToken", Sts, Read, Any,
         run!(sts::get_session_token)),
+    // The resource is the role (RoleArn); its trust policy is the resource policy.
+    sts("AssumeRole", Sts, Write, Custom(sts::role_arn_resource),
+        run!(sts::assume_role)),
 ];
 
 /// tokengate's own actions that are a way of doing an AWS action, and are authorized as it:

@@ -32,6 +32,8 @@ fn claims(now: i64) -> SessionClaims {
         },
         src: "AKIAAAAAAAAAAAAAAAAA".into(),
         mfa: MfaContext::default(),
+        session_policy: None,
+        chained: false,
     }
 }
 

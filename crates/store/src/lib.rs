@@ -532,6 +532,22 @@ pub struct UserPolicies {
     pub boundary: Option<AttachedPolicyDocument>,
 }
 
+/// Everything authorization needs of one role, read in one transaction
+/// ([`Store::role_policies`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RolePolicies {
+    /// The role (its trust policy included).
+    pub role: Role,
+    /// The role's tags (`aws:PrincipalTag/…` for its sessions), ordered by key.
+    pub tags: Vec<Tag>,
+    /// The role's inline policies, ordered by name.
+    pub inline: Vec<InlinePolicy>,
+    /// The managed policies attached to the role, ordered by ARN.
+    pub attached: Vec<AttachedPolicyDocument>,
+    /// The role's permissions boundary.
+    pub boundary: Option<AttachedPolicyDocument>,
+}
+
 /// A group's policies, as part of [`UserPolicies`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupPolicies {
@@ -992,6 +1008,9 @@ pub trait Store: Send + Sync {
     ) -> Result<(), StoreError>;
     /// A role by name (ignoring case).
     fn role(&self, name: &str) -> Result<Option<Role>, StoreError>;
+    /// The role with unique id `role_id` (`AROA…`) with its tags, inline and attached
+    /// policies and boundary, in one read transaction; `None` when no role has that id.
+    fn role_policies(&self, role_id: &str) -> Result<Option<RolePolicies>, StoreError>;
     /// Roles whose path starts with `path_prefix`, ordered by name.
     fn list_roles(&self, path_prefix: &str) -> Result<Vec<Role>, StoreError>;
     /// Changes a role's description and/or maximum session duration (`NotFound(Role)`).

@@ -84,6 +84,8 @@ fn bench_temporary(c: &mut Criterion, algorithm: TokenAlgorithm) {
             device: Some("arn:aws:iam::000000000000:mfa/alice".into()),
             auth_time: Some(now.unix_timestamp() - 60),
         },
+        session_policy: None,
+        chained: false,
     };
     let token = signer.sign(&claims).unwrap();
     let secret = derivation.temporary_secret(akid);

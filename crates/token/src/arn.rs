@@ -53,6 +53,20 @@ pub enum Principal {
         /// The user's unique id (`AIDA…`).
         user_id: String,
     },
+    /// A role session (AssumeRole): `arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION` (no
+    /// path, IAM User Guide "IAM identifiers"), UserId `AROA…:SESSION` (policy.md §3.1).
+    AssumedRole {
+        /// The account.
+        account: String,
+        /// The role name.
+        role_name: String,
+        /// The role's path, `/` or `/division/…/`.
+        role_path: String,
+        /// The role's unique id (`AROA…`).
+        role_id: String,
+        /// The caller-chosen `RoleSessionName`.
+        session_name: String,
+    },
 }
 
 impl Principal {
@@ -66,21 +80,49 @@ impl Principal {
                 name,
                 ..
             } => user_arn(account, path, name),
+            Self::AssumedRole {
+                account,
+                role_name,
+                session_name,
+                ..
+            } => format!("arn:aws:sts::{account}:assumed-role/{role_name}/{session_name}"),
         }
     }
 
-    /// The `UserId` that GetCallerIdentity returns.
-    pub fn user_id(&self) -> &str {
+    /// The `UserId` that GetCallerIdentity returns (and `aws:userid`): the account id for
+    /// root, `AIDA…` for a user, `AROA…:SESSION` for a role session (policy.md §3.1).
+    pub fn user_id(&self) -> String {
         match self {
-            Self::Root { account } => account,
-            Self::User { user_id, .. } => user_id,
+            Self::Root { account } => account.clone(),
+            Self::User { user_id, .. } => user_id.clone(),
+            Self::AssumedRole {
+                role_id,
+                session_name,
+                ..
+            } => format!("{role_id}:{session_name}"),
         }
     }
 
     /// The account this principal belongs to.
     pub fn account(&self) -> &str {
         match self {
-            Self::Root { account } | Self::User { account, .. } => account,
+            Self::Root { account }
+            | Self::User { account, .. }
+            | Self::AssumedRole { account, .. } => account,
+        }
+    }
+
+    /// For a role session, the role's ARN with its path (`aws:PrincipalArn`, policy.md
+    /// §3.1); `None` for anyone else.
+    pub fn role_arn(&self) -> Option<String> {
+        match self {
+            Self::AssumedRole {
+                account,
+                role_name,
+                role_path,
+                ..
+            } => Some(role_arn(account, role_path, role_name)),
+            Self::Root { .. } | Self::User { .. } => None,
         }
     }
 
@@ -92,7 +134,7 @@ impl Principal {
     /// The IAM user name, for users.
     pub fn user_name(&self) -> Option<&str> {
         match self {
-            Self::Root { .. } => None,
+            Self::Root { .. } | Self::AssumedRole { .. } => None,
             Self::User { name, .. } => Some(name),
         }
     }
@@ -103,7 +145,13 @@ pub fn user_arn(account: &str, path: &str, name: &str) -> String {
     format!("arn:aws:iam::{account}:user{path}{name}")
 }
 
+/// `arn:aws:iam::ACCOUNT:role{path}{name}`; `path` starts and ends with `/`.
+pub fn role_arn(account: &str, path: &str, name: &str) -> String {
+    format!("arn:aws:iam::{account}:role{path}{name}")
+}
+
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -133,5 +181,31 @@ mod tests {
             user_arn("123456789012", "/ops/", "bob"),
             "arn:aws:iam::123456789012:user/ops/bob"
         );
+    }
+
+    #[test]
+    fn role_session_arns_have_no_path_and_the_role_arn_has() {
+        let session = Principal::AssumedRole {
+            account: "000000000000".into(),
+            role_name: "deploy".into(),
+            role_path: "/ops/".into(),
+            role_id: "AROAEXAMPLE".into(),
+            session_name: "s1".into(),
+        };
+        assert_eq!(
+            session.arn(),
+            "arn:aws:sts::000000000000:assumed-role/deploy/s1"
+        );
+        assert_eq!(session.user_id(), "AROAEXAMPLE:s1");
+        assert_eq!(
+            session.role_arn().as_deref(),
+            Some("arn:aws:iam::000000000000:role/ops/deploy")
+        );
+        assert_eq!(session.user_name(), None);
+        assert!(!session.is_root());
+        // The claims' JSON form is tagged like the other principals.
+        let json = serde_json::to_value(&session).unwrap();
+        assert_eq!(json["type"], "assumed_role");
+        assert_eq!(serde_json::from_value::<Principal>(json).unwrap(), session);
     }
 }

@@ -73,6 +73,30 @@ pub struct SessionClaims {
     pub src: String,
     /// The MFA context.
     pub mfa: MfaContext,
+    /// The session policy passed to AssumeRole (`Policy`, `PolicyArns`), if any. Absent in
+    /// tokens issued before role sessions existed (serde default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_policy: Option<SessionPolicy>,
+    /// Whether the session was issued to a caller that itself used session credentials:
+    /// role chaining, GetSessionToken credentials included (policy.md §5.1, §8.1).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub chained: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// A role session's session policies (ADR 0005): the inline document as the caller passed
+/// it, and the managed policy ARNs, whose documents are read when a request is authorized.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct SessionPolicy {
+    /// The inline `Policy` text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inline: Option<String>,
+    /// The `PolicyArns.member.N.arn` values, in request order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub arns: Vec<String>,
 }
 
 /// Why a session token was refused; maps to AWS's two answers.
@@ -459,7 +483,69 @@ mod tests {
                 device: Some("arn:aws:iam::000000000000:mfa/alice".into()),
                 auth_time: Some(now),
             },
+            session_policy: None,
+            chained: false,
         }
+    }
+
+    fn role_claims(now: i64) -> SessionClaims {
+        SessionClaims {
+            sub: "arn:aws:sts::000000000000:assumed-role/deploy/s1".into(),
+            principal: Principal::AssumedRole {
+                account: "000000000000".into(),
+                role_name: "deploy".into(),
+                role_path: "/ops/".into(),
+                role_id: "AROAAAAAAAAAAAAAAAAA".into(),
+                session_name: "s1".into(),
+            },
+            session_policy: Some(SessionPolicy {
+                inline: Some(r#"{"Version":"2012-10-17","Statement":[]}"#.into()),
+                arns: vec!["arn:aws:iam::aws:policy/IAMReadOnlyAccess".into()],
+            }),
+            chained: true,
+            ..claims(now)
+        }
+    }
+
+    #[test]
+    fn role_session_claims_round_trip() {
+        let key = key(TokenAlgorithm::Es256);
+        let signer = TokenSigner::new(&key).unwrap();
+        let verifier = TokenVerifier::new([key.public_key()]);
+        let c = role_claims(1_000_000);
+        let token = signer.sign(&c).unwrap();
+        assert_eq!(verifier.verify(&token, &c.akid, 1_000_000).unwrap(), c);
+        // Without a session policy or chaining, the claims are the old shape exactly.
+        let plain = serde_json::to_value(claims(1)).unwrap();
+        assert!(plain.get("session_policy").is_none() && plain.get("chained").is_none());
+    }
+
+    #[test]
+    fn tokens_issued_before_role_sessions_still_verify() {
+        // The claims as tokengate wrote them before `session_policy` and `chained` existed.
+        let key = key(TokenAlgorithm::EdDsa);
+        let old = serde_json::json!({
+            "iss": "tokengate", "sub": "arn:aws:iam::000000000000:user/alice",
+            "akid": "ASIAAAAAAAAAAAAAAAAA", "iat": 1_000_000, "exp": 1_000_900,
+            "principal": {"type": "user", "account": "000000000000", "path": "/",
+                          "name": "alice", "user_id": "AIDAAAAAAAAAAAAAAAAAA"},
+            "src": "AKIAAAAAAAAAAAAAAAAA",
+            "mfa": {"present": true, "method": "totp",
+                    "device": "arn:aws:iam::000000000000:mfa/alice", "auth_time": 1_000_000}
+        });
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(key.kid().to_owned());
+        let token = jsonwebtoken::encode(
+            &header,
+            &old,
+            &jsonwebtoken::EncodingKey::from_ed_der(key.pkcs8().expose()),
+        )
+        .unwrap();
+        let verifier = TokenVerifier::new([key.public_key()]);
+        let verified = verifier
+            .verify(&token, "ASIAAAAAAAAAAAAAAAAA", 1_000_000)
+            .unwrap();
+        assert_eq!(verified, claims(1_000_000));
     }
 
     const BOTH: [TokenAlgorithm; 2] = [TokenAlgorithm::Es256, TokenAlgorithm::EdDsa];

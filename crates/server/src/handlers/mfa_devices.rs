@@ -355,7 +355,7 @@ pub(crate) async fn deactivate(
     v.finish()?;
     let owner = match user {
         Some(name) => existing_user(state, &name).await?,
-        None => owner_of(&caller.principal),
+        None => owner_of(&caller.principal)?,
     };
     if is_security_key_serial(&serial) {
         // A security key has no unassigned state: deactivating it removes it.
@@ -423,7 +423,7 @@ pub(crate) async fn list_for_user(
     v.finish()?;
     let owner = match user {
         Some(name) => existing_user(state, &name).await?,
-        None => owner_of(&caller.principal),
+        None => owner_of(&caller.principal)?,
     };
     let o = owner.clone();
     let (devices, keys) = db(state, move |s| {

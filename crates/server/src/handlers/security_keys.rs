@@ -512,7 +512,7 @@ pub(crate) async fn get_mfa_device(
                 .ok_or_else(|| no_such_user(name))?;
             KeyOwner::User(record.name)
         }
-        None => owner_of(&caller.principal),
+        None => owner_of(&caller.principal)?,
     };
     let lookup = serial.clone();
     let key = db(state, move |s| s.security_key(&lookup))
@@ -557,7 +557,7 @@ pub(crate) async fn get_mfa_device(
 
 /// The caller's key `serial`, or the audited AWS refusal for a serial that is not theirs.
 fn callers_key(state: &AppState, caller: &Caller, serial: &str) -> Result<SecurityKey, ApiError> {
-    let owner = owner_of(&caller.principal);
+    let owner = owner_of(&caller.principal)?;
     // A point read on the login path: inline (see auth::long_term).
     match state.store.security_key(serial)? {
         Some(key) if key.owner == owner => Ok(key),

@@ -1,5 +1,5 @@
 //! STS actions (API version 2011-06-15): GetCallerIdentity, GetAccessKeyInfo,
-//! GetSessionToken. Semantics and texts from sts-iam.md §1.
+//! GetSessionToken, AssumeRole. Semantics and texts from sts-iam.md §1 and policy.md §5.1.
 //!
 //! Every handler here runs for a caller the chokepoint has already authorized
 //! ([`crate::authz`]). What stays here are STS's protocol rules, which hold whatever a
@@ -8,28 +8,29 @@
 
 use std::sync::Arc;
 
+use tokengate_policy::aws_managed_policy;
+use tokengate_token::Principal;
 use tokengate_token::session::MfaContext;
 
 use crate::action::ResourceInput;
+use crate::assume::{
+    self, ASSUME_ROLE, AssumeRoleRequest, CHAINED_MAX_SECS, EXCEEDS_CHAINING_LIMIT,
+    EXCEEDS_MAX_SESSION, ROLE_DURATION_DEFAULT_SECS,
+};
 use crate::auth::Caller;
-use crate::credentials::{self, SESSION_MAX_SECS, SESSION_MIN_SECS};
+use crate::credentials::{self, NewSession, SESSION_MAX_SECS, SESSION_MIN_SECS};
 use crate::error::ApiError;
-use crate::mfa::{self, MFA_INVALID_CODE, MFA_INVALID_SERIAL, SERIAL_NUMBER};
+use crate::mfa::{
+    self, MFA_INVALID_CODE, MFA_INVALID_SERIAL, MFA_REQUIRED, SERIAL_NUMBER, TOKEN_CODE,
+};
 use crate::params::{self, Params, Rule, Validator};
 use crate::state::AppState;
 use crate::xml::Xml;
 
-/// `TokenCode` (tokenCodeType): exactly 6, `[\d]*`.
-pub const TOKEN_CODE: Rule = Rule {
-    name: "TokenCode",
-    min: 6,
-    max: 6,
-    pattern: Some(params::DIGITS),
-};
-
-/// tokengate's text when `mfa.required` is set and no MFA was given (AWS has no such mode).
-pub const MFA_REQUIRED: &str = "MultiFactorAuthentication is required: this tokengate issues \
-     session credentials only with SerialNumber and TokenCode (mfa.required = true).";
+/// AssumeRole's resource: the role, as `RoleArn` names it (`*` without it).
+pub(crate) fn role_arn_resource(input: &ResourceInput<'_>) -> String {
+    input.params.get("RoleArn").unwrap_or("*").to_owned()
+}
 
 /// The resource of STS's caller-scoped actions: the caller's own ARN.
 pub(crate) fn caller_resource(input: &ResourceInput<'_>) -> String {
@@ -43,7 +44,7 @@ pub(crate) async fn get_caller_identity(
 ) -> Result<String, ApiError> {
     let mut x = Xml::fragment();
     x.text("Arn", &caller.principal.arn());
-    x.text("UserId", caller.principal.user_id());
+    x.text("UserId", &caller.principal.user_id());
     x.text("Account", caller.principal.account());
     Ok(x.finish())
 }
@@ -102,5 +103,78 @@ pub(crate) async fn get_session_token(
     let creds = credentials::mint(state, caller, duration, mfa)?;
     let mut x = Xml::fragment();
     credentials::credentials_xml(&mut x, &creds)?;
+    Ok(x.finish())
+}
+
+/// AssumeRole for an authorized caller (the chokepoint verified its second factor and the
+/// trust policy): checks the duration against the role and role chaining, and mints a role
+/// session.
+pub(crate) async fn assume_role(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    params: &Params,
+) -> Result<String, ApiError> {
+    let request = AssumeRoleRequest::parse(params)?;
+    // Authorized a moment ago; deleted since, it is refused like a role that never was.
+    let role = assume::target_role(state, &request.role_arn)?.ok_or_else(|| {
+        ApiError::access_denied(format!(
+            "User: {} is not authorized to perform: {ASSUME_ROLE} on resource: {}",
+            caller.principal.arn(),
+            request.role_arn
+        ))
+    })?;
+    let duration = request.duration.unwrap_or(ROLE_DURATION_DEFAULT_SECS);
+    if duration > i64::from(role.role.max_session_duration) {
+        return Err(ApiError::validation(EXCEEDS_MAX_SESSION));
+    }
+    // Role chaining — and, as AWS observes it, GetSessionToken credentials (§8.1).
+    let chained = caller.is_session();
+    if chained && duration > CHAINED_MAX_SECS {
+        return Err(ApiError::validation(EXCEEDS_CHAINING_LIMIT));
+    }
+    if let Some(sp) = &request.session_policy {
+        for arn in &sp.arns {
+            let exists =
+                aws_managed_policy(arn).is_some() || state.store.managed_policy(arn)?.is_some();
+            if !exists {
+                return Err(ApiError::validation(format!(
+                    "Policy {arn} does not exist or is not attachable."
+                )));
+            }
+        }
+    }
+    let principal = Principal::AssumedRole {
+        account: state.account_id.clone(),
+        role_name: role.role.name.clone(),
+        role_path: role.role.path.clone(),
+        role_id: role.role.role_id.clone(),
+        session_name: request.session_name.clone(),
+    };
+    let src = caller
+        .session
+        .as_ref()
+        .map_or_else(|| caller.access_key_id.clone(), |s| s.src.clone());
+    let creds = credentials::mint_session(
+        state,
+        NewSession {
+            principal: principal.clone(),
+            src,
+            duration,
+            // The factor verified with this request, else the caller's session's (the
+            // aws-vault pattern: GetSessionToken with MFA, then AssumeRole).
+            mfa: caller.mfa().cloned().unwrap_or_default(),
+            session_policy: request.session_policy,
+            chained,
+        },
+    )?;
+    let mut x = Xml::fragment();
+    credentials::credentials_xml(&mut x, &creds)?;
+    x.elem("AssumedRoleUser", |x| {
+        x.text("AssumedRoleId", &principal.user_id());
+        x.text("Arn", &principal.arn());
+    });
+    if let Some(percent) = request.packed_percent {
+        x.text("PackedPolicySize", &percent.to_string());
+    }
     Ok(x.finish())
 }

@@ -72,11 +72,12 @@ fn user_xml(x: &mut Xml, account: &str, u: &User) {
 }
 
 /// The owner named by an optional `UserName`, else the caller.
-fn owner_of(caller: &Caller, user_name: Option<String>) -> KeyOwner {
+fn owner_of(caller: &Caller, user_name: Option<String>) -> Result<KeyOwner, ApiError> {
     match (user_name, &caller.principal) {
-        (Some(name), _) => KeyOwner::User(name),
-        (None, Principal::Root { .. }) => KeyOwner::Root,
-        (None, Principal::User { name, .. }) => KeyOwner::User(name.clone()),
+        (Some(name), _) => Ok(KeyOwner::User(name)),
+        (None, Principal::Root { .. }) => Ok(KeyOwner::Root),
+        (None, Principal::User { name, .. }) => Ok(KeyOwner::User(name.clone())),
+        (None, Principal::AssumedRole { .. }) => Err(crate::common::not_a_user()),
     }
 }
 
@@ -308,7 +309,7 @@ pub(crate) async fn create_access_key(
     let mut v = Validator::new();
     let name = v.optional(p, EXISTING_USER_NAME);
     v.finish()?;
-    let owner = owner_of(caller, name);
+    let owner = owner_of(caller, name)?;
     let key = AccessKey {
         access_key_id: keys::new_long_term_key_id(&state.rng).map_err(ApiError::internal)?,
         owner: owner.clone(),
@@ -365,7 +366,7 @@ pub(crate) async fn list_access_keys(
     v.optional(p, MARKER);
     v.integer(p, "MaxItems", 1, 1000);
     v.finish()?;
-    let owner = owner_of(caller, name);
+    let owner = owner_of(caller, name)?;
     let query = owner.clone();
     let keys = match db(state, move |s| s.access_keys_of(&query)).await? {
         Ok(keys) => keys,
@@ -407,7 +408,7 @@ pub(crate) async fn update_access_key(
     } else {
         KeyStatus::Inactive
     };
-    let owner = owner_of(caller, name);
+    let owner = owner_of(caller, name)?;
     let (o, k) = (owner.clone(), id.clone());
     match db(state, move |s| s.set_access_key_status(&o, &k, status)).await? {
         Ok(()) => {
@@ -430,7 +431,7 @@ pub(crate) async fn delete_access_key(
     let id = v.required(p, ACCESS_KEY_ID);
     v.finish()?;
     let id = id.unwrap_or_default();
-    let owner = owner_of(caller, name);
+    let owner = owner_of(caller, name)?;
     let (o, k) = (owner.clone(), id.clone());
     match db(state, move |s| s.delete_access_key(&o, &k)).await? {
         Ok(()) => {

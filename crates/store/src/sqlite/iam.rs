@@ -73,7 +73,7 @@ const POLICY_SELECT: &str = "SELECT * FROM (
      FROM managed_policy p) p";
 
 /// The default version's document of the customer policy `arn`, if it is one.
-const DOCUMENT_OF_ARN: &str = "(SELECT v.document FROM managed_policy p
+pub(super) const DOCUMENT_OF_ARN: &str = "(SELECT v.document FROM managed_policy p
      JOIN policy_version v ON v.policy_id = p.policy_id AND v.version_id = p.default_version
      WHERE p.arn = {arn})";
 
@@ -286,7 +286,7 @@ pub(super) fn read_tags(tx: &Connection, t: &TagTable, id: &str) -> Result<Vec<T
     )
 }
 
-fn read_inline(
+pub(super) fn read_inline(
     tx: &Connection,
     tables: &TargetTables,
     id: &str,
@@ -305,7 +305,7 @@ fn read_inline(
     )
 }
 
-fn read_attached_documents(
+pub(super) fn read_attached_documents(
     tx: &Connection,
     tables: &TargetTables,
     id: &str,

@@ -832,6 +832,10 @@ impl Store for SqliteStore {
         roles::role(self, name)
     }
 
+    fn role_policies(&self, role_id: &str) -> Result<Option<crate::RolePolicies>, StoreError> {
+        roles::role_policies(self, role_id)
+    }
+
     fn list_roles(&self, path_prefix: &str) -> Result<Vec<Role>, StoreError> {
         roles::list_roles(self, path_prefix)
     }

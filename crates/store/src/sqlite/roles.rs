@@ -10,10 +10,11 @@
 use rusqlite::{Connection, params};
 
 use super::iam::{
-    TagTable, TargetTables, collect, count, one, policy_id, put_tags, read_tags, remove_tags,
+    DOCUMENT_OF_ARN, TagTable, TargetTables, collect, count, one, policy_id, put_tags,
+    read_attached_documents, read_inline, read_tags, remove_tags,
 };
 use super::{SqliteStore, backend, exists_or_backend};
-use crate::{Entity, MAX_TAGS, Role, StoreError, Tag};
+use crate::{AttachedPolicyDocument, Entity, MAX_TAGS, Role, RolePolicies, StoreError, Tag};
 
 /// A role's attached and inline policy tables.
 pub(super) const ROLE_TABLES: TargetTables = TargetTables {
@@ -136,6 +137,45 @@ pub(super) fn role(store: &SqliteStore, name: &str) -> Result<Option<Role>, Stor
             [name],
             role_row,
         )
+    })
+}
+
+pub(super) fn role_policies(
+    store: &SqliteStore,
+    role_id: &str,
+) -> Result<Option<RolePolicies>, StoreError> {
+    store.read_tx(|tx| {
+        let Some(role) = one(
+            tx,
+            &format!("SELECT {ROLE_COLUMNS} WHERE r.role_id = ?1"),
+            [role_id],
+            role_row,
+        )?
+        else {
+            return Ok(None);
+        };
+        let document = DOCUMENT_OF_ARN.replace("{arn}", "b.policy_arn");
+        let boundary = one(
+            tx,
+            &format!(
+                "SELECT b.policy_arn, {document} FROM role_permissions_boundary b
+                 WHERE b.role_id = ?1"
+            ),
+            [role_id],
+            |r| {
+                Ok(AttachedPolicyDocument {
+                    arn: r.get(0)?,
+                    document: r.get(1)?,
+                })
+            },
+        )?;
+        Ok(Some(RolePolicies {
+            tags: read_tags(tx, &ROLE_TAGS, role_id)?,
+            inline: read_inline(tx, &ROLE_TABLES, role_id)?,
+            attached: read_attached_documents(tx, &ROLE_TABLES, role_id)?,
+            boundary,
+            role,
+        }))
     })
 }
 
@@ -460,6 +500,28 @@ mod tests {
         s.set_role_permissions_boundary("a", None, false).unwrap();
         s.set_role_permissions_boundary("a", None, false).unwrap();
         assert_eq!(s.role_permissions_boundary("a").unwrap(), None);
+    }
+
+    #[test]
+    fn role_policies_reads_a_role_by_id_with_everything_authorization_needs() {
+        let s = store();
+        assert!(s.role_policies("AROAa").unwrap().is_none());
+        s.create_role(&role("a"), &[tag("team", "red")], Some((ADMIN, true)), 10)
+            .unwrap();
+        s.create_policy(&policy("p"), 10).unwrap();
+        let p = "arn:aws:iam::000000000000:policy/p";
+        s.attach_policy(&r("a"), p, false, 10).unwrap();
+        s.put_inline_policy(&r("a"), "inline", DOC, 10, 10_240)
+            .unwrap();
+        let got = s.role_policies("AROAa").unwrap().unwrap();
+        assert_eq!(got.role, role("a"));
+        assert_eq!(got.tags, [tag("team", "red")]);
+        assert_eq!(got.inline.len(), 1);
+        assert_eq!(got.attached.len(), 1);
+        assert_eq!(got.attached[0].document.as_deref(), Some(DOC));
+        let boundary = got.boundary.unwrap();
+        assert_eq!((boundary.arn.as_str(), boundary.document), (ADMIN, None));
+        s.detach_policy(&r("a"), p).unwrap();
     }
 
     #[test]
