@@ -48,6 +48,8 @@ fn fixture() -> &'static Fixture {
             },
             src: "AKIAQWERTYUIOPASDFGH".into(),
             mfa: MfaContext::default(),
+            session_policy: None,
+            chained: false,
         };
         let tokens = keys
             .iter()
