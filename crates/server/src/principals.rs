@@ -56,11 +56,46 @@ pub struct PolicyCache {
 #[derive(Default)]
 struct CacheInner {
     generation: u64,
-    users: HashMap<String, Option<Arc<UserAuthz>>>,
-    roles: HashMap<String, Option<Arc<RoleAuthz>>>,
+    users: Entries<UserAuthz>,
+    roles: Entries<RoleAuthz>,
     /// Compiled documents by their text: the policies of a group, or an AWS managed
     /// policy, are compiled once for all the users that have them.
     documents: HashMap<(PolicyKind, String), Arc<PolicyDocument>>,
+}
+
+/// Cached principals by id; `None` remembers that the id names nobody.
+type Entries<T> = HashMap<String, Option<Arc<T>>>;
+
+/// What the cache keeps per principal id (users' and roles' compiled policies): where in
+/// the cache, and how it is read from the store.
+trait Cached: Sized {
+    fn entries(inner: &CacheInner) -> &Entries<Self>;
+    fn entries_mut(inner: &mut CacheInner) -> &mut Entries<Self>;
+    fn load(store: &dyn Store, id: &str, compiler: Compiler<'_>) -> Result<Option<Self>, ApiError>;
+}
+
+impl Cached for UserAuthz {
+    fn entries(inner: &CacheInner) -> &Entries<Self> {
+        &inner.users
+    }
+    fn entries_mut(inner: &mut CacheInner) -> &mut Entries<Self> {
+        &mut inner.users
+    }
+    fn load(store: &dyn Store, id: &str, compiler: Compiler<'_>) -> Result<Option<Self>, ApiError> {
+        load(store, id, compiler)
+    }
+}
+
+impl Cached for RoleAuthz {
+    fn entries(inner: &CacheInner) -> &Entries<Self> {
+        &inner.roles
+    }
+    fn entries_mut(inner: &mut CacheInner) -> &mut Entries<Self> {
+        &mut inner.roles
+    }
+    fn load(store: &dyn Store, id: &str, compiler: Compiler<'_>) -> Result<Option<Self>, ApiError> {
+        load_role(store, id, compiler)
+    }
 }
 
 impl CacheInner {
@@ -92,30 +127,7 @@ impl PolicyCache {
         store: &dyn Store,
         user_id: &str,
     ) -> Result<Option<Arc<UserAuthz>>, ApiError> {
-        let generation = store.iam_generation();
-        if let Ok(inner) = self.inner.read()
-            && inner.generation == generation
-            && let Some(hit) = inner.users.get(user_id)
-        {
-            return Ok(hit.clone());
-        }
-        let loaded = load(store, user_id, &|text, kind| {
-            self.compile(text, kind, generation)
-        })?
-        .map(Arc::new);
-        if let Ok(mut inner) = self.inner.write() {
-            inner.advance(generation);
-            // Only cache what was read under the generation it is filed under, and only
-            // while that generation is still current.
-            if inner.generation == generation && store.iam_generation() == generation {
-                if inner.users.len() >= MAX_CACHED_USERS {
-                    inner.users.clear();
-                    inner.documents.clear();
-                }
-                inner.users.insert(user_id.to_owned(), loaded.clone());
-            }
-        }
-        Ok(loaded)
+        self.cached(store, user_id)
     }
 
     /// The compiled policies of role `role_id` (`AROA…`), or `None` when no such role
@@ -125,25 +137,31 @@ impl PolicyCache {
         store: &dyn Store,
         role_id: &str,
     ) -> Result<Option<Arc<RoleAuthz>>, ApiError> {
+        self.cached(store, role_id)
+    }
+
+    /// Entry `id` of `T`'s map, loaded by `load` on a miss. Only what was read under the
+    /// generation it is filed under is cached, and only while that generation is current.
+    fn cached<T: Cached>(&self, store: &dyn Store, id: &str) -> Result<Option<Arc<T>>, ApiError> {
         let generation = store.iam_generation();
         if let Ok(inner) = self.inner.read()
             && inner.generation == generation
-            && let Some(hit) = inner.roles.get(role_id)
+            && let Some(hit) = T::entries(&inner).get(id)
         {
             return Ok(hit.clone());
         }
-        let loaded = load_role(store, role_id, &|text, kind| {
+        let loaded = T::load(store, id, &|text, kind| {
             self.compile(text, kind, generation)
         })?
         .map(Arc::new);
         if let Ok(mut inner) = self.inner.write() {
             inner.advance(generation);
             if inner.generation == generation && store.iam_generation() == generation {
-                if inner.roles.len() >= MAX_CACHED_USERS {
-                    inner.roles.clear();
+                if T::entries(&inner).len() >= MAX_CACHED_USERS {
+                    T::entries_mut(&mut inner).clear();
                     inner.documents.clear();
                 }
-                inner.roles.insert(role_id.to_owned(), loaded.clone());
+                T::entries_mut(&mut inner).insert(id.to_owned(), loaded.clone());
             }
         }
         Ok(loaded)
