@@ -11,6 +11,7 @@ import pyotp
 import pytest
 
 from conftest import Service
+from test_totp import new_device
 
 ACCOUNT = "000000000000"
 
@@ -202,3 +203,177 @@ def test_aws_cli_logs_in_with_a_totp_code(svc, tmp_path):
     # The code is spent, but the session is cached: the next run needs no new code.
     out = home.aws("sts", "get-caller-identity", "--profile", "mfa")
     assert out.returncode == 0, out.stderr
+
+
+# ----- Role profiles (botocore's AssumeRoleProvider, aws-vault's MFA session) ----------------
+
+def calls_of(svc, action):
+    """`action` calls the service answered, from its JSON log."""
+    count = 0
+    for line in list(svc.log):
+        try:
+            fields = json.loads(line).get("fields", {})
+        except ValueError:
+            continue
+        if fields.get("action") == action:
+            count += 1
+    return count
+
+
+def mfa_role_and_user(svc, role, user, max_session=3600):
+    """A role trusting the account with MFA present, and a user allowed to assume it with a
+    TOTP device: (role ARN, (key id, secret), serial, totp)."""
+    iam = svc.root_client("iam")
+    trust = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"AWS": ACCOUNT}, "Action": "sts:AssumeRole",
+        "Condition": {"Bool": {"aws:MultiFactorAuthPresent": "true"}}}]}
+    arn = iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(trust),
+                          MaxSessionDuration=max_session)["Role"]["Arn"]
+    iam.create_user(UserName=user)
+    iam.put_user_policy(UserName=user, PolicyName="assume", PolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": arn}]}))
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    serial, totp = new_device(svc, f"{user}-phone", user)
+    return arn, (key["AccessKeyId"], key["SecretAccessKey"]), serial, totp
+
+
+def role_profiles(svc, arn, serial, code, admin_extra=""):
+    """`base` (the user's keys + mfa_serial), `admin` (the role) and `admin-process`
+    (`tokengate login --profile admin`)."""
+    return (
+        f"[profile base]\nendpoint_url = {svc.url}\nregion = us-east-1\n"
+        f"mfa_serial = {serial}\n\n"
+        f"[profile admin]\nrole_arn = {arn}\nsource_profile = base\nmfa_serial = {serial}\n"
+        f"endpoint_url = {svc.url}\nregion = us-east-1\n{admin_extra}\n"
+        f"[profile admin-process]\n"
+        f"credential_process = {os.environ['TOKENGATE_BIN']} login --profile admin"
+        f" --token-code {code}\n"
+        f"endpoint_url = {svc.url}\nregion = us-east-1\n"
+    )
+
+
+def test_login_assumes_a_role_through_an_mfa_session(logged_svc, tmp_path):
+    """aws-vault's pattern: GetSessionToken with the code for `base`, then AssumeRole with
+    that session and no code; the role's trust policy sees the session's MFA."""
+    svc = logged_svc
+    arn, key, serial, totp = mfa_role_and_user(svc, "ops", "olga")
+    home = AwsHome(tmp_path)
+    home.write(
+        role_profiles(svc, arn, serial, totp.at(settled_now())),
+        f"[base]\naws_access_key_id = {key[0]}\naws_secret_access_key = {key[1]}\n",
+    )
+    assert wait_for_log(svc, lambda: any('"CreateAccessKey"' in line for line in svc.log))
+    sessions, assumes = calls_of(svc, "GetSessionToken"), calls_of(svc, "AssumeRole")
+
+    out = home.aws("sts", "get-caller-identity", "--profile", "admin-process")
+    assert out.returncode == 0, out.stderr
+    who = json.loads(out.stdout)["Arn"]
+    assert who.startswith(f"arn:aws:sts::{ACCOUNT}:assumed-role/ops/botocore-session-"), who
+    assert wait_for_log(svc, lambda: calls_of(svc, "AssumeRole") == assumes + 1)
+    assert calls_of(svc, "GetSessionToken") == sessions + 1
+    # Two files: base's MFA session (shared with `login --profile base`) and the role's.
+    files = home.cache_files()
+    assert len(files) == 2
+    assert all(os.stat(f).st_mode & 0o777 == 0o600 for f in files)
+
+    # Served from the cache: the code in the config is spent, and no call is made.
+    out = home.aws("sts", "get-caller-identity", "--profile", "admin-process")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["Arn"] == who
+    time.sleep(0.5)
+    assert calls_of(svc, "AssumeRole") == assumes + 1
+    assert calls_of(svc, "GetSessionToken") == sessions + 1
+
+
+def test_login_assumes_a_role_with_a_code_for_long_sessions(logged_svc, tmp_path):
+    """duration_seconds above the chaining limit: AssumeRole directly with the code."""
+    svc = logged_svc
+    arn, key, serial, totp = mfa_role_and_user(svc, "ops-long", "otto", max_session=7200)
+    home = AwsHome(tmp_path)
+    home.write(
+        role_profiles(svc, arn, serial, totp.at(settled_now()),
+                      "duration_seconds = 7200\nrole_session_name = otto-long\n"
+                      "external_id = ignored-by-the-trust-policy\n"),
+        f"[base]\naws_access_key_id = {key[0]}\naws_secret_access_key = {key[1]}\n",
+    )
+    assert wait_for_log(svc, lambda: any('"CreateAccessKey"' in line for line in svc.log))
+    sessions, assumes = calls_of(svc, "GetSessionToken"), calls_of(svc, "AssumeRole")
+    out = home.aws("sts", "get-caller-identity", "--profile", "admin-process")
+    assert out.returncode == 0, out.stderr
+    arn_long = f"arn:aws:sts::{ACCOUNT}:assumed-role/ops-long/otto-long"
+    assert json.loads(out.stdout)["Arn"] == arn_long
+    assert wait_for_log(svc, lambda: calls_of(svc, "AssumeRole") == assumes + 1)
+    assert calls_of(svc, "GetSessionToken") == sessions
+    (cached,) = home.cache_files()
+    with open(cached) as f:
+        doc = json.load(f)
+    left = time.mktime(time.strptime(doc["Expiration"], "%Y-%m-%dT%H:%M:%SZ")) - time.mktime(
+        time.gmtime())
+    assert left > 3600
+
+
+def test_login_role_profile_errors(logged_svc, tmp_path):
+    svc = logged_svc
+    home = AwsHome(tmp_path)
+    bin_ = os.environ["TOKENGATE_BIN"]
+    home.write(
+        f"[profile a]\nrole_arn = arn:aws:iam::{ACCOUNT}:role/x\nsource_profile = b\n"
+        f"endpoint_url = {svc.url}\n"
+        f"[profile b]\nrole_arn = arn:aws:iam::{ACCOUNT}:role/y\nsource_profile = a\n"
+        f"[profile both]\nrole_arn = arn:aws:iam::{ACCOUNT}:role/x\nsource_profile = b\n"
+        "credential_source = Environment\n"
+        f"[profile key]\nrole_arn = arn:aws:iam::{ACCOUNT}:role/x\nsource_profile = k\n"
+        f"mfa_serial = arn:aws:iam::{ACCOUNT}:u2f/user/k/fidosecuritykey-ABC\n"
+        f"endpoint_url = {svc.url}\n",
+        "[k]\naws_access_key_id = AKIAEXAMPLE\naws_secret_access_key = s\n",
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update({"AWS_CONFIG_FILE": home.config, "AWS_SHARED_CREDENTIALS_FILE": home.credentials,
+                "HOME": home.root})
+
+    def login(profile):
+        return subprocess.run([bin_, "login", "--profile", profile, "--no-cache"],
+                              capture_output=True, text=True, env=env, timeout=60,
+                              stdin=subprocess.DEVNULL)
+
+    out = login("a")
+    assert out.returncode != 0
+    assert ("Infinite loop in credential configuration detected. Attempting to load from "
+            "profile a which has already been visited. Visited profiles: ['a', 'b']"
+            in out.stderr), out.stderr
+    out = login("both")
+    assert 'The profile "both" contains both source_profile and credential_source.' in out.stderr
+    out = login("key")
+    assert out.returncode != 0
+    assert "AssumeRole by security key is not supported yet" in out.stderr, out.stderr
+
+
+def test_botocores_own_assume_role_provider(logged_svc, tmp_path, monkeypatch):
+    """boto3 with `profile_name="admin"`: botocore's AssumeRoleProvider sends the code on
+    AssumeRole itself; its prompter is replaced by pyotp."""
+    import boto3
+    svc = logged_svc
+    arn, key, serial, totp = mfa_role_and_user(svc, "ops-boto", "bea")
+    home = AwsHome(tmp_path)
+    home.write(
+        role_profiles(svc, arn, serial, "000000", "role_session_name = bea-boto\n"),
+        f"[base]\naws_access_key_id = {key[0]}\naws_secret_access_key = {key[1]}\n",
+    )
+    for k in list(os.environ):
+        if k.startswith("AWS_"):
+            monkeypatch.delenv(k)
+    monkeypatch.setenv("AWS_CONFIG_FILE", home.config)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", home.credentials)
+    session = boto3.Session(profile_name="admin")
+    provider = session._session.get_component("credential_provider").get_provider("assume-role")
+    prompts = []
+
+    def prompter(prompt):
+        prompts.append(prompt)
+        return totp.at(settled_now())
+
+    provider._prompter = prompter
+    who = session.client("sts").get_caller_identity()
+    assert who["Arn"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/ops-boto/bea-boto", who
+    assert prompts == [f"Enter MFA code for {serial}: "]

@@ -13,10 +13,13 @@ use std::io::{BufRead, BufReader, Write};
 
 use anyhow::{Context, anyhow, bail};
 use time::OffsetDateTime;
+use tokengate_client::aws_config::ProfileNamedBy;
 use tokengate_client::credential_cache::{CacheKey, CredentialCache, Lookup, SessionCredentials};
-use tokengate_client::{ProfileChoice, SharedFiles, StsClient, credential_chain};
+use tokengate_client::{ProfileChoice, SharedFiles, StsClient, credential_chain, role_profile};
 use tokengate_server::security_keys::is_security_key_serial;
 use zeroize::Zeroizing;
+
+mod role;
 
 /// Digits in an STS `TokenCode` (tokenCodeType: exactly 6, `[\d]*`; sts-iam.md §1.1).
 const TOKEN_CODE_DIGITS: usize = 6;
@@ -60,6 +63,18 @@ pub fn run(args: LoginArgs) -> anyhow::Result<()> {
     let env = |name: &str| std::env::var(name).ok();
     let files = SharedFiles::load(&env)?;
     let choice = ProfileChoice::new(args.profile.as_deref(), &env);
+    // A profile with role_arn assumes its role (botocore's AssumeRoleProvider), unless the
+    // environment's keys come first (they do when --profile does not name the profile).
+    let environment_first = choice.named_by != ProfileNamedBy::CommandLine
+        && credential_chain::environment_credentials(&env)?.is_some();
+    if !environment_first {
+        let top = files.profile_or_empty(&choice.name);
+        if top.exists()
+            && let Some(chain) = role_profile::resolve(&files, &choice.name)?
+        {
+            return role::run(&args, top, chain, &env);
+        }
+    }
     let caller = credential_chain::resolve(&files, &choice, &env)?;
     let profile_name = choice.name.as_str();
     let profile = caller.profile;
@@ -93,6 +108,7 @@ pub fn run(args: LoginArgs) -> anyhow::Result<()> {
         endpoint: client.endpoint(),
         access_key_id: client.access_key_id(),
         mfa_serial: factor.serial(),
+        assumed_roles: &[],
     };
     let cache = if args.no_cache {
         None

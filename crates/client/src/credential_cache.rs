@@ -236,19 +236,45 @@ pub struct CacheKey<'a> {
     pub access_key_id: &'a str,
     /// The MFA device, if one was used.
     pub mfa_serial: Option<&'a str>,
+    /// The roles assumed on the way, first hop first; empty for a GetSessionToken session.
+    pub assumed_roles: &'a [AssumedRoleKey<'a>],
+}
+
+/// What identifies one AssumeRole hop of a cached role session: the AssumeRole parameters
+/// that shape it, as botocore's cache key does (policy.md §6.1) — the session name only when
+/// configured (a generated one changes on every call), never the code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AssumedRoleKey<'a> {
+    /// `RoleArn`.
+    pub role_arn: &'a str,
+    /// `RoleSessionName`, when the profile sets `role_session_name`.
+    pub role_session_name: Option<&'a str>,
+    /// `ExternalId`.
+    pub external_id: Option<&'a str>,
+    /// `SerialNumber`, when the hop itself sends a code.
+    pub mfa_serial: Option<&'a str>,
 }
 
 impl CacheKey<'_> {
-    /// `<hex SHA-256>.json` over an unambiguous (JSON) encoding of the four parts.
+    /// `<hex SHA-256>.json` over an unambiguous (JSON) encoding of the parts. A session
+    /// without roles keeps the name it had before roles existed.
     pub fn file_name(&self) -> String {
-        let encoded = serde_json::json!([
-            NAME_DOMAIN,
-            self.profile,
-            self.endpoint,
-            self.access_key_id,
-            self.mfa_serial
-        ])
-        .to_string();
+        let mut parts = vec![
+            serde_json::json!(NAME_DOMAIN),
+            serde_json::json!(self.profile),
+            serde_json::json!(self.endpoint),
+            serde_json::json!(self.access_key_id),
+            serde_json::json!(self.mfa_serial),
+        ];
+        for hop in self.assumed_roles {
+            parts.push(serde_json::json!([
+                hop.role_arn,
+                hop.role_session_name,
+                hop.external_id,
+                hop.mfa_serial
+            ]));
+        }
+        let encoded = serde_json::Value::Array(parts).to_string();
         let digest = ring::digest::digest(&ring::digest::SHA256, encoded.as_bytes());
         format!("{}.json", data_encoding::HEXLOWER.encode(digest.as_ref()))
     }
@@ -392,12 +418,20 @@ mod tests {
         }
     }
 
+    const ROLE: AssumedRoleKey<'static> = AssumedRoleKey {
+        role_arn: "arn:aws:iam::000000000000:role/admin",
+        role_session_name: None,
+        external_id: None,
+        mfa_serial: None,
+    };
+
     fn key(profile: &str) -> CacheKey<'_> {
         CacheKey {
             profile,
             endpoint: "http://127.0.0.1:8787",
             access_key_id: "AKIAEXAMPLE",
             mfa_serial: Some("arn:aws:iam::000000000000:mfa/alice"),
+            assumed_roles: &[],
         }
     }
 
@@ -593,12 +627,41 @@ mod tests {
                 mfa_serial: Some(""),
                 ..base
             },
+            CacheKey {
+                assumed_roles: &[ROLE],
+                ..base
+            },
+            CacheKey {
+                assumed_roles: &[AssumedRoleKey {
+                    role_session_name: Some("s"),
+                    ..ROLE
+                }],
+                ..base
+            },
+            CacheKey {
+                assumed_roles: &[AssumedRoleKey {
+                    external_id: Some("x"),
+                    ..ROLE
+                }],
+                ..base
+            },
+            CacheKey {
+                assumed_roles: &[AssumedRoleKey {
+                    mfa_serial: Some("arn:aws:iam::000000000000:mfa/alice"),
+                    ..ROLE
+                }],
+                ..base
+            },
+            CacheKey {
+                assumed_roles: &[ROLE, ROLE],
+                ..base
+            },
         ];
         let mut names: Vec<String> = variants.iter().map(CacheKey::file_name).collect();
         names.push(name);
         names.sort();
         names.dedup();
-        assert_eq!(names.len(), 6);
+        assert_eq!(names.len(), 11);
     }
 
     #[test]

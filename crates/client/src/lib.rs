@@ -7,6 +7,8 @@
 //!   `AWS_PROFILE`, `default`), in the AWS CLI's order, in one place.
 //! - [`sts_client`]: SigV4-signed STS and IAM query calls, and their XML replies and AWS
 //!   error documents parsed ([`sts_client::parse_reply`]).
+//! - [`role_profile`]: a profile with `role_arn` resolved into its chain of AssumeRole calls,
+//!   with botocore's rules and error texts.
 //! - [`credential_cache`]: temporary credentials, their `credential_process` JSON, and the
 //!   on-disk cache that asks for the MFA code once per session.
 //!
@@ -18,12 +20,13 @@
 pub mod aws_config;
 pub mod credential_cache;
 pub mod credential_chain;
+pub mod role_profile;
 pub mod sts_client;
 
 use std::path::PathBuf;
 
 pub use aws_config::{ConfigError, Env, Profile, ProfileChoice, SharedFiles, StaticCredentials};
-pub use credential_cache::{CacheError, CredentialCache, SessionCredentials};
+pub use credential_cache::{AssumedRoleKey, CacheError, CredentialCache, SessionCredentials};
 pub use credential_chain::{Caller, CredentialSource};
 pub use sts_client::{ApiCallError, Element, Reply, StsClient};
 
