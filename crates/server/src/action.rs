@@ -126,6 +126,20 @@ pub enum AccessLevel {
     Tagging,
 }
 
+/// An action-specific condition key (policy.md §4.8) that an action's request context
+/// carries; the registry says which actions carry which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActionKey {
+    /// `iam:PolicyARN`: the `PolicyArn` parameter (the policy attached or detached).
+    PolicyArn,
+    /// `iam:PermissionsBoundary`: the `PermissionsBoundary` parameter (the boundary set).
+    BoundaryParam,
+    /// `iam:PermissionsBoundary`: the current boundary of the user `UserName` names.
+    UserBoundary,
+    /// `iam:PermissionsBoundary`: the current boundary of the role `RoleName` names.
+    RoleBoundary,
+}
+
 /// What a custom resource builder may look at.
 pub struct ResourceInput<'a> {
     /// The service state (a builder may do a point read of the store).

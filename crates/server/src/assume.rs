@@ -84,11 +84,13 @@ pub const PACKED_POLICY_ALLOWANCE: usize = 2_048;
 pub const EXCEEDS_MAX_SESSION: &str =
     "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.";
 /// AWS's text when a caller with session credentials asks for more than an hour.
-pub const EXCEEDS_CHAINING_LIMIT: &str = "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role \
-     chaining.";
+pub const EXCEEDS_CHAINING_LIMIT: &str = concat!(
+    "The requested DurationSeconds exceeds the 1 hour session limit ",
+    "for roles assumed by role chaining."
+);
 
-/// A validated AssumeRole request.
-#[derive(Debug, Clone)]
+/// A validated AssumeRole request. Its `Debug` leaves the token code out.
+#[derive(Clone)]
 pub struct AssumeRoleRequest {
     /// `RoleArn`.
     pub role_arn: String,
@@ -106,6 +108,21 @@ pub struct AssumeRoleRequest {
     pub session_policy: Option<SessionPolicy>,
     /// `PackedPolicySize`, when session policies were passed.
     pub packed_percent: Option<usize>,
+}
+
+impl std::fmt::Debug for AssumeRoleRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AssumeRoleRequest")
+            .field("role_arn", &self.role_arn)
+            .field("session_name", &self.session_name)
+            .field("duration", &self.duration)
+            .field("external_id", &self.external_id)
+            .field("serial", &self.serial)
+            .field("code", &self.code.as_ref().map(|_| "<redacted>"))
+            .field("session_policy", &self.session_policy)
+            .field("packed_percent", &self.packed_percent)
+            .finish()
+    }
 }
 
 impl AssumeRoleRequest {
@@ -269,6 +286,23 @@ mod tests {
     }
 
     const ARN: &str = "arn:aws:iam::000000000000:role/r";
+
+    #[test]
+    fn debug_never_shows_the_token_code() {
+        let request = AssumeRoleRequest::parse(&params(&[
+            ("RoleArn", ARN),
+            ("RoleSessionName", "ss"),
+            ("SerialNumber", "arn:aws:iam::000000000000:mfa/alice"),
+            ("TokenCode", "482913"),
+        ]))
+        .unwrap();
+        let shown = format!("{request:?}");
+        assert!(!shown.contains("482913"), "{shown}");
+        assert!(
+            shown.contains("<redacted>") && shown.contains("mfa/alice"),
+            "{shown}"
+        );
+    }
 
     #[test]
     fn packed_size_is_a_rounded_up_percentage_of_2048() {

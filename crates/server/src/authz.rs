@@ -47,7 +47,7 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::params::Params;
 use crate::principals::{RoleAuthz, UserAuthz};
-use crate::registry::{ActionSpec, Api};
+use crate::registry::{ActionKey, ActionSpec, Api};
 use crate::state::AppState;
 
 /// What the chokepoint learnt about the request besides the caller.
@@ -394,8 +394,10 @@ fn request_keys(c: &mut Context, spec: &ActionSpec, params: &Params) {
     if !tag_keys.is_empty() {
         c.insert("aws:TagKeys", ContextValue::Multi(tag_keys));
     }
-    let attaches = spec.name.starts_with("Attach") || spec.name.starts_with("Detach");
-    if let (true, Some(arn)) = (attaches, params.get("PolicyArn")) {
+    if let (true, Some(arn)) = (
+        spec.action_keys().contains(&ActionKey::PolicyArn),
+        params.get("PolicyArn"),
+    ) {
         c.insert("iam:PolicyARN", ContextValue::Single(arn.to_owned()));
     }
 }
@@ -410,37 +412,15 @@ fn target_boundary(
     spec: &ActionSpec,
     params: &Params,
 ) -> Result<Option<String>, ApiError> {
-    const USER_PERMISSION_ACTIONS: [&str; 5] = [
-        "AttachUserPolicy",
-        "DetachUserPolicy",
-        "PutUserPolicy",
-        "DeleteUserPolicy",
-        "DeleteUserPermissionsBoundary",
-    ];
-    const ROLE_PERMISSION_ACTIONS: [&str; 5] = [
-        "AttachRolePolicy",
-        "DetachRolePolicy",
-        "PutRolePolicy",
-        "DeleteRolePolicy",
-        "DeleteRolePermissionsBoundary",
-    ];
-    const SETS_BOUNDARY: [&str; 3] = [
-        "PutUserPermissionsBoundary",
-        "PutRolePermissionsBoundary",
-        "CreateRole",
-    ];
-    if spec.api != Api::Iam {
-        return Ok(None);
-    }
-    if SETS_BOUNDARY.contains(&spec.name) {
+    let keys = spec.action_keys();
+    let current = if keys.contains(&ActionKey::BoundaryParam) {
         return Ok(params.get("PermissionsBoundary").map(str::to_owned));
-    }
-    let current = if USER_PERMISSION_ACTIONS.contains(&spec.name) {
+    } else if keys.contains(&ActionKey::UserBoundary) {
         let Some(user) = params.get("UserName") else {
             return Ok(None);
         };
         state.store.user_permissions_boundary(user)
-    } else if ROLE_PERMISSION_ACTIONS.contains(&spec.name) {
+    } else if keys.contains(&ActionKey::RoleBoundary) {
         let Some(role) = params.get("RoleName") else {
             return Ok(None);
         };

@@ -113,6 +113,9 @@ impl CacheInner {
 
 /// Most users kept; past it the cache starts afresh (a bound, not an eviction policy).
 const MAX_CACHED_USERS: usize = 100_000;
+/// Most compiled documents kept. Session policies are caller-chosen text, so without a
+/// bound every AssumeRole with a new one would grow the cache until the next IAM change.
+const MAX_CACHED_DOCUMENTS: usize = 10_000;
 
 impl PolicyCache {
     /// An empty cache.
@@ -167,6 +170,26 @@ impl PolicyCache {
         Ok(loaded)
     }
 
+    /// The identity policies of group `name` (the simulator's group source; not cached per
+    /// group — documents go through the document cache), or `None` when there is no such
+    /// group.
+    pub fn group(&self, store: &dyn Store, name: &str) -> Result<Option<Vec<Policy>>, ApiError> {
+        let generation = store.iam_generation();
+        let Some(g) = store.group_policies(name)? else {
+            return Ok(None);
+        };
+        let mut identity = Vec::new();
+        let compiler: Compiler<'_> = &|text, kind| self.compile(text, kind, generation);
+        compile_set(
+            &g.inline,
+            &g.attached,
+            SourceType::Group,
+            compiler,
+            &mut identity,
+        )?;
+        Ok(Some(identity))
+    }
+
     /// `text` compiled as `kind` through the document cache (session policies: the same
     /// text passed to many sessions is compiled once per IAM generation).
     pub fn document(
@@ -198,6 +221,9 @@ impl PolicyCache {
         if let Ok(mut inner) = self.inner.write() {
             inner.advance(generation);
             if inner.generation == generation {
+                if inner.documents.len() >= MAX_CACHED_DOCUMENTS {
+                    inner.documents.clear();
+                }
                 inner.documents.insert(key, Arc::clone(&compiled));
             }
         }
@@ -217,29 +243,21 @@ fn load(
         return Ok(None);
     };
     let mut identity = Vec::new();
-    for i in &p.inline {
-        identity.push(inline(
-            i,
-            SourceType::User,
-            PolicyKind::UserInline,
-            compiler,
-        )?);
-    }
-    for a in &p.attached {
-        identity.push(attached_with(a, compiler)?);
-    }
+    compile_set(
+        &p.inline,
+        &p.attached,
+        SourceType::User,
+        compiler,
+        &mut identity,
+    )?;
     for g in &p.groups {
-        for i in &g.inline {
-            identity.push(inline(
-                i,
-                SourceType::Group,
-                PolicyKind::GroupInline,
-                compiler,
-            )?);
-        }
-        for a in &g.attached {
-            identity.push(attached_with(a, compiler)?);
-        }
+        compile_set(
+            &g.inline,
+            &g.attached,
+            SourceType::Group,
+            compiler,
+            &mut identity,
+        )?;
     }
     let boundary = p
         .boundary
@@ -263,17 +281,13 @@ fn load_role(
         return Ok(None);
     };
     let mut identity = Vec::new();
-    for i in &p.inline {
-        identity.push(inline(
-            i,
-            SourceType::Role,
-            PolicyKind::RoleInline,
-            compiler,
-        )?);
-    }
-    for a in &p.attached {
-        identity.push(attached_with(a, compiler)?);
-    }
+    compile_set(
+        &p.inline,
+        &p.attached,
+        SourceType::Role,
+        compiler,
+        &mut identity,
+    )?;
     let boundary = p
         .boundary
         .as_ref()
@@ -293,24 +307,34 @@ fn load_role(
     }))
 }
 
-fn inline(
-    i: &InlinePolicy,
+/// The inline policies (`source`: whose they are) and the attached managed policies of one
+/// user, group or role, compiled and appended to `out` in that order.
+fn compile_set(
+    inline: &[InlinePolicy],
+    attached: &[AttachedPolicyDocument],
     source: SourceType,
-    kind: PolicyKind,
     compiler: Compiler<'_>,
-) -> Result<Policy, ApiError> {
-    Ok(Policy {
-        id: i.name.clone(),
-        source,
-        document: compiler(&i.document, kind)?,
-    })
+    out: &mut Vec<Policy>,
+) -> Result<(), ApiError> {
+    let kind = match source {
+        SourceType::Group => PolicyKind::GroupInline,
+        SourceType::Role => PolicyKind::RoleInline,
+        _ => PolicyKind::UserInline,
+    };
+    for i in inline {
+        out.push(Policy {
+            id: i.name.clone(),
+            source,
+            document: compiler(&i.document, kind)?,
+        });
+    }
+    for a in attached {
+        out.push(attached_with(a, compiler)?);
+    }
+    Ok(())
 }
 
 /// A managed policy's default version: shipped (AWS managed) or stored (customer).
-pub fn attached(a: &AttachedPolicyDocument) -> Result<Policy, ApiError> {
-    attached_with(a, &|text, kind| Ok(Arc::new(compile(text, kind)?)))
-}
-
 fn attached_with(a: &AttachedPolicyDocument, compiler: Compiler<'_>) -> Result<Policy, ApiError> {
     let (document, source, kind) = match (&a.document, aws_managed_policy(&a.arn)) {
         (Some(text), _) => (text.as_str(), SourceType::UserManaged, PolicyKind::Managed),

@@ -8,7 +8,8 @@
 //! The vocabulary of the table lives in [`crate::action`] and is re-exported here.
 
 pub use crate::action::{
-    AccessLevel, ActionSpec, Api, Call, Family, HandlerFuture, Reply, ResourceInput, ResourceSpec,
+    AccessLevel, ActionKey, ActionSpec, Api, Call, Family, HandlerFuture, Reply, ResourceInput,
+    ResourceSpec,
 };
 use crate::handlers::{groups, mfa_devices, policies, roles, security_keys, simulator, sts, users};
 
@@ -271,7 +272,41 @@ const AUTHORIZED_AS: &[(Api, &str, &str)] = &[
     ),
 ];
 
+/// The IAM actions whose request context carries action-specific condition keys
+/// (policy.md §4.8, the service authorization reference's condition keys per action).
+const ACTION_KEYS: &[(&str, &[ActionKey])] = {
+    use ActionKey::{BoundaryParam, PolicyArn, RoleBoundary, UserBoundary};
+    &[
+        ("AttachUserPolicy", &[PolicyArn, UserBoundary]),
+        ("DetachUserPolicy", &[PolicyArn, UserBoundary]),
+        ("PutUserPolicy", &[UserBoundary]),
+        ("DeleteUserPolicy", &[UserBoundary]),
+        ("PutUserPermissionsBoundary", &[BoundaryParam]),
+        ("DeleteUserPermissionsBoundary", &[UserBoundary]),
+        ("AttachGroupPolicy", &[PolicyArn]),
+        ("DetachGroupPolicy", &[PolicyArn]),
+        ("CreateRole", &[BoundaryParam]),
+        ("AttachRolePolicy", &[PolicyArn, RoleBoundary]),
+        ("DetachRolePolicy", &[PolicyArn, RoleBoundary]),
+        ("PutRolePolicy", &[RoleBoundary]),
+        ("DeleteRolePolicy", &[RoleBoundary]),
+        ("PutRolePermissionsBoundary", &[BoundaryParam]),
+        ("DeleteRolePermissionsBoundary", &[RoleBoundary]),
+    ]
+};
+
 impl ActionSpec {
+    /// The action-specific condition keys this action's request context carries.
+    pub fn action_keys(&self) -> &'static [ActionKey] {
+        if self.api != Api::Iam {
+            return &[];
+        }
+        ACTION_KEYS
+            .iter()
+            .find(|(name, _)| *name == self.name)
+            .map_or(&[], |(_, keys)| keys)
+    }
+
     /// The action as policies name it: `iam:CreateUser`, `sts:GetSessionToken`.
     pub fn iam_action(&self) -> String {
         let name = AUTHORIZED_AS
@@ -317,6 +352,16 @@ mod tests {
             let has_module = handlers.join(format!("{}.rs", family.module())).exists();
             let has_actions = ACTIONS.iter().any(|a| a.family == family);
             assert_eq!(has_module, has_actions, "{family:?}");
+        }
+    }
+
+    #[test]
+    fn the_side_tables_name_actions_of_the_table() {
+        for (api, name, _) in AUTHORIZED_AS {
+            assert!(lookup(*api, name).is_some(), "AUTHORIZED_AS names {name}");
+        }
+        for (name, _) in ACTION_KEYS {
+            assert!(lookup(Api::Iam, name).is_some(), "ACTION_KEYS names {name}");
         }
     }
 

@@ -993,6 +993,10 @@ pub trait Store: Send + Sync {
     /// Everything authorization needs for the user with id `user_id`, read in one read
     /// transaction; `None` when there is no such user.
     fn user_policies(&self, user_id: &str) -> Result<Option<UserPolicies>, StoreError>;
+    /// Group `name` (ignoring case) with its inline and attached policies, in one read
+    /// transaction (the policy simulator's group source); `None` when there is no such
+    /// group.
+    fn group_policies(&self, name: &str) -> Result<Option<GroupPolicies>, StoreError>;
 
     /// Creates a role with its tags and permissions boundary (`Some((arn, aws_managed))`)
     /// in one transaction: `AlreadyExists(Role)` when a role has its name (ignoring case),

@@ -656,36 +656,20 @@ pub(crate) async fn list_entities_for_policy(c: Call) -> Result<Option<String>, 
     }
     let (page, next) = page.slice(&listed, |(key, _)| key.as_str());
     let mut x = Xml::fragment();
-    x.elem("PolicyGroups", |x| {
-        for (_, e) in page {
-            if let PolicyEntity::Group(g) = e {
-                x.elem("member", |x| {
-                    x.text("GroupName", &g.name);
-                    x.text("GroupId", &g.group_id);
-                });
+    for list in ["PolicyGroups", "PolicyUsers", "PolicyRoles"] {
+        x.elem(list, |x| {
+            for (_, entity) in page {
+                let (in_list, members) = entity.member();
+                if in_list == list {
+                    x.elem("member", |x| {
+                        for (name, value) in members {
+                            x.text(name, value);
+                        }
+                    });
+                }
             }
-        }
-    });
-    x.elem("PolicyUsers", |x| {
-        for (_, e) in page {
-            if let PolicyEntity::User(u) = e {
-                x.elem("member", |x| {
-                    x.text("UserName", &u.name);
-                    x.text("UserId", &u.user_id);
-                });
-            }
-        }
-    });
-    x.elem("PolicyRoles", |x| {
-        for (_, e) in page {
-            if let PolicyEntity::Role(r) = e {
-                x.elem("member", |x| {
-                    x.text("RoleName", &r.name);
-                    x.text("RoleId", &r.role_id);
-                });
-            }
-        }
-    });
+        });
+    }
     truncation_xml(&mut x, next.as_deref());
     Ok(Some(x.finish()))
 }
@@ -695,6 +679,26 @@ enum PolicyEntity<'a> {
     Group(&'a tokengate_store::Group),
     Role(&'a tokengate_store::Role),
     User(&'a tokengate_store::User),
+}
+
+impl PolicyEntity<'_> {
+    /// The list it is answered in, and its name and id members.
+    fn member(&self) -> (&'static str, [(&'static str, &str); 2]) {
+        match self {
+            Self::Group(g) => (
+                "PolicyGroups",
+                [("GroupName", &g.name), ("GroupId", &g.group_id)],
+            ),
+            Self::User(u) => (
+                "PolicyUsers",
+                [("UserName", &u.name), ("UserId", &u.user_id)],
+            ),
+            Self::Role(r) => (
+                "PolicyRoles",
+                [("RoleName", &r.name), ("RoleId", &r.role_id)],
+            ),
+        }
+    }
 }
 
 fn inline_kind(t: &PolicyTarget) -> (PolicyKind, usize, &'static str) {

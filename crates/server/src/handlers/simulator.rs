@@ -15,13 +15,10 @@ use tokengate_policy::{
     Context, ContextValue, Evaluation, Policy, PolicyDocument, PolicyKind, PolicySet,
     PrincipalKind, Request, RequestPrincipal, SourceType, evaluate,
 };
-use tokengate_store::{AttachedPolicyDocument, PolicyTarget, StoreError};
 
-use crate::common::db;
 use crate::entities::{invalid_input, no_such_entity};
 use crate::error::ApiError;
 use crate::params::{Params, Validator};
-use crate::principals::attached;
 use crate::registry::{Call, ResourceInput};
 use crate::xml::Xml;
 
@@ -283,78 +280,55 @@ pub(crate) async fn simulate_custom_policy(c: Call) -> Result<Option<String>, Ap
     .map(Some)
 }
 
-/// The policies of the user or group `arn` names, and its boundary.
+/// The identity policies (and boundary) of the user, group or role `arn` names, read
+/// through the same cache as enforcement.
 async fn source_policies(c: &Call, arn: &str) -> Result<(Vec<Policy>, Option<Policy>), ApiError> {
     let prefix = format!("arn:aws:iam::{}:", c.state.account_id);
     let resource = arn
         .strip_prefix(&prefix)
         .ok_or_else(|| invalid_input(format!("Invalid ARN: {arn}")))?;
     let name = resource.rsplit('/').next().unwrap_or_default().to_owned();
-    if resource.starts_with("user/") {
-        let n = name.clone();
-        let user = db(&c.state, move |s| s.user(&n))
-            .await??
-            .ok_or_else(|| no_such_entity(format!("The user with name {name} cannot be found.")))?;
-        let authz = c
-            .state
-            .policies
-            .user(c.state.store.as_ref(), &user.user_id)?
-            .ok_or_else(|| no_such_entity(format!("The user with name {name} cannot be found.")))?;
-        return Ok((authz.identity.clone(), authz.boundary.clone()));
-    }
-    if resource.starts_with("group/") {
-        let target = PolicyTarget::Group(name.clone());
-        let loaded = db(&c.state, move |s| {
-            let names = s.inline_policy_names(&target)?;
-            let mut inline = Vec::new();
-            for n in names {
-                if let Some(d) = s.inline_policy(&target, &n)? {
-                    inline.push((n, d));
-                }
-            }
-            let mut attached = Vec::new();
-            for a in s.attached_policies(&target)? {
-                let document = match s.managed_policy(&a.arn)? {
-                    Some(p) => s
-                        .policy_version(&a.arn, &p.default_version)?
-                        .map(|v| v.document),
-                    None => None,
-                };
-                attached.push(AttachedPolicyDocument {
-                    arn: a.arn,
-                    document,
-                });
-            }
-            Ok((inline, attached))
+    let (kind, missing) = match resource.split('/').next() {
+        Some("user") => (
+            "user",
+            format!("The user with name {name} cannot be found."),
+        ),
+        Some("group") => (
+            "group",
+            format!("The group with name {name} cannot be found."),
+        ),
+        Some("role") => (
+            "role",
+            format!("The role with name {name} cannot be found."),
+        ),
+        _ => {
+            return Err(invalid_input(format!(
+                "PolicySourceArn must name a user, a group or a role: {arn}"
+            )));
+        }
+    };
+    let state = Arc::clone(&c.state);
+    let found = tokio::task::spawn_blocking(move || {
+        let (store, cache) = (state.store.as_ref(), &state.policies);
+        Ok::<_, ApiError>(match kind {
+            "user" => match store.user(&name)? {
+                Some(u) => cache
+                    .user(store, &u.user_id)?
+                    .map(|a| (a.identity.clone(), a.boundary.clone())),
+                None => None,
+            },
+            "role" => match store.role(&name)? {
+                Some(r) => cache
+                    .role(store, &r.role_id)?
+                    .map(|a| (a.identity.clone(), a.boundary.clone())),
+                None => None,
+            },
+            _ => cache.group(store, &name)?.map(|identity| (identity, None)),
         })
-        .await?;
-        let (inline, attached_docs) = match loaded {
-            Ok(l) => l,
-            Err(StoreError::NotFound(_)) => {
-                return Err(no_such_entity(format!(
-                    "The group with name {name} cannot be found."
-                )));
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let mut identity = Vec::new();
-        for (n, d) in inline {
-            let document = PolicyDocument::parse(&d, PolicyKind::GroupInline)
-                .map_err(|e| ApiError::internal(format!("stored policy: {e}")))?;
-            identity.push(Policy {
-                id: n,
-                source: SourceType::Group,
-                document: Arc::new(document),
-            });
-        }
-        for a in &attached_docs {
-            identity.push(attached(a)?);
-        }
-        return Ok((identity, None));
-    }
-    Err(invalid_input(format!(
-        "PolicySourceArn must name a user or a group: {arn}"
-    )))
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    found.ok_or_else(|| no_such_entity(missing))
 }
 
 pub(crate) async fn simulate_principal_policy(c: Call) -> Result<Option<String>, ApiError> {

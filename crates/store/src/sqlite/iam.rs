@@ -1071,6 +1071,28 @@ pub(super) fn policy_tags(store: &SqliteStore, arn: &str) -> Result<Vec<Tag>, St
     store.read_tx(|tx| read_tags(tx, &POLICY_TAGS, &policy_id(tx, arn)?))
 }
 
+pub(super) fn group_policies(
+    store: &SqliteStore,
+    name: &str,
+) -> Result<Option<GroupPolicies>, StoreError> {
+    store.read_tx(|tx| {
+        let Some(group) = one(
+            tx,
+            &format!("SELECT {GROUP_COLUMNS} WHERE g.name = ?1"),
+            [name],
+            group_row,
+        )?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(GroupPolicies {
+            inline: read_inline(tx, &GROUP_TABLES, &group.group_id)?,
+            attached: read_attached_documents(tx, &GROUP_TABLES, &group.group_id)?,
+            group,
+        }))
+    })
+}
+
 pub(super) fn user_policies(
     store: &SqliteStore,
     user_id: &str,
@@ -1752,6 +1774,12 @@ mod tests {
         assert_eq!(p.groups[0].inline[0].document, "group-inline");
         assert!(p.groups[0].attached.is_empty());
         assert_eq!(p.groups[1].attached, [cust]);
+        // One group alone, as the simulator reads it: the same as within the user's.
+        assert_eq!(
+            s.group_policies("ALPHA").unwrap().as_ref(),
+            Some(&p.groups[0])
+        );
+        assert_eq!(s.group_policies("nope").unwrap(), None);
         assert_eq!(
             p.boundary,
             Some(AttachedPolicyDocument {

@@ -818,6 +818,10 @@ impl Store for SqliteStore {
         iam::user_policies(self, user_id)
     }
 
+    fn group_policies(&self, name: &str) -> Result<Option<crate::GroupPolicies>, StoreError> {
+        iam::group_policies(self, name)
+    }
+
     fn create_role(
         &self,
         role: &Role,
