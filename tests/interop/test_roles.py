@@ -599,3 +599,30 @@ def test_role_boundary_condition_key(svc):
     with pytest.raises(ClientError) as e:
         admin.attach_role_policy(RoleName="rl-unfenced", PolicyArn=ADMIN)
     assert e.value.response["Error"]["Code"] == "AccessDenied"
+
+
+def test_the_principal_simulator_reads_a_roles_policies(svc):
+    iam = svc.root_client("iam")
+    iam.create_role(RoleName="sim-role", AssumeRolePolicyDocument=trust())
+    iam.put_role_policy(
+        RoleName="sim-role", PolicyName="p", PolicyDocument=doc(allow("iam:Get*"))
+    )
+    iam.attach_role_policy(
+        RoleName="sim-role", PolicyArn="arn:aws:iam::aws:policy/IAMReadOnlyAccess"
+    )
+    results = iam.simulate_principal_policy(
+        PolicySourceArn=role_arn("sim-role"), ActionNames=["iam:GetRole", "iam:CreateRole"]
+    )["EvaluationResults"]
+    assert {r["EvalActionName"]: r["EvalDecision"] for r in results} == {
+        "iam:GetRole": "allowed",
+        "iam:CreateRole": "implicitDeny",
+    }
+    allowed = next(r for r in results if r["EvalDecision"] == "allowed")
+    sources = {m["SourcePolicyType"] for m in allowed["MatchedStatements"]}
+    assert sources == {"role", "aws-managed"}
+    with pytest.raises(ClientError) as e:
+        iam.simulate_principal_policy(
+            PolicySourceArn=role_arn("sim-nobody"), ActionNames=["iam:GetRole"]
+        )
+    assert e.value.response["Error"]["Code"] == "NoSuchEntity"
+    assert e.value.response["Error"]["Message"] == "The role with name sim-nobody cannot be found."
