@@ -143,6 +143,7 @@ fn bench(c: &mut Criterion) {
             },
             session_policy: None,
             chained: false,
+            attributes: Default::default(),
         }),
         request_mfa: None,
     };

@@ -114,6 +114,18 @@ fn current_principal(state: &AppState, principal: &Principal) -> Result<Principa
     let user_id = match principal {
         Principal::Root { .. } => return Ok(principal.clone()),
         Principal::User { user_id, .. } => user_id,
+        // A federated user's session lives as long as the IAM user who asked for it.
+        Principal::FederatedUser { name, user_id, .. } => {
+            state
+                .policies
+                .user(state.store.as_ref(), user_id)?
+                .ok_or_else(invalid)?;
+            return Ok(Principal::FederatedUser {
+                account: state.account_id.clone(),
+                name: name.clone(),
+                user_id: user_id.clone(),
+            });
+        }
         // A role session lives as long as its role: found by the role's unique id, so a
         // deleted role's sessions (and a role re-created under the name) are refused.
         Principal::AssumedRole {
