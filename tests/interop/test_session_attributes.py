@@ -257,3 +257,24 @@ def test_get_federation_token_under_mfa_required():
         assert code == "AccessDenied" and message.startswith(MFA_REQUIRED), message
     finally:
         s.stop()
+
+
+def test_role_last_used(svc):
+    import time
+
+    from conftest import REGION
+
+    iam = svc.root_client("iam")
+    key = user_with_key(svc, "lastuse")
+    iam.create_role(RoleName="used-role", AssumeRolePolicyDocument=trust(
+        f"arn:aws:iam::{ACCOUNT}:user/lastuse", "sts:AssumeRole"))
+    assert "LastUsedDate" not in iam.get_role(RoleName="used-role")["Role"]["RoleLastUsed"]
+    svc.client("sts", *key).assume_role(RoleArn=role_arn("used-role"), RoleSessionName="uu")
+    deadline = time.monotonic() + 5
+    while True:  # recorded off the request path
+        last = iam.get_role(RoleName="used-role")["Role"]["RoleLastUsed"]
+        if "LastUsedDate" in last or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert last["Region"] == REGION, last
+    assert abs(last["LastUsedDate"].timestamp() - time.time()) < 60, last

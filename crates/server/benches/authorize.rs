@@ -146,6 +146,7 @@ fn bench(c: &mut Criterion) {
             attributes: Default::default(),
         }),
         request_mfa: None,
+        region: "us-east-1".into(),
     };
     let facts = RequestFacts {
         source_ip: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),

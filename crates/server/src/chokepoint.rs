@@ -391,6 +391,7 @@ mod tests {
             access_key_id: f.alice.0.clone(),
             session: None,
             request_mfa: None,
+            region: "us-east-1".into(),
         }
     }
 

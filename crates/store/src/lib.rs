@@ -416,7 +416,13 @@ pub struct Role {
     pub max_session_duration: u32,
     /// When the role was last assumed, seconds since the Unix epoch.
     pub last_used: Option<i64>,
+    /// The region that last AssumeRole was signed for.
+    pub last_used_region: Option<String>,
 }
+
+/// Roles' `RoleLastUsed` moves at most this often (seconds): AssumeRole records a use only
+/// when the last recorded one is older, so a burst of AssumeRoles writes once.
+pub const ROLE_USE_GRANULARITY_SECS: i64 = 60;
 
 /// What a policy is attached to or embedded in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1015,6 +1021,11 @@ pub trait Store: Send + Sync {
     /// The role with unique id `role_id` (`AROA…`) with its tags, inline and attached
     /// policies and boundary, in one read transaction; `None` when no role has that id.
     fn role_policies(&self, role_id: &str) -> Result<Option<RolePolicies>, StoreError>;
+    /// Records that role `role_id` was assumed at `now` by a request signed for `region`,
+    /// unless a use less than [`ROLE_USE_GRANULARITY_SECS`] old from the same region is
+    /// recorded. Not an IAM change: it leaves the IAM generation (and so every policy
+    /// cache) alone. A role that no longer exists is not an error.
+    fn record_role_use(&self, role_id: &str, now: i64, region: &str) -> Result<(), StoreError>;
     /// Roles whose path starts with `path_prefix`, ordered by name.
     fn list_roles(&self, path_prefix: &str) -> Result<Vec<Role>, StoreError>;
     /// Changes a role's description and/or maximum session duration (`NotFound(Role)`).

@@ -171,6 +171,9 @@ fn role_xml(x: &mut Xml, account: &str, r: &Role, detail: Option<(Option<&str>, 
             if let Some(at) = r.last_used {
                 x.text("LastUsedDate", &crate::iso8601(at));
             }
+            if let Some(region) = &r.last_used_region {
+                x.text("Region", region);
+            }
         });
     }
 }
@@ -231,6 +234,7 @@ pub(crate) async fn create_role(c: Call) -> Result<Option<String>, ApiError> {
         description: description.unwrap_or_default(),
         max_session_duration: max_session.unwrap_or(DEFAULT_SESSION_DURATION),
         last_used: None,
+        last_used_region: None,
     };
     let (stored, b) = (role.clone(), boundary.clone());
     let written = db(&c.state, move |s| {

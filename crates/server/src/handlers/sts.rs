@@ -158,6 +158,7 @@ pub(crate) async fn assume_role(
             attributes: attributes.clone(),
         },
     )?;
+    record_role_use(state, &role.role.role_id, &caller.region);
     let mut x = Xml::fragment();
     credentials::credentials_xml(&mut x, &creds)?;
     x.elem("AssumedRoleUser", |x| {
@@ -171,6 +172,19 @@ pub(crate) async fn assume_role(
         x.text("SourceIdentity", si);
     }
     Ok(x.finish())
+}
+
+/// Records `RoleLastUsed` off the request path: the credentials do not wait for it, and a
+/// failure to record is logged, never answered.
+fn record_role_use(state: &Arc<AppState>, role_id: &str, region: &str) {
+    let store = Arc::clone(&state.store);
+    let (role_id, region) = (role_id.to_owned(), region.to_owned());
+    let now = state.clock.now().unix_timestamp();
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = store.record_role_use(&role_id, now, &region) {
+            tracing::warn!(role_id, error = %e, "could not record the role's last use");
+        }
+    });
 }
 
 /// GetFederationToken's `Name` (userNameType): 2..32, `[\w+=,.@-]*`.

@@ -48,6 +48,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0003_security_keys.sql"),
     include_str!("../../migrations/0004_groups_and_policies.sql"),
     include_str!("../../migrations/0005_roles.sql"),
+    include_str!("../../migrations/0006_role_last_used_region.sql"),
 ];
 
 /// Connections that serve reads beside the main one (file databases only; WAL lets
@@ -838,6 +839,10 @@ impl Store for SqliteStore {
 
     fn role_policies(&self, role_id: &str) -> Result<Option<crate::RolePolicies>, StoreError> {
         roles::role_policies(self, role_id)
+    }
+
+    fn record_role_use(&self, role_id: &str, now: i64, region: &str) -> Result<(), StoreError> {
+        roles::record_role_use(self, role_id, now, region)
     }
 
     fn list_roles(&self, path_prefix: &str) -> Result<Vec<Role>, StoreError> {

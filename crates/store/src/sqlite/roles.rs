@@ -30,7 +30,8 @@ const ROLE_TAGS: TagTable = TagTable {
 
 /// The columns [`role_row`] reads, from `iam_role r`.
 pub(super) const ROLE_COLUMNS: &str = "r.role_id, r.name, r.path, r.created,
-     r.assume_role_policy, r.description, r.max_session_duration, r.last_used
+     r.assume_role_policy, r.description, r.max_session_duration, r.last_used,
+     r.last_used_region
      FROM iam_role r";
 
 pub(super) fn role_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Role> {
@@ -45,6 +46,27 @@ pub(super) fn role_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Role> {
         // Written from a u32 by this module only.
         max_session_duration: u32::try_from(seconds).unwrap_or(u32::MAX),
         last_used: r.get(7)?,
+        last_used_region: r.get(8)?,
+    })
+}
+
+/// [`crate::Store::record_role_use`].
+pub(super) fn record_role_use(
+    store: &SqliteStore,
+    role_id: &str,
+    now: i64,
+    region: &str,
+) -> Result<(), StoreError> {
+    store.write_login_state(|tx, _| {
+        tx.execute(
+            "UPDATE iam_role SET last_used = ?2, last_used_region = ?3
+             WHERE role_id = ?1
+               AND (last_used IS NULL OR last_used <= ?2 - ?4
+                    OR last_used_region IS NOT ?3)",
+            params![role_id, now, region, crate::ROLE_USE_GRANULARITY_SECS],
+        )
+        .map_err(backend)?;
+        Ok(())
     })
 }
 
@@ -325,6 +347,7 @@ mod tests {
             description: String::new(),
             max_session_duration: 3600,
             last_used: None,
+            last_used_region: None,
         }
     }
 
@@ -355,6 +378,33 @@ mod tests {
     fn counts(s: &SqliteStore, arn: &str) -> (u32, u32) {
         let c = s.policy_use_counts(arn).unwrap();
         (c.attachments, c.boundary_uses)
+    }
+
+    #[test]
+    fn role_use_is_recorded_coarsely_and_is_not_an_iam_change() {
+        let s = store();
+        s.create_role(&role("used"), &[], None, 2).unwrap();
+        let generation = s.iam_generation();
+        s.record_role_use("AROAused", 1_000, "us-east-1").unwrap();
+        let r = s.role("used").unwrap().unwrap();
+        assert_eq!(
+            (r.last_used, r.last_used_region.as_deref()),
+            (Some(1_000), Some("us-east-1"))
+        );
+        // Within the granularity: unchanged; past it, or from another region: moved.
+        s.record_role_use("AROAused", 1_059, "us-east-1").unwrap();
+        assert_eq!(s.role("used").unwrap().unwrap().last_used, Some(1_000));
+        s.record_role_use("AROAused", 1_060, "us-east-1").unwrap();
+        assert_eq!(s.role("used").unwrap().unwrap().last_used, Some(1_060));
+        s.record_role_use("AROAused", 1_061, "eu-west-1").unwrap();
+        let r = s.role("used").unwrap().unwrap();
+        assert_eq!(
+            (r.last_used, r.last_used_region.as_deref()),
+            (Some(1_061), Some("eu-west-1"))
+        );
+        assert_eq!(s.iam_generation(), generation);
+        // A role that is gone is not an error.
+        s.record_role_use("AROAgone", 1_100, "us-east-1").unwrap();
     }
 
     #[test]
