@@ -278,3 +278,31 @@ def test_role_last_used(svc):
         time.sleep(0.05)
     assert last["Region"] == REGION, last
     assert abs(last["LastUsedDate"].timestamp() - time.time()) < 60, last
+
+
+def test_trust_policies_bind_principals_to_their_unique_ids(svc):
+    """policy.md §8.5: a user deleted and created again under the same name is another
+    principal; the role trusts the old one (shown by its unique id), not the new one."""
+    iam = svc.root_client("iam")
+    arn = f"arn:aws:iam::{ACCOUNT}:user/phoenix"
+    key = user_with_key(svc, "phoenix")
+    old_id = iam.get_user(UserName="phoenix")["User"]["UserId"]
+    iam.create_role(RoleName="bound", AssumeRolePolicyDocument=trust(arn, "sts:AssumeRole"))
+    svc.client("sts", *key).assume_role(RoleArn=role_arn("bound"), RoleSessionName="p1")
+    doc = iam.get_role(RoleName="bound")["Role"]["AssumeRolePolicyDocument"]
+    assert doc["Statement"][0]["Principal"]["AWS"] == arn
+
+    iam.delete_access_key(UserName="phoenix", AccessKeyId=key[0])
+    iam.delete_user(UserName="phoenix")
+    doc = iam.get_role(RoleName="bound")["Role"]["AssumeRolePolicyDocument"]
+    assert doc["Statement"][0]["Principal"]["AWS"] == old_id
+
+    reborn = user_with_key(svc, "phoenix")
+    assert iam.get_user(UserName="phoenix")["User"]["UserId"] != old_id
+    with pytest.raises(ClientError) as e:
+        svc.client("sts", *reborn).assume_role(RoleArn=role_arn("bound"), RoleSessionName="p2")
+    assert error_of(e)[0] == "AccessDenied"
+    assert iam.list_roles()["Roles"][0]["AssumeRolePolicyDocument"] is not None
+    # Saving the policy again binds the ARN to the new user.
+    iam.update_assume_role_policy(RoleName="bound", PolicyDocument=trust(arn, "sts:AssumeRole"))
+    svc.client("sts", *reborn).assume_role(RoleArn=role_arn("bound"), RoleSessionName="p3")

@@ -418,6 +418,19 @@ pub struct Role {
     pub last_used: Option<i64>,
     /// The region that last AssumeRole was signed for.
     pub last_used_region: Option<String>,
+    /// The users and roles the trust policy named when it was stored, with their unique ids
+    /// then (policy.md §8.5).
+    pub trust_principals: Vec<PrincipalBinding>,
+}
+
+/// A principal ARN of a trust policy and the unique id of the entity it named when the
+/// policy was stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrincipalBinding {
+    /// The ARN as the policy writes it.
+    pub arn: String,
+    /// `AIDA…` or `AROA…`.
+    pub unique_id: String,
 }
 
 /// Roles' `RoleLastUsed` moves at most this often (seconds): AssumeRole records a use only
@@ -1035,8 +1048,13 @@ pub trait Store: Send + Sync {
         description: Option<&str>,
         max_session_duration: Option<u32>,
     ) -> Result<(), StoreError>;
-    /// Replaces a role's trust policy (`NotFound(Role)`).
-    fn update_assume_role_policy(&self, name: &str, document: &str) -> Result<(), StoreError>;
+    /// Replaces a role's trust policy and its principal bindings (`NotFound(Role)`).
+    fn update_assume_role_policy(
+        &self,
+        name: &str,
+        document: &str,
+        principals: &[PrincipalBinding],
+    ) -> Result<(), StoreError>;
     /// Deletes a role that has no inline or attached policies (`DeleteConflict { Role,
     /// InlinePolicy | AttachedPolicy }`, checked in that order, as AWS's DeleteRole
     /// documents them); its tags and boundary go with it. `NotFound(Role)`.

@@ -26,8 +26,8 @@ use crate::seal::Sealer;
 use crate::{
     AccessKey, Account, AttachedPolicy, Bootstrap, Challenge, Completion, Entity, Group, KeyOwner,
     KeyStatus, KeyUse, KeyUseOutcome, ManagedPolicy, MfaDevice, NewManagedPolicy, PolicyEntities,
-    PolicyTarget, PolicyUsage, PolicyUseCounts, PolicyVersion, Role, SecurityKey, Store,
-    StoreError, StoredSigningKey, Tag, TotpCheck, TotpOutcome, User, UserPolicies,
+    PolicyTarget, PolicyUsage, PolicyUseCounts, PolicyVersion, PrincipalBinding, Role, SecurityKey,
+    Store, StoreError, StoredSigningKey, Tag, TotpCheck, TotpOutcome, User, UserPolicies,
 };
 use group_commit::GroupCommitter;
 
@@ -48,7 +48,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0003_security_keys.sql"),
     include_str!("../../migrations/0004_groups_and_policies.sql"),
     include_str!("../../migrations/0005_roles.sql"),
-    include_str!("../../migrations/0006_role_last_used_region.sql"),
+    include_str!("../../migrations/0006_role_usage_and_trust_ids.sql"),
 ];
 
 /// Connections that serve reads beside the main one (file databases only; WAL lets
@@ -858,8 +858,13 @@ impl Store for SqliteStore {
         roles::update_role(self, name, description, max_session_duration)
     }
 
-    fn update_assume_role_policy(&self, name: &str, document: &str) -> Result<(), StoreError> {
-        roles::update_assume_role_policy(self, name, document)
+    fn update_assume_role_policy(
+        &self,
+        name: &str,
+        document: &str,
+        principals: &[PrincipalBinding],
+    ) -> Result<(), StoreError> {
+        roles::update_assume_role_policy(self, name, document, principals)
     }
 
     fn delete_role(&self, name: &str) -> Result<(), StoreError> {
