@@ -8,11 +8,11 @@
 //! `credential_chain`: `--profile`, the environment's `AWS_ACCESS_KEY_ID`, `AWS_PROFILE`,
 //! `default`), as `tokengate login` reads them.
 
-use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, anyhow, bail};
+use tokengate_bridge::tty::Terminal;
 use tokengate_token::secret::Secret;
 use zeroize::Zeroizing;
 
@@ -306,10 +306,10 @@ fn enroll(
             .context("Base32StringSeed is not text")?,
     );
     let account = serial.split(':').nth(4).unwrap_or("");
-    let uri = Zeroizing::new(tokengate_server::qr::otpauth_uri(name, account, &base32));
+    let uri = Zeroizing::new(tokengate_client::otpauth::uri(name, account, &base32));
     println!("Created {serial}.\n");
     println!("Scan this with an authenticator app (Google Authenticator, Authy, 1Password…):\n");
-    println!("{}", tokengate_server::qr::terminal(&uri)?);
+    println!("{}", tokengate_client::otpauth::terminal_qr(&uri)?);
     println!("or enter the key by hand: {}\n", base32.as_str());
     let (code1, code2) = match (codes, tty) {
         (Some(codes), _) => codes,
@@ -322,17 +322,14 @@ fn enroll(
     Ok(())
 }
 
-fn open_tty() -> anyhow::Result<std::fs::File> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/tty")
+fn open_tty() -> anyhow::Result<Terminal> {
+    Terminal::open()
         .map_err(|e| anyhow!("no terminal to ask for the codes ({e}); pass --code1 and --code2"))
 }
 
-fn ask_two_codes(tty: std::fs::File) -> anyhow::Result<(String, String)> {
-    let mut out = tty.try_clone()?;
-    let mut lines = BufReader::new(tty).lines();
+fn ask_two_codes(tty: Terminal) -> anyhow::Result<(String, String)> {
+    let mut out = tty.output;
+    let mut lines = BufReader::new(tty.input).lines();
     let mut ask = |prompt: &str| -> anyhow::Result<String> {
         write!(out, "{prompt}")?;
         out.flush()?;
