@@ -14,7 +14,7 @@ mod serve;
 
 use clap::{Parser, Subcommand};
 
-/// What `--help` and `tokengate serve` say in a build without the `server` feature.
+/// What `--help` says in a build without the `server` feature.
 #[cfg(not(feature = "server"))]
 const CLIENT_ONLY: &str = "This tokengate is the client alone (built without the `server` \
      feature): `serve` is not included. Run the service from a default build.";
@@ -39,7 +39,9 @@ enum Command {
     /// set up on first start).
     #[cfg(feature = "server")]
     Serve(serve::ServeArgs),
-    /// Not in a client-only build: says so instead of clap's "unrecognized subcommand".
+    // A client-only build keeps the name, hidden, to say why instead of clap's
+    // "unrecognized subcommand".
+    /// Not in this build (the client alone): run the service from a default build.
     #[cfg(not(feature = "server"))]
     #[command(hide = true, disable_help_flag = true)]
     Serve {
@@ -63,7 +65,10 @@ fn main() -> std::process::ExitCode {
         #[cfg(feature = "server")]
         Command::Serve(args) => serve::run(args),
         #[cfg(not(feature = "server"))]
-        Command::Serve { .. } => Err(anyhow::anyhow!("{CLIENT_ONLY}")),
+        Command::Serve { .. } => Err(anyhow::anyhow!(
+            "`serve` is not in this build: it is the client alone (built without the `server` \
+             feature); run the service from a default build"
+        )),
         Command::Login(args) => login::run(args),
         Command::Keys(args) => keys::run(args),
         Command::Mfa(args) => mfa::run(args),

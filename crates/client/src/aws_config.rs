@@ -539,7 +539,8 @@ pub fn home_dir(env: &impl Env) -> Option<PathBuf> {
     home_dir_on(env, cfg!(windows))
 }
 
-fn home_dir_on(env: &impl Env, windows: bool) -> Option<PathBuf> {
+/// [`home_dir`] as on Windows (`windows`) or elsewhere, so both are tested everywhere.
+pub(crate) fn home_dir_on(env: &impl Env, windows: bool) -> Option<PathBuf> {
     env_value(env, "HOME")
         .or_else(|| windows.then(|| env_value(env, "USERPROFILE")).flatten())
         .map(PathBuf::from)

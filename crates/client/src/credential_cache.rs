@@ -34,7 +34,7 @@ use time::format_description::well_known::Rfc3339;
 use tokengate_token::secret::Secret;
 use zeroize::Zeroizing;
 
-use crate::aws_config::{Env, env_value, home_dir};
+use crate::aws_config::{Env, env_value, home_dir_on};
 use crate::sts_client::Reply;
 
 /// Reuse a cached session only while more than this remains (botocore
@@ -326,14 +326,7 @@ impl CredentialCache {
                 .map(PathBuf::from)
                 .filter(|p| p.is_absolute())
         };
-        let base = base.or_else(|| {
-            let home = if windows {
-                home_dir(env)
-            } else {
-                env_value(env, "HOME").map(PathBuf::from)
-            };
-            home.map(|home| home.join(".cache"))
-        })?;
+        let base = base.or_else(|| home_dir_on(env, windows).map(|home| home.join(".cache")))?;
         Some(Self::at(base.join("tokengate")))
     }
 
