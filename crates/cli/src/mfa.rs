@@ -309,7 +309,7 @@ fn enroll(
     let uri = Zeroizing::new(tokengate_client::otpauth::uri(name, account, &base32));
     println!("Created {serial}.\n");
     println!("Scan this with an authenticator app (Google Authenticator, Authy, 1Password…):\n");
-    println!("{}", tokengate_client::otpauth::terminal_qr(&uri)?);
+    println!("{}", terminal_qr(&uri)?);
     println!("or enter the key by hand: {}\n", base32.as_str());
     let (code1, code2) = match (codes, tty) {
         (Some(codes), _) => codes,
@@ -320,6 +320,17 @@ fn enroll(
     println!("Enabled for {user}. In ~/.aws/config, under the user's profile:\n");
     println!("  mfa_serial = {serial}");
     Ok(())
+}
+
+/// The QR code of `text` for a terminal: two modules per character row, light on dark so that
+/// it scans on the usual dark terminal background.
+fn terminal_qr(text: &str) -> Result<String, qrcode::types::QrError> {
+    use qrcode::render::unicode::Dense1x2;
+    Ok(qrcode::QrCode::new(text.as_bytes())?
+        .render::<Dense1x2>()
+        .dark_color(Dense1x2::Light)
+        .light_color(Dense1x2::Dark)
+        .build())
 }
 
 fn open_tty() -> anyhow::Result<Terminal> {
@@ -371,4 +382,16 @@ fn read_seed(path: &PathBuf, format: SeedFormat) -> anyhow::Result<Secret> {
         bail!("the seed in {} is shorter than 80 bits", path.display());
     }
     Ok(Secret::new(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terminal_qr_draws_rows() {
+        let uri = tokengate_client::otpauth::uri("alice", "000000000000", "JBSWY3DPEHPK3PXP");
+        let text = terminal_qr(&uri).unwrap_or_else(|e| panic!("{e}"));
+        assert!(text.lines().count() > 10);
+    }
 }

@@ -1,15 +1,10 @@
 //! A new virtual MFA device shown to the person enrolling it: the `otpauth://` Key URI an
-//! authenticator app reads, and its QR code drawn in the terminal.
+//! authenticator app reads (the binary draws it as a QR code in the terminal).
 //!
 //! The URI is the one the service puts in CreateVirtualMFADevice's `QRCodePNG`
 //! (sts-iam.md §3): `otpauth://totp/NAME@ACCOUNT?secret=…`, with no algorithm, digits or
-//! period parameters, so apps use SHA-1 / 6 digits / 30 s. Drawing it here rather than asking
-//! the service keeps the client free of the server crate (a client-only build, docs/login.md).
-
-use qrcode::QrCode;
-use qrcode::render::unicode::Dense1x2;
-
-pub use qrcode::types::QrError;
+//! period parameters, so apps use SHA-1 / 6 digits / 30 s. Building it here rather than in
+//! the server crate keeps the client free of it (a client-only build, docs/login.md).
 
 /// `otpauth://totp/{name}@{account}?secret={base32}` with the label percent-encoded
 /// (RFC 3986 unreserved characters and `@` kept).
@@ -26,19 +21,7 @@ pub fn uri(device_name: &str, account: &str, base32_seed: &str) -> String {
     format!("otpauth://totp/{encoded}?secret={base32_seed}")
 }
 
-/// The QR code of `text` for a terminal: two modules per character row, light on dark so
-/// that it scans on the usual dark terminal background.
-pub fn terminal_qr(text: &str) -> Result<String, QrError> {
-    let code = QrCode::new(text.as_bytes())?;
-    Ok(code
-        .render::<Dense1x2>()
-        .dark_color(Dense1x2::Light)
-        .light_color(Dense1x2::Dark)
-        .build())
-}
-
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -52,11 +35,5 @@ mod tests {
             uri("a/b+c", "1", "S"),
             "otpauth://totp/a%2Fb%2Bc@1?secret=S"
         );
-    }
-
-    #[test]
-    fn terminal_qr_draws_rows() {
-        let text = terminal_qr(&uri("alice", "000000000000", "JBSWY3DPEHPK3PXP")).unwrap();
-        assert!(text.lines().count() > 10);
     }
 }
