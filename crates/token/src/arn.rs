@@ -167,10 +167,32 @@ pub fn role_arn(account: &str, path: &str, name: &str) -> String {
     format!("arn:aws:iam::{account}:role{path}{name}")
 }
 
+/// Whether an MFA serial number names a security key (`arn:PARTITION:iam::ACCOUNT:u2f/…`,
+/// the form AWS gives U2F/FIDO devices) rather than a virtual or hardware TOTP device
+/// (`…:mfa/…` or a fob's serial). Clients use it to ask for a touch instead of a code.
+pub fn is_security_key_serial(serial: &str) -> bool {
+    serial
+        .split(':')
+        .nth(5)
+        .is_some_and(|resource| resource.starts_with("u2f/"))
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn security_key_serials() {
+        assert!(is_security_key_serial(
+            "arn:aws:iam::000000000000:u2f/user/alice/key-ABC"
+        ));
+        assert!(!is_security_key_serial(
+            "arn:aws:iam::000000000000:mfa/alice"
+        ));
+        assert!(!is_security_key_serial("GAHT12345678"));
+        assert!(!is_security_key_serial("u2f/user/alice"));
+    }
 
     #[test]
     fn account_ids() {

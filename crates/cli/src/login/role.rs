@@ -10,7 +10,7 @@ use tokengate_client::credential_cache::{CacheKey, CredentialCache, Lookup, Sess
 use tokengate_client::credential_chain::{self, Caller, CredentialSource};
 use tokengate_client::role_profile::{self, BaseCredentials, RoleChain, RoleHop};
 use tokengate_client::{AssumedRoleKey, Env, Profile, StaticCredentials, StsClient};
-use tokengate_server::security_keys::is_security_key_serial;
+use tokengate_token::arn::is_security_key_serial;
 use zeroize::Zeroizing;
 
 use super::{LoginArgs, SecondFactor, obtain_session, print_process_json, prompt_code_on_tty};
