@@ -608,3 +608,58 @@ def test_assume_role_by_touch_and_a_trust_policy_that_demands_it(key_svc, sim):
     status, reply = assume_role_with_key(key_svc, tess, "needs-fido2", serial, challenge,
                                          *answer, TokenCode="123456")
     assert status == 400 and text(reply, "Code") == "ValidationError"
+
+
+@pytest.mark.parametrize("where", ["role-profile", "source-profile"])
+def test_tokengate_login_assumes_a_role_by_touch(key_svc, sim, tmp_path, where):
+    """A `role_arn` profile whose factor is a security key, through the AWS CLI's
+    credential_process: with the key's serial on the role profile tokengate calls
+    AssumeRoleWithSecurityKey; on the source profile, aws-vault's pattern (a touch for
+    GetSessionTokenWithSecurityKey, then AssumeRole carrying it). Either way the role's trust
+    policy sees tokengate:MfaMethod = fido2."""
+    user = f"role-toucher-{where}"
+    keys = new_user(key_svc, user)
+    root = key_svc.root_client("iam")
+    role = f"touch-admin-{where}"
+    root.create_role(
+        RoleName=role,
+        AssumeRolePolicyDocument=json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:user/{user}"},
+                "Action": "sts:AssumeRole",
+                "Condition": {"StringEquals": {"tokengate:MfaMethod": "fido2"}},
+            }],
+        }),
+    )
+    _, _, serial = register_fido2(key_svc, sim, user, "cli-key")
+    address = "udp:%s:%d" % sim[0]
+    on_role = f"mfa_serial = {serial}\n" if where == "role-profile" else ""
+    on_base = f"mfa_serial = {serial}\n" if where == "source-profile" else ""
+    home = AwsHome(tmp_path)
+    home.write(
+        f"[profile via]\n"
+        f"credential_process = {os.environ['TOKENGATE_BIN']} login --profile admin "
+        f"--device {address}\n"
+        f"endpoint_url = {key_svc.url}\nregion = us-east-1\n\n"
+        f"[profile admin]\nrole_arn = arn:aws:iam::{ACCOUNT}:role/{role}\n"
+        f"source_profile = base\nrole_session_name = touched\n{on_role}"
+        f"endpoint_url = {key_svc.url}\nregion = us-east-1\n\n"
+        f"[profile base]\n{on_base}endpoint_url = {key_svc.url}\nregion = us-east-1\n",
+        f"[base]\naws_access_key_id = {keys[0]}\naws_secret_access_key = {keys[1]}\n",
+    )
+    out = home.aws("sts", "get-caller-identity", "--profile", "via")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["Arn"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/{role}/touched"
+    cached = [f for f in home.cache_files()]
+    tokens = []
+    for path in cached:
+        with open(path) as f:
+            tokens.append(jwt.decode(json.load(f)["SessionToken"],
+                                     options={"verify_signature": False}))
+    role_claims = [c for c in tokens if c["principal"]["type"] == "assumed_role"]
+    assert role_claims and role_claims[0]["mfa"]["method"] == "fido2"
+    assert role_claims[0]["mfa"]["device"] == serial
+    # The aws-vault pattern caches the MFA session of the source profile too.
+    assert len(tokens) == (2 if where == "source-profile" else 1), tokens
