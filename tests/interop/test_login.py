@@ -323,7 +323,9 @@ def test_login_role_profile_errors(logged_svc, tmp_path):
         f"[profile b]\nrole_arn = arn:aws:iam::{ACCOUNT}:role/y\nsource_profile = a\n"
         f"[profile both]\nrole_arn = arn:aws:iam::{ACCOUNT}:role/x\nsource_profile = b\n"
         "credential_source = Environment\n"
-        f"[profile key]\nrole_arn = arn:aws:iam::{ACCOUNT}:role/x\nsource_profile = k\n"
+        f"[profile first]\nrole_arn = arn:aws:iam::{ACCOUNT}:role/x\nsource_profile = k\n"
+        f"endpoint_url = {svc.url}\n"
+        f"[profile key]\nrole_arn = arn:aws:iam::{ACCOUNT}:role/z\nsource_profile = first\n"
         f"mfa_serial = arn:aws:iam::{ACCOUNT}:u2f/user/k/fidosecuritykey-ABC\n"
         f"endpoint_url = {svc.url}\n",
         "[k]\naws_access_key_id = AKIAEXAMPLE\naws_secret_access_key = s\n",
@@ -344,9 +346,13 @@ def test_login_role_profile_errors(logged_svc, tmp_path):
             in out.stderr), out.stderr
     out = login("both")
     assert 'The profile "both" contains both source_profile and credential_source.' in out.stderr
+    # A touch for a hop signed with a role session: refused before anything is sent (a
+    # security-key challenge needs long-term keys), with the way out.
     out = login("key")
     assert out.returncode != 0
-    assert "AssumeRole by security key is not supported yet" in out.stderr, out.stderr
+    assert ("is a security key, but this AssumeRole is signed with session credentials"
+            in out.stderr), out.stderr
+    assert "Put the key's serial on the profile that holds the long-term keys" in out.stderr
 
 
 def test_botocores_own_assume_role_provider(logged_svc, tmp_path, monkeypatch):
