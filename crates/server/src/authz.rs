@@ -16,6 +16,9 @@
 //!   they exempt it from their Deny and never allow it) but an explicit Deny refuses it.
 //!   tokengate's security-key login actions are authorized *as* `sts:GetSessionToken`
 //!   ([`crate::registry`]), so that policies written for AWS treat both logins alike.
+//! - While the account password policy has `AllowUsersToChangePassword`, an IAM user's
+//!   `iam:ChangePassword` on their own user and `iam:GetAccountPasswordPolicy` need no
+//!   Allow (portal.md §3.1); an explicit Deny still refuses them.
 //! - Everything else by an IAM user is evaluated against the user's identity policies
 //!   (inline, attached, and its groups'), bounded by its permissions boundary; by a role
 //!   session against its role's policies and boundary and the session policies.
@@ -195,7 +198,11 @@ pub fn authorize(
     let evaluation = evaluate(&set, &request);
     let allowed = match evaluation.decision {
         Decision::Allowed => true,
-        Decision::ImplicitDeny => login,
+        // AllowUsersToChangePassword grants what IAMUserChangePassword would
+        // (crate::passwords::allowed_by_password_policy).
+        Decision::ImplicitDeny => {
+            login || crate::passwords::allowed_by_password_policy(state, caller, &action, resource)?
+        }
         Decision::ExplicitDeny => false,
     };
     tracing::debug!(

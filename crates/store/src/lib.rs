@@ -1092,8 +1092,11 @@ pub trait Store: Send + Sync {
     /// Changes a login profile (`NotFound(User)`, `NotFound(LoginProfile)`, and
     /// `Changed(LoginProfile)` when `password.expected` is no longer the current hash). A
     /// new password joins the history (the latest [`MAX_PASSWORD_HISTORY`] are kept).
-    fn update_login_profile(&self, user: &str, update: &LoginProfileUpdate)
-    -> Result<(), StoreError>;
+    fn update_login_profile(
+        &self,
+        user: &str,
+        update: &LoginProfileUpdate,
+    ) -> Result<(), StoreError>;
     /// Deletes a user's login profile (`NotFound(User)`, `NotFound(LoginProfile)`); the
     /// password history stays with the user.
     fn delete_login_profile(&self, user: &str) -> Result<(), StoreError>;

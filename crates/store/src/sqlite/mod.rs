@@ -25,14 +25,14 @@ use tokengate_verifier::totp::{LockoutPolicy, TotpState};
 
 use crate::seal::Sealer;
 use crate::{
-    CredentialInventory, KeyLastUsed, LoginProfile, LoginProfileUpdate, NewPassword,
-    PasswordPolicy, PasswordUse, StoredReport,
-};
-use crate::{
     AccessKey, Account, AttachedPolicy, Bootstrap, Challenge, Completion, Entity, Group, KeyOwner,
     KeyStatus, KeyUse, KeyUseOutcome, ManagedPolicy, MfaDevice, NewManagedPolicy, PolicyEntities,
     PolicyTarget, PolicyUsage, PolicyUseCounts, PolicyVersion, Role, SecurityKey, Store,
     StoreError, StoredSigningKey, Tag, TotpCheck, TotpOutcome, User, UserPolicies,
+};
+use crate::{
+    CredentialInventory, KeyLastUsed, LoginProfile, LoginProfileUpdate, NewPassword,
+    PasswordPolicy, PasswordUse, StoredReport,
 };
 use group_commit::GroupCommitter;
 

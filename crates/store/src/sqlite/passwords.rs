@@ -294,8 +294,8 @@ mod tests {
     use crate::sqlite::SqliteStore;
     use crate::sqlite::fixtures::*;
     use crate::{
-        Entity, LoginProfileUpdate, MAX_PASSWORD_HISTORY, NewPassword, PasswordPolicy,
-        PasswordUse, Store, StoreError,
+        Entity, LoginProfileUpdate, MAX_PASSWORD_HISTORY, NewPassword, PasswordPolicy, PasswordUse,
+        Store, StoreError,
     };
 
     fn pw(hash: &str, at: i64) -> NewPassword {
@@ -438,19 +438,31 @@ mod tests {
         s.record_password_use(&used("old-params", 1000, Some("new-params")))
             .unwrap();
         let p = s.login_profile("bob").unwrap().unwrap();
-        assert_eq!((p.password_hash.as_str(), p.last_used), ("new-params", Some(1000)));
+        assert_eq!(
+            (p.password_hash.as_str(), p.last_used),
+            ("new-params", Some(1000))
+        );
         assert_eq!(s.password_history("bob", 1).unwrap(), vec!["new-params"]);
         // Within 5 minutes: not written again.
         s.record_password_use(&used("new-params", 1299, None))
             .unwrap();
-        assert_eq!(s.login_profile("bob").unwrap().unwrap().last_used, Some(1000));
+        assert_eq!(
+            s.login_profile("bob").unwrap().unwrap().last_used,
+            Some(1000)
+        );
         s.record_password_use(&used("new-params", 1300, None))
             .unwrap();
-        assert_eq!(s.login_profile("bob").unwrap().unwrap().last_used, Some(1300));
+        assert_eq!(
+            s.login_profile("bob").unwrap().unwrap().last_used,
+            Some(1300)
+        );
         // A stale verification writes nothing.
         s.record_password_use(&used("old-params", 5000, Some("other")))
             .unwrap();
         let p = s.login_profile("bob").unwrap().unwrap();
-        assert_eq!((p.password_hash.as_str(), p.last_used), ("new-params", Some(1300)));
+        assert_eq!(
+            (p.password_hash.as_str(), p.last_used),
+            ("new-params", Some(1300))
+        );
     }
 }

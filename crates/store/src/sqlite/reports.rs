@@ -56,12 +56,16 @@ fn entry<'a>(map: &'a mut ByOwner, owner: &str) -> &'a mut PrincipalCredentials 
 pub(super) fn credential_inventory(store: &SqliteStore) -> Result<CredentialInventory, StoreError> {
     store.read_tx(|tx| {
         let account = tx
-            .query_row("SELECT account_id, created FROM account WHERE id = 1", [], |r| {
-                Ok(crate::Account {
-                    account_id: r.get(0)?,
-                    created: r.get(1)?,
-                })
-            })
+            .query_row(
+                "SELECT account_id, created FROM account WHERE id = 1",
+                [],
+                |r| {
+                    Ok(crate::Account {
+                        account_id: r.get(0)?,
+                        created: r.get(1)?,
+                    })
+                },
+            )
             .optional()
             .map_err(backend)?
             .ok_or(StoreError::NotFound(Entity::Account))?;
@@ -191,9 +195,7 @@ mod tests {
 
     use crate::sqlite::SqliteStore;
     use crate::sqlite::fixtures::*;
-    use crate::{
-        CeremonyKind, KeyLastUsed, KeyOwner, KeyStatus, NewPassword, Store, StoredReport,
-    };
+    use crate::{CeremonyKind, KeyLastUsed, KeyOwner, KeyStatus, NewPassword, Store, StoredReport};
 
     #[test]
     fn one_report_is_kept() {
@@ -207,7 +209,10 @@ mod tests {
             .unwrap();
         }
         let stored = s.credential_report().unwrap().unwrap();
-        assert_eq!((stored.generated, stored.content), (20, b"report 20".to_vec()));
+        assert_eq!(
+            (stored.generated, stored.content),
+            (20, b"report 20".to_vec())
+        );
     }
 
     #[test]
@@ -252,8 +257,11 @@ mod tests {
         .unwrap();
         let bob = KeyOwner::User("bob".into());
         let serial = "arn:aws:iam::000000000000:u2f/user/bob/yubikey-X";
-        s.create_challenge(&challenge("c1", CeremonyKind::Register, bob.clone(), serial), 4)
-            .unwrap();
+        s.create_challenge(
+            &challenge("c1", CeremonyKind::Register, bob.clone(), serial),
+            4,
+        )
+        .unwrap();
         s.enable_security_key("c1", 150, &security_key(serial, bob, b"cred"), 8)
             .unwrap();
         // The last-used hook: a newer use replaces an older one, never the reverse.
@@ -276,7 +284,11 @@ mod tests {
         assert_eq!(inventory.root.keys[0].access_key_id, "AKIAROOT");
         assert!(inventory.root.login_profile.is_none());
         assert_eq!(inventory.root.mfa_devices, 0);
-        let names: Vec<&str> = inventory.users.iter().map(|(u, _)| u.name.as_str()).collect();
+        let names: Vec<&str> = inventory
+            .users
+            .iter()
+            .map(|(u, _)| u.name.as_str())
+            .collect();
         assert_eq!(names, ["alice", "bob", "carol"]);
         let a = &inventory.users[0].1;
         assert_eq!(a.mfa_devices, 1);
