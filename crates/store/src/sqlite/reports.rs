@@ -71,11 +71,13 @@ pub(super) fn credential_inventory(store: &SqliteStore) -> Result<CredentialInve
             .ok_or(StoreError::NotFound(Entity::Account))?;
         let mut by_owner = ByOwner::new();
 
+        // Keys in creation order (two made in one second: in insertion order), so that
+        // access_key_1 is the older one.
         let mut stmt = tx
             .prepare(
                 "SELECT coalesce(owner_user_id, 'root'), access_key_id, status, created,
                         last_used_at, last_used_service, last_used_region
-                 FROM access_key ORDER BY created, access_key_id",
+                 FROM access_key ORDER BY created, rowid",
             )
             .map_err(backend)?;
         let keys = stmt
