@@ -26,6 +26,8 @@ pub struct Caller {
     /// A second factor verified with this very request (AssumeRole's `SerialNumber` and
     /// `TokenCode`, checked by the chokepoint before authorization).
     pub request_mfa: Option<MfaContext>,
+    /// The region the request was signed for (its credential scope).
+    pub region: String,
 }
 
 impl Caller {
@@ -80,6 +82,7 @@ pub async fn authenticate(
                 access_key_id: access_key_id.clone(),
                 session: Some(claims),
                 request_mfa: None,
+                region: String::new(),
             };
             (caller, secret)
         }
@@ -97,6 +100,10 @@ pub async fn authenticate(
         None => return Err(ApiError::unknown_key()),
     };
     sigv4::verify_signature(req, &auth, secret.expose())?;
+    let caller = Caller {
+        region: auth.scope.region,
+        ..caller
+    };
     Ok((caller, auth.scope.service))
 }
 
@@ -114,6 +121,18 @@ fn current_principal(state: &AppState, principal: &Principal) -> Result<Principa
     let user_id = match principal {
         Principal::Root { .. } => return Ok(principal.clone()),
         Principal::User { user_id, .. } => user_id,
+        // A federated user's session lives as long as the IAM user who asked for it.
+        Principal::FederatedUser { name, user_id, .. } => {
+            state
+                .policies
+                .user(state.store.as_ref(), user_id)?
+                .ok_or_else(invalid)?;
+            return Ok(Principal::FederatedUser {
+                account: state.account_id.clone(),
+                name: name.clone(),
+                user_id: user_id.clone(),
+            });
+        }
         // A role session lives as long as its role: found by the role's unique id, so a
         // deleted role's sessions (and a role re-created under the name) are refused.
         Principal::AssumedRole {
@@ -179,6 +198,7 @@ async fn long_term(
             access_key_id: key.access_key_id,
             session: None,
             request_mfa: None,
+            region: String::new(),
         },
         key.secret,
     ))

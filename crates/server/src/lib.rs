@@ -21,7 +21,7 @@
 //!
 //! Module floors, top down: `chokepoint` → `registry` and `authz` → `handlers::*` (families
 //! that never import each other) → what they share (`action`, `common`, `mfa`,
-//! `credentials`, `relying_party`, `params`, `xml`, `qr`) → `auth`, `state`, `config`,
+//! `credentials`, `relying_party`, `touch`, `trust`, `params`, `xml`, `qr`) → `auth`, `state`, `config`,
 //! `error`.
 //!
 //! This crate knows nothing of USB or the terminal; it persists through
@@ -46,6 +46,8 @@ pub mod qr;
 pub mod registry;
 pub mod relying_party;
 pub mod state;
+pub mod touch;
+pub mod trust;
 pub mod xml;
 
 use std::future::Future;

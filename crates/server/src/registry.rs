@@ -253,6 +253,13 @@ pub static ACTIONS: &[ActionSpec] = &[
     // The resource is the role (RoleArn); its trust policy is the resource policy.
     sts("AssumeRole", Sts, Write, Custom(sts::role_arn_resource),
         run!(sts::assume_role)),
+    // AssumeRole with a security-key touch as its second factor (docs/security-keys.md),
+    // authorized as sts:AssumeRole.
+    sts("AssumeRoleWithSecurityKey", Sts, Write, Custom(sts::role_arn_resource),
+        run!(sts::assume_role)),
+    // The resource is the calling user (policy.md §5.2).
+    sts("GetFederationToken", Sts, Read, Custom(sts::caller_resource),
+        run!(sts::get_federation_token)),
     // Console passwords: the account policy has no resource (`*`); login profiles are the
     // user's; ChangePassword is always the caller's own user.
     iam("UpdateAccountPasswordPolicy", Passwords, Write, Any,
@@ -295,6 +302,8 @@ const AUTHORIZED_AS: &[(Api, &str, &str)] = &[
         "GetSessionTokenWithSecurityKey",
         "GetSessionToken",
     ),
+    // An AssumeRole whose second factor is a touch.
+    (Api::Sts, "AssumeRoleWithSecurityKey", "AssumeRole"),
 ];
 
 /// The IAM actions whose request context carries action-specific condition keys

@@ -436,7 +436,26 @@ pub struct Role {
     pub max_session_duration: u32,
     /// When the role was last assumed, seconds since the Unix epoch.
     pub last_used: Option<i64>,
+    /// The region that last AssumeRole was signed for.
+    pub last_used_region: Option<String>,
+    /// The users and roles the trust policy named when it was stored, with their unique ids
+    /// then (policy.md §8.5).
+    pub trust_principals: Vec<PrincipalBinding>,
 }
+
+/// A principal ARN of a trust policy and the unique id of the entity it named when the
+/// policy was stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrincipalBinding {
+    /// The ARN as the policy writes it.
+    pub arn: String,
+    /// `AIDA…` or `AROA…`.
+    pub unique_id: String,
+}
+
+/// Roles' `RoleLastUsed` moves at most this often (seconds): AssumeRole records a use only
+/// when the last recorded one is older, so a burst of AssumeRoles writes once.
+pub const ROLE_USE_GRANULARITY_SECS: i64 = 60;
 
 /// What a policy is attached to or embedded in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1035,6 +1054,11 @@ pub trait Store: Send + Sync {
     /// The role with unique id `role_id` (`AROA…`) with its tags, inline and attached
     /// policies and boundary, in one read transaction; `None` when no role has that id.
     fn role_policies(&self, role_id: &str) -> Result<Option<RolePolicies>, StoreError>;
+    /// Records that role `role_id` was assumed at `now` by a request signed for `region`,
+    /// unless a use less than [`ROLE_USE_GRANULARITY_SECS`] old from the same region is
+    /// recorded. Not an IAM change: it leaves the IAM generation (and so every policy
+    /// cache) alone. A role that no longer exists is not an error.
+    fn record_role_use(&self, role_id: &str, now: i64, region: &str) -> Result<(), StoreError>;
     /// Roles whose path starts with `path_prefix`, ordered by name.
     fn list_roles(&self, path_prefix: &str) -> Result<Vec<Role>, StoreError>;
     /// Changes a role's description and/or maximum session duration (`NotFound(Role)`).
@@ -1044,8 +1068,13 @@ pub trait Store: Send + Sync {
         description: Option<&str>,
         max_session_duration: Option<u32>,
     ) -> Result<(), StoreError>;
-    /// Replaces a role's trust policy (`NotFound(Role)`).
-    fn update_assume_role_policy(&self, name: &str, document: &str) -> Result<(), StoreError>;
+    /// Replaces a role's trust policy and its principal bindings (`NotFound(Role)`).
+    fn update_assume_role_policy(
+        &self,
+        name: &str,
+        document: &str,
+        principals: &[PrincipalBinding],
+    ) -> Result<(), StoreError>;
     /// Deletes a role that has no inline or attached policies (`DeleteConflict { Role,
     /// InlinePolicy | AttachedPolicy }`, checked in that order, as AWS's DeleteRole
     /// documents them); its tags and boundary go with it. `NotFound(Role)`.

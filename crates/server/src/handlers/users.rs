@@ -77,7 +77,9 @@ fn owner_of(caller: &Caller, user_name: Option<String>) -> Result<KeyOwner, ApiE
         (Some(name), _) => Ok(KeyOwner::User(name)),
         (None, Principal::Root { .. }) => Ok(KeyOwner::Root),
         (None, Principal::User { name, .. }) => Ok(KeyOwner::User(name.clone())),
-        (None, Principal::AssumedRole { .. }) => Err(crate::common::not_a_user()),
+        (None, Principal::AssumedRole { .. } | Principal::FederatedUser { .. }) => {
+            Err(crate::common::not_a_user())
+        }
     }
 }
 

@@ -27,8 +27,8 @@ use crate::seal::Sealer;
 use crate::{
     AccessKey, Account, AttachedPolicy, Bootstrap, Challenge, Completion, Entity, Group, KeyOwner,
     KeyStatus, KeyUse, KeyUseOutcome, ManagedPolicy, MfaDevice, NewManagedPolicy, PolicyEntities,
-    PolicyTarget, PolicyUsage, PolicyUseCounts, PolicyVersion, Role, SecurityKey, Store,
-    StoreError, StoredSigningKey, Tag, TotpCheck, TotpOutcome, User, UserPolicies,
+    PolicyTarget, PolicyUsage, PolicyUseCounts, PolicyVersion, PrincipalBinding, Role, SecurityKey,
+    Store, StoreError, StoredSigningKey, Tag, TotpCheck, TotpOutcome, User, UserPolicies,
 };
 use crate::{
     CredentialInventory, KeyLastUsed, LoginProfile, LoginProfileUpdate, NewPassword,
@@ -55,7 +55,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0003_security_keys.sql"),
     include_str!("../../migrations/0004_groups_and_policies.sql"),
     include_str!("../../migrations/0005_roles.sql"),
-    include_str!("../../migrations/0006_passwords_and_reports.sql"),
+    include_str!("../../migrations/0006_role_usage_and_trust_ids.sql"),
+    include_str!("../../migrations/0007_passwords_and_reports.sql"),
 ];
 
 /// Connections that serve reads beside the main one (file databases only; WAL lets
@@ -848,6 +849,10 @@ impl Store for SqliteStore {
         roles::role_policies(self, role_id)
     }
 
+    fn record_role_use(&self, role_id: &str, now: i64, region: &str) -> Result<(), StoreError> {
+        roles::record_role_use(self, role_id, now, region)
+    }
+
     fn list_roles(&self, path_prefix: &str) -> Result<Vec<Role>, StoreError> {
         roles::list_roles(self, path_prefix)
     }
@@ -861,8 +866,13 @@ impl Store for SqliteStore {
         roles::update_role(self, name, description, max_session_duration)
     }
 
-    fn update_assume_role_policy(&self, name: &str, document: &str) -> Result<(), StoreError> {
-        roles::update_assume_role_policy(self, name, document)
+    fn update_assume_role_policy(
+        &self,
+        name: &str,
+        document: &str,
+        principals: &[PrincipalBinding],
+    ) -> Result<(), StoreError> {
+        roles::update_assume_role_policy(self, name, document, principals)
     }
 
     fn delete_role(&self, name: &str) -> Result<(), StoreError> {
