@@ -81,11 +81,16 @@ pub enum Family {
     Simulator,
     /// STS: identity and session credentials ([`crate::handlers::sts`]).
     Sts,
+    /// Console passwords: the account password policy, login profiles, ChangePassword
+    /// ([`crate::handlers::passwords`]).
+    Passwords,
+    /// Account reports: the credential report ([`crate::handlers::reports`]).
+    Reports,
 }
 
 impl Family {
     /// Every family.
-    pub const ALL: [Family; 8] = [
+    pub const ALL: [Family; 10] = [
         Family::UsersAndKeys,
         Family::MfaDevices,
         Family::SecurityKeys,
@@ -94,6 +99,8 @@ impl Family {
         Family::Policies,
         Family::Simulator,
         Family::Sts,
+        Family::Passwords,
+        Family::Reports,
     ];
 
     /// The name of the family's module under `src/handlers/`.
@@ -107,6 +114,8 @@ impl Family {
             Family::Policies => "policies",
             Family::Simulator => "simulator",
             Family::Sts => "sts",
+            Family::Passwords => "passwords",
+            Family::Reports => "reports",
         }
     }
 }

@@ -16,6 +16,9 @@
 //!   they exempt it from their Deny and never allow it) but an explicit Deny refuses it.
 //!   tokengate's security-key login actions are authorized *as* `sts:GetSessionToken`
 //!   ([`crate::registry`]), so that policies written for AWS treat both logins alike.
+//! - While the account password policy has `AllowUsersToChangePassword`, an IAM user's
+//!   `iam:ChangePassword` on their own user and `iam:GetAccountPasswordPolicy` need no
+//!   Allow (portal.md §3.1); an explicit Deny still refuses them.
 //! - Everything else by an IAM user is evaluated against the user's identity policies
 //!   (inline, attached, and its groups'), bounded by its permissions boundary; by a role
 //!   session against its role's policies and boundary and the session policies.
@@ -198,7 +201,12 @@ pub fn authorize(
         session: session.as_deref(),
         resource: target.as_ref().map(|r| &r.trust),
     };
-    decide(&set, &request, login)?;
+    // An implicit deny allows GetSessionToken, and — while the account password policy has
+    // AllowUsersToChangePassword — a user's own ChangePassword and GetAccountPasswordPolicy
+    // (crate::passwords::allowed_by_password_policy: what IAMUserChangePassword grants).
+    let implicit_allows =
+        login || crate::passwords::allowed_by_password_policy(state, caller, &action, resource)?;
+    decide(&set, &request, implicit_allows)?;
     // Passing (or inheriting) session tags and setting (or carrying on) a source identity
     // are authorized as their own actions, by the same policies (policy.md §5.1).
     let mut extra = Vec::new();

@@ -40,6 +40,7 @@ pub mod error;
 pub mod handlers;
 pub mod mfa;
 pub mod params;
+pub mod passwords;
 pub mod principals;
 pub mod qr;
 pub mod registry;

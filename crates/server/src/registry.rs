@@ -12,9 +12,11 @@ pub use crate::action::{
     ResourceSpec,
 };
 use crate::handlers::{groups, mfa_devices, policies, roles, security_keys, simulator, sts, users};
+use crate::handlers::{passwords, reports};
 
 use AccessLevel::{List, PermissionsManagement, Read, Tagging, Write};
 use Family::{Groups, MfaDevices, Policies, Roles, SecurityKeys, Simulator, Sts, UsersAndKeys};
+use Family::{Passwords, Reports};
 use ResourceSpec::{Any, Custom, Group, Mfa, Policy, Role, User, VirtualMfaName};
 
 /// A handler of the form `async fn(&Arc<AppState>, &Caller, &Params) -> Result<R, ApiError>`
@@ -258,6 +260,29 @@ pub static ACTIONS: &[ActionSpec] = &[
     // The resource is the calling user (policy.md §5.2).
     sts("GetFederationToken", Sts, Read, Custom(sts::caller_resource),
         run!(sts::get_federation_token)),
+    // Console passwords: the account policy has no resource (`*`); login profiles are the
+    // user's; ChangePassword is always the caller's own user.
+    iam("UpdateAccountPasswordPolicy", Passwords, Write, Any,
+        run!(passwords::update_account_password_policy)),
+    iam("GetAccountPasswordPolicy", Passwords, Read, Any,
+        run!(passwords::get_account_password_policy)),
+    iam("DeleteAccountPasswordPolicy", Passwords, Write, Any,
+        run!(passwords::delete_account_password_policy)),
+    iam("CreateLoginProfile", Passwords, Write, USER_NAME,
+        run!(passwords::create_login_profile)),
+    iam("GetLoginProfile", Passwords, Read, USER_NAME,
+        run!(passwords::get_login_profile)),
+    iam("UpdateLoginProfile", Passwords, Write, USER_NAME,
+        run!(passwords::update_login_profile)),
+    iam("DeleteLoginProfile", Passwords, Write, USER_NAME,
+        run!(passwords::delete_login_profile)),
+    iam("ChangePassword", Passwords, Write, Custom(passwords::own_user_resource),
+        run!(passwords::change_password)),
+    // Reports (resource `*`).
+    iam("GenerateCredentialReport", Reports, Read, Any,
+        run!(reports::generate_credential_report)),
+    iam("GetCredentialReport", Reports, Read, Any,
+        run!(reports::get_credential_report)),
 ];
 
 /// tokengate's own actions that are a way of doing an AWS action, and are authorized as it:

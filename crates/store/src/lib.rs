@@ -13,9 +13,16 @@
 //! The trait is synchronous: the SQLite implementation is, and the server calls it from
 //! blocking tasks.
 
+mod hygiene;
 pub mod master_key;
 pub mod seal;
 mod sqlite;
+
+pub use hygiene::{
+    CredentialInventory, KeyLastUsed, KeySummary, LoginProfile, LoginProfileUpdate,
+    MAX_PASSWORD_HISTORY, NewPassword, PasswordPolicy, PasswordUse, PrincipalCredentials,
+    StoredReport,
+};
 
 pub use sqlite::SqliteStore;
 use tokengate_token::Secret;
@@ -52,6 +59,10 @@ pub enum StoreError {
          data dir?)"
     )]
     Busy(String),
+    /// The entity changed since the caller read it: a compare-and-set lost a race (e.g.
+    /// two password changes at once). Trying again may succeed.
+    #[error("{0} changed meanwhile")]
+    Changed(Entity),
     /// The backend failed (I/O, corruption, a bug).
     #[error("store backend error: {0}")]
     Backend(String),
@@ -91,6 +102,12 @@ pub enum Entity {
     Tag,
     /// A user's permissions boundary.
     PermissionsBoundary,
+    /// A user's login profile (console password).
+    LoginProfile,
+    /// The account password policy.
+    PasswordPolicy,
+    /// The stored credential report.
+    CredentialReport,
 }
 
 impl std::fmt::Display for Entity {
@@ -111,6 +128,9 @@ impl std::fmt::Display for Entity {
             Self::GroupMembership => "group membership",
             Self::Tag => "tag",
             Self::PermissionsBoundary => "permissions boundary",
+            Self::LoginProfile => "login profile",
+            Self::PasswordPolicy => "password policy",
+            Self::CredentialReport => "credential report",
         })
     }
 }
@@ -1074,6 +1094,57 @@ pub trait Store: Send + Sync {
     ) -> Result<(), StoreError>;
     /// A role's permissions boundary ARN (`NotFound(Role)`).
     fn role_permissions_boundary(&self, role: &str) -> Result<Option<String>, StoreError>;
+
+    // Account hygiene (issue 12): password policy, login profiles, credential report.
+
+    /// The account password policy, if one is set.
+    fn password_policy(&self) -> Result<Option<PasswordPolicy>, StoreError>;
+    /// Sets (replaces whole) the account password policy.
+    fn set_password_policy(&self, policy: &PasswordPolicy) -> Result<(), StoreError>;
+    /// Deletes the account password policy (`NotFound(PasswordPolicy)` when none is set).
+    fn delete_password_policy(&self) -> Result<(), StoreError>;
+    /// Creates a user's login profile (`NotFound(User)`, `AlreadyExists(LoginProfile)`);
+    /// its hash joins the user's password history.
+    fn create_login_profile(
+        &self,
+        user: &str,
+        password: &NewPassword,
+        reset_required: bool,
+        max_session_duration: Option<u32>,
+    ) -> Result<LoginProfile, StoreError>;
+    /// A user's login profile (`None` when the user has none; `NotFound(User)` when there
+    /// is no such user).
+    fn login_profile(&self, user: &str) -> Result<Option<LoginProfile>, StoreError>;
+    /// The hashes of a user's latest `n` passwords, the current one included, newest
+    /// first (`NotFound(User)`).
+    fn password_history(&self, user: &str, n: usize) -> Result<Vec<String>, StoreError>;
+    /// Changes a login profile (`NotFound(User)`, `NotFound(LoginProfile)`, and
+    /// `Changed(LoginProfile)` when `password.expected` is no longer the current hash). A
+    /// new password joins the history (the latest [`MAX_PASSWORD_HISTORY`] are kept).
+    fn update_login_profile(
+        &self,
+        user: &str,
+        update: &LoginProfileUpdate,
+    ) -> Result<(), StoreError>;
+    /// Deletes a user's login profile (`NotFound(User)`, `NotFound(LoginProfile)`); the
+    /// password history stays with the user.
+    fn delete_login_profile(&self, user: &str) -> Result<(), StoreError>;
+    /// Records a verified sign-in: `last_used` (at most once per granularity) and the
+    /// rehash, each only while the verified hash is still current. Login-path state: it
+    /// does not invalidate authorization caches.
+    fn record_password_use(&self, password_use: &PasswordUse) -> Result<(), StoreError>;
+    /// The stored credential report, if one was generated.
+    fn credential_report(&self) -> Result<Option<StoredReport>, StoreError>;
+    /// Stores the credential report, replacing the previous one (AWS keeps one).
+    fn put_credential_report(&self, report: &StoredReport) -> Result<(), StoreError>;
+    /// The root's and every user's credentials, in one snapshot, for the credential report.
+    fn credential_inventory(&self) -> Result<CredentialInventory, StoreError>;
+    /// **The last-used hook** (issue 12, point 2): records the latest use of access keys,
+    /// one row each, in one transaction; a use older than the one stored is ignored, and an
+    /// unknown key is skipped. The credential report and GetAccessKeyLastUsed read it. The
+    /// caller batches (AWS records at most one use per key per 15 minutes).
+    fn record_access_key_last_used(&self, uses: &[(String, KeyLastUsed)])
+    -> Result<(), StoreError>;
 }
 
 /// [`Store::check_totp_then`] from the read, the verification and the two writes.

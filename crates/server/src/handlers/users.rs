@@ -234,6 +234,7 @@ pub(crate) async fn delete_user(
                 }
                 Entity::InlinePolicy => "Cannot delete entity, must delete policies first.",
                 Entity::AttachedPolicy => "Cannot delete entity, must detach all policies first.",
+                Entity::LoginProfile => "Cannot delete entity, must delete login profile first.",
                 _ => "Cannot delete entity, must remove user from all groups first.",
             }))
         }

@@ -7,7 +7,8 @@
 //!
 //! This module owns the connections, the migrations, the `write()` path and the read
 //! cache; each entity family keeps its SQL in its own module ([`accounts`], [`users`],
-//! [`mfa`], [`security_keys`], [`iam`], [`roles`]), and the login-path writes are batched by [`group_commit`].
+//! [`mfa`], [`security_keys`], [`iam`], [`roles`], [`passwords`],
+//! [`reports`]), and the login-path writes are batched by [`group_commit`].
 //! The schema is `crates/store/migrations/NNNN_*.sql`, applied in order.
 
 use std::collections::HashMap;
@@ -29,6 +30,10 @@ use crate::{
     PolicyTarget, PolicyUsage, PolicyUseCounts, PolicyVersion, PrincipalBinding, Role, SecurityKey,
     Store, StoreError, StoredSigningKey, Tag, TotpCheck, TotpOutcome, User, UserPolicies,
 };
+use crate::{
+    CredentialInventory, KeyLastUsed, LoginProfile, LoginProfileUpdate, NewPassword,
+    PasswordPolicy, PasswordUse, StoredReport,
+};
 use group_commit::GroupCommitter;
 
 mod accounts;
@@ -37,6 +42,8 @@ mod fixtures;
 mod group_commit;
 mod iam;
 mod mfa;
+mod passwords;
+mod reports;
 mod roles;
 mod security_keys;
 mod users;
@@ -49,6 +56,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0004_groups_and_policies.sql"),
     include_str!("../../migrations/0005_roles.sql"),
     include_str!("../../migrations/0006_role_usage_and_trust_ids.sql"),
+    include_str!("../../migrations/0007_passwords_and_reports.sql"),
 ];
 
 /// Connections that serve reads beside the main one (file databases only; WAL lets
@@ -894,6 +902,71 @@ impl Store for SqliteStore {
 
     fn role_permissions_boundary(&self, role: &str) -> Result<Option<String>, StoreError> {
         roles::role_permissions_boundary(self, role)
+    }
+
+    fn password_policy(&self) -> Result<Option<PasswordPolicy>, StoreError> {
+        passwords::password_policy(self)
+    }
+
+    fn set_password_policy(&self, policy: &PasswordPolicy) -> Result<(), StoreError> {
+        passwords::set_password_policy(self, policy)
+    }
+
+    fn delete_password_policy(&self) -> Result<(), StoreError> {
+        passwords::delete_password_policy(self)
+    }
+
+    fn create_login_profile(
+        &self,
+        user: &str,
+        password: &NewPassword,
+        reset_required: bool,
+        max_session_duration: Option<u32>,
+    ) -> Result<LoginProfile, StoreError> {
+        passwords::create_login_profile(self, user, password, reset_required, max_session_duration)
+    }
+
+    fn login_profile(&self, user: &str) -> Result<Option<LoginProfile>, StoreError> {
+        passwords::login_profile(self, user)
+    }
+
+    fn password_history(&self, user: &str, n: usize) -> Result<Vec<String>, StoreError> {
+        passwords::password_history(self, user, n)
+    }
+
+    fn update_login_profile(
+        &self,
+        user: &str,
+        update: &LoginProfileUpdate,
+    ) -> Result<(), StoreError> {
+        passwords::update_login_profile(self, user, update)
+    }
+
+    fn delete_login_profile(&self, user: &str) -> Result<(), StoreError> {
+        passwords::delete_login_profile(self, user)
+    }
+
+    fn record_password_use(&self, password_use: &PasswordUse) -> Result<(), StoreError> {
+        passwords::record_password_use(self, password_use)
+    }
+
+    fn credential_report(&self) -> Result<Option<StoredReport>, StoreError> {
+        reports::credential_report(self)
+    }
+
+    fn put_credential_report(&self, report: &StoredReport) -> Result<(), StoreError> {
+        reports::put_credential_report(self, report)
+    }
+
+    fn credential_inventory(&self) -> Result<CredentialInventory, StoreError> {
+        reports::credential_inventory(self)
+    }
+
+    fn record_access_key_last_used(
+        &self,
+        uses: &[(String, KeyLastUsed)],
+    ) -> Result<(), StoreError> {
+        reports::record_access_key_last_used(self, uses)
     }
 }
 
