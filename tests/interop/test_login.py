@@ -313,6 +313,54 @@ def test_login_assumes_a_role_with_a_code_for_long_sessions(logged_svc, tmp_path
     assert left > 3600
 
 
+def test_login_follows_a_two_hop_chain_from_environment_credentials(logged_svc, tmp_path):
+    """`credential_source = Environment` (the keys in AWS_ACCESS_KEY_ID/…) assumes `ops` with
+    a code; `deep`, whose source profile is that role, is assumed with ops's session, which
+    carries the MFA into deep's trust policy (role chaining, at most an hour)."""
+    svc = logged_svc
+    arn, key, serial, totp = mfa_role_and_user(svc, "ops-env", "erin")
+    iam = svc.root_client("iam")
+    iam.put_role_policy(RoleName="ops-env", PolicyName="hop", PolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]}))
+    deep = iam.create_role(RoleName="deep", AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": {"AWS": arn}, "Action": "sts:AssumeRole",
+            "Condition": {"Bool": {"aws:MultiFactorAuthPresent": "true"}}}]}))["Role"]["Arn"]
+    home = AwsHome(tmp_path)
+    home.write(
+        f"[profile env-ops]\nrole_arn = {arn}\ncredential_source = Environment\n"
+        f"mfa_serial = {serial}\nrole_session_name = erin-ops\n"
+        f"endpoint_url = {svc.url}\nregion = us-east-1\n\n"
+        f"[profile deeper]\nrole_arn = {deep}\nsource_profile = env-ops\n"
+        f"role_session_name = erin-deep\nendpoint_url = {svc.url}\nregion = us-east-1\n",
+        "",
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update({"AWS_CONFIG_FILE": home.config, "AWS_SHARED_CREDENTIALS_FILE": home.credentials,
+                "HOME": home.root, "XDG_CACHE_HOME": os.path.join(home.root, "cache"),
+                "AWS_ACCESS_KEY_ID": key[0], "AWS_SECRET_ACCESS_KEY": key[1]})
+    out = subprocess.run(
+        [os.environ["TOKENGATE_BIN"], "login", "--profile", "deeper",
+         "--token-code", totp.at(settled_now())],
+        capture_output=True, text=True, env=env, timeout=60, stdin=subprocess.DEVNULL)
+    assert out.returncode == 0, out.stderr
+    creds = json.loads(out.stdout)
+    sts = svc.client("sts", creds["AccessKeyId"], creds["SecretAccessKey"],
+                     creds["SessionToken"])
+    assert sts.get_caller_identity()["Arn"] == \
+        f"arn:aws:sts::{ACCOUNT}:assumed-role/deep/erin-deep"
+    # Without the environment's keys, botocore's text.
+    del env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]
+    out = subprocess.run([os.environ["TOKENGATE_BIN"], "login", "--profile", "deeper",
+                          "--no-cache", "--token-code", "123456"],
+                         capture_output=True, text=True, env=env, timeout=60,
+                         stdin=subprocess.DEVNULL)
+    assert out.returncode != 0
+    assert "No credentials found in credential_source referenced in profile env-ops" \
+        in out.stderr, out.stderr
+
+
 def test_login_role_profile_errors(logged_svc, tmp_path):
     svc = logged_svc
     home = AwsHome(tmp_path)
