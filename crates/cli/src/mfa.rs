@@ -306,7 +306,9 @@ fn enroll(
             .context("Base32StringSeed is not text")?,
     );
     let account = serial.split(':').nth(4).unwrap_or("");
-    let uri = Zeroizing::new(tokengate_client::otpauth::uri(name, account, &base32));
+    let uri = Zeroizing::new(tokengate_verifier::totp::otpauth_uri(
+        name, account, &base32,
+    ));
     println!("Created {serial}.\n");
     println!("Scan this with an authenticator app (Google Authenticator, Authy, 1Password…):\n");
     println!("{}", terminal_qr(&uri)?);
@@ -390,7 +392,8 @@ mod tests {
 
     #[test]
     fn terminal_qr_draws_rows() {
-        let uri = tokengate_client::otpauth::uri("alice", "000000000000", "JBSWY3DPEHPK3PXP");
+        let uri =
+            tokengate_verifier::totp::otpauth_uri("alice", "000000000000", "JBSWY3DPEHPK3PXP");
         let text = terminal_qr(&uri).unwrap_or_else(|e| panic!("{e}"));
         assert!(text.lines().count() > 10);
     }

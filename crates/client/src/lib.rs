@@ -11,7 +11,6 @@
 //!   with botocore's rules and error texts.
 //! - [`credential_cache`]: temporary credentials, their `credential_process` JSON, and the
 //!   on-disk cache that asks for the MFA code once per session.
-//! - [`otpauth`]: a new virtual MFA device's `otpauth://` URI.
 //!
 //! What it will not do: prompt (the binary owns the terminal and `/dev/tty`), talk to
 //! security keys (that is `tokengate-bridge`), serve, or start an async runtime — calls are
@@ -21,7 +20,6 @@
 pub mod aws_config;
 pub mod credential_cache;
 pub mod credential_chain;
-pub mod otpauth;
 pub mod role_profile;
 pub mod sts_client;
 
