@@ -24,7 +24,10 @@
 //!   session against its role's policies and boundary and the session policies.
 //! - `sts:AssumeRole` adds the target role's trust policy as the resource policy (§1.3):
 //!   naming the caller allows without an identity Allow, naming the account needs one. The
-//!   root user may not assume roles. Its second factor was verified by the chokepoint
+//!   root user may not assume roles. When the new session will carry session tags (passed or
+//!   inherited) or a source identity, `sts:TagSession` / `sts:SetSourceIdentity` on the role
+//!   are evaluated too, by the same policies.
+//! - Federated-user sessions (GetFederationToken) may call nothing but GetCallerIdentity. Its second factor was verified by the chokepoint
 //!   before this runs ([`crate::assume`]).
 //!
 //! What is *not* here: STS's protocol rules, which no policy can lift, stay with their
