@@ -1159,6 +1159,9 @@ pub trait Store: Send + Sync {
     /// action — in one transaction that leaves the IAM generation alone (usage is no IAM
     /// state). A use older than the one stored is ignored; unknown keys are skipped.
     fn record_usage(&self, batch: &UsageBatch) -> Result<(), StoreError>;
+    /// The recorded last use of access key `access_key_id` (`None` when never used or
+    /// unknown).
+    fn access_key_last_used(&self, access_key_id: &str) -> Result<Option<KeyLastUsed>, StoreError>;
     /// Every recorded action use of the entities with these unique ids.
     fn entity_usage(&self, entity_ids: &[String]) -> Result<Vec<EntityUse>, StoreError>;
     /// Stores an access-advisor job; jobs created before `expire_before` are dropped.

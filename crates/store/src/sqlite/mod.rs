@@ -975,6 +975,10 @@ impl Store for SqliteStore {
         usage::record_usage(self, batch)
     }
 
+    fn access_key_last_used(&self, access_key_id: &str) -> Result<Option<KeyLastUsed>, StoreError> {
+        usage::access_key_last_used(self, access_key_id)
+    }
+
     fn entity_usage(&self, entity_ids: &[String]) -> Result<Vec<EntityUse>, StoreError> {
         usage::entity_usage(self, entity_ids)
     }

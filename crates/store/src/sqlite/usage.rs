@@ -6,7 +6,7 @@
 use rusqlite::{OptionalExtension, params};
 
 use super::{SqliteStore, backend};
-use crate::{AdvisorJob, Entity, EntityUse, StoreError, UsageBatch};
+use crate::{AdvisorJob, Entity, EntityUse, KeyLastUsed, StoreError, UsageBatch};
 
 pub(super) fn record_usage(store: &SqliteStore, batch: &UsageBatch) -> Result<(), StoreError> {
     if batch.is_empty() {
@@ -48,6 +48,29 @@ pub(super) fn record_usage(store: &SqliteStore, batch: &UsageBatch) -> Result<()
         }
         Ok(())
     })
+}
+
+pub(super) fn access_key_last_used(
+    store: &SqliteStore,
+    access_key_id: &str,
+) -> Result<Option<KeyLastUsed>, StoreError> {
+    store
+        .read()?
+        .prepare_cached(
+            "SELECT last_used_at, last_used_service, last_used_region FROM access_key
+             WHERE access_key_id = ?1 AND last_used_at IS NOT NULL",
+        )
+        .and_then(|mut stmt| {
+            stmt.query_row([access_key_id], |r| {
+                Ok(KeyLastUsed {
+                    at: r.get(0)?,
+                    service: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                    region: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                })
+            })
+            .optional()
+        })
+        .map_err(backend)
 }
 
 pub(super) fn entity_usage(
@@ -219,6 +242,11 @@ mod tests {
         assert_eq!(s.iam_generation(), generation);
         let inventory = s.credential_inventory().unwrap();
         assert_eq!(inventory.users[0].1.keys[0].last_used, Some(used(100)));
+        assert_eq!(
+            s.access_key_last_used("AKIAALICE1").unwrap(),
+            Some(used(100))
+        );
+        assert_eq!(s.access_key_last_used("AKIAROOT").unwrap(), None);
         let uses = s
             .entity_usage(&["AIDAALICE".into(), "AIDANONE".into()])
             .unwrap();
