@@ -389,3 +389,67 @@ async fn summary_authorization_details_and_alias() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn get_mfa_device_dates_a_totp_device_by_its_last_accepted_step() {
+    use tokengate_store::{KeyOwner, MfaDevice, MfaKind};
+    use tokengate_verifier::totp::{TotpAlgorithm, TotpParams, TotpState};
+
+    let s = Service::new();
+    let root = s.root.clone();
+    s.user("dana").await;
+    let serial = "arn:aws:iam::000000000000:mfa/dana-phone";
+    let store = &s.state.store;
+    store
+        .create_mfa_device(&MfaDevice {
+            serial: serial.into(),
+            kind: MfaKind::Virtual,
+            owner: None,
+            enabled_at: None,
+            created: s.now(),
+            seed: tokengate_token::Secret::new(vec![7; 20]),
+            params: TotpParams {
+                algorithm: TotpAlgorithm::Sha1,
+                digits: 6,
+                period: 30,
+            },
+            state: TotpState::default(),
+        })
+        .unwrap();
+    let dana = KeyOwner::User("dana".into());
+    store
+        .enable_mfa_device(serial, &dana, s.now(), &TotpState::default(), 8)
+        .unwrap();
+    let get = [
+        ("Action", "GetMFADevice"),
+        ("UserName", "dana"),
+        ("SerialNumber", serial),
+    ];
+    let body = s.ok(&root, &get).await;
+    assert_eq!(element(&body, "SerialNumber").as_deref(), Some(serial));
+    assert_eq!(
+        element(&body, "EnableDate").as_deref(),
+        Some(tokengate_server::iso8601(s.now()).as_str())
+    );
+    assert_eq!(element(&body, "LastUsedDate"), None, "{body}");
+    // A code accepted at step 60 000 001: used then (no write beyond the replay check's).
+    assert!(store.record_totp_success(serial, 60_000_001).unwrap());
+    let body = s.ok(&root, &get).await;
+    assert_eq!(
+        element(&body, "LastUsedDate").as_deref(),
+        Some(tokengate_server::iso8601(60_000_001 * 30).as_str())
+    );
+    // Someone else's serial is not found.
+    s.user("erin").await;
+    s.fails(
+        &root,
+        &[
+            ("Action", "GetMFADevice"),
+            ("UserName", "erin"),
+            ("SerialNumber", serial),
+        ],
+        StatusCode::NOT_FOUND,
+        "NoSuchEntity",
+    )
+    .await;
+}
