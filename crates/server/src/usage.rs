@@ -9,7 +9,8 @@
 //! key, when it was for another service or region; every other request costs one mutex
 //! and a hash lookup, and allocates nothing.
 //!
-//! The pending batch is written in one transaction by [`UsageRecorder::flush`]: every
+//! The pending batch is written by [`UsageRecorder::flush`] (one transaction per
+//! [`FLUSH_CHUNK_ROWS`] rows): every
 //! [`FLUSH_INTERVAL_SECS`] by the task [`crate::serve`] runs, once more at shutdown, and
 //! before anything that reads usage (GetAccessKeyLastUsed, the access advisor, the
 //! credential report), so a reader on this replica sees its own uses. The write keeps the
@@ -40,6 +41,8 @@ pub const KEY_GRANULARITY_SECS: i64 = 15 * 60;
 pub const ACTION_GRANULARITY_SECS: i64 = 15 * 60;
 /// How often the serving task writes the pending batch.
 pub const FLUSH_INTERVAL_SECS: u64 = 10;
+/// The most rows one usage transaction writes.
+pub const FLUSH_CHUNK_ROWS: usize = 1_000;
 /// A bound on remembered keys and entities; past it the memory starts over (which only
 /// costs one more write per key and action).
 const MAX_REMEMBERED: usize = 1 << 18;
@@ -150,40 +153,58 @@ impl UsageRecorder {
         );
     }
 
-    /// Writes the pending batch in one transaction (nothing when it is empty). On failure
-    /// the batch is put back, to be tried again with the next flush.
+    /// Writes the pending uses, in transactions of at most [`FLUSH_CHUNK_ROWS`] rows each
+    /// (so that a large batch never holds the store's writer long enough to stall the
+    /// login path's group commit); nothing when nothing is pending. On failure what was not
+    /// written is put back, to be tried again with the next flush.
     pub fn flush(&self, store: &dyn Store) -> Result<(), StoreError> {
         let Ok(_one_at_a_time) = self.flushing.lock() else {
             return Err(StoreError::Backend("usage flush mutex poisoned".into()));
         };
-        let batch = {
+        let (mut keys, mut entities): (Vec<_>, Vec<_>) = {
             let Ok(mut m) = self.memory.lock() else {
                 return Err(StoreError::Backend("usage mutex poisoned".into()));
             };
-            UsageBatch {
-                keys: m.pending_keys.drain().collect(),
-                entities: m.pending_entities.drain().map(|(_, u)| u).collect(),
-            }
+            (
+                m.pending_keys.drain().collect(),
+                m.pending_entities.drain().map(|(_, u)| u).collect(),
+            )
         };
-        if batch.is_empty() {
-            return Ok(());
-        }
-        self.writes.fetch_add(1, Ordering::Relaxed);
-        store.record_usage(&batch).inspect_err(|_| {
-            if let Ok(mut m) = self.memory.lock() {
-                for (id, used) in batch.keys {
-                    m.pending_keys.entry(id).or_insert(used);
-                }
-                for u in batch.entities {
-                    let key = (
-                        u.entity_id.clone(),
-                        static_service(&u.service),
-                        u.action.clone(),
-                    );
-                    m.pending_entities.entry(key).or_insert(u);
-                }
+        while !keys.is_empty() || !entities.is_empty() {
+            let n_keys = keys.len().min(FLUSH_CHUNK_ROWS);
+            let n_entities = entities.len().min(FLUSH_CHUNK_ROWS - n_keys);
+            let chunk = UsageBatch {
+                keys: keys.drain(..n_keys).collect(),
+                entities: entities.drain(..n_entities).collect(),
+            };
+            self.writes.fetch_add(1, Ordering::Relaxed);
+            if let Err(e) = store.record_usage(&chunk) {
+                keys.extend(chunk.keys);
+                entities.extend(chunk.entities);
+                self.put_back(keys, entities);
+                return Err(e);
             }
-        })
+        }
+        Ok(())
+    }
+
+    /// Returns unwritten uses to the pending batch (a newer pending use of the same key or
+    /// action wins).
+    fn put_back(&self, keys: Vec<(String, KeyLastUsed)>, entities: Vec<EntityUse>) {
+        let Ok(mut m) = self.memory.lock() else {
+            return;
+        };
+        for (id, used) in keys {
+            m.pending_keys.entry(id).or_insert(used);
+        }
+        for u in entities {
+            let key = (
+                u.entity_id.clone(),
+                static_service(&u.service),
+                u.action.clone(),
+            );
+            m.pending_entities.entry(key).or_insert(u);
+        }
     }
 
     /// Usage transactions written so far (each flush with something to write is one).
@@ -285,6 +306,28 @@ mod tests {
             (used.service.as_str(), used.region.as_str()),
             ("iam", "eu-west-1")
         );
+    }
+
+    #[test]
+    fn a_large_batch_is_written_in_chunks() {
+        let store = store();
+        let recorder = UsageRecorder::new();
+        let get_user = registry::lookup(Api::Iam, "GetUser").unwrap();
+        for i in 0..2_500 {
+            let mut c = caller("us-east-1");
+            c.access_key_id = format!("AKIAUNKNOWN{i}");
+            c.principal = Principal::User {
+                account: "000000000000".into(),
+                path: "/".into(),
+                name: format!("u{i}"),
+                user_id: format!("AIDA{i}"),
+            };
+            recorder.note(&c, get_user, 10);
+        }
+        // 2 500 keys and 2 500 entity actions: 5 000 rows, 1 000 a transaction.
+        recorder.flush(store.as_ref()).unwrap();
+        assert_eq!(recorder.writes(), 5);
+        assert_eq!(store.entity_usage(&["AIDA2499".into()]).unwrap().len(), 1);
     }
 
     #[test]
