@@ -2,9 +2,9 @@
 (portal.md section 1): ReportNotPresent before any, STARTED then COMPLETE, the exact
 22-column header, the <root_account> row first, every cell a date or one of AWS's tokens,
 and the reference rows — a user with no password, a password never used, a key never used,
-mfa_active after enabling a TOTP device and after registering a security key.
+mfa_active after enabling a TOTP device and after registering a security key, and a key
+used via STS (date, `sts`, the region the request was signed for).
 
-Access-key last use is not recorded yet (issue 12 point 2): every key reads N/A x3 here.
 The four-hour freshness and ReportExpired need a clock the test can move: they are tested in
 crates/server/tests/account_hygiene.rs."""
 
@@ -13,7 +13,9 @@ import csv
 import io
 import re
 
+import boto3
 import pytest
+from botocore.config import Config
 
 from conftest import Service
 from test_foundation import aws_cli
@@ -70,6 +72,14 @@ def test_credential_report(report_svc, sim):  # noqa: F811
     new_device(report_svc, "cr-totp-phone", "cr-totp")
     iam.create_user(UserName="cr-fido")
     register_fido2(report_svc, sim, "cr-fido", "yubikey")
+    # A key used via STS, signed for eu-west-2.
+    iam.create_user(UserName="cr-sts")
+    sts_key = iam.create_access_key(UserName="cr-sts")["AccessKey"]
+    boto3.client(
+        "sts", endpoint_url=report_svc.url, region_name="eu-west-2",
+        aws_access_key_id=sts_key["AccessKeyId"], aws_secret_access_key=sts_key["SecretAccessKey"],
+        config=Config(retries={"max_attempts": 1}),
+    ).get_session_token()
 
     first = iam.generate_credential_report()
     assert first["State"] == "STARTED"
@@ -83,7 +93,8 @@ def test_credential_report(report_svc, sim):  # noqa: F811
 
     # Root first, then every user; every row 22 fields; every cell a date or a token.
     assert [r["user"] for r in rows] == [
-        "<root_account>", "cr-fido", "cr-keys", "cr-nopassword", "cr-password", "cr-totp",
+        "<root_account>", "cr-fido", "cr-keys", "cr-nopassword", "cr-password", "cr-sts",
+        "cr-totp",
     ]
     for r in rows:
         assert len(r) == 22 and None not in r, r
@@ -117,6 +128,16 @@ def test_credential_report(report_svc, sim):  # noqa: F811
             == ["N/A"] * 3
     assert [k["cert_1_active"], k["cert_1_last_rotated"], k["cert_2_active"], k["cert_2_last_rotated"]] \
         == ["false", "N/A", "false", "N/A"]
+
+    used = by["cr-sts"]
+    assert DATE.match(used["access_key_1_last_used_date"])
+    assert (used["access_key_1_last_used_region"], used["access_key_1_last_used_service"]) \
+        == ("eu-west-2", "sts")
+    assert [used[f"access_key_2_last_used_{c}"] for c in ("date", "region", "service")] \
+        == ["N/A"] * 3
+    # The root key signed every IAM call above (us-east-1).
+    assert (root["access_key_1_last_used_region"], root["access_key_1_last_used_service"]) \
+        == ("us-east-1", "iam")
 
     assert by["cr-totp"]["mfa_active"] == "true"
     assert by["cr-fido"]["mfa_active"] == "true"

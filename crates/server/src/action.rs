@@ -86,11 +86,14 @@ pub enum Family {
     Passwords,
     /// Account reports: the credential report ([`crate::handlers::reports`]).
     Reports,
+    /// Account advisor: key last use, access advisor, account summary and authorization
+    /// details, the account alias ([`crate::handlers::advisor`]).
+    Advisor,
 }
 
 impl Family {
     /// Every family.
-    pub const ALL: [Family; 10] = [
+    pub const ALL: [Family; 11] = [
         Family::UsersAndKeys,
         Family::MfaDevices,
         Family::SecurityKeys,
@@ -101,6 +104,7 @@ impl Family {
         Family::Sts,
         Family::Passwords,
         Family::Reports,
+        Family::Advisor,
     ];
 
     /// The name of the family's module under `src/handlers/`.
@@ -116,6 +120,7 @@ impl Family {
             Family::Sts => "sts",
             Family::Passwords => "passwords",
             Family::Reports => "reports",
+            Family::Advisor => "advisor",
         }
     }
 }

@@ -142,6 +142,10 @@ async fn handle(
     let spec = registry::lookup(*api, action)
         .filter(|_| version == Some(api.version()))
         .ok_or_else(|| invalid_action(action, version.unwrap_or("")))?;
+    // Usage (last used, access advisor) counts every authenticated attempt; batched.
+    state
+        .usage
+        .note(&caller, spec, state.clock.now().unix_timestamp());
 
     // AssumeRole's second factor is verified before authorization, exactly as
     // GetSessionToken verifies it: the trust policy decides on `aws:MultiFactorAuthPresent`

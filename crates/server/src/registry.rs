@@ -11,12 +11,12 @@ pub use crate::action::{
     AccessLevel, ActionKey, ActionSpec, Api, Call, Family, HandlerFuture, Reply, ResourceInput,
     ResourceSpec,
 };
+use crate::handlers::{advisor, passwords, reports};
 use crate::handlers::{groups, mfa_devices, policies, roles, security_keys, simulator, sts, users};
-use crate::handlers::{passwords, reports};
 
 use AccessLevel::{List, PermissionsManagement, Read, Tagging, Write};
+use Family::{Advisor, Passwords, Reports};
 use Family::{Groups, MfaDevices, Policies, Roles, SecurityKeys, Simulator, Sts, UsersAndKeys};
-use Family::{Passwords, Reports};
 use ResourceSpec::{Any, Custom, Group, Mfa, Policy, Role, User, VirtualMfaName};
 
 /// A handler of the form `async fn(&Arc<AppState>, &Caller, &Params) -> Result<R, ApiError>`
@@ -283,6 +283,25 @@ pub static ACTIONS: &[ActionSpec] = &[
         run!(reports::generate_credential_report)),
     iam("GetCredentialReport", Reports, Read, Any,
         run!(reports::get_credential_report)),
+    // Account advisor (issue 12): access levels and resources as the service authorization
+    // reference lists them.
+    iam("GetAccessKeyLastUsed", Advisor, Read, Custom(advisor::key_owner_resource),
+        run!(advisor::get_access_key_last_used)),
+    iam("GenerateServiceLastAccessedDetails", Advisor, Read,
+        Custom(advisor::advisor_target_resource),
+        run!(advisor::generate_service_last_accessed_details)),
+    iam("GetServiceLastAccessedDetails", Advisor, Read, Any,
+        run!(advisor::get_service_last_accessed_details)),
+    iam("GetAccountSummary", Advisor, List, Any,
+        run!(advisor::get_account_summary)),
+    iam("GetAccountAuthorizationDetails", Advisor, Read, Any,
+        run!(advisor::get_account_authorization_details)),
+    iam("CreateAccountAlias", Advisor, Write, Any,
+        run!(advisor::create_account_alias)),
+    iam("DeleteAccountAlias", Advisor, Write, Any,
+        run!(advisor::delete_account_alias)),
+    iam("ListAccountAliases", Advisor, List, Any,
+        run!(advisor::list_account_aliases)),
 ];
 
 /// tokengate's own actions that are a way of doing an AWS action, and are authorized as it:

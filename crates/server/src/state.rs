@@ -68,6 +68,8 @@ pub struct AppState {
     pub policies: crate::principals::PolicyCache,
     /// Console-password hashing: argon2id parameters and the bound on hashing at once.
     pub password_hashing: crate::passwords::PasswordHashing,
+    /// Access-key and per-action usage, batched in memory and flushed (issue 12).
+    pub usage: crate::usage::UsageRecorder,
 }
 
 /// Start-up failed.
@@ -172,6 +174,7 @@ pub fn open_with_store(
         security_keys,
         policies: crate::principals::PolicyCache::new(),
         password_hashing,
+        usage: crate::usage::UsageRecorder::new(),
     })
 }
 

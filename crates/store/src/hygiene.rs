@@ -179,3 +179,53 @@ pub struct CredentialInventory {
     /// Every user, by name, with their credentials.
     pub users: Vec<(crate::User, PrincipalCredentials)>,
 }
+
+/// One entity's attempt at one action, as the access advisor records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntityUse {
+    /// The user's or role's unique id (`AIDA…`, `AROA…`).
+    pub entity_id: String,
+    /// The entity's ARN when it was used (`LastAuthenticatedEntity`).
+    pub entity_arn: String,
+    /// The service namespace, `iam` or `sts`.
+    pub service: String,
+    /// The action name without its prefix, e.g. `GetUser`.
+    pub action: String,
+    /// When, seconds since the Unix epoch.
+    pub at: i64,
+    /// The region the request was signed for.
+    pub region: String,
+}
+
+/// Uses collected in memory and written together ([`crate::Store::record_usage`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UsageBatch {
+    /// Access keys: id and use.
+    pub keys: Vec<(String, KeyLastUsed)>,
+    /// Entities' action attempts.
+    pub entities: Vec<EntityUse>,
+}
+
+impl UsageBatch {
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty() && self.entities.is_empty()
+    }
+}
+
+/// A GenerateServiceLastAccessedDetails job, with its result as the server wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdvisorJob {
+    /// The 36-character job id.
+    pub job_id: String,
+    /// The ARN of who generated it (only they may read it).
+    pub requester: String,
+    /// Created, seconds since the Unix epoch.
+    pub created: i64,
+    /// Completed, seconds since the Unix epoch.
+    pub completed: i64,
+    /// `SERVICE_LEVEL` or `ACTION_LEVEL`.
+    pub granularity: String,
+    /// The result, serialized by the server (opaque to the store).
+    pub result: String,
+}

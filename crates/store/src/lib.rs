@@ -18,6 +18,7 @@ pub mod master_key;
 pub mod seal;
 mod sqlite;
 
+pub use hygiene::{AdvisorJob, EntityUse, UsageBatch};
 pub use hygiene::{
     CredentialInventory, KeyLastUsed, KeySummary, LoginProfile, LoginProfileUpdate,
     MAX_PASSWORD_HISTORY, NewPassword, PasswordPolicy, PasswordUse, PrincipalCredentials,
@@ -108,6 +109,10 @@ pub enum Entity {
     PasswordPolicy,
     /// The stored credential report.
     CredentialReport,
+    /// An access-advisor job (GenerateServiceLastAccessedDetails).
+    AdvisorJob,
+    /// The account alias.
+    AccountAlias,
 }
 
 impl std::fmt::Display for Entity {
@@ -131,6 +136,8 @@ impl std::fmt::Display for Entity {
             Self::LoginProfile => "login profile",
             Self::PasswordPolicy => "password policy",
             Self::CredentialReport => "credential report",
+            Self::AdvisorJob => "access advisor job",
+            Self::AccountAlias => "account alias",
         })
     }
 }
@@ -1145,6 +1152,28 @@ pub trait Store: Send + Sync {
     /// caller batches (AWS records at most one use per key per 15 minutes).
     fn record_access_key_last_used(&self, uses: &[(String, KeyLastUsed)])
     -> Result<(), StoreError>;
+
+    // Usage and access advisor (issue 12, points 2 and 3).
+
+    /// Records a batch of uses — access keys' last use and entities' last attempt per
+    /// action — in one transaction that leaves the IAM generation alone (usage is no IAM
+    /// state). A use older than the one stored is ignored; unknown keys are skipped.
+    fn record_usage(&self, batch: &UsageBatch) -> Result<(), StoreError>;
+    /// The recorded last use of access key `access_key_id` (`None` when never used or
+    /// unknown).
+    fn access_key_last_used(&self, access_key_id: &str) -> Result<Option<KeyLastUsed>, StoreError>;
+    /// Every recorded action use of the entities with these unique ids.
+    fn entity_usage(&self, entity_ids: &[String]) -> Result<Vec<EntityUse>, StoreError>;
+    /// Stores an access-advisor job; jobs created before `expire_before` are dropped.
+    fn put_advisor_job(&self, job: &AdvisorJob, expire_before: i64) -> Result<(), StoreError>;
+    /// The access-advisor job `job_id`.
+    fn advisor_job(&self, job_id: &str) -> Result<Option<AdvisorJob>, StoreError>;
+    /// The account alias, if one is set.
+    fn account_alias(&self) -> Result<Option<String>, StoreError>;
+    /// Sets the account alias, replacing the one there was (one per account).
+    fn set_account_alias(&self, alias: &str) -> Result<(), StoreError>;
+    /// Deletes the account alias `alias`; `NotFound(AccountAlias)` unless it is the one set.
+    fn delete_account_alias(&self, alias: &str) -> Result<(), StoreError>;
 }
 
 /// [`Store::check_totp_then`] from the read, the verification and the two writes.

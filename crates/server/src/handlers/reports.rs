@@ -6,8 +6,8 @@
 //! the stored one is under four hours old; GetCredentialReport answers `ReportNotPresent`
 //! before any and `ReportExpired` once it is four hours old.
 //!
-//! Access-key last use comes from the store's last-used columns
-//! ([`tokengate_store::Store::record_access_key_last_used`]); until a use is recorded the
+//! Access-key last use comes from the store's last-used columns, written in batches by
+//! [`crate::usage`] (flushed before the report is generated); until a use is recorded the
 //! columns read `N/A`, AWS's token for "never used".
 
 use std::sync::Arc;
@@ -218,7 +218,10 @@ pub(crate) async fn generate_credential_report(
         x.text("State", "COMPLETE");
         return Ok(x.finish());
     }
-    let (inventory, policy) = db(state, |s| {
+    // The uses this replica has batched go in first (crate::usage).
+    let usage = Arc::clone(state);
+    let (inventory, policy) = db(state, move |s| {
+        usage.usage.flush(s)?;
         Ok((s.credential_inventory()?, s.password_policy()?))
     })
     .await??;

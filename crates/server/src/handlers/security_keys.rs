@@ -445,6 +445,14 @@ fn key_details_xml(x: &mut Xml, key: &SecurityKey) {
     x.text("AttestationResult", &key.attestation);
 }
 
+/// The `UserName` of a device's owner: the user's name, the account id for root.
+fn user_name(owner: &KeyOwner, account: &str) -> String {
+    match owner {
+        KeyOwner::User(name) => name.clone(),
+        KeyOwner::Root => account.to_owned(),
+    }
+}
+
 pub(crate) async fn get_mfa_device(
     state: &Arc<AppState>,
     caller: &Caller,
@@ -465,24 +473,36 @@ pub(crate) async fn get_mfa_device(
         None => owner_of(&caller.principal)?,
     };
     let lookup = serial.clone();
-    let key = db(state, move |s| s.security_key(&lookup))
-        .await??
-        .filter(|k| k.owner == owner)
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "NoSuchEntity",
-                format!("MFA device with serial number {serial} does not exist."),
-            )
-        })?;
+    let (key, totp) = db(state, move |s| {
+        Ok((s.security_key(&lookup)?, s.mfa_device(&lookup)?))
+    })
+    .await??;
+    let missing = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "NoSuchEntity",
+            format!("MFA device with serial number {serial} does not exist."),
+        )
+    };
+    let Some(key) = key.filter(|k| k.owner == owner) else {
+        // A TOTP device (virtual or a fob) enabled for the user: AWS's members, and its last
+        // use — the step of the last accepted code, recorded by the replay check anyway.
+        let device = totp
+            .filter(|d| d.owner.as_ref() == Some(&owner))
+            .ok_or_else(missing)?;
+        let mut x = Xml::fragment();
+        x.text("UserName", &user_name(&owner, &state.account_id));
+        x.text("SerialNumber", &device.serial);
+        x.opt_text("EnableDate", device.enabled_at.map(iso8601).as_deref());
+        let last_used = device.state.last_step.and_then(|step| {
+            let step = i64::try_from(step).ok()?.checked_sub(device.state.drift)?;
+            step.checked_mul(i64::try_from(device.params.period).ok()?)
+        });
+        x.opt_text("LastUsedDate", last_used.map(iso8601).as_deref());
+        return Ok(x.finish());
+    };
     let mut x = Xml::fragment();
-    x.text(
-        "UserName",
-        match &key.owner {
-            KeyOwner::User(name) => name,
-            KeyOwner::Root => &state.account_id,
-        },
-    );
+    x.text("UserName", &user_name(&key.owner, &state.account_id));
     x.text("SerialNumber", &key.serial);
     x.text("EnableDate", &iso8601(key.enabled_at));
     key_details_xml(&mut x, &key);

@@ -134,8 +134,25 @@ impl Service {
         creds: &(String, String),
         params: &[(&str, &str)],
     ) -> (StatusCode, String) {
+        self.call(creds, "iam", "us-east-1", params).await
+    }
+
+    /// A call to `service` (`iam` or `sts`; Version added) signed with `creds` for
+    /// `region`.
+    pub async fn call(
+        &self,
+        creds: &(String, String),
+        service: &str,
+        region: &str,
+        params: &[(&str, &str)],
+    ) -> (StatusCode, String) {
+        let version = if service == "sts" {
+            "2011-06-15"
+        } else {
+            "2010-05-08"
+        };
         let mut pairs: Vec<(&str, &str)> = params.to_vec();
-        pairs.push(("Version", "2010-05-08"));
+        pairs.push(("Version", version));
         let body: String = pairs
             .iter()
             .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
@@ -154,7 +171,7 @@ impl Service {
             secret_access_key: &creds.1,
             session_token: None,
         };
-        let signed = sign_request(&req, &signing, "us-east-1", "iam", self.clock.now());
+        let signed = sign_request(&req, &signing, region, service, self.clock.now());
         let mut builder = axum::http::Request::post("/").header("host", "localhost");
         for (name, value) in signed {
             builder = builder.header(name, value);

@@ -8,7 +8,7 @@
 //! This module owns the connections, the migrations, the `write()` path and the read
 //! cache; each entity family keeps its SQL in its own module ([`accounts`], [`users`],
 //! [`mfa`], [`security_keys`], [`iam`], [`roles`], [`passwords`],
-//! [`reports`]), and the login-path writes are batched by [`group_commit`].
+//! [`reports`], [`usage`]), and the login-path writes are batched by [`group_commit`].
 //! The schema is `crates/store/migrations/NNNN_*.sql`, applied in order.
 
 use std::collections::HashMap;
@@ -31,8 +31,8 @@ use crate::{
     Store, StoreError, StoredSigningKey, Tag, TotpCheck, TotpOutcome, User, UserPolicies,
 };
 use crate::{
-    CredentialInventory, KeyLastUsed, LoginProfile, LoginProfileUpdate, NewPassword,
-    PasswordPolicy, PasswordUse, StoredReport,
+    AdvisorJob, CredentialInventory, EntityUse, KeyLastUsed, LoginProfile, LoginProfileUpdate,
+    NewPassword, PasswordPolicy, PasswordUse, StoredReport, UsageBatch,
 };
 use group_commit::GroupCommitter;
 
@@ -46,6 +46,7 @@ mod passwords;
 mod reports;
 mod roles;
 mod security_keys;
+mod usage;
 mod users;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` counts those applied.
@@ -57,6 +58,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0005_roles.sql"),
     include_str!("../../migrations/0006_role_usage_and_trust_ids.sql"),
     include_str!("../../migrations/0007_passwords_and_reports.sql"),
+    include_str!("../../migrations/0008_usage.sql"),
 ];
 
 /// Connections that serve reads beside the main one (file databases only; WAL lets
@@ -967,6 +969,38 @@ impl Store for SqliteStore {
         uses: &[(String, KeyLastUsed)],
     ) -> Result<(), StoreError> {
         reports::record_access_key_last_used(self, uses)
+    }
+
+    fn record_usage(&self, batch: &UsageBatch) -> Result<(), StoreError> {
+        usage::record_usage(self, batch)
+    }
+
+    fn access_key_last_used(&self, access_key_id: &str) -> Result<Option<KeyLastUsed>, StoreError> {
+        usage::access_key_last_used(self, access_key_id)
+    }
+
+    fn entity_usage(&self, entity_ids: &[String]) -> Result<Vec<EntityUse>, StoreError> {
+        usage::entity_usage(self, entity_ids)
+    }
+
+    fn put_advisor_job(&self, job: &AdvisorJob, expire_before: i64) -> Result<(), StoreError> {
+        usage::put_advisor_job(self, job, expire_before)
+    }
+
+    fn advisor_job(&self, job_id: &str) -> Result<Option<AdvisorJob>, StoreError> {
+        usage::advisor_job(self, job_id)
+    }
+
+    fn account_alias(&self) -> Result<Option<String>, StoreError> {
+        usage::account_alias(self)
+    }
+
+    fn set_account_alias(&self, alias: &str) -> Result<(), StoreError> {
+        usage::set_account_alias(self, alias)
+    }
+
+    fn delete_account_alias(&self, alias: &str) -> Result<(), StoreError> {
+        usage::delete_account_alias(self, alias)
     }
 }
 
