@@ -8,7 +8,7 @@
 //! This module owns the connections, the migrations, the `write()` path and the read
 //! cache; each entity family keeps its SQL in its own module ([`accounts`], [`users`],
 //! [`mfa`], [`security_keys`], [`iam`], [`roles`], [`passwords`],
-//! [`reports`]), and the login-path writes are batched by [`group_commit`].
+//! [`reports`], [`audit`]), and the login-path writes are batched by [`group_commit`].
 //! The schema is `crates/store/migrations/NNNN_*.sql`, applied in order.
 
 use std::collections::HashMap;
@@ -30,6 +30,7 @@ use crate::{
     PolicyTarget, PolicyUsage, PolicyUseCounts, PolicyVersion, PrincipalBinding, Role, SecurityKey,
     Store, StoreError, StoredSigningKey, Tag, TotpCheck, TotpOutcome, User, UserPolicies,
 };
+use crate::{AuditEvent, AuditPage, AuditQuery};
 use crate::{
     CredentialInventory, KeyLastUsed, LoginProfile, LoginProfileUpdate, NewPassword,
     PasswordPolicy, PasswordUse, StoredReport,
@@ -37,6 +38,7 @@ use crate::{
 use group_commit::GroupCommitter;
 
 mod accounts;
+mod audit;
 #[cfg(test)]
 mod fixtures;
 mod group_commit;
@@ -57,6 +59,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0005_roles.sql"),
     include_str!("../../migrations/0006_role_usage_and_trust_ids.sql"),
     include_str!("../../migrations/0007_passwords_and_reports.sql"),
+    include_str!("../../migrations/0009_audit_events.sql"),
 ];
 
 /// Connections that serve reads beside the main one (file databases only; WAL lets
@@ -967,6 +970,18 @@ impl Store for SqliteStore {
         uses: &[(String, KeyLastUsed)],
     ) -> Result<(), StoreError> {
         reports::record_access_key_last_used(self, uses)
+    }
+
+    fn append_audit_events(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
+        audit::append_audit_events(self, events)
+    }
+
+    fn audit_events(&self, query: &AuditQuery) -> Result<AuditPage, StoreError> {
+        audit::audit_events(self, query)
+    }
+
+    fn purge_audit_events(&self, before: i64) -> Result<usize, StoreError> {
+        audit::purge_audit_events(self, before)
     }
 }
 
