@@ -11,12 +11,12 @@ pub use crate::action::{
     AccessLevel, ActionKey, ActionSpec, Api, Call, Family, HandlerFuture, Reply, ResourceInput,
     ResourceSpec,
 };
+use crate::handlers::{audit, passwords, reports};
 use crate::handlers::{groups, mfa_devices, policies, roles, security_keys, simulator, sts, users};
-use crate::handlers::{passwords, reports};
 
 use AccessLevel::{List, PermissionsManagement, Read, Tagging, Write};
+use Family::{Audit, Passwords, Reports};
 use Family::{Groups, MfaDevices, Policies, Roles, SecurityKeys, Simulator, Sts, UsersAndKeys};
-use Family::{Passwords, Reports};
 use ResourceSpec::{Any, Custom, Group, Mfa, Policy, Role, User, VirtualMfaName};
 
 /// A handler of the form `async fn(&Arc<AppState>, &Caller, &Params) -> Result<R, ApiError>`
@@ -70,6 +70,24 @@ const fn sts(
     ActionSpec {
         name,
         api: Api::Sts,
+        family,
+        access,
+        resource,
+        handler,
+    }
+}
+
+/// A CloudTrail action (JSON 1.1 protocol).
+const fn cloudtrail(
+    name: &'static str,
+    family: Family,
+    access: AccessLevel,
+    resource: ResourceSpec,
+    handler: fn(Call) -> HandlerFuture,
+) -> ActionSpec {
+    ActionSpec {
+        name,
+        api: Api::CloudTrail,
         family,
         access,
         resource,
@@ -283,6 +301,9 @@ pub static ACTIONS: &[ActionSpec] = &[
         run!(reports::generate_credential_report)),
     iam("GetCredentialReport", Reports, Read, Any,
         run!(reports::get_credential_report)),
+    // The audit trail (resource `*`, as the service authorization reference has it).
+    cloudtrail("LookupEvents", Audit, Read, Any,
+        run!(audit::lookup_events)),
 ];
 
 /// tokengate's own actions that are a way of doing an AWS action, and are authorized as it:

@@ -68,6 +68,8 @@ pub struct AppState {
     pub policies: crate::principals::PolicyCache,
     /// Console-password hashing: argon2id parameters and the bound on hashing at once.
     pub password_hashing: crate::passwords::PasswordHashing,
+    /// The audit trail's queue and writer (docs/audit.md).
+    pub audit: crate::audit::AuditTrail,
 }
 
 /// Start-up failed.
@@ -160,6 +162,18 @@ pub fn open_with_store(
         }
     }
     let verifier = TokenVerifier::new(verifying.iter().map(SigningKey::public_key));
+    let audit = if config.audit.enabled {
+        let clock = Arc::clone(&clock);
+        crate::audit::AuditTrail::start(
+            Arc::clone(&store),
+            account.account_id.clone(),
+            config.audit.queue_capacity,
+            config.audit.retention_days,
+            Arc::new(move || clock.now().unix_timestamp()),
+        )
+    } else {
+        crate::audit::AuditTrail::disabled()
+    };
     Ok(AppState {
         config,
         account_id: account.account_id,
@@ -172,6 +186,7 @@ pub fn open_with_store(
         security_keys,
         policies: crate::principals::PolicyCache::new(),
         password_hashing,
+        audit,
     })
 }
 

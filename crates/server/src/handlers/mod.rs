@@ -7,6 +7,7 @@
 //! [`crate::mfa`], [`crate::credentials`], [`crate::passwords`], [`crate::relying_party`], [`crate::params`],
 //! [`crate::xml`]). Which action runs which handler is said once, in [`crate::registry`].
 
+pub mod audit;
 pub mod groups;
 pub mod mfa_devices;
 pub mod passwords;

@@ -127,7 +127,12 @@ mod tests {
         AuditEvent {
             event_id: format!("id-{n}"),
             event_time: 1000 + n,
-            event_name: if n % 2 == 0 { "GetUser" } else { "GetSessionToken" }.into(),
+            event_name: if n % 2 == 0 {
+                "GetUser"
+            } else {
+                "GetSessionToken"
+            }
+            .into(),
             event_source: "iam.amazonaws.com".into(),
             username: Some(user.into()),
             access_key_id: Some("AKIAEXAMPLE".into()),
@@ -156,12 +161,20 @@ mod tests {
             ..AuditQuery::default()
         };
         let first = s.audit_events(&query).unwrap();
-        let ids: Vec<_> = first.events.iter().map(|(_, e)| e.event_id.as_str()).collect();
+        let ids: Vec<_> = first
+            .events
+            .iter()
+            .map(|(_, e)| e.event_id.as_str())
+            .collect();
         assert_eq!(ids, ["id-5", "id-4", "id-3", "id-2"]);
         assert!(first.more);
         query.before_seq = Some(first.events[3].0);
         let second = s.audit_events(&query).unwrap();
-        let ids: Vec<_> = second.events.iter().map(|(_, e)| e.event_id.as_str()).collect();
+        let ids: Vec<_> = second
+            .events
+            .iter()
+            .map(|(_, e)| e.event_id.as_str())
+            .collect();
         assert_eq!(ids, ["id-1", "id-0"]);
         assert!(!second.more);
 
@@ -174,7 +187,11 @@ mod tests {
                 ..AuditQuery::default()
             })
             .unwrap();
-        let ids: Vec<_> = read_only.events.iter().map(|(_, e)| e.event_id.as_str()).collect();
+        let ids: Vec<_> = read_only
+            .events
+            .iter()
+            .map(|(_, e)| e.event_id.as_str())
+            .collect();
         assert_eq!(ids, ["id-8", "id-6", "id-4"]);
 
         assert_eq!(s.purge_audit_events(1005).unwrap(), 5);
