@@ -68,6 +68,8 @@ const LINGER: Duration = Duration::from_millis(20);
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
 /// Who made a request, as far as it is known.
+// `Unknown` is the rare case, and a `Pending` travels boxed: no point boxing `Known` too.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Identity {
     /// An authenticated caller.

@@ -166,6 +166,7 @@ fn flatten_json(prefix: &str, value: &serde_json::Value, out: &mut Vec<(String, 
 
 /// Authenticate → look up the action → build its resource → authorize → run the handler →
 /// audit hook. `api` is kept up to date for the answer's namespace, error or not.
+#[allow(clippy::too_many_arguments)] // the request's parts, as axum hands them over
 async fn handle(
     state: &Arc<AppState>,
     method: &Method,
