@@ -16,7 +16,8 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use ring::rand::{SecureRandom, SystemRandom};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::{Map, Value};
 use tokengate_store::{AuditEvent, Store};
 use tokengate_token::Principal;
 use tokengate_token::session::{MfaContext, MfaMethod};
@@ -61,8 +62,8 @@ const MAX_EVENT_NAME: usize = 128;
 const MAX_ERROR_MESSAGE: usize = 1024;
 /// Most events appended in one transaction.
 const MAX_BATCH: usize = 2048;
-/// How long a batch waits for more events after its first one (bounds the fsyncs under
-/// load; also the longest an event stays only in memory).
+/// How long the writer sleeps after a batch's first event, letting more queue up (bounds
+/// the transactions under load; also about the longest an event stays only in memory).
 const LINGER: Duration = Duration::from_millis(20);
 /// How often the writer deletes events past the retention.
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
@@ -104,7 +105,7 @@ impl Identity {
 
 /// One decided request, as the request path hands it over (no secrets in it but the
 /// response of a credential-issuing call, which the writer reads and drops).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Pending {
     /// When the request was decided (epoch seconds).
     pub time: i64,
@@ -239,81 +240,187 @@ fn camel(name: &str) -> String {
     }
 }
 
+/// A CloudTrail record (CTUG record contents), serialized in CloudTrail's field order.
+/// Borrowed fields and `Option`s skipped when absent: one pass, no intermediate `Value`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Record<'a> {
+    event_version: &'static str,
+    user_identity: UserIdentity<'a>,
+    event_time: String,
+    event_source: &'a str,
+    event_name: &'a str,
+    aws_region: &'a str,
+    #[serde(rename = "sourceIPAddress")]
+    source_ip_address: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_agent: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_code: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_message: Option<&'a str>,
+    request_parameters: Option<RequestParameters<'a>>,
+    response_elements: Option<Value>,
+    #[serde(rename = "requestID")]
+    request_id: &'a str,
+    #[serde(rename = "eventID")]
+    event_id: &'a str,
+    read_only: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resources: Option<[Resource<'a>; 1]>,
+    event_type: &'static str,
+    management_event: bool,
+    recipient_account_id: &'a str,
+    event_category: &'static str,
+}
+
+/// `requestParameters`: the audited pairs, names camelCased.
+struct RequestParameters<'a>(&'a [(String, String)]);
+
+impl Serialize for RequestParameters<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (name, value) in self.0 {
+            map.serialize_entry(&camel(name), value)?;
+        }
+        map.end()
+    }
+}
+
+#[derive(Serialize)]
+struct Resource<'a> {
+    #[serde(rename = "ARN")]
+    arn: &'a str,
+    #[serde(rename = "accountId")]
+    account_id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UserIdentity<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    principal_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    arn: Option<String>,
+    account_id: &'a str,
+    access_key_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session_context: Option<SessionContext<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SessionContext<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session_issuer: Option<SessionIssuer<'a>>,
+    attributes: Attributes,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SessionIssuer<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    principal_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    arn: Option<String>,
+    account_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_name: Option<&'a str>,
+}
+
+/// `sessionContext.attributes`: `mfaAuthenticated` and `creationDate` as CloudTrail
+/// writes them, plus tokengate's `mfaMethod` (docs/audit.md).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Attributes {
+    creation_date: String,
+    mfa_authenticated: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mfa_method: Option<&'static str>,
+}
+
+impl Attributes {
+    fn new(created: i64, mfa: Option<&MfaContext>) -> Self {
+        let present = mfa.filter(|m| m.present);
+        Attributes {
+            creation_date: iso8601(created),
+            mfa_authenticated: if present.is_some() { "true" } else { "false" },
+            mfa_method: present.and_then(|m| m.method).map(mfa_method_name),
+        }
+    }
+}
+
 /// The event JSON and its indexed columns, with `event_id` given.
 pub fn build_event(p: &Pending, account_id: &str, event_id: &str) -> AuditEvent {
     let issued = p.response.as_deref().and_then(issued_session);
-    let (user_identity, username, access_key_id) = user_identity(p, account_id, issued);
-    let mut event = Map::new();
-    event.insert("eventVersion".into(), json!(EVENT_VERSION));
-    event.insert("userIdentity".into(), user_identity);
-    event.insert("eventTime".into(), json!(iso8601(p.time)));
-    event.insert(
-        "eventSource".into(),
-        json!(format!("{}.amazonaws.com", p.api.service())),
-    );
-    event.insert("eventName".into(), json!(p.event_name));
-    event.insert(
-        "awsRegion".into(),
-        json!(if p.region.is_empty() {
+    let (user_identity, username) = user_identity(p, account_id, issued.as_ref());
+    let access_key_id = match &p.identity {
+        Identity::Known { access_key_id, .. } => Some(access_key_id.clone()),
+        Identity::Unknown { access_key_id } => access_key_id.clone(),
+    };
+    let event_source = format!("{}.amazonaws.com", p.api.service());
+    let resource_type = p.resource.as_deref().map(resource_type);
+    let record = Record {
+        event_version: EVENT_VERSION,
+        user_identity,
+        event_time: iso8601(p.time),
+        event_source: &event_source,
+        event_name: &p.event_name,
+        aws_region: if p.region.is_empty() {
             "us-east-1"
         } else {
             &p.region
+        },
+        source_ip_address: p.source_ip.map_or_else(String::new, |ip| ip.to_string()),
+        user_agent: p.user_agent.as_deref(),
+        error_code: p.error.as_ref().map(|(code, _)| *code),
+        error_message: p.error.as_ref().map(|(_, message)| message.as_str()),
+        request_parameters: (!p.parameters.is_empty()).then_some(RequestParameters(&p.parameters)),
+        response_elements: p.response.as_deref().and_then(xml_to_json),
+        request_id: &p.request_id,
+        event_id,
+        read_only: p.read_only,
+        resources: p.resource.as_deref().zip(resource_type).map(|(arn, kind)| {
+            [Resource {
+                arn,
+                account_id,
+                kind,
+            }]
         }),
-    );
-    event.insert(
-        "sourceIPAddress".into(),
-        json!(p.source_ip.map_or_else(String::new, |ip| ip.to_string())),
-    );
-    if let Some(ua) = &p.user_agent {
-        event.insert("userAgent".into(), json!(ua));
-    }
-    if let Some((code, message)) = &p.error {
-        event.insert("errorCode".into(), json!(code));
-        event.insert("errorMessage".into(), json!(message));
-    }
-    let request_parameters = if p.parameters.is_empty() {
-        Value::Null
-    } else {
-        Value::Object(
-            p.parameters
-                .iter()
-                .map(|(k, v)| (camel(k), json!(v)))
-                .collect(),
-        )
+        event_type: "AwsApiCall",
+        management_event: true,
+        recipient_account_id: account_id,
+        event_category: "Management",
     };
-    event.insert("requestParameters".into(), request_parameters);
-    let response_elements = p
-        .response
-        .as_deref()
-        .and_then(xml_to_json)
-        .unwrap_or(Value::Null);
-    event.insert("responseElements".into(), response_elements);
-    event.insert("requestID".into(), json!(p.request_id));
-    event.insert("eventID".into(), json!(event_id));
-    event.insert("readOnly".into(), json!(p.read_only));
-    let resource_type = p.resource.as_deref().map(resource_type);
-    if let (Some(arn), Some(kind)) = (&p.resource, resource_type) {
-        event.insert(
-            "resources".into(),
-            json!([{"ARN": arn, "accountId": account_id, "type": kind}]),
-        );
-    }
-    event.insert("eventType".into(), json!("AwsApiCall"));
-    event.insert("managementEvent".into(), json!(true));
-    event.insert("recipientAccountId".into(), json!(account_id));
-    event.insert("eventCategory".into(), json!("Management"));
+    // Serializing plain structs and strings cannot fail.
+    let record = serde_json::to_string(&record).unwrap_or_default();
     AuditEvent {
         event_id: event_id.to_owned(),
         event_time: p.time,
         event_name: p.event_name.clone(),
-        event_source: format!("{}.amazonaws.com", p.api.service()),
+        event_source,
         username,
         access_key_id,
         read_only: p.read_only,
         resource_type: resource_type.map(str::to_owned),
         resource_name: p.resource.clone(),
-        record: Value::Object(event).to_string(),
+        record,
     }
+}
+
+/// The claims of a session token that the audit trail reads.
+#[derive(serde::Deserialize)]
+struct IssuedClaims {
+    iat: i64,
+    mfa: MfaContext,
 }
 
 /// The MFA context and issue time of the session a credential-issuing call just minted,
@@ -326,9 +433,8 @@ fn issued_session(result: &str) -> Option<(i64, MfaContext)> {
     let bytes = data_encoding::BASE64URL_NOPAD
         .decode(payload.as_bytes())
         .ok()?;
-    let claims: Value = serde_json::from_slice(&bytes).ok()?;
-    let mfa: MfaContext = serde_json::from_value(claims.get("mfa")?.clone()).ok()?;
-    Some((claims.get("iat")?.as_i64()?, mfa))
+    let claims: IssuedClaims = serde_json::from_slice(&bytes).ok()?;
+    Some((claims.iat, claims.mfa))
 }
 
 fn mfa_method_name(method: MfaMethod) -> &'static str {
@@ -339,38 +445,24 @@ fn mfa_method_name(method: MfaMethod) -> &'static str {
     }
 }
 
-/// `sessionContext.attributes`: `mfaAuthenticated` and `creationDate` as CloudTrail
-/// writes them, plus tokengate's `mfaMethod` (docs/audit.md).
-fn attributes(created: i64, mfa: Option<&MfaContext>) -> Value {
-    let present = mfa.is_some_and(|m| m.present);
-    let mut attributes = Map::new();
-    attributes.insert("creationDate".into(), json!(iso8601(created)));
-    attributes.insert(
-        "mfaAuthenticated".into(),
-        json!(if present { "true" } else { "false" }),
-    );
-    if let Some(method) = mfa.filter(|m| m.present).and_then(|m| m.method) {
-        attributes.insert("mfaMethod".into(), json!(mfa_method_name(method)));
-    }
-    Value::Object(attributes)
-}
-
-/// `userIdentity`, LookupEvents' `Username` and the access key id.
-fn user_identity(
-    p: &Pending,
-    account_id: &str,
-    issued: Option<(i64, MfaContext)>,
-) -> (Value, Option<String>, Option<String>) {
+/// `userIdentity` and LookupEvents' `Username`.
+fn user_identity<'a>(
+    p: &'a Pending,
+    account_id: &'a str,
+    issued: Option<&(i64, MfaContext)>,
+) -> (UserIdentity<'a>, Option<String>) {
     let (principal, access_key_id, session, request_mfa) = match &p.identity {
         Identity::Unknown { access_key_id } => {
-            let mut identity = Map::new();
-            identity.insert("type".into(), json!("Unknown"));
-            identity.insert("accountId".into(), json!(account_id));
-            identity.insert(
-                "accessKeyId".into(),
-                json!(access_key_id.clone().unwrap_or_default()),
-            );
-            return (Value::Object(identity), None, access_key_id.clone());
+            let identity = UserIdentity {
+                kind: "Unknown",
+                principal_id: None,
+                arn: None,
+                account_id,
+                access_key_id: access_key_id.as_deref().unwrap_or_default(),
+                user_name: None,
+                session_context: None,
+            };
+            return (identity, None);
         }
         Identity::Known {
             principal,
@@ -379,10 +471,9 @@ fn user_identity(
             request_mfa,
         } => (principal, access_key_id, session, request_mfa),
     };
-    let mut identity = Map::new();
-    let (kind, username, issuer) = match principal {
-        Principal::Root { .. } => ("Root", "root".to_owned(), None),
-        Principal::User { name, .. } => ("IAMUser", name.clone(), None),
+    let (kind, username, issuer, user_name) = match principal {
+        Principal::Root { .. } => ("Root", "root", None, None),
+        Principal::User { name, .. } => ("IAMUser", name.as_str(), None, Some(name.as_str())),
         Principal::AssumedRole {
             role_name,
             role_id,
@@ -390,52 +481,50 @@ fn user_identity(
             ..
         } => (
             "AssumedRole",
-            session_name.clone(),
-            Some(json!({
-                "type": "Role",
-                "principalId": role_id,
-                "arn": principal.role_arn(),
-                "accountId": principal.account(),
-                "userName": role_name,
-            })),
+            session_name.as_str(),
+            Some(SessionIssuer {
+                kind: "Role",
+                principal_id: role_id,
+                arn: principal.role_arn(),
+                account_id: principal.account(),
+                user_name: Some(role_name),
+            }),
+            None,
         ),
         Principal::FederatedUser { name, user_id, .. } => (
             "FederatedUser",
-            name.clone(),
-            Some(json!({
-                "type": "IAMUser",
-                "principalId": user_id,
-                "accountId": principal.account(),
-            })),
+            name.as_str(),
+            Some(SessionIssuer {
+                kind: "IAMUser",
+                principal_id: user_id,
+                arn: None,
+                account_id: principal.account(),
+                user_name: None,
+            }),
+            None,
         ),
     };
-    identity.insert("type".into(), json!(kind));
-    identity.insert("principalId".into(), json!(principal.user_id()));
-    identity.insert("arn".into(), json!(principal.arn()));
-    identity.insert("accountId".into(), json!(principal.account()));
-    identity.insert("accessKeyId".into(), json!(access_key_id));
-    if let Principal::User { name, .. } = principal {
-        identity.insert("userName".into(), json!(name));
-    }
     // The session's own context; for a long-term key, this request's: a factor verified
     // with it (AssumeRole's), or the one the session it just minted carries.
     let attributes = match (session, request_mfa, issued) {
-        (Some((created, mfa)), None, _) => attributes(*created, Some(mfa)),
-        (_, Some(mfa), _) => attributes(p.time, Some(mfa)),
-        (None, None, Some((_, mfa))) => attributes(p.time, Some(&mfa)),
-        (None, None, None) => attributes(p.time, None),
+        (Some((created, mfa)), None, _) => Attributes::new(*created, Some(mfa)),
+        (_, Some(mfa), _) => Attributes::new(p.time, Some(mfa)),
+        (None, None, Some((_, mfa))) => Attributes::new(p.time, Some(mfa)),
+        (None, None, None) => Attributes::new(p.time, None),
     };
-    let mut context = Map::new();
-    if let Some(issuer) = issuer {
-        context.insert("sessionIssuer".into(), issuer);
-    }
-    context.insert("attributes".into(), attributes);
-    identity.insert("sessionContext".into(), Value::Object(context));
-    (
-        Value::Object(identity),
-        Some(username),
-        Some(access_key_id.clone()),
-    )
+    let identity = UserIdentity {
+        kind,
+        principal_id: Some(principal.user_id()),
+        arn: Some(principal.arn()),
+        account_id: principal.account(),
+        access_key_id,
+        user_name,
+        session_context: Some(SessionContext {
+            session_issuer: issuer,
+            attributes,
+        }),
+    };
+    (identity, Some(username.to_owned()))
 }
 
 /// The CloudTrail resource type of an ARN (or an MFA device serial).
@@ -523,21 +612,22 @@ fn unescape(s: &str) -> String {
         .replace("&amp;", "&")
 }
 
-/// A UUID (v4) for `eventID`.
-fn uuid(rng: &dyn SecureRandom) -> Option<String> {
+/// A UUID (v4) for `eventID`, from 16 random bytes.
+fn uuid(random: &[u8]) -> String {
     let mut b = [0u8; 16];
-    rng.fill(&mut b).ok()?;
+    b.copy_from_slice(random.get(..16).unwrap_or(&[0; 16]));
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h = data_encoding::HEXLOWER.encode(&b);
-    Some(format!(
+    let part = |r: std::ops::Range<usize>| h.get(r).unwrap_or_default();
+    format!(
         "{}-{}-{}-{}-{}",
-        h.get(0..8)?,
-        h.get(8..12)?,
-        h.get(12..16)?,
-        h.get(16..20)?,
-        h.get(20..32)?
-    ))
+        part(0..8),
+        part(8..12),
+        part(12..16),
+        part(16..20),
+        part(20..32)
+    )
 }
 
 enum Message {
@@ -674,29 +764,34 @@ fn writer(
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
         };
-        let mut events = Vec::new();
+        // Let the batch fill while this thread sleeps: senders wake no one (a blocked
+        // receiver would be woken by every send, a context switch per event).
+        if !matches!(first, Message::Flush(_)) {
+            std::thread::sleep(LINGER);
+        }
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(message) => batch.push(message),
+                Err(_) => break,
+            }
+        }
+        let mut ids = vec![0u8; 16 * batch.len()];
+        if rng.fill(&mut ids).is_err() {
+            tracing::error!("audit: no randomness for event ids");
+            continue;
+        }
+        let mut events = Vec::with_capacity(batch.len());
         let mut flushes = Vec::new();
-        let deadline = Instant::now() + LINGER;
-        let mut next = Some(first);
-        while let Some(message) = next.take() {
+        for (message, id) in batch.into_iter().zip(ids.chunks_exact(16)) {
             match message {
-                Message::Event(p) => match uuid(&rng) {
-                    Some(id) => events.push(build_event(&p, account_id, &id)),
-                    None => tracing::error!("audit: no randomness for an event id"),
-                },
+                Message::Event(p) => events.push(build_event(&p, account_id, &uuid(id))),
                 Message::Flush(done) => flushes.push(done),
             }
-            if events.len() >= MAX_BATCH || !flushes.is_empty() {
-                // A flush is waiting: write what we have now.
-                next = rx.try_recv().ok().filter(|_| events.len() < MAX_BATCH);
-                continue;
-            }
-            next = rx
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .ok();
         }
-        if let Err(e) = store.append_audit_events(&events) {
-            tracing::error!(error = %e, lost = events.len(), "audit: append failed");
+        let count = events.len();
+        if let Err(e) = store.append_audit_events(events) {
+            tracing::error!(error = %e, lost = count, "audit: append failed");
         }
         for done in flushes {
             let _ = done.send(());
@@ -711,6 +806,8 @@ fn writer(
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]

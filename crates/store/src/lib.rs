@@ -1149,7 +1149,7 @@ pub trait Store: Send + Sync {
     -> Result<(), StoreError>;
     /// **The audit trail** (issue 12 point 5): appends events in one transaction. Audit
     /// rows are no IAM state: caches and the IAM generation stay as they are.
-    fn append_audit_events(&self, events: &[AuditEvent]) -> Result<(), StoreError>;
+    fn append_audit_events(&self, events: Vec<AuditEvent>) -> Result<(), StoreError>;
     /// A page of audit events matching `query`, newest first.
     fn audit_events(&self, query: &AuditQuery) -> Result<AuditPage, StoreError>;
     /// Deletes audit events older than `before` (epoch seconds); returns how many.

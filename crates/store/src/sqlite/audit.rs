@@ -1,30 +1,43 @@
 //! The audit trail's SQL: an append-only table, paged newest first by position.
 
 use rusqlite::types::Value;
-use rusqlite::{params, params_from_iter};
+use rusqlite::{Connection, params, params_from_iter};
 
+use super::group_commit::HotWrite;
 use super::{SqliteStore, backend};
 use crate::{AuditAttribute, AuditEvent, AuditPage, AuditQuery, StoreError};
 
 pub(super) fn append_audit_events(
     store: &SqliteStore,
-    events: &[AuditEvent],
+    events: Vec<AuditEvent>,
 ) -> Result<(), StoreError> {
     if events.is_empty() {
         return Ok(());
     }
-    // Audit rows are no IAM state: no cache holds them and no authorization reads them.
-    store.write_login_state(|tx, _| {
-        let mut stmt = tx
-            .prepare_cached(
-                "INSERT OR IGNORE INTO audit_event (event_id, event_time, event_name,
-                     event_source, username, access_key_id, read_only, resource_type,
-                     resource_name, record)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            )
-            .map_err(backend)?;
-        for e in events {
-            stmt.execute(params![
+    // Through the group commit when there is one: the login path's writer thread then
+    // appends them in its next transaction, so audit never contends with logins for
+    // SQLite's write lock and shares their fsync. Audit rows are no IAM state either way.
+    match &store.committer {
+        Some(committer) => committer.submit(HotWrite::AuditAppend(events)).map(|_| ()),
+        None => store.write_login_state(|tx, _| insert_events(tx, &events)),
+    }
+}
+
+/// Inserts `events` in the caller's transaction.
+pub(super) fn insert_events(tx: &Connection, events: &[AuditEvent]) -> Result<(), StoreError> {
+    let mut event = tx
+        .prepare_cached(
+            "INSERT INTO audit_event (event_id, event_time, event_name, event_source,
+                 username, access_key_id, read_only, resource_type, resource_name)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )
+        .map_err(backend)?;
+    let mut record = tx
+        .prepare_cached("INSERT INTO audit_record (seq, record) VALUES (?1, ?2)")
+        .map_err(backend)?;
+    for e in events {
+        event
+            .execute(params![
                 e.event_id,
                 e.event_time,
                 e.event_name,
@@ -34,12 +47,13 @@ pub(super) fn append_audit_events(
                 e.read_only,
                 e.resource_type,
                 e.resource_name,
-                e.record,
             ])
             .map_err(backend)?;
-        }
-        Ok(())
-    })
+        record
+            .execute(params![tx.last_insert_rowid(), e.record])
+            .map_err(backend)?;
+    }
+    Ok(())
 }
 
 pub(super) fn audit_events(
@@ -47,9 +61,9 @@ pub(super) fn audit_events(
     query: &AuditQuery,
 ) -> Result<AuditPage, StoreError> {
     let mut sql = String::from(
-        "SELECT seq, event_id, event_time, event_name, event_source, username, access_key_id,
-                read_only, resource_type, resource_name, record
-         FROM audit_event WHERE 1 = 1",
+        "SELECT e.seq, e.event_id, e.event_time, e.event_name, e.event_source, e.username,
+                e.access_key_id, e.read_only, e.resource_type, e.resource_name, r.record
+         FROM audit_event e JOIN audit_record r ON r.seq = e.seq WHERE 1 = 1",
     );
     let mut args: Vec<Value> = Vec::new();
     let mut and = |clause: &str, value: Value| {
@@ -59,25 +73,25 @@ pub(super) fn audit_events(
     };
     match &query.attribute {
         None => {}
-        Some(AuditAttribute::EventId(v)) => and("event_id = ?", v.clone().into()),
-        Some(AuditAttribute::EventName(v)) => and("event_name = ?", v.clone().into()),
-        Some(AuditAttribute::ReadOnly(v)) => and("read_only = ?", i64::from(*v).into()),
-        Some(AuditAttribute::Username(v)) => and("username = ?", v.clone().into()),
-        Some(AuditAttribute::ResourceType(v)) => and("resource_type = ?", v.clone().into()),
-        Some(AuditAttribute::ResourceName(v)) => and("resource_name = ?", v.clone().into()),
-        Some(AuditAttribute::EventSource(v)) => and("event_source = ?", v.clone().into()),
-        Some(AuditAttribute::AccessKeyId(v)) => and("access_key_id = ?", v.clone().into()),
+        Some(AuditAttribute::EventId(v)) => and("e.event_id = ?", v.clone().into()),
+        Some(AuditAttribute::EventName(v)) => and("e.event_name = ?", v.clone().into()),
+        Some(AuditAttribute::ReadOnly(v)) => and("e.read_only = ?", i64::from(*v).into()),
+        Some(AuditAttribute::Username(v)) => and("e.username = ?", v.clone().into()),
+        Some(AuditAttribute::ResourceType(v)) => and("e.resource_type = ?", v.clone().into()),
+        Some(AuditAttribute::ResourceName(v)) => and("e.resource_name = ?", v.clone().into()),
+        Some(AuditAttribute::EventSource(v)) => and("e.event_source = ?", v.clone().into()),
+        Some(AuditAttribute::AccessKeyId(v)) => and("e.access_key_id = ?", v.clone().into()),
     }
     if let Some(start) = query.start {
-        and("event_time >= ?", start.into());
+        and("e.event_time >= ?", start.into());
     }
     if let Some(end) = query.end {
-        and("event_time <= ?", end.into());
+        and("e.event_time <= ?", end.into());
     }
     if let Some(seq) = query.before_seq {
-        and("seq < ?", seq.into());
+        and("e.seq < ?", seq.into());
     }
-    sql.push_str(" ORDER BY seq DESC LIMIT ?");
+    sql.push_str(" ORDER BY e.seq DESC LIMIT ?");
     // One more than asked: whether a next page exists.
     let limit = i64::try_from(query.limit.saturating_add(1)).map_err(backend)?;
     args.push(limit.into());
@@ -109,11 +123,50 @@ pub(super) fn audit_events(
     })
 }
 
+/// Rows deleted per transaction by the retention, so that the write lock the login path
+/// needs is never held for long.
+const PURGE_CHUNK: i64 = 5_000;
+
 pub(super) fn purge_audit_events(store: &SqliteStore, before: i64) -> Result<usize, StoreError> {
-    store.write_login_state(|tx, _| {
-        tx.execute("DELETE FROM audit_event WHERE event_time < ?1", [before])
-            .map_err(backend)
-    })
+    // Time grows with `seq` (events are appended as they are decided): the first event at
+    // or after `before` bounds the rows to delete. Found on a reader, walking only the old
+    // rows; with none that new, every row is old.
+    let cutoff: Option<i64> = store.read_tx(|tx| {
+        tx.query_row(
+            "SELECT COALESCE(
+                 (SELECT seq FROM audit_event WHERE event_time >= ?1 ORDER BY seq LIMIT 1),
+                 (SELECT MAX(seq) + 1 FROM audit_event))",
+            [before],
+            |r| r.get(0),
+        )
+        .map_err(backend)
+    })?;
+    let Some(cutoff) = cutoff else {
+        return Ok(0);
+    };
+    let mut deleted = 0;
+    loop {
+        let n = store.write_login_state(|tx, _| {
+            // The oldest chunk: `seq` below the cut, from the smallest left.
+            let last: Option<i64> = tx
+                .query_row(
+                    "SELECT MAX(seq) FROM (SELECT seq FROM audit_event WHERE seq < ?1
+                         ORDER BY seq LIMIT ?2)",
+                    [cutoff, PURGE_CHUNK],
+                    |r| r.get(0),
+                )
+                .map_err(backend)?;
+            let Some(last) = last else { return Ok(0) };
+            tx.execute("DELETE FROM audit_record WHERE seq <= ?1", [last])
+                .map_err(backend)?;
+            tx.execute("DELETE FROM audit_event WHERE seq <= ?1", [last])
+                .map_err(backend)
+        })?;
+        deleted += n;
+        if i64::try_from(n).unwrap_or(0) < PURGE_CHUNK {
+            return Ok(deleted);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -150,9 +203,7 @@ mod tests {
         let events: Vec<_> = (0..10)
             .map(|n| event(n, if n < 6 { "alice" } else { "bob" }))
             .collect();
-        s.append_audit_events(&events).unwrap();
-        // Appending again (a retried batch) adds nothing.
-        s.append_audit_events(&events[..2]).unwrap();
+        s.append_audit_events(events).unwrap();
         assert_eq!(s.iam_generation(), generation, "audit is no IAM change");
 
         let mut query = AuditQuery {
@@ -203,5 +254,32 @@ mod tests {
             .unwrap();
         assert_eq!(all.events.len(), 5);
         assert_eq!(all.events[4].1.record, "{\"n\":5}");
+    }
+
+    #[test]
+    fn a_file_store_appends_through_the_group_commit_and_keeps_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        {
+            let s = SqliteStore::open(&path, &master()).unwrap();
+            let generation = s.iam_generation();
+            s.append_audit_events((0..300).map(|n| event(n, "carol")).collect())
+                .unwrap();
+            assert_eq!(s.iam_generation(), generation);
+            let page = s
+                .audit_events(&AuditQuery {
+                    attribute: Some(AuditAttribute::Username("carol".into())),
+                    limit: 50,
+                    ..AuditQuery::default()
+                })
+                .unwrap();
+            assert_eq!(page.events.len(), 50);
+            assert!(page.more);
+        }
+        let again = SqliteStore::open(&path, &master()).unwrap();
+        assert_eq!(again.purge_audit_events(1000 + 100).unwrap(), 100);
+        assert_eq!(again.purge_audit_events(1000 + 100).unwrap(), 0);
+        // Everything older than every event: all of them.
+        assert_eq!(again.purge_audit_events(i64::MAX).unwrap(), 200);
     }
 }

@@ -972,7 +972,7 @@ impl Store for SqliteStore {
         reports::record_access_key_last_used(self, uses)
     }
 
-    fn append_audit_events(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
+    fn append_audit_events(&self, events: Vec<AuditEvent>) -> Result<(), StoreError> {
         audit::append_audit_events(self, events)
     }
 
