@@ -26,17 +26,21 @@ pub enum Api {
     Iam,
     /// STS, version 2011-06-15.
     Sts,
+    /// CloudTrail, version 2013-11-01: LookupEvents over the JSON 1.1 protocol
+    /// (portal.md §4.4).
+    CloudTrail,
 }
 
 impl Api {
-    /// Both APIs.
-    pub const ALL: [Api; 2] = [Api::Iam, Api::Sts];
+    /// Every API.
+    pub const ALL: [Api; 3] = [Api::Iam, Api::Sts, Api::CloudTrail];
 
     /// The API version a request must name.
     pub fn version(self) -> &'static str {
         match self {
             Api::Iam => "2010-05-08",
             Api::Sts => "2011-06-15",
+            Api::CloudTrail => "2013-11-01",
         }
     }
 
@@ -45,6 +49,7 @@ impl Api {
         match self {
             Api::Iam => "https://iam.amazonaws.com/doc/2010-05-08/",
             Api::Sts => "https://sts.amazonaws.com/doc/2011-06-15/",
+            Api::CloudTrail => "https://cloudtrail.amazonaws.com/doc/2013-11-01/",
         }
     }
 
@@ -53,6 +58,16 @@ impl Api {
         match self {
             Api::Iam => "iam",
             Api::Sts => "sts",
+            Api::CloudTrail => "cloudtrail",
+        }
+    }
+
+    /// The `X-Amz-Target` prefix of an API spoken over the JSON 1.1 protocol (botocore's
+    /// `targetPrefix`); `None` for the query-protocol APIs.
+    pub fn json_target_prefix(self) -> Option<&'static str> {
+        match self {
+            Api::Iam | Api::Sts => None,
+            Api::CloudTrail => Some("com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101"),
         }
     }
 
@@ -89,11 +104,13 @@ pub enum Family {
     /// Account advisor: key last use, access advisor, account summary and authorization
     /// details, the account alias ([`crate::handlers::advisor`]).
     Advisor,
+    /// The audit trail: CloudTrail LookupEvents ([`crate::handlers::audit`]).
+    Audit,
 }
 
 impl Family {
     /// Every family.
-    pub const ALL: [Family; 11] = [
+    pub const ALL: [Family; 12] = [
         Family::UsersAndKeys,
         Family::MfaDevices,
         Family::SecurityKeys,
@@ -105,6 +122,7 @@ impl Family {
         Family::Passwords,
         Family::Reports,
         Family::Advisor,
+        Family::Audit,
     ];
 
     /// The name of the family's module under `src/handlers/`.
@@ -121,6 +139,7 @@ impl Family {
             Family::Passwords => "passwords",
             Family::Reports => "reports",
             Family::Advisor => "advisor",
+            Family::Audit => "audit",
         }
     }
 }

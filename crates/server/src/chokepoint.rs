@@ -19,11 +19,12 @@ use tokengate_token::query::decode_form;
 use tokengate_token::sigv4::HttpRequest;
 
 use crate::action::{ActionSpec, Api, Call, ResourceInput};
+use crate::auth::Caller;
 use crate::authz::RequestFacts;
 use crate::error::ApiError;
 use crate::params::Params;
 use crate::state::AppState;
-use crate::{assume, auth};
+use crate::{assume, audit, auth};
 use crate::{authz, registry, xml};
 
 /// AWS's answer to an action it does not know in this version.
@@ -35,7 +36,8 @@ pub fn invalid_action(action: &str, version: &str) -> ApiError {
     )
 }
 
-/// The catch-all route: one query-API request in, one XML answer out.
+/// The catch-all route: one query-API request in, one XML answer out — or, with an
+/// `X-Amz-Target` header, one JSON 1.1 request in and JSON out (CloudTrail, portal.md §4.4).
 pub(crate) async fn query_api(
     State(state): State<Arc<AppState>>,
     method: Method,
@@ -50,23 +52,121 @@ pub(crate) async fn query_api(
         source_ip: peer.map(|Extension(ConnectInfo(addr))| addr.ip()),
         secure_transport: false,
     };
-    let outcome = handle(&state, &method, &uri, &headers, body, facts, &mut api).await;
+    let json = headers.contains_key(X_AMZ_TARGET);
+    let meta = audit::RequestMeta {
+        request_id: &request_id,
+        source_ip: facts.source_ip,
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok()),
+    };
+    let outcome = handle(
+        &state, &method, &uri, &headers, body, facts, &meta, &mut api,
+    )
+    .await;
     let service = api.service();
     match outcome {
         Ok((spec, result)) => {
             tracing::debug!(%request_id, service, action = spec.name, "ok");
-            success_response(api, spec.name, &request_id, result)
+            if json {
+                json_response(StatusCode::OK, &request_id, result.unwrap_or_default())
+            } else {
+                success_response(api, spec.name, &request_id, result)
+            }
         }
         Err(e) => {
             let status = e.status.as_u16();
             tracing::info!(%request_id, service, code = e.code, status, "refused");
-            error_response(api, &request_id, &e)
+            if json {
+                let body = serde_json::json!({"__type": e.code, "message": e.message});
+                json_response(e.status, &request_id, body.to_string())
+            } else {
+                error_response(api, &request_id, &e)
+            }
         }
+    }
+}
+
+/// The header that names a JSON 1.1 protocol operation (botocore `targetPrefix` + `.` +
+/// operation).
+const X_AMZ_TARGET: &str = "x-amz-target";
+
+/// The parameters of a JSON 1.1 request: `Action` from `X-Amz-Target`, `Version` from its
+/// API, and the body flattened into query-style names (`LookupAttributes.member.1.…`), so
+/// that the registry, authorization, handlers and audit see one kind of request.
+fn json_params(headers: &HeaderMap, body: &[u8]) -> Result<Params, ApiError> {
+    let target = headers
+        .get(X_AMZ_TARGET)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let unknown = || {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "UnknownOperationException",
+            format!("Unknown operation {target}"),
+        )
+    };
+    let (prefix, operation) = target.rsplit_once('.').ok_or_else(unknown)?;
+    let api = Api::ALL
+        .into_iter()
+        .find(|api| api.json_target_prefix() == Some(prefix))
+        .ok_or_else(unknown)?;
+    let value: serde_json::Value = if body.is_empty() {
+        serde_json::Value::Object(serde_json::Map::new())
+    } else {
+        serde_json::from_slice(body).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "SerializationException",
+                format!("The request body is not valid JSON: {e}"),
+            )
+        })?
+    };
+    if !value.is_object() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "SerializationException",
+            "The request body must be a JSON object.",
+        ));
+    }
+    let mut pairs = vec![
+        ("Action".to_owned(), operation.to_owned()),
+        ("Version".to_owned(), api.version().to_owned()),
+    ];
+    flatten_json("", &value, &mut pairs);
+    Ok(Params::new(pairs))
+}
+
+fn flatten_json(prefix: &str, value: &serde_json::Value, out: &mut Vec<(String, String)>) {
+    use serde_json::Value;
+    let join = |name: &str| {
+        if prefix.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{prefix}.{name}")
+        }
+    };
+    match value {
+        Value::Object(members) => {
+            for (name, v) in members {
+                flatten_json(&join(name), v, out);
+            }
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                flatten_json(&join(&format!("member.{}", i + 1)), v, out);
+            }
+        }
+        Value::String(s) => out.push((prefix.to_owned(), s.clone())),
+        Value::Number(n) => out.push((prefix.to_owned(), n.to_string())),
+        Value::Bool(b) => out.push((prefix.to_owned(), b.to_string())),
+        Value::Null => {}
     }
 }
 
 /// Authenticate → look up the action → build its resource → authorize → run the handler →
 /// audit hook. `api` is kept up to date for the answer's namespace, error or not.
+#[allow(clippy::too_many_arguments)] // the request's parts, as axum hands them over
 async fn handle(
     state: &Arc<AppState>,
     method: &Method,
@@ -74,6 +174,7 @@ async fn handle(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
     facts: RequestFacts,
+    meta: &audit::RequestMeta<'_>,
     api: &mut Api,
 ) -> Result<(&'static ActionSpec, Option<String>), ApiError> {
     let body = body.map_err(|e| {
@@ -95,11 +196,16 @@ async fn handle(
         let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
         ApiError::new(status, e.aws_code(), e.to_string())
     };
-    let mut pairs = decode_form(query.as_bytes()).map_err(malformed)?;
-    if method == Method::POST {
-        pairs.extend(decode_form(&body).map_err(malformed)?);
-    }
-    let params = Params::new(pairs);
+    let json = headers.contains_key(X_AMZ_TARGET);
+    let params = if json {
+        json_params(headers, &body)?
+    } else {
+        let mut pairs = decode_form(query.as_bytes()).map_err(malformed)?;
+        if method == Method::POST {
+            pairs.extend(decode_form(&body).map_err(malformed)?);
+        }
+        Params::new(pairs)
+    };
     *api = params
         .get("Action")
         .and_then(registry::api_of)
@@ -117,7 +223,13 @@ async fn handle(
         headers: &header_pairs,
         body: &body,
     };
-    let (mut caller, scope_service) = auth::authenticate(state, &request).await?;
+    let (mut caller, scope_service) = match auth::authenticate(state, &request).await {
+        Ok(authenticated) => authenticated,
+        Err(e) => {
+            audit_unauthenticated(state, *api, &params, &request, meta, &e);
+            return Err(e);
+        }
+    };
     *api = Api::from_service(&scope_service).ok_or_else(|| {
         ApiError::new(
             StatusCode::FORBIDDEN,
@@ -129,6 +241,24 @@ async fn handle(
         )
     })?;
 
+    let event_api = *api;
+    let now = state.clock.now().unix_timestamp();
+    // The event of this request, once it is decided (None while auditing is off).
+    let draft = |caller: &Caller, name: &str, read_only: bool, resource: &str| {
+        state.audit.enabled().then(|| {
+            audit::Pending::new(
+                event_api,
+                name,
+                read_only,
+                now,
+                audit::Identity::of(caller),
+                &caller.region,
+                meta,
+                &params,
+                resource,
+            )
+        })
+    };
     // Look the action up.
     let action = params.get("Action").unwrap_or("");
     if action.is_empty() {
@@ -139,9 +269,14 @@ async fn handle(
         ));
     }
     let version = params.get("Version");
-    let spec = registry::lookup(*api, action)
+    let Some(spec) = registry::lookup(*api, action)
         .filter(|_| version == Some(api.version()))
-        .ok_or_else(|| invalid_action(action, version.unwrap_or("")))?;
+        .filter(|spec| spec.api.json_target_prefix().is_some() == json)
+    else {
+        let refused = invalid_action(action, version.unwrap_or(""));
+        record(state, draft(&caller, action, false, "*"), Err(&refused));
+        return Err(refused);
+    };
     // Usage (last used, access advisor) counts every authenticated attempt; batched.
     state
         .usage
@@ -151,15 +286,34 @@ async fn handle(
     // GetSessionToken verifies it: the trust policy decides on `aws:MultiFactorAuthPresent`
     // (policy.md §5.1). Its parameters are validated first, so a bad request spends no code.
     if spec.iam_action() == assume::ASSUME_ROLE {
-        let request = assume::AssumeRoleRequest::parse(&params)?;
-        request.session_attributes(&caller)?;
-        let touch = if spec.name == assume::ASSUME_ROLE_WITH_SECURITY_KEY {
-            Some(assume::read_touch(&params, &caller)?)
-        } else {
-            None
-        };
-        caller.request_mfa =
-            assume::second_factor(state, &caller, &request, touch.as_ref()).await?;
+        let verified = async {
+            let request = assume::AssumeRoleRequest::parse(&params)?;
+            request.session_attributes(&caller)?;
+            let touch = if spec.name == assume::ASSUME_ROLE_WITH_SECURITY_KEY {
+                Some(assume::read_touch(&params, &caller)?)
+            } else {
+                None
+            };
+            assume::second_factor(state, &caller, &request, touch.as_ref()).await
+        }
+        .await;
+        match verified {
+            Ok(mfa) => caller.request_mfa = mfa,
+            Err(refused) => {
+                let role = params.get("RoleArn").unwrap_or("*");
+                let pending = draft(&caller, spec.name, audit::is_read_only(spec), role);
+                audit_hook(
+                    state,
+                    spec,
+                    &caller.principal,
+                    role,
+                    pending,
+                    Decision::Deny,
+                    Err(&refused),
+                );
+                return Err(refused);
+            }
+        }
     }
 
     // Authorize.
@@ -168,11 +322,14 @@ async fn handle(
         caller: &caller,
         params: &params,
     })?;
+    let pending = draft(&caller, spec.name, audit::is_read_only(spec), &resource);
     if let Err(denied) = authz::authorize(state, &caller, spec, &resource, &params, facts) {
         audit_hook(
+            state,
             spec,
             &caller.principal,
             &resource,
+            pending,
             Decision::Deny,
             Err(&denied),
         );
@@ -188,8 +345,16 @@ async fn handle(
         action: spec,
     };
     let result = (spec.handler)(call).await;
-    let outcome = result.as_ref().map(|_| ());
-    audit_hook(spec, &principal, &resource, Decision::Allow, outcome);
+    let outcome = result.as_ref().map(Option::as_deref);
+    audit_hook(
+        state,
+        spec,
+        &principal,
+        &resource,
+        pending,
+        Decision::Allow,
+        outcome,
+    );
     Ok((spec, result?))
 }
 
@@ -201,14 +366,18 @@ enum Decision {
 }
 
 /// **The audit hook**: every authorized or refused action passes here once, with who asked,
-/// what, on which resource, the decision and the outcome. Today it is a `debug` event on the
-/// `audit` target; the audit trail (store) plugs in here.
+/// what, on which resource, the decision and the outcome. It writes a `debug` event on the
+/// `audit` target and hands the request's CloudTrail event (`pending`, `None` while
+/// auditing is off) to the audit trail ([`crate::audit`]), which stores it off the
+/// request path.
 fn audit_hook(
+    state: &AppState,
     spec: &ActionSpec,
     principal: &Principal,
     resource: &str,
+    pending: Option<audit::Pending>,
     decision: Decision,
-    outcome: Result<(), &ApiError>,
+    outcome: Result<Option<&str>, &ApiError>,
 ) {
     tracing::debug!(
         target: "audit",
@@ -219,6 +388,76 @@ fn audit_hook(
         outcome = outcome.err().map_or("ok", |e| e.code),
         "request decided"
     );
+    record(state, pending, outcome);
+}
+
+/// Hands a decided request's event to the audit trail.
+fn record(
+    state: &AppState,
+    pending: Option<audit::Pending>,
+    outcome: Result<Option<&str>, &ApiError>,
+) {
+    if let Some(pending) = pending {
+        state.audit.record(pending.finish(outcome));
+    }
+}
+
+/// A request that failed authentication (bad signature, unknown key, expired token) is
+/// recorded when it names a known action: `userIdentity.type` `Unknown`, with the access
+/// key id it claimed.
+fn audit_unauthenticated(
+    state: &AppState,
+    api: Api,
+    params: &Params,
+    request: &HttpRequest<'_>,
+    meta: &audit::RequestMeta<'_>,
+    refused: &ApiError,
+) {
+    if !state.audit.enabled() {
+        return;
+    }
+    let Some(spec) = params
+        .get("Action")
+        .and_then(|name| registry::lookup(api, name))
+    else {
+        return;
+    };
+    let identity = audit::Identity::Unknown {
+        access_key_id: claimed_access_key_id(request),
+    };
+    let pending = audit::Pending::new(
+        spec.api,
+        spec.name,
+        audit::is_read_only(spec),
+        state.clock.now().unix_timestamp(),
+        identity,
+        "",
+        meta,
+        params,
+        "*",
+    );
+    state.audit.record(pending.finish(Err(refused)));
+}
+
+/// The access key id a request claims (its credential scope's first part), if it is
+/// shaped like one.
+fn claimed_access_key_id(request: &HttpRequest<'_>) -> Option<String> {
+    let from_header = request
+        .headers
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("authorization"))
+        .and_then(|(_, value)| value.split("Credential=").nth(1));
+    let from_query = request
+        .query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("X-Amz-Credential="));
+    let credential = from_header.or(from_query)?;
+    let id: String = credential
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric())
+        .take(128)
+        .collect();
+    (id.len() >= 16).then_some(id)
 }
 
 /// A random UUID (v4) for `RequestId`.
@@ -242,6 +481,19 @@ fn request_id(rng: &dyn SecureRandom) -> String {
 
 fn xml_response(status: StatusCode, request_id: &str, body: String) -> Response {
     let mut response = (status, [(header::CONTENT_TYPE, "text/xml")], body).into_response();
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        response.headers_mut().insert("x-amzn-requestid", v);
+    }
+    response
+}
+
+fn json_response(status: StatusCode, request_id: &str, body: String) -> Response {
+    let mut response = (
+        status,
+        [(header::CONTENT_TYPE, "application/x-amz-json-1.1")],
+        body,
+    )
+        .into_response();
     if let Ok(v) = HeaderValue::from_str(request_id) {
         response.headers_mut().insert("x-amzn-requestid", v);
     }

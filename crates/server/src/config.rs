@@ -28,6 +28,8 @@ pub struct Config {
     pub security_keys: SecurityKeyConfig,
     /// Console passwords: argon2id parameters and the hashing bound.
     pub passwords: PasswordConfig,
+    /// `[audit]`: the audit trail (docs/audit.md).
+    pub audit: AuditConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -88,6 +90,28 @@ impl Default for PasswordConfig {
             argon2_parallelism: 1,
             max_concurrent_hashes: 2,
             max_queued_hashes: 64,
+        }
+    }
+}
+
+/// `[audit]` (docs/audit.md): the CloudTrail-format audit trail.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Whether decided requests are recorded.
+    pub enabled: bool,
+    /// Days an event is kept (CloudTrail's event history: 90).
+    pub retention_days: u32,
+    /// Events that may wait for the writer; more are dropped (and counted).
+    pub queue_capacity: usize,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            retention_days: 90,
+            queue_capacity: 65_536,
         }
     }
 }
@@ -180,6 +204,7 @@ impl Default for Config {
             session_tokens: SessionTokenConfig::default(),
             security_keys: SecurityKeyConfig::default(),
             passwords: PasswordConfig::default(),
+            audit: AuditConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -377,6 +402,25 @@ pub const SETTINGS: &[Setting] = &[
         doc: "Password hashes that may wait; more are refused with `Throttling`.",
     },
     Setting {
+        key: "audit.enabled",
+        env: "TOKENGATE_AUDIT_ENABLED",
+        default: "true",
+        doc: "Record every decided request as a CloudTrail-format event (docs/audit.md).",
+    },
+    Setting {
+        key: "audit.retention_days",
+        env: "TOKENGATE_AUDIT_RETENTION_DAYS",
+        default: "90",
+        doc: "Days an audit event is kept (1–3650; CloudTrail's event history keeps 90).",
+    },
+    Setting {
+        key: "audit.queue_capacity",
+        env: "TOKENGATE_AUDIT_QUEUE_CAPACITY",
+        default: "65536",
+        doc: "Audit events that may wait for the writer; beyond that they are dropped and \
+              counted (the request path never waits).",
+    },
+    Setting {
         key: "log.level",
         env: "TOKENGATE_LOG_LEVEL",
         default: "info",
@@ -533,6 +577,18 @@ impl Config {
                 self.passwords.max_queued_hashes =
                     value.parse().map_err(|_| bad("expected a count"))?;
             }
+            "audit.enabled" => {
+                self.audit.enabled =
+                    parse_bool(value).ok_or_else(|| bad("expected true or false"))?;
+            }
+            "audit.retention_days" => {
+                self.audit.retention_days = value
+                    .parse()
+                    .map_err(|_| bad("expected a number of days"))?;
+            }
+            "audit.queue_capacity" => {
+                self.audit.queue_capacity = value.parse().map_err(|_| bad("expected a count"))?;
+            }
             "log.level" => self.log.level = value.to_owned(),
             "log.format" => {
                 self.log.format = match value {
@@ -553,6 +609,11 @@ impl Config {
         if self.mfa.max_failures == 0 || self.mfa.lockout_secs == 0 {
             return Err(ConfigError::Invalid(
                 "mfa.max_failures and mfa.lockout_secs must be ≥ 1".into(),
+            ));
+        }
+        if !(1..=3650).contains(&self.audit.retention_days) || self.audit.queue_capacity == 0 {
+            return Err(ConfigError::Invalid(
+                "audit.retention_days must be 1–3650 and audit.queue_capacity ≥ 1".into(),
             ));
         }
         if self.session_tokens.rotate_after_days == 0 {

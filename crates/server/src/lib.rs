@@ -29,6 +29,7 @@
 
 pub mod action;
 pub mod assume;
+pub mod audit;
 pub mod auth;
 pub mod authz;
 pub mod chokepoint;

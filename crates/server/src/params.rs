@@ -94,6 +94,11 @@ impl Params {
         out
     }
 
+    /// Every pair, in request order.
+    pub fn pairs(&self) -> &[(String, String)] {
+        &self.pairs
+    }
+
     /// The first value of `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.pairs

@@ -11,11 +11,11 @@ pub use crate::action::{
     AccessLevel, ActionKey, ActionSpec, Api, Call, Family, HandlerFuture, Reply, ResourceInput,
     ResourceSpec,
 };
-use crate::handlers::{advisor, passwords, reports};
+use crate::handlers::{advisor, audit, passwords, reports};
 use crate::handlers::{groups, mfa_devices, policies, roles, security_keys, simulator, sts, users};
 
 use AccessLevel::{List, PermissionsManagement, Read, Tagging, Write};
-use Family::{Advisor, Passwords, Reports};
+use Family::{Advisor, Audit, Passwords, Reports};
 use Family::{Groups, MfaDevices, Policies, Roles, SecurityKeys, Simulator, Sts, UsersAndKeys};
 use ResourceSpec::{Any, Custom, Group, Mfa, Policy, Role, User, VirtualMfaName};
 
@@ -70,6 +70,24 @@ const fn sts(
     ActionSpec {
         name,
         api: Api::Sts,
+        family,
+        access,
+        resource,
+        handler,
+    }
+}
+
+/// A CloudTrail action (JSON 1.1 protocol).
+const fn cloudtrail(
+    name: &'static str,
+    family: Family,
+    access: AccessLevel,
+    resource: ResourceSpec,
+    handler: fn(Call) -> HandlerFuture,
+) -> ActionSpec {
+    ActionSpec {
+        name,
+        api: Api::CloudTrail,
         family,
         access,
         resource,
@@ -302,6 +320,9 @@ pub static ACTIONS: &[ActionSpec] = &[
         run!(advisor::delete_account_alias)),
     iam("ListAccountAliases", Advisor, List, Any,
         run!(advisor::list_account_aliases)),
+    // The audit trail (resource `*`, as the service authorization reference has it).
+    cloudtrail("LookupEvents", Audit, Read, Any,
+        run!(audit::lookup_events)),
 ];
 
 /// tokengate's own actions that are a way of doing an AWS action, and are authorized as it:

@@ -70,6 +70,8 @@ pub struct AppState {
     pub password_hashing: crate::passwords::PasswordHashing,
     /// Access-key and per-action usage, batched in memory and flushed (issue 12).
     pub usage: crate::usage::UsageRecorder,
+    /// The audit trail's queue and writer (docs/audit.md).
+    pub audit: crate::audit::AuditTrail,
 }
 
 /// Start-up failed.
@@ -162,6 +164,18 @@ pub fn open_with_store(
         }
     }
     let verifier = TokenVerifier::new(verifying.iter().map(SigningKey::public_key));
+    let audit = if config.audit.enabled {
+        let clock = Arc::clone(&clock);
+        crate::audit::AuditTrail::start(
+            Arc::clone(&store),
+            account.account_id.clone(),
+            config.audit.queue_capacity,
+            config.audit.retention_days,
+            Arc::new(move || clock.now().unix_timestamp()),
+        )
+    } else {
+        crate::audit::AuditTrail::disabled()
+    };
     Ok(AppState {
         config,
         account_id: account.account_id,
@@ -175,6 +189,7 @@ pub fn open_with_store(
         policies: crate::principals::PolicyCache::new(),
         password_hashing,
         usage: crate::usage::UsageRecorder::new(),
+        audit,
     })
 }
 

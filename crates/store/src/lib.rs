@@ -13,6 +13,7 @@
 //! The trait is synchronous: the SQLite implementation is, and the server calls it from
 //! blocking tasks.
 
+mod audit;
 mod hygiene;
 pub mod master_key;
 pub mod seal;
@@ -25,6 +26,7 @@ pub use hygiene::{
     StoredReport,
 };
 
+pub use audit::{AuditAttribute, AuditEvent, AuditPage, AuditQuery};
 pub use sqlite::SqliteStore;
 use tokengate_token::Secret;
 use tokengate_verifier::totp::{self, LockoutPolicy, Refusal, TotpParams, TotpState, Verdict};
@@ -1174,6 +1176,13 @@ pub trait Store: Send + Sync {
     fn set_account_alias(&self, alias: &str) -> Result<(), StoreError>;
     /// Deletes the account alias `alias`; `NotFound(AccountAlias)` unless it is the one set.
     fn delete_account_alias(&self, alias: &str) -> Result<(), StoreError>;
+    /// **The audit trail** (issue 12 point 5): appends events in one transaction. Audit
+    /// rows are no IAM state: caches and the IAM generation stay as they are.
+    fn append_audit_events(&self, events: Vec<AuditEvent>) -> Result<(), StoreError>;
+    /// A page of audit events matching `query`, newest first.
+    fn audit_events(&self, query: &AuditQuery) -> Result<AuditPage, StoreError>;
+    /// Deletes audit events older than `before` (epoch seconds); returns how many.
+    fn purge_audit_events(&self, before: i64) -> Result<usize, StoreError>;
 }
 
 /// [`Store::check_totp_then`] from the read, the verification and the two writes.

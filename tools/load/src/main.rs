@@ -70,6 +70,19 @@ struct Args {
     /// Server worker threads (TOKIO_WORKER_THREADS) [default: the number of cores].
     #[arg(long)]
     server_threads: Option<usize>,
+    /// Instead of the four workloads: MFA logins on a server with the audit trail off
+    /// (`TOKENGATE_AUDIT_ENABLED=false`) and on, alternating, each round on fresh devices;
+    /// prints both rates and the cost of auditing (docs/audit.md).
+    #[arg(long)]
+    audit_compare: bool,
+    /// Rounds of (off, on) in `--audit-compare`.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Instead of any workload: the audit trail alone, in this process — the CPU per event
+    /// of building N GetSessionToken events (request path + JSON) and of recording them
+    /// through the writer into a file store (group commit, fsync).
+    #[arg(long)]
+    audit_bench: Option<usize>,
 }
 
 struct Identity {
@@ -81,6 +94,9 @@ struct Identity {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(n) = args.audit_bench {
+        return audit_bench(n);
+    }
     let dir = std::env::temp_dir().join(format!("tokengate-load-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let result = run(&args, &dir);
@@ -99,7 +115,10 @@ fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
 
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let addr = format!("127.0.0.1:{port}");
-    let server = start_server(args, dir, &addr)?;
+    if args.audit_compare {
+        return compare_audit(args, dir, &addr, &identities);
+    }
+    let server = start_server(args, dir, &addr, true)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -235,6 +254,217 @@ fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// `--audit-compare`: the login workload with the audit trail off and on, alternating
+/// (off, on) × rounds on one data dir, each phase on its own slice of the devices (a code
+/// works once). Each phase has its own server, warmed up with GetCallerIdentity.
+fn compare_audit(
+    args: &Args,
+    dir: &Path,
+    addr: &str,
+    identities: &[Identity],
+) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let phases = 2 * args.rounds.max(1);
+    let slice = identities.len() / phases;
+    if slice == 0 {
+        bail!("--audit-compare needs at least {phases} devices");
+    }
+    let mut totals = [(0usize, Duration::ZERO, Duration::ZERO); 2];
+    println!(
+        "| round | audit | logins | errors | seconds | logins/s | p50 ms | p99 ms | server CPU µs/login |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for phase in 0..phases {
+        let audit = phase % 2 == 1;
+        let ids = identities
+            .get(phase * slice..(phase + 1) * slice)
+            .unwrap_or_default();
+        let server = start_server(args, dir, addr, audit)?;
+        let warm: Vec<Vec<u8>> = ids
+            .iter()
+            .take(1000)
+            .map(|id| {
+                signed_request(
+                    addr,
+                    id,
+                    &[("Action", "GetCallerIdentity"), ("Version", "2011-06-15")],
+                )
+            })
+            .collect();
+        runtime.block_on(blast(addr, warm, args.connections))?;
+        let step = TotpParams::AWS.step_at(time::OffsetDateTime::now_utc().unix_timestamp());
+        let logins: Vec<Vec<u8>> = ids
+            .iter()
+            .map(|id| {
+                let code = Generator::new(&id.seed, TotpParams::AWS).code(step);
+                let params = [
+                    ("Action", "GetSessionToken"),
+                    ("Version", "2011-06-15"),
+                    ("SerialNumber", id.serial.as_str()),
+                    ("TokenCode", code.as_str()),
+                    ("DurationSeconds", "900"),
+                ];
+                signed_request(addr, id, &params)
+            })
+            .collect();
+        let (r, cpu) = measured(server.0.id(), || {
+            runtime.block_on(blast(addr, logins, args.connections))
+        })?;
+        drop(server);
+        let n = (r.ok + r.errors).max(1) as f64;
+        println!(
+            "| {} | {} | {} | {} | {:.2} | {:.0} | {:.2} | {:.2} | {:.0} |",
+            phase / 2 + 1,
+            if audit { "on" } else { "off" },
+            r.ok + r.errors,
+            r.errors,
+            r.elapsed.as_secs_f64(),
+            r.ok as f64 / r.elapsed.as_secs_f64(),
+            r.p50.as_secs_f64() * 1e3,
+            r.p99.as_secs_f64() * 1e3,
+            cpu.server.as_secs_f64() * 1e6 / n,
+        );
+        if let Some(e) = r.first_error {
+            bail!("{} logins failed (first: {e})", r.errors);
+        }
+        let total = &mut totals[usize::from(audit)];
+        total.0 += r.ok;
+        total.1 += r.elapsed;
+        total.2 += cpu.server;
+    }
+    let rate = |(ok, elapsed, _): (usize, Duration, Duration)| ok as f64 / elapsed.as_secs_f64();
+    let cpu = |(ok, _, cpu): (usize, Duration, Duration)| cpu.as_secs_f64() * 1e6 / ok as f64;
+    let (off, on) = (totals[0], totals[1]);
+    println!(
+        "\naudit off: {:.0} logins/s ({:.0} µs server CPU/login); audit on: {:.0} logins/s \
+         ({:.0} µs); cost of auditing: {:.1}% of throughput, {:.1}% more CPU per login",
+        rate(off),
+        cpu(off),
+        rate(on),
+        cpu(on),
+        100.0 * (1.0 - rate(on) / rate(off)),
+        100.0 * (cpu(on) / cpu(off) - 1.0),
+    );
+    println!(
+        "{} devices per phase, {} connections, {} cores",
+        slice,
+        args.connections,
+        cores()
+    );
+    Ok(())
+}
+
+/// `--audit-bench N`: see [`Args::audit_bench`].
+fn audit_bench(n: usize) -> anyhow::Result<()> {
+    use tokengate_server::action::Api;
+    use tokengate_server::audit::{self, AuditTrail, Identity, Pending, RequestMeta};
+    use tokengate_server::params::Params;
+    use tokengate_token::Principal;
+
+    let dir = tempfile_dir()?;
+    let store: Arc<dyn tokengate_store::Store> = Arc::new(SqliteStore::open(
+        &dir.join("bench.db"),
+        &tokengate_token::Secret::new(vec![7; 32]),
+    )?);
+    let claims = r#"{"iat":1800000000,"exp":1800043200,"mfa":{"present":true,"method":"totp","device":"arn:aws:iam::000000000000:mfa/u"}}"#;
+    let token = format!(
+        "eyJhbGciOiJFUzI1NiJ9.{}.{}",
+        data_encoding::BASE64URL_NOPAD.encode(claims.as_bytes()),
+        "s".repeat(86)
+    );
+    let result = format!(
+        "<Credentials><AccessKeyId>ASIAEXAMPLEEXAMPLE01</AccessKeyId>\
+         <SecretAccessKey>{}</SecretAccessKey><SessionToken>{token}</SessionToken>\
+         <Expiration>2027-01-15T08:00:00Z</Expiration></Credentials>",
+        "x".repeat(40)
+    );
+    let pending = |i: usize| {
+        let params = Params::new(vec![
+            ("Action".into(), "GetSessionToken".into()),
+            ("Version".into(), "2011-06-15".into()),
+            (
+                "SerialNumber".into(),
+                format!("arn:aws:iam::000000000000:mfa/u{i}"),
+            ),
+            ("TokenCode".into(), "123456".into()),
+            ("DurationSeconds".into(), "900".into()),
+        ]);
+        let identity = Identity::Known {
+            principal: Principal::User {
+                account: "000000000000".into(),
+                path: "/".into(),
+                name: format!("u{i}"),
+                user_id: "AIDAEXAMPLEEXAMPLE01".into(),
+            },
+            access_key_id: "AKIAEXAMPLEEXAMPLE01".into(),
+            session: None,
+            request_mfa: None,
+        };
+        let meta = RequestMeta {
+            request_id: "5f8e2a34-5c1b-4e0c-9a0e-3a2b1c0d9e8f",
+            source_ip: Some(std::net::IpAddr::from([127, 0, 0, 1])),
+            user_agent: Some("tokengate-load"),
+        };
+        let p = Pending::new(
+            Api::Sts,
+            "GetSessionToken",
+            true,
+            1_800_000_000,
+            identity,
+            "us-east-1",
+            &meta,
+            &params,
+            "*",
+        );
+        p.finish(Ok(Some(result.as_str())))
+    };
+    let me = std::process::id();
+    let t0 = cpu_time(me)?;
+    let mut bytes = 0;
+    for i in 0..n {
+        bytes += audit::build_event(&pending(i), "000000000000", "id")
+            .record
+            .len();
+    }
+    let built = cpu_time(me)?.saturating_sub(t0);
+    let trail = AuditTrail::start(
+        store,
+        "000000000000".into(),
+        n + 1,
+        90,
+        Arc::new(|| 1_800_000_000),
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (t1, wall) = (cpu_time(me)?, Instant::now());
+    for i in 0..n {
+        trail.record(pending(i));
+    }
+    runtime.block_on(trail.flush());
+    let recorded = cpu_time(me)?.saturating_sub(t1);
+    let wall = wall.elapsed();
+    drop(trail);
+    let _ = std::fs::remove_dir_all(&dir);
+    println!(
+        "{n} events ({} bytes each): request path + JSON {:.1} µs CPU/event; \
+         recorded through the writer into a file store {:.1} µs CPU/event ({:.0} events/s)",
+        bytes / n.max(1),
+        built.as_secs_f64() * 1e6 / n as f64,
+        recorded.as_secs_f64() * 1e6 / n as f64,
+        n as f64 / wall.as_secs_f64(),
+    );
+    Ok(())
+}
+
+fn tempfile_dir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("tokengate-audit-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
 }
 
 fn cores() -> usize {
@@ -417,7 +647,7 @@ impl Drop for Server {
     }
 }
 
-fn start_server(args: &Args, dir: &Path, addr: &str) -> anyhow::Result<Server> {
+fn start_server(args: &Args, dir: &Path, addr: &str, audit: bool) -> anyhow::Result<Server> {
     let bin = match &args.server_bin {
         Some(b) => b.clone(),
         None => std::env::current_exe()?.with_file_name("tokengate"),
@@ -426,6 +656,10 @@ fn start_server(args: &Args, dir: &Path, addr: &str) -> anyhow::Result<Server> {
     cmd.args(["serve", "--listen", addr, "--data-dir"])
         .arg(dir)
         .env("TOKENGATE_LOG_LEVEL", "warn")
+        .env(
+            "TOKENGATE_AUDIT_ENABLED",
+            if audit { "true" } else { "false" },
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());

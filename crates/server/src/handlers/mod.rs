@@ -8,6 +8,7 @@
 //! [`crate::xml`]). Which action runs which handler is said once, in [`crate::registry`].
 
 pub mod advisor;
+pub mod audit;
 pub mod groups;
 pub mod mfa_devices;
 pub mod passwords;

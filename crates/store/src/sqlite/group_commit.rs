@@ -1,5 +1,5 @@
 //! Group commit of the login-path writes (TOTP marks and failures, security-key uses and
-//! failures), and the TOTP check job it runs.
+//! failures, audit events), and the TOTP check job it runs.
 
 use std::sync::{Arc, Mutex, mpsc};
 
@@ -47,6 +47,9 @@ pub(super) enum HotWrite {
         now: i64,
         possible_clone: bool,
     },
+    /// Audit events riding along with the login writes: one writer, one fsync, no lock
+    /// taken from the login path (docs/audit.md).
+    AuditAppend(Vec<crate::AuditEvent>),
 }
 
 pub(super) enum HotResult {
@@ -54,6 +57,7 @@ pub(super) enum HotResult {
     Failure(TotpState),
     Check(TotpOutcome),
     KeyUse(KeyUseOutcome),
+    Appended,
 }
 
 struct Job {
@@ -190,6 +194,9 @@ fn run_batch(
                 *possible_clone,
             )
             .map(HotResult::Failure),
+            HotWrite::AuditAppend(events) => {
+                super::audit::insert_events(&tx, events).map(|()| HotResult::Appended)
+            }
         };
         // A backend failure poisons the transaction: nothing of this batch is kept.
         if let Err(StoreError::Backend(e)) = &result {

@@ -8,7 +8,8 @@
 //! This module owns the connections, the migrations, the `write()` path and the read
 //! cache; each entity family keeps its SQL in its own module ([`accounts`], [`users`],
 //! [`mfa`], [`security_keys`], [`iam`], [`roles`], [`passwords`],
-//! [`reports`], [`usage`]), and the login-path writes are batched by [`group_commit`].
+//! [`reports`], [`usage`], [`audit`]), and the login-path writes are batched by
+//! [`group_commit`].
 //! The schema is `crates/store/migrations/NNNN_*.sql`, applied in order.
 
 use std::collections::HashMap;
@@ -34,9 +35,11 @@ use crate::{
     AdvisorJob, CredentialInventory, EntityUse, KeyLastUsed, LoginProfile, LoginProfileUpdate,
     NewPassword, PasswordPolicy, PasswordUse, StoredReport, UsageBatch,
 };
+use crate::{AuditEvent, AuditPage, AuditQuery};
 use group_commit::GroupCommitter;
 
 mod accounts;
+mod audit;
 #[cfg(test)]
 mod fixtures;
 mod group_commit;
@@ -59,6 +62,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0006_role_usage_and_trust_ids.sql"),
     include_str!("../../migrations/0007_passwords_and_reports.sql"),
     include_str!("../../migrations/0008_usage.sql"),
+    include_str!("../../migrations/0009_audit_events.sql"),
 ];
 
 /// Connections that serve reads beside the main one (file databases only; WAL lets
@@ -1001,6 +1005,18 @@ impl Store for SqliteStore {
 
     fn delete_account_alias(&self, alias: &str) -> Result<(), StoreError> {
         usage::delete_account_alias(self, alias)
+    }
+
+    fn append_audit_events(&self, events: Vec<AuditEvent>) -> Result<(), StoreError> {
+        audit::append_audit_events(self, events)
+    }
+
+    fn audit_events(&self, query: &AuditQuery) -> Result<AuditPage, StoreError> {
+        audit::audit_events(self, query)
+    }
+
+    fn purge_audit_events(&self, before: i64) -> Result<usize, StoreError> {
+        audit::purge_audit_events(self, before)
     }
 }
 
