@@ -43,6 +43,7 @@ mod group_commit;
 mod iam;
 mod mfa;
 mod passwords;
+mod portal;
 mod reports;
 mod roles;
 mod security_keys;
@@ -57,6 +58,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0005_roles.sql"),
     include_str!("../../migrations/0006_role_usage_and_trust_ids.sql"),
     include_str!("../../migrations/0007_passwords_and_reports.sql"),
+    include_str!("../../migrations/0010_portal_sessions.sql"),
 ];
 
 /// Connections that serve reads beside the main one (file databases only; WAL lets
@@ -967,6 +969,39 @@ impl Store for SqliteStore {
         uses: &[(String, KeyLastUsed)],
     ) -> Result<(), StoreError> {
         reports::record_access_key_last_used(self, uses)
+    }
+
+    fn put_portal_session(
+        &self,
+        replaces: Option<&[u8]>,
+        session: &crate::PortalSession,
+    ) -> Result<(), StoreError> {
+        portal::put_portal_session(self, replaces, session)
+    }
+
+    fn portal_session(&self, id_hash: &[u8]) -> Result<Option<crate::PortalSession>, StoreError> {
+        portal::portal_session(self, id_hash)
+    }
+
+    fn touch_portal_session(&self, id_hash: &[u8], now: i64) -> Result<(), StoreError> {
+        portal::touch_portal_session(self, id_hash, now)
+    }
+
+    fn delete_portal_session(&self, id_hash: &[u8]) -> Result<(), StoreError> {
+        portal::delete_portal_session(self, id_hash)
+    }
+
+    fn portal_signin_failures(&self, name: &str, since: i64) -> Result<u32, StoreError> {
+        portal::portal_signin_failures(self, name, since)
+    }
+
+    fn record_portal_signin_failure(
+        &self,
+        name: &str,
+        now: i64,
+        window_secs: i64,
+    ) -> Result<(), StoreError> {
+        portal::record_portal_signin_failure(self, name, now, window_secs)
     }
 }
 
