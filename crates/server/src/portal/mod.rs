@@ -11,7 +11,7 @@
 //!
 //! Web security (portal.md §5.5–5.6): server-rendered pages (askama, compiled in) with a
 //! CSP that allows no script; `no-store` on every page; sessions in the store by the hash
-//! of their id ([`session`]), rotated after the password and after the second factor, with
+//! of their id (`session`), rotated after the password and after the second factor, with
 //! idle and absolute timeouts; every POST must come from this origin (`Sec-Fetch-Site` /
 //! `Origin`) and carry the session's form token.
 
