@@ -238,3 +238,30 @@ def test_a_user_without_a_device_is_told_to_enrol_one(portal, browser, shots):
     assert "Set up multi-factor authentication" in browser.page_source
     assert browser.get_cookie("__Host-tg_session") is None
     shoot(browser, shots, "enrol-mfa")
+
+
+def test_a_password_that_must_be_changed_comes_first(portal, browser, shots):
+    iam = portal.root_client("iam")
+    iam.update_account_password_policy(MinimumPasswordLength=12, AllowUsersToChangePassword=True)
+    iam.create_user(UserName="carol")
+    iam.create_login_profile(UserName="carol", Password=PASSWORD, PasswordResetRequired=True)
+    port = portal.addr.rsplit(":", 1)[1]
+    base = f"http://localhost:{port}"
+    browser.get(f"{base}/signin")
+    browser.find_element(By.ID, "user_name").send_keys("carol")
+    browser.find_element(By.ID, "password").send_keys(PASSWORD)
+    click(browser, "signin")
+    assert browser.current_url == f"{base}/signin/password", browser.page_source
+    browser.find_element(By.ID, "old_password").send_keys(PASSWORD)
+    browser.find_element(By.ID, "new_password").send_keys("short")
+    browser.find_element(By.ID, "confirm_password").send_keys("short")
+    click(browser, "change")
+    assert "minimum length of 12" in browser.page_source
+    shoot(browser, shots, "change-password")
+    browser.find_element(By.ID, "old_password").send_keys(PASSWORD)
+    browser.find_element(By.ID, "new_password").send_keys("A-much-l0nger-one")
+    browser.find_element(By.ID, "confirm_password").send_keys("A-much-l0nger-one")
+    click(browser, "change")
+    # Changed; carol has no MFA device, so the next page says how to enrol one.
+    assert "Set up multi-factor authentication" in browser.page_source
+    assert not iam.get_login_profile(UserName="carol")["LoginProfile"].get("PasswordResetRequired")

@@ -594,17 +594,133 @@ async fn without_a_device_the_user_is_told_to_enrol_one() {
     );
     assert!(b.session().is_none());
 
+    // Expired under HardExpiry: only the administrator can help; no session.
+    s.ok(
+        &s.root,
+        &[
+            ("Action", "UpdateAccountPasswordPolicy"),
+            ("MaxPasswordAge", "1"),
+            ("HardExpiry", "true"),
+            ("AllowUsersToChangePassword", "true"),
+        ],
+    )
+    .await;
+    s.advance(2 * 86_400);
+    let page = b.password(&s, "bob", PASSWORD).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert!(
+        page.body.contains("Your password has expired"),
+        "{}",
+        page.body
+    );
+    assert!(b.session().is_none());
+}
+
+async fn change(s: &Service, b: &mut Browser, csrf: &str, [old, new, confirm]: [&str; 3]) -> Page {
+    let form = [
+        ("old_password", old),
+        ("new_password", new),
+        ("confirm_password", confirm),
+        ("csrf", csrf),
+    ];
+    b.post(s, "/signin/password", &form).await
+}
+
+#[tokio::test]
+async fn a_password_that_must_be_changed_is_changed_before_anything_else() {
+    let s = Service::new();
+    let (serial, g) = user_with_mfa(&s, "alice").await;
     s.ok(
         &s.root,
         &[
             ("Action", "UpdateLoginProfile"),
-            ("UserName", "bob"),
+            ("UserName", "alice"),
             ("PasswordResetRequired", "true"),
         ],
     )
     .await;
-    let page = b.password(&s, "bob", PASSWORD).await;
-    assert_eq!(page.status, StatusCode::FORBIDDEN);
-    assert!(page.body.contains("Change your password"), "{}", page.body);
-    assert!(b.session().is_none());
+    let mut b = Browser::new();
+    let page = b.password(&s, "alice", PASSWORD).await;
+    assert_eq!(page.location.as_deref(), Some("/signin/password"));
+    let pending = b.session().unwrap();
+    // Nothing else until it is changed.
+    assert_eq!(
+        b.get(&s, "/portal").await.location.as_deref(),
+        Some("/signin")
+    );
+    assert_eq!(
+        b.get(&s, "/signin/mfa").await.location.as_deref(),
+        Some("/signin")
+    );
+    let form = b.get(&s, "/signin/password").await;
+    assert_eq!(form.status, StatusCode::OK);
+    assert!(form.body.contains("At least 8 characters"), "{}", form.body);
+    let csrf = form.csrf();
+    // No password policy with AllowUsersToChangePassword and no policy allowing
+    // iam:ChangePassword: refused, as the API refuses it.
+    let page = change(
+        &s,
+        &mut b,
+        &csrf,
+        [PASSWORD, "N3w-password!", "N3w-password!"],
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.body);
+    assert!(page.body.contains("You may not change your password"));
+    s.ok(
+        &s.root,
+        &[
+            ("Action", "UpdateAccountPasswordPolicy"),
+            ("MinimumPasswordLength", "12"),
+            ("AllowUsersToChangePassword", "true"),
+            ("PasswordReusePrevention", "1"),
+        ],
+    )
+    .await;
+    let page = change(&s, &mut b, &csrf, [PASSWORD, "N3w-password!", "other"]).await;
+    assert!(page.body.contains("do not match"), "{}", page.body);
+    let page = change(&s, &mut b, &csrf, [PASSWORD, "Sh0rt!", "Sh0rt!"]).await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
+    assert!(page.body.contains("minimum length of 12"), "{}", page.body);
+    let page = change(&s, &mut b, &csrf, [PASSWORD, PASSWORD, PASSWORD]).await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST, "reuse: {}", page.body);
+    let page = change(
+        &s,
+        &mut b,
+        &csrf,
+        ["Wr0ng-password!", "N3w-password!", "N3w-password!"],
+    )
+    .await;
+    assert!(
+        page.body.contains("The old password was incorrect."),
+        "{}",
+        page.body
+    );
+    let page = change(
+        &s,
+        &mut b,
+        &csrf,
+        [PASSWORD, "N3w-password!", "N3w-password!"],
+    )
+    .await;
+    assert_eq!(
+        page.location.as_deref(),
+        Some("/signin/mfa"),
+        "{}",
+        page.body
+    );
+    assert_ne!(
+        b.session().unwrap(),
+        pending,
+        "the id rotates after the change"
+    );
+    let page = b.code(&s, &serial, &g.code(step(&s))).await;
+    assert_eq!(page.location.as_deref(), Some("/portal"));
+
+    // The old password is gone; the new one signs in without a detour.
+    let mut again = Browser::new();
+    let page = again.password(&s, "alice", PASSWORD).await;
+    assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+    let page = again.password(&s, "alice", "N3w-password!").await;
+    assert_eq!(page.location.as_deref(), Some("/signin/mfa"));
 }

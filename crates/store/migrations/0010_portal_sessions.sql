@@ -1,12 +1,12 @@
 -- Issue 13: sign-in portal sessions and the sign-in throttle (docs/portal.md).
 --
 -- A session is found by the SHA-256 of its id; the id itself is only ever in the browser's
--- cookie. `stage` is what the session waits for: 'mfa' (password verified, second factor
--- pending) or 'signed_in'. A user's sessions go with the user.
+-- cookie. `stage` is what the session waits for: 'password' (password verified, but it must
+-- be changed first), 'mfa' (second factor pending) or 'signed_in'. A user's sessions go with the user.
 CREATE TABLE portal_session (
     id_hash     BLOB PRIMARY KEY,
     user_id     TEXT NOT NULL REFERENCES iam_user(user_id) ON DELETE CASCADE,
-    stage       TEXT NOT NULL CHECK (stage IN ('mfa', 'signed_in')),
+    stage       TEXT NOT NULL CHECK (stage IN ('password', 'mfa', 'signed_in')),
     mfa_method  TEXT,
     mfa_device  TEXT,
     mfa_time    INTEGER,

@@ -4,6 +4,9 @@
 /// What a portal session waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PortalStage {
+    /// The password was verified but must be changed first (`PasswordResetRequired` or
+    /// expired).
+    Password,
     /// The password was verified; the second factor is pending.
     Mfa,
     /// Signed in (password and, where required, a second factor).
@@ -14,6 +17,7 @@ impl PortalStage {
     /// Storage name.
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Password => "password",
             Self::Mfa => "mfa",
             Self::SignedIn => "signed_in",
         }
@@ -22,6 +26,7 @@ impl PortalStage {
     /// From the storage name.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
+            "password" => Some(Self::Password),
             "mfa" => Some(Self::Mfa),
             "signed_in" => Some(Self::SignedIn),
             _ => None,

@@ -1,6 +1,7 @@
 //! The sign-in portal (issue 13, docs/portal.md): browser pages on the API's listener.
 //!
-//! `/signin` (account, user name, password) → `/signin/mfa` (a TOTP code) → `/portal` (the
+//! `/signin` (account, user name, password) → `/signin/password` (only when it must be
+//! changed) → `/signin/mfa` (a TOTP code) → `/portal` (the
 //! caller's temporary credentials and every role they may assume) → `/signout`.
 //!
 //! The portal is a family like the API's: it verifies passwords with
@@ -41,6 +42,10 @@ const CSP: &str = "default-src 'self'; script-src 'self'; frame-ancestors 'none'
 pub fn router() -> Router<Arc<AppState>> {
     Router::new()
         .route("/signin", get(signin::page).post(signin::password))
+        .route(
+            "/signin/password",
+            get(signin::password_page).post(signin::change_password),
+        )
         .route("/signin/mfa", get(signin::mfa_page).post(signin::mfa))
         .route("/signout", post(signin::sign_out))
         .route("/portal", get(console::page))

@@ -24,7 +24,7 @@ use crate::auth::Caller;
 use crate::authz::mfa_method;
 use crate::common::db;
 use crate::error::ApiError;
-use crate::passwords::{Password, SignIn, verify_password};
+use crate::passwords::{Password, SignIn, change_own_password, verify_password};
 use crate::state::AppState;
 
 /// AWS's console text for every failed sign-in.
@@ -181,9 +181,10 @@ async fn password_step(state: &Arc<AppState>, form: &SigninForm) -> Result<Respo
             reset_required,
             max_session_duration,
         } if account_ok => (reset_required, max_session_duration),
-        SignIn::Expired { may_change } if account_ok => {
-            return Ok(password_change_needed(state, name, may_change));
+        SignIn::Expired { may_change: false } if account_ok => {
+            return Ok(password_change_needed(state, name));
         }
+        SignIn::Expired { may_change: true } if account_ok => (true, None),
         _ => {
             let key = name.to_owned();
             db(state, move |s| {
@@ -193,31 +194,61 @@ async fn password_step(state: &Arc<AppState>, form: &SigninForm) -> Result<Respo
             return Ok(refuse("wrong account, user or password"));
         }
     };
-    if reset_required {
-        return Ok(password_change_needed(state, name, true));
-    }
     let key = name.to_owned();
     let Some(user) = db(state, move |s| s.user(&key)).await?? else {
         return Ok(refuse("user deleted during sign-in"));
     };
+    if reset_required {
+        // Nothing else until the password is changed (the next page).
+        tracing::info!(target: "audit", user = %user.name, "portal password accepted; it must be changed");
+        let record = session::record(
+            user.user_id,
+            now,
+            PortalStage::Password,
+            now + PENDING_MFA_SECS,
+        );
+        let id = session::start(state, None, record).await?;
+        let mut response = redirect("/signin/password");
+        session::clear_cookie(&mut response, PRE_COOKIE);
+        id.set_cookie(&mut response, SESSION_COOKIE)?;
+        return Ok(response);
+    }
+    after_password(state, &user, now, max_session, None).await
+}
+
+/// What follows a password that is right and current: the second factor, or (no device)
+/// the enrol page, or (no device, `mfa.required = false`) the portal. `replaces` is the
+/// session of a password change.
+async fn after_password(
+    state: &Arc<AppState>,
+    user: &User,
+    now: i64,
+    max_session: Option<u32>,
+    replaces: Option<Vec<u8>>,
+) -> Result<Response, ApiError> {
     let serials = totp_serials(state, &user.name).await?;
     let absolute = signin_expiry(state, now, max_session);
     if serials.is_empty() {
         if state.config.mfa.required {
-            return Ok(enrol_first(state, state_has_keys(state, &user.name).await?));
+            if let Some(old) = replaces {
+                session::end(state, old).await?;
+            }
+            let mut response = enrol_first(state, state_has_keys(state, &user.name).await?);
+            session::clear_cookie(&mut response, SESSION_COOKIE);
+            return Ok(response);
         }
         tracing::info!(target: "audit", user = %user.name, "portal sign-in without MFA (mfa.required = false)");
-        let record = session::record(user.user_id, now, PortalStage::SignedIn, absolute);
-        return signed_in_response(state, None, record).await;
+        let record = session::record(user.user_id.clone(), now, PortalStage::SignedIn, absolute);
+        return signed_in_response(state, replaces, record).await;
     }
     tracing::info!(target: "audit", user = %user.name, "portal password accepted; MFA pending");
     let record = session::record(
-        user.user_id,
+        user.user_id.clone(),
         now,
         PortalStage::Mfa,
         absolute.min(now + PENDING_MFA_SECS),
     );
-    let id = session::start(state, None, record).await?;
+    let id = session::start(state, replaces, record).await?;
     let mut response = redirect("/signin/mfa");
     session::clear_cookie(&mut response, PRE_COOKIE);
     id.set_cookie(&mut response, SESSION_COOKIE)?;
@@ -277,37 +308,192 @@ fn enrol_first(state: &AppState, has_security_keys: bool) -> Response {
     html(StatusCode::FORBIDDEN, &page)
 }
 
-/// `PasswordResetRequired`, or an expired password: nothing else until it is changed.
-fn password_change_needed(state: &AppState, name: &str, may_change: bool) -> Response {
-    tracing::info!(target: "audit", user = %name, "portal sign-in: password must be changed");
-    let mut paragraphs = vec!["Your password must be changed before you can sign in.".to_owned()];
-    if may_change {
-        paragraphs.push(
-            "Changing it in the portal is not available yet. Change it with your access key \
-             (the account's password policy applies), or ask your administrator for a new one:"
-                .to_owned(),
-        );
-    } else {
-        paragraphs.push(
-            "It has expired and the password policy does not let you change it yourself: ask \
-             your administrator to set a new one."
-                .to_owned(),
-        );
-    }
-    let commands = if may_change {
-        vec!["aws iam change-password --old-password … --new-password …".to_owned()]
-    } else {
-        Vec::new()
-    };
+/// An expired password under `HardExpiry`: only an administrator can help.
+fn password_change_needed(state: &AppState, name: &str) -> Response {
+    tracing::info!(target: "audit", user = %name, "portal sign-in: password expired (HardExpiry)");
     html(
         StatusCode::FORBIDDEN,
         &Notice {
             account_id: &state.account_id,
-            heading: "Change your password",
-            paragraphs,
-            commands,
+            heading: "Your password has expired",
+            paragraphs: vec![
+                "The account's password policy does not let you change an expired password \
+                 yourself: ask your administrator to set a new one."
+                    .to_owned(),
+            ],
+            commands: Vec::new(),
         },
     )
+}
+
+#[derive(Template)]
+#[template(path = "portal/password.html")]
+struct PasswordPage<'a> {
+    account_id: &'a str,
+    user_name: &'a str,
+    reason: &'a str,
+    rules: Vec<String>,
+    csrf: String,
+    error: Option<&'a str>,
+}
+
+/// The change-password form's fields.
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    #[serde(default)]
+    old_password: String,
+    #[serde(default)]
+    new_password: String,
+    #[serde(default)]
+    confirm_password: String,
+    #[serde(default)]
+    csrf: String,
+}
+
+/// `GET /signin/password`: the change-password form of a session that must change it.
+pub async fn password_page(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let live = match session::current(&state, &headers, Some(PortalStage::Password)).await {
+        Ok(Some(live)) => live,
+        Ok(None) => return redirect("/signin"),
+        Err(e) => return failure(e),
+    };
+    match password_form(&state, &live, None, StatusCode::OK).await {
+        Ok(response) => response,
+        Err(e) => failure(e),
+    }
+}
+
+async fn password_form(
+    state: &Arc<AppState>,
+    live: &session::Live,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Result<Response, ApiError> {
+    let user = session_user(state, &live.record).await?;
+    let policy = db(state, |s| s.password_policy()).await??;
+    Ok(html(
+        status,
+        &PasswordPage {
+            account_id: &state.account_id,
+            user_name: &user.name,
+            reason: "Your password has expired or your administrator asked you to change it.",
+            rules: policy_rules(policy.as_ref()),
+            csrf: live.id.csrf_token(),
+            error,
+        },
+    ))
+}
+
+/// The account password policy, in words.
+fn policy_rules(policy: Option<&tokengate_store::PasswordPolicy>) -> Vec<String> {
+    let Some(p) = policy else {
+        return vec![format!(
+            "At least {} characters, with at least {} of: uppercase letters, lowercase \
+             letters, numbers, symbols.",
+            crate::passwords::DEFAULT_MINIMUM_LENGTH,
+            crate::passwords::DEFAULT_CLASSES_REQUIRED
+        )];
+    };
+    let mut rules = vec![format!("At least {} characters.", p.minimum_length)];
+    for (required, what) in [
+        (p.require_uppercase, "an uppercase letter"),
+        (p.require_lowercase, "a lowercase letter"),
+        (p.require_numbers, "a number"),
+        (p.require_symbols, "a symbol"),
+    ] {
+        if required {
+            rules.push(format!("At least {what}."));
+        }
+    }
+    if let Some(n) = p.reuse_prevention {
+        rules.push(format!("Not one of your last {n} passwords."));
+    }
+    rules
+}
+
+/// `POST /signin/password`: the change, as ChangePassword makes it (same authorization,
+/// same policy, same compare-and-set), then on to the second factor.
+pub async fn change_password(
+    State(state): State<Arc<AppState>>,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
+    headers: HeaderMap,
+    Form(form): Form<PasswordForm>,
+) -> Response {
+    if !same_origin(&headers) {
+        return forbidden();
+    }
+    let live = match session::current(&state, &headers, Some(PortalStage::Password)).await {
+        Ok(Some(live)) => live,
+        Ok(None) => return redirect("/signin"),
+        Err(e) => return failure(e),
+    };
+    if !live.id.csrf_matches(&form.csrf) {
+        return forbidden();
+    }
+    let facts = crate::authz::RequestFacts {
+        source_ip: peer.map(|axum::Extension(axum::extract::ConnectInfo(a))| a.ip()),
+        secure_transport: false,
+    };
+    match change_step(&state, facts, live, &form).await {
+        Ok(response) => response,
+        Err(e) => failure(e),
+    }
+}
+
+async fn change_step(
+    state: &Arc<AppState>,
+    facts: crate::authz::RequestFacts,
+    live: session::Live,
+    form: &PasswordForm,
+) -> Result<Response, ApiError> {
+    let user = session_user(state, &live.record).await?;
+    if form.new_password != form.confirm_password {
+        return password_form(
+            state,
+            &live,
+            Some("The new passwords do not match."),
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+    }
+    if form.old_password.len() > MAX_PASSWORD || form.new_password.len() > MAX_PASSWORD {
+        return password_form(state, &live, Some(SIGNIN_FAILED), StatusCode::BAD_REQUEST).await;
+    }
+    // Authorized as the API authorizes ChangePassword: AllowUsersToChangePassword or a
+    // policy allows it, an explicit Deny refuses it.
+    let caller = user_caller(state, &user);
+    let spec = crate::registry::lookup(crate::registry::Api::Iam, "ChangePassword")
+        .ok_or_else(|| ApiError::internal("the registry has no ChangePassword"))?;
+    let resource = caller.principal.arn();
+    let params = crate::params::Params::new(Vec::new());
+    if let Err(e) = crate::authz::authorize(state, &caller, spec, &resource, &params, facts) {
+        tracing::info!(target: "audit", user = %user.name, reason = %e.message, "portal password change refused");
+        let message = "You may not change your password: ask your administrator to set a new one.";
+        return password_form(state, &live, Some(message), StatusCode::FORBIDDEN).await;
+    }
+    let name = user.name.clone();
+    let Some(profile) = db(state, move |s| s.login_profile(&name)).await?? else {
+        return Err(ApiError::internal("login profile deleted during sign-in"));
+    };
+    let old = Password::new(form.old_password.clone());
+    let new = Password::new(form.new_password.clone());
+    match change_own_password(state, &user.name, &profile, &old, &new).await {
+        Ok(()) => {}
+        Err(e) if e.status.is_client_error() => {
+            return password_form(state, &live, Some(&e.message), StatusCode::BAD_REQUEST).await;
+        }
+        Err(e) => return Err(e),
+    }
+    tracing::info!(target: "audit", user = %user.name, "portal password changed");
+    let now = state.clock.now().unix_timestamp();
+    after_password(
+        state,
+        &user,
+        now,
+        profile.max_session_duration,
+        Some(live.id.hash()),
+    )
+    .await
 }
 
 /// `GET /signin/mfa`: the code form of a session waiting for its second factor.
