@@ -724,3 +724,117 @@ async fn a_password_that_must_be_changed_is_changed_before_anything_else() {
     let page = again.password(&s, "alice", "N3w-password!").await;
     assert_eq!(page.location.as_deref(), Some("/signin/mfa"));
 }
+
+/// The log, as every event wrote it.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+/// No password, code, session id, form token or credential of a portal sign-in reaches the
+/// log (every event, TRACE, captured) or the database files (sessions are stored hashed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_secret_is_logged_or_stored() {
+    let log = Captured::default();
+    let writer = log.clone();
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .init();
+
+    let s = Service::on_disk(tempfile::tempdir().unwrap());
+    let (serial, g) = user_with_mfa(&s, "alice").await;
+    roles(&s).await;
+    s.ok(
+        &s.root,
+        &[
+            ("Action", "UpdateAccountPasswordPolicy"),
+            ("AllowUsersToChangePassword", "true"),
+        ],
+    )
+    .await;
+    s.ok(
+        &s.root,
+        &[
+            ("Action", "UpdateLoginProfile"),
+            ("UserName", "alice"),
+            ("PasswordResetRequired", "true"),
+        ],
+    )
+    .await;
+    let new_password = "Zq8-portal-NEW-password";
+    let mut secrets: Vec<String> = vec![PASSWORD.into(), new_password.into()];
+    let mut b = Browser::new();
+    b.password(&s, "alice", "Zq8-a-wrong-one").await;
+    secrets.push("Zq8-a-wrong-one".into());
+    let form = b.get(&s, "/signin").await;
+    secrets.push(form.csrf());
+    secrets.extend(b.cookies.values().cloned());
+    b.password(&s, "alice", PASSWORD).await;
+    secrets.extend(b.cookies.values().cloned());
+    let csrf = b.get(&s, "/signin/password").await.csrf();
+    secrets.push(csrf.clone());
+    let page = change(&s, &mut b, &csrf, [PASSWORD, new_password, new_password]).await;
+    assert_eq!(
+        page.location.as_deref(),
+        Some("/signin/mfa"),
+        "{}",
+        page.body
+    );
+    secrets.extend(b.cookies.values().cloned());
+    let code = g.code(step(&s));
+    secrets.push(code.clone());
+    assert_eq!(
+        b.code(&s, &serial, &code).await.location.as_deref(),
+        Some("/portal")
+    );
+    secrets.extend(b.cookies.values().cloned());
+    let portal = b.get(&s, "/portal").await;
+    secrets.push(portal.csrf());
+    secrets.push(portal.export("AWS_SECRET_ACCESS_KEY"));
+    secrets.push(portal.export("AWS_SESSION_TOKEN"));
+    let role = b
+        .post(
+            &s,
+            "/portal/role",
+            &[
+                ("role_arn", "arn:aws:iam::000000000000:role/dev"),
+                ("csrf", &portal.csrf()),
+            ],
+        )
+        .await;
+    assert_eq!(role.status, StatusCode::OK);
+    secrets.push(role.export("AWS_SECRET_ACCESS_KEY"));
+    secrets.push(role.export("AWS_SESSION_TOKEN"));
+    b.post(&s, "/signout", &[("csrf", &portal.csrf())]).await;
+
+    let log = log.0.lock().unwrap().clone();
+    assert!(
+        contains(&log, "portal sign-in with MFA"),
+        "the audit lines are logged"
+    );
+    let files = hygiene::files_under(s.dir.path());
+    for secret in &secrets {
+        assert!(secret.len() >= 6, "{secret:?}");
+        assert!(!contains(&log, secret), "the log holds a secret");
+        for (path, bytes) in &files {
+            assert!(!contains(bytes, secret), "{path} holds a secret");
+        }
+    }
+}
