@@ -188,7 +188,8 @@ def test_sign_in_with_password_and_totp_then_use_the_credentials(portal, browser
     assert claims["mfa"]["method"] == "totp"
     assert claims["mfa"]["device"] == serial
     # The other formats carry the same credentials.
-    assert f'$Env:AWS_ACCESS_KEY_ID="{creds["AWS_ACCESS_KEY_ID"]}"' in text(browser, "session-powershell")
+    powershell = text(browser, "session-powershell")
+    assert f'$Env:AWS_ACCESS_KEY_ID="{creds["AWS_ACCESS_KEY_ID"]}"' in powershell
     assert f'set AWS_ACCESS_KEY_ID={creds["AWS_ACCESS_KEY_ID"]}' in text(browser, "session-cmd")
     assert f'aws_session_token={creds["AWS_SESSION_TOKEN"]}' in text(browser, "session-file")
     with urllib.request.urlopen(f"{base}/portal") as r:  # no cookie: not signed in

@@ -224,9 +224,22 @@ fn step(s: &Service) -> u64 {
 /// Roles: `dev` trusts alice by name (listed), `admin` trusts the account (needs an
 /// identity Allow she does not have: not listed).
 async fn roles(s: &Service) {
-    let dev = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:user/alice"},"Action":"sts:AssumeRole","Condition":{"Bool":{"aws:MultiFactorAuthPresent":"true"}}}]}"#;
-    let admin = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:root"},"Action":"sts:AssumeRole"}]}"#;
-    for (name, trust) in [("dev", dev), ("admin", admin)] {
+    let trust = |principal: &str, condition: serde_json::Value| {
+        serde_json::json!({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Effect": "Allow",
+                "Principal": {"AWS": principal},
+                "Action": "sts:AssumeRole",
+                "Condition": condition,
+            }],
+        })
+        .to_string()
+    };
+    let mfa = serde_json::json!({"Bool": {"aws:MultiFactorAuthPresent": "true"}});
+    let dev = trust("arn:aws:iam::000000000000:user/alice", mfa);
+    let admin = trust("arn:aws:iam::000000000000:root", serde_json::json!({}));
+    for (name, trust) in [("dev", &dev), ("admin", &admin)] {
         s.ok(
             &s.root,
             &[

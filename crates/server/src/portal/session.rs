@@ -115,8 +115,8 @@ pub struct Live {
     pub record: PortalSession,
 }
 
-/// The request's session at `stage` (any stage: `None`), if it has one that is neither idle too long nor past
-/// its absolute end; its idle timeout restarts. A void session is deleted.
+/// The request's session at `stage` (any stage: `None`), if it has one that is neither idle
+/// too long nor past its absolute end; its idle timeout restarts. A void session is deleted.
 pub async fn current(
     state: &Arc<AppState>,
     headers: &HeaderMap,

@@ -17,6 +17,7 @@ use serde::Deserialize;
 use tokengate_store::{KeyOwner, PortalSession, PortalStage, StoreError, User};
 use tokengate_token::Principal;
 use tokengate_token::session::MfaContext;
+use zeroize::Zeroize;
 
 use super::session::{self, PENDING_MFA_SECS, PRE_COOKIE, SESSION_COOKIE, SessionId};
 use super::{failure, forbidden, html, redirect, same_origin};
@@ -78,6 +79,22 @@ pub struct SigninForm {
     password: String,
     #[serde(default)]
     csrf: String,
+}
+
+// The passwords a form carried are wiped when it is dropped (the copies handed on are
+// `Password`s, which wipe themselves).
+impl Drop for SigninForm {
+    fn drop(&mut self) {
+        self.password.zeroize();
+    }
+}
+
+impl Drop for PasswordForm {
+    fn drop(&mut self) {
+        self.old_password.zeroize();
+        self.new_password.zeroize();
+        self.confirm_password.zeroize();
+    }
 }
 
 /// The MFA form's fields.
@@ -200,7 +217,10 @@ async fn password_step(state: &Arc<AppState>, form: &SigninForm) -> Result<Respo
     };
     if reset_required {
         // Nothing else until the password is changed (the next page).
-        tracing::info!(target: "audit", user = %user.name, "portal password accepted; it must be changed");
+        tracing::info!(
+            target: "audit", user = %user.name,
+            "portal password accepted; it must be changed"
+        );
         let record = session::record(
             user.user_id,
             now,
@@ -237,7 +257,10 @@ async fn after_password(
             session::clear_cookie(&mut response, SESSION_COOKIE);
             return Ok(response);
         }
-        tracing::info!(target: "audit", user = %user.name, "portal sign-in without MFA (mfa.required = false)");
+        tracing::info!(
+            target: "audit", user = %user.name,
+            "portal sign-in without MFA (mfa.required = false)"
+        );
         let record = session::record(user.user_id.clone(), now, PortalStage::SignedIn, absolute);
         return signed_in_response(state, replaces, record).await;
     }
@@ -467,7 +490,10 @@ async fn change_step(
     let resource = caller.principal.arn();
     let params = crate::params::Params::new(Vec::new());
     if let Err(e) = crate::authz::authorize(state, &caller, spec, &resource, &params, facts) {
-        tracing::info!(target: "audit", user = %user.name, reason = %e.message, "portal password change refused");
+        tracing::info!(
+            target: "audit", user = %user.name, reason = %e.message,
+            "portal password change refused"
+        );
         let message = "You may not change your password: ask your administrator to set a new one.";
         return password_form(state, &live, Some(message), StatusCode::FORBIDDEN).await;
     }
@@ -593,7 +619,10 @@ async fn mfa_step(
     let code = form.code.trim();
     let well_formed = code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit());
     if !well_formed || !serials.contains(&form.serial) {
-        tracing::info!(target: "audit", user = %user.name, "portal MFA refused: malformed or not this user's device");
+        tracing::info!(
+            target: "audit", user = %user.name,
+            "portal MFA refused: malformed or not this user's device"
+        );
         return mfa_form(
             state,
             &live.id,
@@ -626,7 +655,10 @@ async fn mfa_step(
         profile.and_then(|p| p.max_session_duration),
     );
     let now = state.clock.now().unix_timestamp();
-    tracing::info!(target: "audit", user = %user.name, serial = %form.serial, "portal sign-in with MFA (totp)");
+    tracing::info!(
+        target: "audit", user = %user.name, serial = %form.serial,
+        "portal sign-in with MFA (totp)"
+    );
     let record = PortalSession {
         stage: PortalStage::SignedIn,
         last_seen: now,
