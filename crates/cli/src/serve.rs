@@ -57,6 +57,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         mfa_required = state.config.mfa.required,
         "tokengate is serving the STS and IAM query APIs"
     );
+    // Browsers refuse WebAuthn on IP literals but accept http://localhost (docs/portal.md).
+    let portal = if local.ip().is_loopback() {
+        format!("http://localhost:{}/signin", local.port())
+    } else {
+        format!("http://{local}/signin")
+    };
+    tracing::info!(portal = %portal, "sign-in portal: open this URL in a browser");
     tokengate_server::serve(Arc::new(state), listener, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())

@@ -32,6 +32,38 @@ pub struct Config {
     pub audit: AuditConfig,
     /// Logging.
     pub log: LogConfig,
+    /// The sign-in portal's sessions and sign-in throttle (docs/portal.md).
+    pub portal: PortalConfig,
+}
+
+/// `[portal]` (docs/portal.md): browser sessions of the sign-in portal.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PortalConfig {
+    /// A session with no request for this long is void.
+    pub idle_timeout_secs: u32,
+    /// A session is void this long after its sign-in, whatever its use (capped by the
+    /// login profile's `MaxSigninSessionDuration` where set).
+    pub absolute_timeout_secs: u32,
+    /// Failed password sign-ins per user name within the window before the portal stops
+    /// checking passwords for that name until the window has passed.
+    pub max_signin_failures: u32,
+    /// The window of `max_signin_failures`, seconds.
+    pub signin_failure_window_secs: u32,
+    /// Lifetime of the temporary credentials the portal shows (900–129600 s).
+    pub credentials_secs: u32,
+}
+
+impl Default for PortalConfig {
+    fn default() -> Self {
+        Self {
+            idle_timeout_secs: 900,
+            absolute_timeout_secs: 43_200,
+            max_signin_failures: 5,
+            signin_failure_window_secs: 300,
+            credentials_secs: 3_600,
+        }
+    }
 }
 
 /// `[security_keys]` (docs/security-keys.md).
@@ -206,6 +238,7 @@ impl Default for Config {
             passwords: PasswordConfig::default(),
             audit: AuditConfig::default(),
             log: LogConfig::default(),
+            portal: PortalConfig::default(),
         }
     }
 }
@@ -421,6 +454,37 @@ pub const SETTINGS: &[Setting] = &[
               counted (the request path never waits).",
     },
     Setting {
+        key: "portal.idle_timeout_secs",
+        env: "TOKENGATE_PORTAL_IDLE_TIMEOUT_SECS",
+        default: "900",
+        doc: "A portal session with no request for this long is signed out.",
+    },
+    Setting {
+        key: "portal.absolute_timeout_secs",
+        env: "TOKENGATE_PORTAL_ABSOLUTE_TIMEOUT_SECS",
+        default: "43200",
+        doc: "A portal session ends this long after sign-in (or the login profile's \
+              MaxSigninSessionDuration, if shorter).",
+    },
+    Setting {
+        key: "portal.max_signin_failures",
+        env: "TOKENGATE_PORTAL_MAX_SIGNIN_FAILURES",
+        default: "5",
+        doc: "Wrong passwords per user name within the window before portal sign-in pauses.",
+    },
+    Setting {
+        key: "portal.signin_failure_window_secs",
+        env: "TOKENGATE_PORTAL_SIGNIN_FAILURE_WINDOW_SECS",
+        default: "300",
+        doc: "The window of `portal.max_signin_failures`, seconds.",
+    },
+    Setting {
+        key: "portal.credentials_secs",
+        env: "TOKENGATE_PORTAL_CREDENTIALS_SECS",
+        default: "3600",
+        doc: "Lifetime of the temporary credentials the portal shows (900–129600).",
+    },
+    Setting {
         key: "log.level",
         env: "TOKENGATE_LOG_LEVEL",
         default: "info",
@@ -589,6 +653,26 @@ impl Config {
             "audit.queue_capacity" => {
                 self.audit.queue_capacity = value.parse().map_err(|_| bad("expected a count"))?;
             }
+            "portal.idle_timeout_secs" => {
+                self.portal.idle_timeout_secs =
+                    value.parse().map_err(|_| bad("expected seconds"))?;
+            }
+            "portal.absolute_timeout_secs" => {
+                self.portal.absolute_timeout_secs =
+                    value.parse().map_err(|_| bad("expected seconds"))?;
+            }
+            "portal.max_signin_failures" => {
+                self.portal.max_signin_failures =
+                    value.parse().map_err(|_| bad("expected a count"))?;
+            }
+            "portal.signin_failure_window_secs" => {
+                self.portal.signin_failure_window_secs =
+                    value.parse().map_err(|_| bad("expected seconds"))?;
+            }
+            "portal.credentials_secs" => {
+                self.portal.credentials_secs =
+                    value.parse().map_err(|_| bad("expected seconds"))?;
+            }
             "log.level" => self.log.level = value.to_owned(),
             "log.format" => {
                 self.log.format = match value {
@@ -626,6 +710,22 @@ impl Config {
         if self.passwords.max_concurrent_hashes == 0 {
             return Err(ConfigError::Invalid(
                 "passwords.max_concurrent_hashes must be ≥ 1".into(),
+            ));
+        }
+        let portal = &self.portal;
+        if portal.idle_timeout_secs == 0
+            || portal.absolute_timeout_secs == 0
+            || portal.max_signin_failures == 0
+            || portal.signin_failure_window_secs == 0
+        {
+            return Err(ConfigError::Invalid(
+                "portal timeouts, max_signin_failures and signin_failure_window_secs must be ≥ 1"
+                    .into(),
+            ));
+        }
+        if !(900..=129_600).contains(&portal.credentials_secs) {
+            return Err(ConfigError::Invalid(
+                "portal.credentials_secs must be 900–129600".into(),
             ));
         }
         self.security_keys.validate()

@@ -3,7 +3,8 @@
 //! One catch-all route speaks the AWS query protocol (sts-iam.md §0, §1.3–1.4): form bodies
 //! (POST) or query strings (GET), `Action` + `Version` dispatch, SigV4 authentication, XML
 //! results and AWS error XML. The credential scope's service (`sts` or `iam`) selects the
-//! API. Beside it: `GET /healthz` and `GET /.well-known/jwks.json` (the session-token keys).
+//! API. Beside it: `GET /healthz`, `GET /.well-known/jwks.json` (the session-token keys) and
+//! the sign-in portal's pages under `/signin` and `/portal` ([`portal`]).
 //!
 //! # The flow of a request
 //!
@@ -42,6 +43,7 @@ pub mod handlers;
 pub mod mfa;
 pub mod params;
 pub mod passwords;
+pub mod portal;
 pub mod principals;
 pub mod qr;
 pub mod registry;
@@ -77,6 +79,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/.well-known/jwks.json", get(jwks))
+        .merge(portal::router())
         .fallback(chokepoint::query_api)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)

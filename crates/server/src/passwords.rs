@@ -23,7 +23,9 @@ use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params, Version};
 use axum::http::StatusCode;
 use ring::rand::SecureRandom;
-use tokengate_store::{LoginProfile, PasswordPolicy, PasswordUse, StoreError};
+use tokengate_store::{
+    LoginProfile, LoginProfileUpdate, NewPassword, PasswordPolicy, PasswordUse, StoreError,
+};
 use tokengate_token::Principal;
 use zeroize::Zeroizing;
 
@@ -379,6 +381,62 @@ pub async fn check_new_password(
         return Err(policy_violation(REUSE_MESSAGE));
     }
     Ok(())
+}
+
+/// **A user's own password change** — ChangePassword and the portal's change-password page:
+/// verifies `old` against the profile's current hash, checks `new` against the account's
+/// policy ([`check_new_password`]), and stores its hash only if the verified hash is still
+/// current (`EntityTemporarilyUnmodifiable` when another change won the race). Clears
+/// `PasswordResetRequired`. Never logs either password.
+pub async fn change_own_password(
+    state: &Arc<AppState>,
+    name: &str,
+    profile: &LoginProfile,
+    old: &Password,
+    new: &Password,
+) -> Result<(), ApiError> {
+    let verified = state
+        .password_hashing
+        .verify(old, &profile.password_hash)
+        .await?;
+    if !verified.matches {
+        tracing::info!(user = %name, "ChangePassword refused: wrong old password");
+        // The text of IAM-compatible services; AWS's is not published.
+        return Err(ApiError::access_denied("The old password was incorrect."));
+    }
+    // An expired password may be changed through the API, even with HardExpiry (the
+    // botocore-iam HardExpiry doc): the caller holds working access keys.
+    check_new_password(state, name, new).await?;
+    let update = LoginProfileUpdate {
+        password: Some(NewPassword {
+            hash: state.password_hashing.hash(&state.rng, new).await?,
+            at: state.clock.now().unix_timestamp(),
+            expected: Some(profile.password_hash.clone()),
+        }),
+        // A changed password is the new one the reset asked for.
+        reset_required: Some(false),
+        max_session_duration: None,
+    };
+    let user = name.to_owned();
+    match db(state, move |s| s.update_login_profile(&user, &update)).await? {
+        Ok(()) => {
+            tracing::info!(user = %name, "changed own password");
+            Ok(())
+        }
+        // Another change won the race since the old password was verified.
+        Err(StoreError::Changed(_)) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "EntityTemporarilyUnmodifiable",
+            format!(
+                "Login Profile for User {name} cannot be modified while another change to \
+                 it is in progress. Try again."
+            ),
+        )),
+        Err(StoreError::NotFound(_)) => Err(crate::entities::no_such_entity(format!(
+            "Login Profile for User {name} cannot be found."
+        ))),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// What [`verify_password`] decided about a sign-in.

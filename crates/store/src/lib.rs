@@ -16,6 +16,7 @@
 mod audit;
 mod hygiene;
 pub mod master_key;
+mod portal;
 pub mod seal;
 mod sqlite;
 
@@ -27,6 +28,7 @@ pub use hygiene::{
 };
 
 pub use audit::{AuditAttribute, AuditEvent, AuditPage, AuditQuery};
+pub use portal::{PortalSession, PortalStage};
 pub use sqlite::SqliteStore;
 use tokengate_token::Secret;
 use tokengate_verifier::totp::{self, LockoutPolicy, Refusal, TotpParams, TotpState, Verdict};
@@ -1183,6 +1185,31 @@ pub trait Store: Send + Sync {
     fn audit_events(&self, query: &AuditQuery) -> Result<AuditPage, StoreError>;
     /// Deletes audit events older than `before` (epoch seconds); returns how many.
     fn purge_audit_events(&self, before: i64) -> Result<usize, StoreError>;
+    // Sign-in portal (issue 13): sessions by the hash of their id, and the sign-in
+    // throttle. Login-path state: none of it invalidates authorization caches.
+
+    /// Stores a portal session; with `replaces`, deletes that one in the same transaction
+    /// (the id rotation at each privilege step). Expired sessions are pruned.
+    fn put_portal_session(
+        &self,
+        replaces: Option<&[u8]>,
+        session: &PortalSession,
+    ) -> Result<(), StoreError>;
+    /// The portal session whose id hashes to `id_hash`, expired or not.
+    fn portal_session(&self, id_hash: &[u8]) -> Result<Option<PortalSession>, StoreError>;
+    /// Records a request of a portal session (its idle timeout restarts).
+    fn touch_portal_session(&self, id_hash: &[u8], now: i64) -> Result<(), StoreError>;
+    /// Ends a portal session (sign-out); nothing when there is none.
+    fn delete_portal_session(&self, id_hash: &[u8]) -> Result<(), StoreError>;
+    /// Failed password sign-ins for user name `name` (any case) after `since`.
+    fn portal_signin_failures(&self, name: &str, since: i64) -> Result<u32, StoreError>;
+    /// Counts one failed password sign-in for `name`; forgets those older than the window.
+    fn record_portal_signin_failure(
+        &self,
+        name: &str,
+        now: i64,
+        window_secs: i64,
+    ) -> Result<(), StoreError>;
 }
 
 /// [`Store::check_totp_then`] from the read, the verification and the two writes.

@@ -19,7 +19,7 @@ use crate::common::{db, iso8601, no_such_user, not_a_user};
 use crate::entities::{invalid_input, no_such_entity};
 use crate::error::ApiError;
 use crate::params::{self, Params, Pattern, Rule, Validator};
-use crate::passwords::{Password, check_new_password};
+use crate::passwords::{Password, change_own_password, check_new_password};
 use crate::state::AppState;
 use crate::xml::Xml;
 
@@ -381,44 +381,5 @@ pub(crate) async fn change_password(
     let old = Password::new(old.unwrap_or_default());
     let new = Password::new(new.unwrap_or_default());
     let profile = profile_of(state, name).await?;
-    let verified = state
-        .password_hashing
-        .verify(&old, &profile.password_hash)
-        .await?;
-    if !verified.matches {
-        tracing::info!(user = %name, "ChangePassword refused: wrong old password");
-        // The text of IAM-compatible services; AWS's is not published.
-        return Err(ApiError::access_denied("The old password was incorrect."));
-    }
-    // An expired password may be changed through the API, even with HardExpiry (the
-    // botocore-iam HardExpiry doc): the caller holds working access keys.
-    check_new_password(state, name, &new).await?;
-    let update = LoginProfileUpdate {
-        password: Some(NewPassword {
-            hash: state.password_hashing.hash(&state.rng, &new).await?,
-            at: state.clock.now().unix_timestamp(),
-            expected: Some(profile.password_hash),
-        }),
-        // A changed password is the new one the reset asked for.
-        reset_required: Some(false),
-        max_session_duration: None,
-    };
-    let user = name.clone();
-    match db(state, move |s| s.update_login_profile(&user, &update)).await? {
-        Ok(()) => {
-            tracing::info!(user = %name, "changed own password");
-            Ok(())
-        }
-        // Another change won the race since the old password was verified.
-        Err(StoreError::Changed(_)) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "EntityTemporarilyUnmodifiable",
-            format!(
-                "Login Profile for User {name} cannot be modified while another change to \
-                 it is in progress. Try again."
-            ),
-        )),
-        Err(StoreError::NotFound(_)) => Err(no_login_profile(name)),
-        Err(e) => Err(e.into()),
-    }
+    change_own_password(state, name, &profile, &old, &new).await
 }

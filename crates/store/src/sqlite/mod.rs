@@ -46,6 +46,7 @@ mod group_commit;
 mod iam;
 mod mfa;
 mod passwords;
+mod portal;
 mod reports;
 mod roles;
 mod security_keys;
@@ -63,6 +64,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0007_passwords_and_reports.sql"),
     include_str!("../../migrations/0008_usage.sql"),
     include_str!("../../migrations/0009_audit_events.sql"),
+    include_str!("../../migrations/0010_portal_sessions.sql"),
 ];
 
 /// Connections that serve reads beside the main one (file databases only; WAL lets
@@ -1017,6 +1019,39 @@ impl Store for SqliteStore {
 
     fn purge_audit_events(&self, before: i64) -> Result<usize, StoreError> {
         audit::purge_audit_events(self, before)
+    }
+
+    fn put_portal_session(
+        &self,
+        replaces: Option<&[u8]>,
+        session: &crate::PortalSession,
+    ) -> Result<(), StoreError> {
+        portal::put_portal_session(self, replaces, session)
+    }
+
+    fn portal_session(&self, id_hash: &[u8]) -> Result<Option<crate::PortalSession>, StoreError> {
+        portal::portal_session(self, id_hash)
+    }
+
+    fn touch_portal_session(&self, id_hash: &[u8], now: i64) -> Result<(), StoreError> {
+        portal::touch_portal_session(self, id_hash, now)
+    }
+
+    fn delete_portal_session(&self, id_hash: &[u8]) -> Result<(), StoreError> {
+        portal::delete_portal_session(self, id_hash)
+    }
+
+    fn portal_signin_failures(&self, name: &str, since: i64) -> Result<u32, StoreError> {
+        portal::portal_signin_failures(self, name, since)
+    }
+
+    fn record_portal_signin_failure(
+        &self,
+        name: &str,
+        now: i64,
+        window_secs: i64,
+    ) -> Result<(), StoreError> {
+        portal::record_portal_signin_failure(self, name, now, window_secs)
     }
 }
 
