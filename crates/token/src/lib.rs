@@ -11,6 +11,7 @@ pub mod query;
 pub mod secret;
 pub mod session;
 pub mod sigv4;
+pub mod verified;
 
 pub use arn::{AccountId, Principal};
 pub use secret::Secret;
