@@ -21,9 +21,8 @@ pub struct Caller {
     pub principal: Principal,
     /// The access key id the request was signed with.
     pub access_key_id: String,
-    /// The session, when the request used temporary credentials (shared with the
-    /// verified-token cache).
-    pub session: Option<Arc<SessionClaims>>,
+    /// The session, when the request used temporary credentials.
+    pub session: Option<SessionClaims>,
     /// A second factor verified with this very request (AssumeRole's `SerialNumber` and
     /// `TokenCode`, checked by the chokepoint before authorization).
     pub request_mfa: Option<MfaContext>,

@@ -450,14 +450,15 @@ impl TokenVerifier {
     /// [`SessionTokenError::Invalid`].
     ///
     /// A token verified before is found in the cache by the SHA-256 of the whole token, and
-    /// its signature is not checked again; its access key id, its expiry and that its key is
-    /// still known are (see [`crate::verified`]).
+    /// its signature is not checked again; its claims are read from it again and checked
+    /// against the request as on the first time, and its key must still be known (see
+    /// [`crate::verified`]).
     pub fn verify(
         &self,
         token: &str,
         access_key_id: &str,
         now: i64,
-    ) -> Result<Arc<SessionClaims>, SessionTokenError> {
+    ) -> Result<SessionClaims, SessionTokenError> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(SessionTokenError::Invalid);
         }
@@ -468,21 +469,24 @@ impl TokenVerifier {
                 self.cache.remove(&digest);
                 return Err(SessionTokenError::Invalid);
             }
-            let checked = check_claims(&hit.claims, access_key_id, now);
+            // The very bytes that verified: their claims parse as they did then.
+            let claims = danger_claims_of_verified_token(token).inspect_err(|_| {
+                self.cache.remove(&digest);
+            })?;
+            let checked = check_claims(&claims, access_key_id, now);
             if checked == Err(SessionTokenError::Expired) {
                 self.cache.remove(&digest);
             }
-            return checked.map(|()| hit.claims);
+            return checked.map(|()| claims);
         }
         let (kid, claims) = self.verify_uncached(token)?;
         check_claims(&claims, access_key_id, now)?;
-        let claims = Arc::new(claims);
         // Only now, every check passed: garbage never enters the cache.
         self.cache.insert(
             digest,
             Verified {
                 kid,
-                claims: Arc::clone(&claims),
+                exp: claims.exp,
             },
         );
         Ok(claims)
@@ -558,6 +562,22 @@ impl TokenVerifier {
     }
 }
 
+/// The claims of `token` read without checking its signature: only for a token whose very
+/// bytes (SHA-256 of the whole token) verified before. Decoded as jsonwebtoken decodes them
+/// (strict base64url without padding, then serde), so they are the claims that verified.
+fn danger_claims_of_verified_token(token: &str) -> Result<SessionClaims, SessionTokenError> {
+    let mut parts = token.split('.');
+    let (Some(_header), Some(payload), Some(_signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(SessionTokenError::Invalid);
+    };
+    let json = data_encoding::BASE64URL_NOPAD
+        .decode(payload.as_bytes())
+        .map_err(|_| SessionTokenError::Invalid)?;
+    serde_json::from_slice(&json).map_err(|_| SessionTokenError::Invalid)
+}
+
 /// The checks of an authentic token against the request: it belongs to `access_key_id`
 /// (compared in constant time), `iat` ≤ `exp`, and it has not expired at `now`.
 fn check_claims(
@@ -631,7 +651,7 @@ mod tests {
         let verifier = TokenVerifier::new([key.public_key()]);
         let c = role_claims(1_000_000);
         let token = signer.sign(&c).unwrap();
-        assert_eq!(*verifier.verify(&token, &c.akid, 1_000_000).unwrap(), c);
+        assert_eq!(verifier.verify(&token, &c.akid, 1_000_000).unwrap(), c);
         // Without a session policy or chaining, the claims are the old shape exactly.
         let plain = serde_json::to_value(claims(1)).unwrap();
         assert!(plain.get("session_policy").is_none() && plain.get("chained").is_none());
@@ -662,7 +682,7 @@ mod tests {
         let verified = verifier
             .verify(&token, "ASIAAAAAAAAAAAAAAAAA", 1_000_000)
             .unwrap();
-        assert_eq!(*verified, claims(1_000_000));
+        assert_eq!(verified, claims(1_000_000));
     }
 
     const BOTH: [TokenAlgorithm; 2] = [TokenAlgorithm::Es256, TokenAlgorithm::EdDsa];
@@ -683,8 +703,8 @@ mod tests {
             let header = jsonwebtoken::decode_header(&token).unwrap();
             assert_eq!(header.alg, alg.jwt());
             assert_eq!(header.kid.as_deref(), Some(key.kid()));
-            assert_eq!(*verifier.verify(&token, &c.akid, 1_000_000).unwrap(), c);
-            assert_eq!(*verifier.verify(&token, &c.akid, 1_000_899).unwrap(), c);
+            assert_eq!(verifier.verify(&token, &c.akid, 1_000_000).unwrap(), c);
+            assert_eq!(verifier.verify(&token, &c.akid, 1_000_899).unwrap(), c);
             assert_eq!(
                 verifier.verify(&token, &c.akid, 1_000_900),
                 Err(SessionTokenError::Expired)
@@ -878,7 +898,7 @@ mod tests {
             }
             // None of them entered the cache; the original still verifies from it.
             assert_eq!(verifier.cache().len(), 1);
-            assert_eq!(*verifier.verify(&token, &c.akid, 1_000_001).unwrap(), c);
+            assert_eq!(verifier.verify(&token, &c.akid, 1_000_001).unwrap(), c);
         }
     }
 
