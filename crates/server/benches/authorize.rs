@@ -127,7 +127,7 @@ fn bench(c: &mut Criterion) {
     let caller = Caller {
         principal: principal.clone(),
         access_key_id: "ASIABENCHBENCHBENCH1".into(),
-        session: Some(SessionClaims {
+        session: Some(std::sync::Arc::new(SessionClaims {
             iss: ISSUER.into(),
             sub: principal.arn(),
             akid: "ASIABENCHBENCHBENCH1".into(),
@@ -143,7 +143,7 @@ fn bench(c: &mut Criterion) {
             },
             session_policy: None,
             chained: false,
-        }),
+        })),
         request_mfa: None,
     };
     let facts = RequestFacts {

@@ -21,8 +21,9 @@ pub struct Caller {
     pub principal: Principal,
     /// The access key id the request was signed with.
     pub access_key_id: String,
-    /// The session, when the request used temporary credentials.
-    pub session: Option<SessionClaims>,
+    /// The session, when the request used temporary credentials (shared with the
+    /// verified-token cache).
+    pub session: Option<Arc<SessionClaims>>,
     /// A second factor verified with this very request (AssumeRole's `SerialNumber` and
     /// `TokenCode`, checked by the chokepoint before authorization).
     pub request_mfa: Option<MfaContext>,
@@ -96,7 +97,7 @@ pub async fn authenticate(
         }
         None => return Err(ApiError::unknown_key()),
     };
-    sigv4::verify_signature(req, &auth, secret.expose())?;
+    sigv4::verify_signature_cached(req, &auth, secret.expose(), &state.signing_keys)?;
     Ok((caller, auth.scope.service))
 }
 

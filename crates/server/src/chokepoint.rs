@@ -275,7 +275,9 @@ fn error_response(api: Api, request_id: &str, e: &ApiError) -> Response {
 }
 
 fn success_response(api: Api, action: &str, request_id: &str, result: Option<String>) -> Response {
-    let mut x = xml::Xml::new();
+    // The envelope is ~250 bytes besides the result (escaping may add a little).
+    let size = 256 + 2 * action.len() + result.as_ref().map_or(0, String::len);
+    let mut x = xml::Xml::with_capacity(size);
     x.root(&format!("{action}Response"), api.namespace(), |x| {
         if let Some(inner) = &result {
             x.elem(&format!("{action}Result"), |x| x.raw(inner));

@@ -6,6 +6,7 @@
 //! so every function here is deterministic under test.
 
 pub mod arn;
+pub mod bounded;
 pub mod keys;
 pub mod query;
 pub mod secret;

@@ -404,15 +404,21 @@ struct VerifyingKey {
 
 impl TokenVerifier {
     /// A verifier for the public keys `keys`, with a cache of
-    /// [`verified::DEFAULT_CAPACITY`] tokens.
+    /// [`verified::DEFAULT_CAPACITY`] tokens ([`verified::DEFAULT_HOT_CAPACITY`] with claims).
     pub fn new<'a>(keys: impl IntoIterator<Item = &'a PublicKey>) -> Self {
-        Self::with_cache_capacity(keys, verified::DEFAULT_CAPACITY)
+        Self::with_cache_capacity(
+            keys,
+            verified::DEFAULT_CAPACITY,
+            verified::DEFAULT_HOT_CAPACITY,
+        )
     }
 
-    /// A verifier for `keys` whose cache holds at most `capacity` tokens (`0`: no cache).
+    /// A verifier for `keys` whose cache holds at most `capacity` tokens, `hot` of them with
+    /// their parsed claims (`0`: no cache).
     pub fn with_cache_capacity<'a>(
         keys: impl IntoIterator<Item = &'a PublicKey>,
         capacity: usize,
+        hot: usize,
     ) -> Self {
         let keys = keys
             .into_iter()
@@ -440,7 +446,7 @@ impl TokenVerifier {
             .collect();
         Self {
             keys: RwLock::new(keys),
-            cache: VerifiedTokens::new(capacity),
+            cache: VerifiedTokens::new(capacity, hot),
         }
     }
 
@@ -458,21 +464,29 @@ impl TokenVerifier {
         token: &str,
         access_key_id: &str,
         now: i64,
-    ) -> Result<SessionClaims, SessionTokenError> {
+    ) -> Result<Arc<SessionClaims>, SessionTokenError> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(SessionTokenError::Invalid);
         }
         let digest = verified::digest(token);
         if let Some(hit) = self.cache.get(&digest) {
-            if !self.knows(&hit.kid) {
+            if !self.knows(&hit.verified.kid) {
                 // Its key was removed since (and `remove_key` raced this lookup).
                 self.cache.remove(&digest);
                 return Err(SessionTokenError::Invalid);
             }
-            // The very bytes that verified: their claims parse as they did then.
-            let claims = danger_claims_of_verified_token(token).inspect_err(|_| {
-                self.cache.remove(&digest);
-            })?;
+            let claims = match hit.claims {
+                Some(claims) => claims,
+                None => {
+                    // The very bytes that verified: their claims parse as they did then.
+                    let claims = danger_claims_of_verified_token(token).inspect_err(|_| {
+                        self.cache.remove(&digest);
+                    })?;
+                    let claims = Arc::new(claims);
+                    self.cache.keep_claims(digest, Arc::clone(&claims));
+                    claims
+                }
+            };
             let checked = check_claims(&claims, access_key_id, now);
             if checked == Err(SessionTokenError::Expired) {
                 self.cache.remove(&digest);
@@ -481,14 +495,13 @@ impl TokenVerifier {
         }
         let (kid, claims) = self.verify_uncached(token)?;
         check_claims(&claims, access_key_id, now)?;
+        let claims = Arc::new(claims);
         // Only now, every check passed: garbage never enters the cache.
-        self.cache.insert(
-            digest,
-            Verified {
-                kid,
-                exp: claims.exp,
-            },
-        );
+        let verified = Verified {
+            kid,
+            exp: claims.exp,
+        };
+        self.cache.insert(digest, verified, Arc::clone(&claims));
         Ok(claims)
     }
 
@@ -651,7 +664,7 @@ mod tests {
         let verifier = TokenVerifier::new([key.public_key()]);
         let c = role_claims(1_000_000);
         let token = signer.sign(&c).unwrap();
-        assert_eq!(verifier.verify(&token, &c.akid, 1_000_000).unwrap(), c);
+        assert_eq!(*verifier.verify(&token, &c.akid, 1_000_000).unwrap(), c);
         // Without a session policy or chaining, the claims are the old shape exactly.
         let plain = serde_json::to_value(claims(1)).unwrap();
         assert!(plain.get("session_policy").is_none() && plain.get("chained").is_none());
@@ -682,7 +695,7 @@ mod tests {
         let verified = verifier
             .verify(&token, "ASIAAAAAAAAAAAAAAAAA", 1_000_000)
             .unwrap();
-        assert_eq!(verified, claims(1_000_000));
+        assert_eq!(*verified, claims(1_000_000));
     }
 
     const BOTH: [TokenAlgorithm; 2] = [TokenAlgorithm::Es256, TokenAlgorithm::EdDsa];
@@ -703,8 +716,8 @@ mod tests {
             let header = jsonwebtoken::decode_header(&token).unwrap();
             assert_eq!(header.alg, alg.jwt());
             assert_eq!(header.kid.as_deref(), Some(key.kid()));
-            assert_eq!(verifier.verify(&token, &c.akid, 1_000_000).unwrap(), c);
-            assert_eq!(verifier.verify(&token, &c.akid, 1_000_899).unwrap(), c);
+            assert_eq!(*verifier.verify(&token, &c.akid, 1_000_000).unwrap(), c);
+            assert_eq!(*verifier.verify(&token, &c.akid, 1_000_899).unwrap(), c);
             assert_eq!(
                 verifier.verify(&token, &c.akid, 1_000_900),
                 Err(SessionTokenError::Expired)
@@ -898,7 +911,7 @@ mod tests {
             }
             // None of them entered the cache; the original still verifies from it.
             assert_eq!(verifier.cache().len(), 1);
-            assert_eq!(verifier.verify(&token, &c.akid, 1_000_001).unwrap(), c);
+            assert_eq!(*verifier.verify(&token, &c.akid, 1_000_001).unwrap(), c);
         }
     }
 
@@ -948,9 +961,44 @@ mod tests {
     }
 
     #[test]
+    fn a_token_cached_without_its_claims_reads_them_again_and_is_checked() {
+        let key = key(TokenAlgorithm::Es256);
+        // Two tokens fit, one set of claims.
+        let verifier = TokenVerifier::with_cache_capacity([key.public_key()], 4, 2);
+        let signer = TokenSigner::new(&key).unwrap();
+        let c = claims(1_000_000);
+        let tokens: Vec<String> = (0..2)
+            .map(|i| {
+                signer
+                    .sign(&SessionClaims {
+                        iat: 1_000_000 - i,
+                        ..c.clone()
+                    })
+                    .unwrap()
+            })
+            .collect();
+        for t in &tokens {
+            assert!(verifier.verify(t, &c.akid, 1_000_000).is_ok());
+        }
+        for t in &tokens {
+            let claims = verifier.verify(t, &c.akid, 1_000_001).unwrap();
+            assert_eq!(claims.akid, c.akid);
+            assert_eq!(
+                verifier.verify(t, "ASIAAAAAAAAAAAAAAAAB", 1_000_001),
+                Err(SessionTokenError::Invalid)
+            );
+        }
+        assert_eq!(
+            verifier.verify(&tokens[0], &c.akid, 1_000_900),
+            Err(SessionTokenError::Expired)
+        );
+        assert_eq!(verifier.cache().len(), 1);
+    }
+
+    #[test]
     fn garbage_never_enters_the_cache() {
         let key = key(TokenAlgorithm::Es256);
-        let verifier = TokenVerifier::with_cache_capacity([key.public_key()], 10);
+        let verifier = TokenVerifier::with_cache_capacity([key.public_key()], 10, 10);
         let c = claims(1_000_000);
         let token = TokenSigner::new(&key).unwrap().sign(&c).unwrap();
         let expired = TokenSigner::new(&key)

@@ -26,10 +26,12 @@
 //! Sans-IO: no clock (the server passes `now`), no network, no files; bytes in, verdict out.
 
 use std::fmt;
+use std::sync::{Mutex, PoisonError};
 
 use ring::{digest, hmac};
 use time::{Date, Duration, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 
+use crate::bounded::TwoGenerations;
 use crate::query::{self, QueryError};
 
 /// The only signing algorithm SigV4 defines for HMAC (IAM User Guide, "Create a signed AWS API
@@ -448,17 +450,93 @@ pub fn verify_signature(
     auth: &Authorization,
     secret_access_key: &[u8],
 ) -> Result<(), SigV4Error> {
+    verify_with_key(req, auth, &signing_key(secret_access_key, &auth.scope))
+}
+
+/// [`verify_signature`], with the derived signing key (kSigning) taken from `keys` when the
+/// same secret signed for the same date, region and service before (see [`SigningKeys`]).
+///
+/// # Errors
+/// As [`verify_signature`].
+pub fn verify_signature_cached(
+    req: &HttpRequest<'_>,
+    auth: &Authorization,
+    secret_access_key: &[u8],
+    keys: &SigningKeys,
+) -> Result<(), SigV4Error> {
+    verify_with_key(req, auth, &keys.key(secret_access_key, &auth.scope))
+}
+
+/// Derived signing keys (kSigning), so that a client's requests do not derive the same key
+/// four HMACs deep on every request (AWS's SDKs cache it on their side for the same reason).
+///
+/// kSigning depends only on the secret, the date, the region and the service; an entry is
+/// found by the SHA-256 of exactly those, length-prefixed, so it is never used for another
+/// secret or scope, and no secret is a map key. The keys are as sensitive as the secrets they
+/// come from, for one day: they live in this process's memory as the secrets themselves do
+/// while a request is verified. Bounded ([`TwoGenerations`]).
+pub struct SigningKeys {
+    inner: Mutex<TwoGenerations<[u8; 32], hmac::Key>>,
+}
+
+impl fmt::Debug for SigningKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SigningKeys").finish_non_exhaustive()
+    }
+}
+
+/// Signing keys kept by default (each ≈ 0.3 KB).
+pub const DEFAULT_SIGNING_KEYS: usize = 4_096;
+
+impl SigningKeys {
+    /// At most `capacity` keys (`0`: derive every time).
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            inner: Mutex::new(TwoGenerations::new(capacity)),
+        }
+    }
+
+    /// kSigning for `secret` and `scope`, derived on a miss.
+    fn key(&self, secret: &[u8], scope: &CredentialScope) -> hmac::Key {
+        let mut id = digest::Context::new(&digest::SHA256);
+        for part in [
+            secret,
+            scope.date.as_bytes(),
+            scope.region.as_bytes(),
+            scope.service.as_bytes(),
+        ] {
+            id.update(&(part.len() as u64).to_be_bytes());
+            id.update(part);
+        }
+        let mut map_key = [0u8; 32];
+        // SHA-256 digests are 32 bytes: `as_ref()` is exactly `map_key`'s length.
+        map_key.copy_from_slice(id.finish().as_ref());
+        let mut map = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(key) = map.get(&map_key) {
+            return key;
+        }
+        let key = signing_key(secret, scope);
+        map.insert(map_key, key.clone());
+        key
+    }
+}
+
+/// Checks `auth.signature` against `req`, signed with `key` (kSigning).
+fn verify_with_key(
+    req: &HttpRequest<'_>,
+    auth: &Authorization,
+    key: &hmac::Key,
+) -> Result<(), SigV4Error> {
     let canonical = canonical_request(req, auth)?;
     let string_to_sign = build_string_to_sign(
         &format_amz_date_time(&auth.request_time),
         &auth.scope,
         &canonical,
     );
-    let key = signing_key(secret_access_key, &auth.scope);
     // `hmac::verify` compares the tags in constant time (ring's replacement for the deprecated
     // `constant_time::verify_slices_are_equal`). A malformed signature is refused only after
     // the same work, though its malformation is no secret.
-    let verified = hmac::verify(&key, string_to_sign.as_bytes(), &auth.signature);
+    let verified = hmac::verify(key, string_to_sign.as_bytes(), &auth.signature);
     if verified.is_err() || !auth.signature_well_formed {
         return Err(SigV4Error::SignatureDoesNotMatch);
     }
@@ -983,7 +1061,11 @@ fn build_canonical_request<'p>(
     headers: &[(&str, &str)],
     signed_headers: &[String],
 ) -> (String, String) {
-    let mut out = String::with_capacity(256 + req.path.len() + req.query.len());
+    // Sized for what it will hold (a session token alone is ~1 KB): no regrowth.
+    let header_bytes: usize = headers.iter().map(|(n, v)| n.len() + v.len() + 2).sum();
+    let mut out = String::with_capacity(
+        256 + req.method.len() + 3 * (req.path.len() + req.query.len()) + 2 * header_bytes,
+    );
     out.push_str(req.method);
     out.push('\n');
     push_canonical_uri(&mut out, req.path);
@@ -1082,11 +1164,24 @@ fn push_collapsed(out: &mut String, value: &str) {
 
 fn build_string_to_sign(amz_date: &str, scope: &CredentialScope, canonical: &str) -> String {
     let hash = digest::digest(&digest::SHA256, canonical.as_bytes());
-    format!(
-        "{ALGORITHM}\n{amz_date}\n{}\n{}",
-        scope.to_scope_string(),
-        data_encoding::HEXLOWER.encode(hash.as_ref())
-    )
+    let mut out = String::with_capacity(160 + scope.region.len() + scope.service.len());
+    for part in [
+        ALGORITHM,
+        "\n",
+        amz_date,
+        "\n",
+        &scope.date,
+        "/",
+        &scope.region,
+        "/",
+    ] {
+        out.push_str(part);
+    }
+    for part in [&scope.service, "/", SCOPE_TERMINATOR, "\n"] {
+        out.push_str(part);
+    }
+    data_encoding::HEXLOWER.encode_append(hash.as_ref(), &mut out);
+    out
 }
 
 /// kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region), service), "aws4_request").
