@@ -741,13 +741,14 @@ pub fn parse_amz_date_time(value: &str) -> Option<OffsetDateTime> {
 /// Format `t`, converted to UTC, as an `X-Amz-Date` value `YYYYMMDD'T'HHMMSS'Z'`.
 pub fn format_amz_date_time(t: &OffsetDateTime) -> String {
     let t = in_utc(*t);
-    format!(
-        "{}T{:02}{:02}{:02}Z",
-        amz_date_of(&t),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    let mut out = amz_date_of(&t);
+    out.reserve(8);
+    out.push('T');
+    for field in [t.hour(), t.minute(), t.second()] {
+        push_digits(&mut out, i32::from(field), 2);
+    }
+    out.push('Z');
+    out
 }
 
 /// What a request presents, before any check of its content.
@@ -1047,7 +1048,26 @@ fn parse_signature(hex: &str) -> Option<[u8; 32]> {
 /// The UTC day of `t` as `YYYYMMDD`.
 fn amz_date_of(t: &OffsetDateTime) -> String {
     let t = in_utc(*t);
-    format!("{:04}{:02}{:02}", t.year(), u8::from(t.month()), t.day())
+    let mut out = String::with_capacity(8);
+    push_digits(&mut out, t.year(), 4);
+    push_digits(&mut out, i32::from(u8::from(t.month())), 2);
+    push_digits(&mut out, i32::from(t.day()), 2);
+    out
+}
+
+/// Appends `value` zero-padded to `width` digits (what `{:0width$}` prints for the values of
+/// a SigV4 date: years 0–9999, the other fields below 100), without the formatting machinery
+/// on every request.
+fn push_digits(out: &mut String, value: i32, width: u32) {
+    if !(0..10_i32.pow(width)).contains(&value) {
+        out.push_str(&format!("{value:0width$}", width = width as usize));
+        return;
+    }
+    for place in (0..width).rev() {
+        let digit = (value / 10_i32.pow(place)) % 10;
+        // 0 ≤ digit ≤ 9, so the `as` is exact.
+        out.push(char::from(b'0' + digit as u8));
+    }
 }
 
 fn in_utc(t: OffsetDateTime) -> OffsetDateTime {
@@ -1151,6 +1171,17 @@ fn push_canonical_query<'p>(out: &mut String, params: impl Iterator<Item = (&'p 
 
 /// A header value trimmed, runs of ASCII whitespace collapsed to one space.
 fn push_collapsed(out: &mut String, value: &str) {
+    // Fast path: a value with no whitespace to trim or collapse (a session token, a date,
+    // most hosts) is copied as it is.
+    let bytes = value.as_bytes();
+    let plain = bytes.iter().enumerate().all(|(i, b)| {
+        !b.is_ascii_whitespace()
+            || (*b == b' ' && i > 0 && i + 1 < bytes.len() && bytes[i + 1] != b' ')
+    });
+    if plain {
+        out.push_str(value);
+        return;
+    }
     let words = value
         .split(|c: char| c.is_ascii_whitespace())
         .filter(|w| !w.is_empty());
@@ -1236,6 +1267,59 @@ fn trim_ascii(s: &str) -> &str {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
+    #[test]
+    fn collapsing_takes_the_fast_path_only_when_it_changes_nothing() {
+        let slow = |v: &str| {
+            v.split(|c: char| c.is_ascii_whitespace())
+                .filter(|w| !w.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        for v in [
+            "",
+            " ",
+            "a",
+            "a b",
+            "a  b",
+            " a",
+            "a ",
+            "a\tb",
+            "a \tb",
+            "a\nb",
+            "\t",
+            "a b c",
+            "IQoJb3JpZ2luX2VjEJr//////////wEaCXVzLWVhc3QtMSJHMEUCIQ==",
+            "a\u{a0}b",
+        ] {
+            let mut out = String::from("x:");
+            push_collapsed(&mut out, v);
+            assert_eq!(out, format!("x:{}", slow(v)), "{v:?}");
+        }
+    }
+
+    #[test]
+    fn dates_format_as_before() {
+        for t in [
+            time::macros::datetime!(2015-08-30 12:36:00 UTC),
+            time::macros::datetime!(2026-01-02 03:04:05 UTC),
+            time::macros::datetime!(0999-12-31 23:59:59 UTC),
+            time::macros::datetime!(2026-06-01 01:02:03 +02:00),
+        ] {
+            let u = t.to_offset(UtcOffset::UTC);
+            let expected = format!(
+                "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+                u.year(),
+                u8::from(u.month()),
+                u.day(),
+                u.hour(),
+                u.minute(),
+                u.second()
+            );
+            assert_eq!(format_amz_date_time(&t), expected);
+            assert_eq!(amz_date_of(&t), expected[..8]);
+        }
+    }
+
     use time::macros::datetime;
 
     use super::*;
