@@ -64,7 +64,7 @@ pub async fn authenticate(
     let now = state.clock.now();
     let auth = sigv4::parse_authorization(req, now)?;
     let access_key_id = auth.scope.access_key_id.clone();
-    let (caller, secret) = match key_kind(&access_key_id) {
+    let caller = match key_kind(&access_key_id) {
         Some(KeyKind::Temporary) => {
             let token = auth
                 .security_token
@@ -74,15 +74,22 @@ pub async fn authenticate(
                 .verifier
                 .verify(token, &access_key_id, now.unix_timestamp())
                 .map_err(|e| ApiError::new(StatusCode::FORBIDDEN, e.aws_code(), e.to_string()))?;
-            let secret = state.derivation.temporary_secret(&access_key_id);
             let principal = current_principal(state, &claims.principal)?;
-            let caller = Caller {
+            // The secret is a function of the (verified) access key id: derived only when its
+            // signing key is not cached.
+            sigv4::verify_signature_cached_derived(
+                req,
+                &auth,
+                &state.signing_keys,
+                access_key_id.as_bytes(),
+                || state.derivation.temporary_secret(&access_key_id),
+            )?;
+            Caller {
                 principal,
                 access_key_id: access_key_id.clone(),
                 session: Some(claims),
                 request_mfa: None,
-            };
-            (caller, secret)
+            }
         }
         Some(KeyKind::LongTerm) => {
             if auth.security_token.is_some() {
@@ -93,11 +100,12 @@ pub async fn authenticate(
                     "The security token included in the request is invalid",
                 ));
             }
-            long_term(state, &access_key_id).await?
+            let (caller, secret) = long_term(state, &access_key_id).await?;
+            sigv4::verify_signature_cached(req, &auth, secret.expose(), &state.signing_keys)?;
+            caller
         }
         None => return Err(ApiError::unknown_key()),
     };
-    sigv4::verify_signature_cached(req, &auth, secret.expose(), &state.signing_keys)?;
     Ok((caller, auth.scope.service))
 }
 

@@ -31,6 +31,7 @@ use std::sync::{Mutex, PoisonError};
 use ring::{digest, hmac};
 use time::{Date, Duration, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 
+use crate::Secret;
 use crate::bounded::TwoGenerations;
 use crate::query::{self, QueryError};
 
@@ -467,6 +468,31 @@ pub fn verify_signature_cached(
     verify_with_key(req, auth, &keys.key(secret_access_key, &auth.scope))
 }
 
+/// [`verify_signature_cached`] for a secret that is a function of `secret_id` alone — a
+/// temporary credential's, derived from its access key id by a key fixed for the process's
+/// lifetime ([`crate::keys::DerivationKey`]): on a hit, `derive` is not called.
+///
+/// # Errors
+/// As [`verify_signature`].
+pub fn verify_signature_cached_derived(
+    req: &HttpRequest<'_>,
+    auth: &Authorization,
+    keys: &SigningKeys,
+    secret_id: &[u8],
+    derive: impl FnOnce() -> Secret,
+) -> Result<(), SigV4Error> {
+    let map_key = SigningKeys::map_key(KeyOrigin::Derived, secret_id, &auth.scope);
+    let key = keys.key_or(map_key, || signing_key(derive().expose(), &auth.scope));
+    verify_with_key(req, auth, &key)
+}
+
+/// What a [`SigningKeys`] entry is found by: the secret itself, or the id it is derived from.
+#[derive(Clone, Copy)]
+enum KeyOrigin {
+    Secret = 0,
+    Derived = 1,
+}
+
 /// Derived signing keys (kSigning), so that a client's requests do not derive the same key
 /// four HMACs deep on every request (AWS's SDKs cache it on their side for the same reason).
 ///
@@ -498,7 +524,33 @@ impl SigningKeys {
 
     /// kSigning for `secret` and `scope`, derived on a miss.
     fn key(&self, secret: &[u8], scope: &CredentialScope) -> hmac::Key {
+        let map_key = Self::map_key(KeyOrigin::Secret, secret, scope);
+        self.key_or(map_key, || signing_key(secret, scope))
+    }
+
+    /// The entry `map_key`, made by `derive` on a miss.
+    fn key_or(&self, map_key: [u8; 32], derive: impl FnOnce() -> hmac::Key) -> hmac::Key {
+        if let Some(key) = self
+            .inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&map_key)
+        {
+            return key;
+        }
+        let key = derive();
+        self.inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(map_key, key.clone());
+        key
+    }
+
+    /// SHA-256 of the origin tag, then each of `secret`, date, region and service
+    /// length-prefixed: distinct inputs never share an entry.
+    fn map_key(origin: KeyOrigin, secret: &[u8], scope: &CredentialScope) -> [u8; 32] {
         let mut id = digest::Context::new(&digest::SHA256);
+        id.update(&[origin as u8]);
         for part in [
             secret,
             scope.date.as_bytes(),
@@ -511,13 +563,7 @@ impl SigningKeys {
         let mut map_key = [0u8; 32];
         // SHA-256 digests are 32 bytes: `as_ref()` is exactly `map_key`'s length.
         map_key.copy_from_slice(id.finish().as_ref());
-        let mut map = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(key) = map.get(&map_key) {
-            return key;
-        }
-        let key = signing_key(secret, scope);
-        map.insert(map_key, key.clone());
-        key
+        map_key
     }
 }
 

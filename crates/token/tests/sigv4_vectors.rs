@@ -7,11 +7,12 @@
 
 use proptest::prelude::*;
 use time::{Duration, OffsetDateTime, macros::datetime};
+use tokengate_token::Secret;
 use tokengate_token::query::{decode_form, encode_form};
 use tokengate_token::sigv4::{
     AuthLocation, Authorization, HttpRequest, MAX_SKEW, SigV4Error, SigningCredentials,
     SigningKeys, canonical_request, parse_authorization, presign_query, sign_request,
-    string_to_sign, verify_signature, verify_signature_cached,
+    string_to_sign, verify_signature, verify_signature_cached, verify_signature_cached_derived,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -138,6 +139,13 @@ impl Owned {
             for _ in 0..2 {
                 let cached = verify_signature_cached(req, &auth, secret, &SIGNING_KEYS);
                 assert_eq!(cached, verified);
+                // Found by an id the secret is derived from (here: a label of it).
+                let id = [b"vector:".as_slice(), secret].concat();
+                let derived =
+                    verify_signature_cached_derived(req, &auth, &SIGNING_KEYS, &id, || {
+                        Secret::new(secret.to_vec())
+                    });
+                assert_eq!(derived, verified);
             }
             verified?;
             Ok(auth)
