@@ -50,6 +50,7 @@ fn fixture() -> &'static Fixture {
             mfa: MfaContext::default(),
             session_policy: None,
             chained: false,
+            attributes: Default::default(),
         };
         let tokens = keys
             .iter()

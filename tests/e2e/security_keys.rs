@@ -152,7 +152,7 @@ fn fido2_and_u2f_keys_register_log_in_and_are_mfa_devices() {
         }
         assert!(r.xml("SignCount").unwrap().parse::<u32>().unwrap() > 0);
     }
-    // GetMFADevice takes security-key serials only, and only the user's.
+    // GetMFADevice answers for the user's own devices only.
     let r = get_mfa_device(&svc, &root, "bob", &fido2);
     assert_eq!(r.code().as_deref(), Some("NoSuchEntity"), "{}", r.body);
     // The keys are the users' only: no IAM access for them.

@@ -313,6 +313,54 @@ def test_login_assumes_a_role_with_a_code_for_long_sessions(logged_svc, tmp_path
     assert left > 3600
 
 
+def test_login_follows_a_two_hop_chain_from_environment_credentials(logged_svc, tmp_path):
+    """`credential_source = Environment` (the keys in AWS_ACCESS_KEY_ID/…) assumes `ops` with
+    a code; `deep`, whose source profile is that role, is assumed with ops's session, which
+    carries the MFA into deep's trust policy (role chaining, at most an hour)."""
+    svc = logged_svc
+    arn, key, serial, totp = mfa_role_and_user(svc, "ops-env", "erin")
+    iam = svc.root_client("iam")
+    iam.put_role_policy(RoleName="ops-env", PolicyName="hop", PolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]}))
+    deep = iam.create_role(RoleName="deep", AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": {"AWS": arn}, "Action": "sts:AssumeRole",
+            "Condition": {"Bool": {"aws:MultiFactorAuthPresent": "true"}}}]}))["Role"]["Arn"]
+    home = AwsHome(tmp_path)
+    home.write(
+        f"[profile env-ops]\nrole_arn = {arn}\ncredential_source = Environment\n"
+        f"mfa_serial = {serial}\nrole_session_name = erin-ops\n"
+        f"endpoint_url = {svc.url}\nregion = us-east-1\n\n"
+        f"[profile deeper]\nrole_arn = {deep}\nsource_profile = env-ops\n"
+        f"role_session_name = erin-deep\nendpoint_url = {svc.url}\nregion = us-east-1\n",
+        "",
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update({"AWS_CONFIG_FILE": home.config, "AWS_SHARED_CREDENTIALS_FILE": home.credentials,
+                "HOME": home.root, "XDG_CACHE_HOME": os.path.join(home.root, "cache"),
+                "AWS_ACCESS_KEY_ID": key[0], "AWS_SECRET_ACCESS_KEY": key[1]})
+    out = subprocess.run(
+        [os.environ["TOKENGATE_BIN"], "login", "--profile", "deeper",
+         "--token-code", totp.at(settled_now())],
+        capture_output=True, text=True, env=env, timeout=60, stdin=subprocess.DEVNULL)
+    assert out.returncode == 0, out.stderr
+    creds = json.loads(out.stdout)
+    sts = svc.client("sts", creds["AccessKeyId"], creds["SecretAccessKey"],
+                     creds["SessionToken"])
+    assert sts.get_caller_identity()["Arn"] == \
+        f"arn:aws:sts::{ACCOUNT}:assumed-role/deep/erin-deep"
+    # Without the environment's keys, botocore's text.
+    del env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]
+    out = subprocess.run([os.environ["TOKENGATE_BIN"], "login", "--profile", "deeper",
+                          "--no-cache", "--token-code", "123456"],
+                         capture_output=True, text=True, env=env, timeout=60,
+                         stdin=subprocess.DEVNULL)
+    assert out.returncode != 0
+    assert "No credentials found in credential_source referenced in profile env-ops" \
+        in out.stderr, out.stderr
+
+
 def test_login_role_profile_errors(logged_svc, tmp_path):
     svc = logged_svc
     home = AwsHome(tmp_path)
@@ -323,7 +371,9 @@ def test_login_role_profile_errors(logged_svc, tmp_path):
         f"[profile b]\nrole_arn = arn:aws:iam::{ACCOUNT}:role/y\nsource_profile = a\n"
         f"[profile both]\nrole_arn = arn:aws:iam::{ACCOUNT}:role/x\nsource_profile = b\n"
         "credential_source = Environment\n"
-        f"[profile key]\nrole_arn = arn:aws:iam::{ACCOUNT}:role/x\nsource_profile = k\n"
+        f"[profile first]\nrole_arn = arn:aws:iam::{ACCOUNT}:role/x\nsource_profile = k\n"
+        f"endpoint_url = {svc.url}\n"
+        f"[profile key]\nrole_arn = arn:aws:iam::{ACCOUNT}:role/z\nsource_profile = first\n"
         f"mfa_serial = arn:aws:iam::{ACCOUNT}:u2f/user/k/fidosecuritykey-ABC\n"
         f"endpoint_url = {svc.url}\n",
         "[k]\naws_access_key_id = AKIAEXAMPLE\naws_secret_access_key = s\n",
@@ -344,9 +394,13 @@ def test_login_role_profile_errors(logged_svc, tmp_path):
             in out.stderr), out.stderr
     out = login("both")
     assert 'The profile "both" contains both source_profile and credential_source.' in out.stderr
+    # A touch for a hop signed with a role session: refused before anything is sent (a
+    # security-key challenge needs long-term keys), with the way out.
     out = login("key")
     assert out.returncode != 0
-    assert "AssumeRole by security key is not supported yet" in out.stderr, out.stderr
+    assert ("is a security key, but this AssumeRole is signed with session credentials"
+            in out.stderr), out.stderr
+    assert "Put the key's serial on the profile that holds the long-term keys" in out.stderr
 
 
 def test_botocores_own_assume_role_provider(logged_svc, tmp_path, monkeypatch):

@@ -474,3 +474,192 @@ def test_aws_cli_logs_in_through_tokengate_login_with_a_touch(key_svc, sim, tmp_
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == f"arn:aws:iam::{ACCOUNT}:user/{user}"
+
+
+def assume_role_with_key(svc, creds, role, serial, challenge, credential_id, auth_data,
+                         client_data, sig, **extra):
+    """tokengate's AssumeRoleWithSecurityKey: AssumeRole's parameters plus the assertion."""
+    return call(
+        svc,
+        creds,
+        "sts",
+        {
+            "Action": "AssumeRoleWithSecurityKey",
+            "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/{role}",
+            "RoleSessionName": "touched",
+            "SerialNumber": serial,
+            "ChallengeId": text(challenge, "ChallengeId"),
+            "CredentialId": b64(credential_id),
+            "AuthenticatorData": b64(auth_data),
+            "ClientDataJSON": b64(client_data),
+            "Signature": b64(sig),
+            **extra,
+        },
+    )
+
+
+def register_u2f(svc, sim, user, name):
+    """Registers a U2F credential of the simulator for `user` over CTAP1; returns
+    (ctap1, key handle, serial, rp id, origin)."""
+    r = registration_challenge(svc, user, name, "u2f")
+    rp_id, origin = text(r, "RpId"), text(r, "Origin")
+    client_data = CollectedClientData.create(
+        type=CollectedClientData.TYPE.CREATE, challenge=blob(r, "Challenge"), origin=origin
+    )
+    ctap1 = Ctap1(device(sim))
+    application = sha256(rp_id.encode())
+    registration = ctap1_until_touched(lambda: ctap1.register(client_data.hash, application))
+    serial = enable(svc, text(r, "ChallengeId"), client_data,
+                    RegistrationData=bytes(registration))
+    return ctap1, registration.key_handle, serial, application, origin
+
+
+def u2f_assertion(svc, ctap1, creds, serial, key_handle, application, origin):
+    challenge = login_challenge(svc, creds, serial)
+    client_data = CollectedClientData.create(
+        type=CollectedClientData.TYPE.GET, challenge=blob(challenge, "Challenge"), origin=origin
+    )
+    signed = ctap1_until_touched(
+        lambda: ctap1.authenticate(client_data.hash, application, key_handle)
+    )
+    auth_data = application + bytes([signed.user_presence]) + signed.counter.to_bytes(4, "big")
+    return challenge, (key_handle, auth_data, client_data, signed.signature)
+
+
+def test_assume_role_by_touch_and_a_trust_policy_that_demands_it(key_svc, sim):
+    """AssumeRoleWithSecurityKey (fido2 and u2f) against a trust policy requiring
+    tokengate:MfaMethod: a TOTP-backed AssumeRole is refused, a touch is accepted."""
+    root = key_svc.root_client("iam")
+    user = "touch-tess"
+    tess = new_user(key_svc, user)
+    for role, methods in (("needs-fido2", ["fido2"]), ("needs-a-key", ["fido2", "u2f"])):
+        root.create_role(
+            RoleName=role,
+            AssumeRolePolicyDocument=json.dumps({
+                "Version": "2012-10-17",
+                "Statement": [{
+                    "Effect": "Allow",
+                    "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:user/{user}"},
+                    "Action": "sts:AssumeRole",
+                    "Condition": {
+                        "Bool": {"aws:MultiFactorAuthPresent": "true"},
+                        "StringEquals": {"tokengate:MfaMethod": methods},
+                    },
+                }],
+            }),
+        )
+        root.attach_role_policy(RoleName=role,
+                                PolicyArn="arn:aws:iam::aws:policy/IAMReadOnlyAccess")
+
+    # A TOTP code satisfies MultiFactorAuthPresent but not the method: refused.
+    device_ = root.create_virtual_mfa_device(VirtualMFADeviceName=user)["VirtualMFADevice"]
+    totp = pyotp.TOTP(device_["Base32StringSeed"].decode())
+    now = settled_now()
+    root.enable_mfa_device(UserName=user, SerialNumber=device_["SerialNumber"],
+                           AuthenticationCode1=totp.at(now - 120),
+                           AuthenticationCode2=totp.at(now - 90))
+    with pytest.raises(ClientError) as e:
+        key_svc.client("sts", *tess).assume_role(
+            RoleArn=f"arn:aws:iam::{ACCOUNT}:role/needs-fido2", RoleSessionName="code",
+            SerialNumber=device_["SerialNumber"], TokenCode=totp.at(now))
+    err = e.value.response["Error"]
+    assert err["Code"] == "AccessDenied"
+    assert "is not authorized to perform: sts:AssumeRole on resource: " \
+        f"arn:aws:iam::{ACCOUNT}:role/needs-fido2" in err["Message"], err
+
+    # A FIDO2 touch: accepted; the session says how MFA was done and works.
+    client, _, serial = register_fido2(key_svc, sim, user, "tess-fido2")
+    challenge, answer = fido2_assertion(key_svc, client, tess, serial)
+    status, reply = assume_role_with_key(key_svc, tess, "needs-fido2", serial, challenge,
+                                         *answer, DurationSeconds="900")
+    assert status == 200, ET.tostring(reply).decode()
+    assert reply.tag == "AssumeRoleWithSecurityKeyResponse"
+    assert text(reply, "Arn") == f"arn:aws:sts::{ACCOUNT}:assumed-role/needs-fido2/touched"
+    creds = [text(reply, n) for n in ("AccessKeyId", "SecretAccessKey", "SessionToken")]
+    claims = jwt.decode(creds[2], options={"verify_signature": False})
+    assert claims["mfa"]["method"] == "fido2" and claims["mfa"]["device"] == serial
+    assert key_svc.client("sts", *creds).get_caller_identity()["Arn"].endswith(
+        ":assumed-role/needs-fido2/touched")
+    assert key_svc.client("iam", *creds).list_roles()["Roles"]
+    # The same assertion again: AWS's MFA text, nothing issued.
+    status, reply = assume_role_with_key(key_svc, tess, "needs-fido2", serial, challenge,
+                                         *answer)
+    assert status == 403 and text(reply, "Message") == INVALID_CODE
+    assert reply.find(".//Credentials") is None
+
+    # A U2F touch: refused by the fido2-only role, accepted by the one that takes either.
+    ctap1, handle, u2f_serial, application, origin = register_u2f(key_svc, sim, user,
+                                                                   "tess-u2f")
+    challenge, answer = u2f_assertion(key_svc, ctap1, tess, u2f_serial, handle, application,
+                                      origin)
+    status, reply = assume_role_with_key(key_svc, tess, "needs-fido2", u2f_serial, challenge,
+                                         *answer)
+    assert status == 403 and text(reply, "Code") == "AccessDenied"
+    challenge, answer = u2f_assertion(key_svc, ctap1, tess, u2f_serial, handle, application,
+                                      origin)
+    status, reply = assume_role_with_key(key_svc, tess, "needs-a-key", u2f_serial, challenge,
+                                         *answer)
+    assert status == 200, ET.tostring(reply).decode()
+    claims = jwt.decode(text(reply, "SessionToken"), options={"verify_signature": False})
+    assert claims["mfa"]["method"] == "u2f"
+
+    # A TokenCode has no place beside a touch.
+    challenge, answer = fido2_assertion(key_svc, client, tess, serial)
+    status, reply = assume_role_with_key(key_svc, tess, "needs-fido2", serial, challenge,
+                                         *answer, TokenCode="123456")
+    assert status == 400 and text(reply, "Code") == "ValidationError"
+
+
+@pytest.mark.parametrize("where", ["role-profile", "source-profile"])
+def test_tokengate_login_assumes_a_role_by_touch(key_svc, sim, tmp_path, where):
+    """A `role_arn` profile whose factor is a security key, through the AWS CLI's
+    credential_process: with the key's serial on the role profile tokengate calls
+    AssumeRoleWithSecurityKey; on the source profile, aws-vault's pattern (a touch for
+    GetSessionTokenWithSecurityKey, then AssumeRole carrying it). Either way the role's trust
+    policy sees tokengate:MfaMethod = fido2."""
+    user = f"role-toucher-{where}"
+    keys = new_user(key_svc, user)
+    root = key_svc.root_client("iam")
+    role = f"touch-admin-{where}"
+    root.create_role(
+        RoleName=role,
+        AssumeRolePolicyDocument=json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:user/{user}"},
+                "Action": "sts:AssumeRole",
+                "Condition": {"StringEquals": {"tokengate:MfaMethod": "fido2"}},
+            }],
+        }),
+    )
+    _, _, serial = register_fido2(key_svc, sim, user, "cli-key")
+    address = "udp:%s:%d" % sim[0]
+    on_role = f"mfa_serial = {serial}\n" if where == "role-profile" else ""
+    on_base = f"mfa_serial = {serial}\n" if where == "source-profile" else ""
+    home = AwsHome(tmp_path)
+    home.write(
+        f"[profile via]\n"
+        f"credential_process = {os.environ['TOKENGATE_BIN']} login --profile admin "
+        f"--device {address}\n"
+        f"endpoint_url = {key_svc.url}\nregion = us-east-1\n\n"
+        f"[profile admin]\nrole_arn = arn:aws:iam::{ACCOUNT}:role/{role}\n"
+        f"source_profile = base\nrole_session_name = touched\n{on_role}"
+        f"endpoint_url = {key_svc.url}\nregion = us-east-1\n\n"
+        f"[profile base]\n{on_base}endpoint_url = {key_svc.url}\nregion = us-east-1\n",
+        f"[base]\naws_access_key_id = {keys[0]}\naws_secret_access_key = {keys[1]}\n",
+    )
+    out = home.aws("sts", "get-caller-identity", "--profile", "via")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["Arn"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/{role}/touched"
+    cached = [f for f in home.cache_files()]
+    tokens = []
+    for path in cached:
+        with open(path) as f:
+            tokens.append(jwt.decode(json.load(f)["SessionToken"],
+                                     options={"verify_signature": False}))
+    role_claims = [c for c in tokens if c["principal"]["type"] == "assumed_role"]
+    assert role_claims and role_claims[0]["mfa"]["method"] == "fido2"
+    assert role_claims[0]["mfa"]["device"] == serial
+    # The aws-vault pattern caches the MFA session of the source profile too.
+    assert len(tokens) == (2 if where == "source-profile" else 1), tokens

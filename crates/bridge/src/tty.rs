@@ -1,13 +1,15 @@
 //! The controlling terminal, for command-line tools: the touch prompt and PIN entry on
 //! `/dev/tty`, never stdout or stdin. Under `credential_process` stdout carries JSON, stderr
-//! is hidden and stdin is often not a terminal (ecosystem.md §0 point 3).
+//! is hidden and stdin is often not a terminal (ecosystem.md §0 point 3). On Windows the
+//! terminal is the console's input and output buffers (`CONIN$`, `CONOUT$`), which a child
+//! of the AWS CLI shares in the same way; PIN entry there is not available yet.
 //!
 //! PIN entry turns echo, line editing and signals off with termios (rustix: safe calls, no
 //! `unsafe` here) and reads byte by byte. With signals off, Ctrl-C arrives as a byte and
 //! ends the prompt with [`Error::Cancelled`], so the terminal is always restored by the
 //! guard (rpassword leaves echo off when Ctrl-C kills the process mid-prompt).
 
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 
 use zeroize::Zeroizing;
@@ -15,10 +17,45 @@ use zeroize::Zeroizing;
 use crate::error::Error;
 use crate::interaction::{Interaction, Pin, PinPrompt};
 
-/// The controlling terminal.
+/// The controlling terminal, read from (and on Unix written to).
+#[cfg(not(windows))]
 pub const TTY: &str = "/dev/tty";
+/// The console's input buffer (Win32 `CreateFile`, "Console handles").
+#[cfg(windows)]
+pub const TTY: &str = "CONIN$";
+/// Where prompts are written: the controlling terminal.
+#[cfg(not(windows))]
+pub const TTY_OUT: &str = "/dev/tty";
+/// The console's active screen buffer (Win32 `CreateFile`, "Console handles").
+#[cfg(windows)]
+pub const TTY_OUT: &str = "CONOUT$";
 /// Longest line accepted at the PIN prompt, in bytes (a PIN has at most 63).
+#[cfg_attr(not(unix), allow(dead_code))] // read by the Unix PIN prompt only
 const MAX_PIN_INPUT: usize = 256;
+
+/// The terminal opened for a question (an MFA code): prompts go to `output`, the answer is
+/// read from `input`, a line at a time. On Unix both are `/dev/tty`.
+#[derive(Debug)]
+pub struct Terminal {
+    /// Where the answer is typed.
+    pub input: File,
+    /// Where the prompt is shown.
+    pub output: File,
+}
+
+impl Terminal {
+    /// Opens the controlling terminal ([`TTY`], [`TTY_OUT`]); an error when the process has
+    /// none (a service, a CI job, a detached process).
+    pub fn open() -> std::io::Result<Self> {
+        let input = OpenOptions::new().read(true).write(true).open(TTY)?;
+        let output = if TTY_OUT == TTY {
+            input.try_clone()?
+        } else {
+            OpenOptions::new().read(true).write(true).open(TTY_OUT)?
+        };
+        Ok(Self { input, output })
+    }
+}
 
 /// An [`Interaction`] for a terminal program: touch prompts and PIN entry on `/dev/tty`.
 pub fn interaction() -> Interaction {
@@ -27,9 +64,9 @@ pub fn interaction() -> Interaction {
         .pin_source(read_pin)
 }
 
-/// Shows `message` on `/dev/tty`, or on stderr when there is no terminal.
+/// Shows `message` on the terminal ([`TTY_OUT`]), or on stderr when there is none.
 pub fn touch_prompt(message: &str) {
-    match OpenOptions::new().write(true).open(TTY) {
+    match OpenOptions::new().write(true).open(TTY_OUT) {
         Ok(mut tty) => {
             let _ = writeln!(tty, "{message}");
         }
@@ -111,6 +148,7 @@ impl Drop for Restore<'_> {
 /// Reads a PIN typed with echo and line editing off: Enter ends it, Backspace deletes a
 /// character, Ctrl-U the line, Ctrl-C cancels, Ctrl-D cancels an empty line; other control
 /// bytes are ignored.
+#[cfg_attr(not(unix), allow(dead_code))] // read by the Unix PIN prompt only; tested everywhere
 fn read_pin_bytes(input: &mut impl Read) -> Result<Pin, Error> {
     const CTRL_C: u8 = 0x03;
     const CTRL_D: u8 = 0x04;

@@ -2,21 +2,21 @@
 //! STS GetSessionToken (with a security key: GetSessionTokenWithSecurityKey, see
 //! security_key.rs) → `credential_process` JSON on stdout (docs/login.md).
 //!
-//! stdout carries only that JSON. The MFA prompt goes to `/dev/tty`, never stdout or stdin,
-//! because the AWS CLI runs a `credential_process` with its stdout captured and its stderr
-//! hidden (ecosystem.md §0.3); without a terminal the command fails at once instead of
-//! waiting. Sessions are cached (tokengate-client's credential_cache) so the code is asked
+//! stdout carries only that JSON. The MFA prompt goes to `/dev/tty` (the console on
+//! Windows), never stdout or stdin, because the AWS CLI runs a `credential_process` with its
+//! stdout captured and its stderr hidden (ecosystem.md §0.3); without a terminal the command
+//! fails at once instead of waiting. Sessions are cached (tokengate-client's credential_cache) so the code is asked
 //! once per session.
 
-use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader, Write};
 
 use anyhow::{Context, anyhow, bail};
 use time::OffsetDateTime;
+use tokengate_bridge::tty::{TTY, Terminal};
 use tokengate_client::aws_config::ProfileNamedBy;
 use tokengate_client::credential_cache::{CacheKey, CredentialCache, Lookup, SessionCredentials};
 use tokengate_client::{ProfileChoice, SharedFiles, StsClient, credential_chain, role_profile};
-use tokengate_server::security_keys::is_security_key_serial;
+use tokengate_token::arn::is_security_key_serial;
 use zeroize::Zeroizing;
 
 mod role;
@@ -25,8 +25,6 @@ mod role;
 const TOKEN_CODE_DIGITS: usize = 6;
 /// How often the terminal prompt asks again after a malformed code.
 const PROMPT_ATTEMPTS: usize = 3;
-/// The controlling terminal.
-const TTY: &str = "/dev/tty";
 
 /// Options of `tokengate login`.
 #[derive(Debug, clap::Args)]
@@ -223,18 +221,14 @@ fn print_process_json(creds: &SessionCredentials) -> anyhow::Result<()> {
 
 /// Asks for the code on the controlling terminal; fails at once when there is none.
 fn prompt_code_on_tty(serial: &str) -> anyhow::Result<Zeroizing<String>> {
-    let tty = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(TTY)
-        .map_err(|e| {
-            anyhow!(
-                "no terminal to ask for the MFA code for {serial} ({TTY}: {e}); pass \
-                 --token-code CODE, or run `tokengate login` once in a terminal so that the \
-                 session is cached"
-            )
-        })?;
-    ask_code(&mut BufReader::new(&tty), &mut &tty, serial)
+    let tty = Terminal::open().map_err(|e| {
+        anyhow!(
+            "no terminal to ask for the MFA code for {serial} ({TTY}: {e}); pass \
+             --token-code CODE, or run `tokengate login` once in a terminal so that the \
+             session is cached"
+        )
+    })?;
+    ask_code(&mut BufReader::new(&tty.input), &mut &tty.output, serial)
 }
 
 /// The prompt loop, over any reader and writer (the terminal, or a test's buffers).

@@ -8,11 +8,11 @@
 //! `credential_chain`: `--profile`, the environment's `AWS_ACCESS_KEY_ID`, `AWS_PROFILE`,
 //! `default`), as `tokengate login` reads them.
 
-use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, anyhow, bail};
+use tokengate_bridge::tty::Terminal;
 use tokengate_token::secret::Secret;
 use zeroize::Zeroizing;
 
@@ -306,10 +306,12 @@ fn enroll(
             .context("Base32StringSeed is not text")?,
     );
     let account = serial.split(':').nth(4).unwrap_or("");
-    let uri = Zeroizing::new(tokengate_server::qr::otpauth_uri(name, account, &base32));
+    let uri = Zeroizing::new(tokengate_verifier::totp::otpauth_uri(
+        name, account, &base32,
+    ));
     println!("Created {serial}.\n");
     println!("Scan this with an authenticator app (Google Authenticator, Authy, 1Password…):\n");
-    println!("{}", tokengate_server::qr::terminal(&uri)?);
+    println!("{}", terminal_qr(&uri)?);
     println!("or enter the key by hand: {}\n", base32.as_str());
     let (code1, code2) = match (codes, tty) {
         (Some(codes), _) => codes,
@@ -322,17 +324,25 @@ fn enroll(
     Ok(())
 }
 
-fn open_tty() -> anyhow::Result<std::fs::File> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/tty")
+/// The QR code of `text` for a terminal: two modules per character row, light on dark so that
+/// it scans on the usual dark terminal background.
+fn terminal_qr(text: &str) -> Result<String, qrcode::types::QrError> {
+    use qrcode::render::unicode::Dense1x2;
+    Ok(qrcode::QrCode::new(text.as_bytes())?
+        .render::<Dense1x2>()
+        .dark_color(Dense1x2::Light)
+        .light_color(Dense1x2::Dark)
+        .build())
+}
+
+fn open_tty() -> anyhow::Result<Terminal> {
+    Terminal::open()
         .map_err(|e| anyhow!("no terminal to ask for the codes ({e}); pass --code1 and --code2"))
 }
 
-fn ask_two_codes(tty: std::fs::File) -> anyhow::Result<(String, String)> {
-    let mut out = tty.try_clone()?;
-    let mut lines = BufReader::new(tty).lines();
+fn ask_two_codes(tty: Terminal) -> anyhow::Result<(String, String)> {
+    let mut out = tty.output;
+    let mut lines = BufReader::new(tty.input).lines();
     let mut ask = |prompt: &str| -> anyhow::Result<String> {
         write!(out, "{prompt}")?;
         out.flush()?;
@@ -374,4 +384,17 @@ fn read_seed(path: &PathBuf, format: SeedFormat) -> anyhow::Result<Secret> {
         bail!("the seed in {} is shorter than 80 bits", path.display());
     }
     Ok(Secret::new(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terminal_qr_draws_rows() {
+        let uri =
+            tokengate_verifier::totp::otpauth_uri("alice", "000000000000", "JBSWY3DPEHPK3PXP");
+        let text = terminal_qr(&uri).unwrap_or_else(|e| panic!("{e}"));
+        assert!(text.lines().count() > 10);
+    }
 }

@@ -304,14 +304,39 @@ fn advice_for(rejection: Rejection) -> Option<String> {
     }
 }
 
-/// `tokengate login` with a security key: STS GetSecurityKeyChallenge, a touch, STS
-/// GetSessionTokenWithSecurityKey. `device` defaults to `TOKENGATE_DEVICE`, else `auto`.
-pub fn session(
+/// A touch answering a login challenge: the parameters that every `…WithSecurityKey` STS
+/// action takes besides its own (docs/security-keys.md), base64 where the wire wants it.
+pub struct Touch {
+    serial: String,
+    challenge_id: String,
+    credential_id: String,
+    authenticator_data: String,
+    client_data_json: String,
+    signature: String,
+}
+
+impl Touch {
+    /// `SerialNumber`, `ChallengeId`, `CredentialId`, `AuthenticatorData`, `ClientDataJSON`,
+    /// `Signature`.
+    pub fn params(&self) -> [(&'static str, &str); 6] {
+        [
+            ("SerialNumber", &self.serial),
+            ("ChallengeId", &self.challenge_id),
+            ("CredentialId", &self.credential_id),
+            ("AuthenticatorData", &self.authenticator_data),
+            ("ClientDataJSON", &self.client_data_json),
+            ("Signature", &self.signature),
+        ]
+    }
+}
+
+/// STS GetSecurityKeyChallenge for `serial` (signed by `sts`, long-term keys), then the
+/// key's answer (a touch). `device` defaults to `TOKENGATE_DEVICE`, else `auto`.
+pub fn touch(
     sts: &StsClient,
     serial: &str,
     device: Option<&DeviceAddress>,
-    duration: Option<&str>,
-) -> anyhow::Result<Reply> {
+) -> anyhow::Result<Touch> {
     let address = match device {
         Some(address) => address.clone(),
         None => DeviceAddress::from_env()?,
@@ -343,21 +368,27 @@ pub fn session(
             )
         }
     };
-    let (credential_id, authenticator_data, json, signature) = (
-        b64(&credential_id),
-        b64(&authenticator_data),
-        b64(&json),
-        b64(&signature),
-    );
-    let mut params = vec![
-        ("Action", "GetSessionTokenWithSecurityKey"),
-        ("SerialNumber", serial),
-        ("ChallengeId", challenge.id.as_str()),
-        ("CredentialId", &credential_id),
-        ("AuthenticatorData", &authenticator_data),
-        ("ClientDataJSON", &json),
-        ("Signature", &signature),
-    ];
+    Ok(Touch {
+        serial: serial.to_owned(),
+        challenge_id: challenge.id,
+        credential_id: b64(&credential_id),
+        authenticator_data: b64(&authenticator_data),
+        client_data_json: b64(&json),
+        signature: b64(&signature),
+    })
+}
+
+/// `tokengate login` with a security key: a [`touch`], then STS
+/// GetSessionTokenWithSecurityKey.
+pub fn session(
+    sts: &StsClient,
+    serial: &str,
+    device: Option<&DeviceAddress>,
+    duration: Option<&str>,
+) -> anyhow::Result<Reply> {
+    let touch = touch(sts, serial, device)?;
+    let mut params = vec![("Action", "GetSessionTokenWithSecurityKey")];
+    params.extend(touch.params());
     if let Some(d) = duration {
         params.push(("DurationSeconds", d));
     }

@@ -525,17 +525,39 @@ impl SharedFiles {
 fn file_path(env: &impl Env, var: &str, default: &str) -> PathBuf {
     match env_value(env, var) {
         Some(path) => expand_home(env, &path),
-        None => match env_value(env, "HOME") {
-            Some(home) => Path::new(&home).join(default),
+        None => match home_dir(env) {
+            Some(home) => home.join(default),
             None => PathBuf::from("~").join(default),
         },
     }
 }
 
-/// Expands a leading `~/` with `HOME`, as the SDKs do for file paths.
+/// The home directory the shared files live under, as the AWS SDKs find it: `HOME`; on
+/// Windows, where `HOME` is usually unset, then `USERPROFILE` (the AWS SDK for Rust's order;
+/// the AWS CLI reads `USERPROFILE`, so both find `%USERPROFILE%\.aws\config`).
+pub fn home_dir(env: &impl Env) -> Option<PathBuf> {
+    home_dir_on(env, cfg!(windows))
+}
+
+/// [`home_dir`] as on Windows (`windows`) or elsewhere, so both are tested everywhere.
+pub(crate) fn home_dir_on(env: &impl Env, windows: bool) -> Option<PathBuf> {
+    env_value(env, "HOME")
+        .or_else(|| windows.then(|| env_value(env, "USERPROFILE")).flatten())
+        .map(PathBuf::from)
+}
+
+/// Expands a leading `~/` (on Windows also `~\`) with the [`home_dir`], as the SDKs do for
+/// file paths.
 pub fn expand_home(env: &impl Env, path: &str) -> PathBuf {
-    match (path.strip_prefix("~/"), env_value(env, "HOME")) {
-        (Some(rest), Some(home)) => Path::new(&home).join(rest),
+    expand_home_on(env, path, cfg!(windows))
+}
+
+fn expand_home_on(env: &impl Env, path: &str, windows: bool) -> PathBuf {
+    let rest = path
+        .strip_prefix("~/")
+        .or_else(|| windows.then(|| path.strip_prefix("~\\")).flatten());
+    match (rest, home_dir_on(env, windows)) {
+        (Some(rest), Some(home)) => home.join(rest),
         _ => PathBuf::from(path),
     }
 }
@@ -1109,6 +1131,24 @@ mod tests {
             file_path(&env, "AWS_CONFIG_FILE", ".aws/config"),
             PathBuf::from("/home/u/c")
         );
+    }
+
+    #[test]
+    fn home_is_home_then_userprofile_on_windows() {
+        let profile = env_of(&[("USERPROFILE", "/users/u")]);
+        assert_eq!(home_dir_on(&profile, false), None);
+        assert_eq!(home_dir_on(&profile, true), Some(PathBuf::from("/users/u")));
+        let both = env_of(&[("HOME", "/home/u"), ("USERPROFILE", "/users/u")]);
+        assert_eq!(home_dir_on(&both, true), Some(PathBuf::from("/home/u")));
+        assert_eq!(
+            expand_home_on(&profile, "~\\c", true),
+            PathBuf::from("/users/u").join("c")
+        );
+        assert_eq!(
+            expand_home_on(&profile, "~\\c", false),
+            PathBuf::from("~\\c")
+        );
+        assert_eq!(expand_home_on(&profile, "~/c", false), PathBuf::from("~/c"));
     }
 
     #[test]

@@ -4,7 +4,12 @@
 //!
 //! Rules (docs/login.md):
 //! - Location: `$XDG_CACHE_HOME/tokengate/` (an absolute path, per the XDG base-directory
-//!   spec), else `~/.cache/tokengate/`; the directory is 0700, each file 0600.
+//!   spec), else `~/.cache/tokengate/`; on Windows `%LOCALAPPDATA%\tokengate\`, else
+//!   `~\.cache\tokengate\`.
+//! - Owner-only on every OS. On Unix the directory is 0700 and each file 0600, set when they
+//!   are created. On Windows there are no mode bits: the cache lives in the user's profile
+//!   directory, whose files inherit an ACL that grants access only to the user, SYSTEM and
+//!   the Administrators group, so nothing is set explicitly (and no ACL library is needed).
 //! - One file per (profile, endpoint, long-term access key id, `mfa_serial`), named by the
 //!   SHA-256 of those four, so any profile name is a safe file name.
 //! - A file is written to a temporary name and renamed over the old one, so a reader sees the
@@ -19,6 +24,7 @@
 use std::fmt;
 use std::fs::{DirBuilder, OpenOptions};
 use std::io::{Read, Write};
+#[cfg(unix)]
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -28,7 +34,7 @@ use time::format_description::well_known::Rfc3339;
 use tokengate_token::secret::Secret;
 use zeroize::Zeroizing;
 
-use crate::aws_config::Env;
+use crate::aws_config::{Env, env_value, home_dir_on};
 use crate::sts_client::Reply;
 
 /// Reuse a cached session only while more than this remains (botocore
@@ -38,9 +44,11 @@ pub const REFRESH_WINDOW: time::Duration = time::Duration::minutes(15);
 pub const PROCESS_JSON_VERSION: u32 = 1;
 /// A cache file larger than this is not ours; it is ignored.
 const MAX_CACHE_FILE_BYTES: u64 = 64 * 1024;
-/// Mode of the cache directory.
+/// Mode of the cache directory (Unix).
+#[cfg(unix)]
 const DIR_MODE: u32 = 0o700;
-/// Mode of each cache file.
+/// Mode of each cache file (Unix).
+#[cfg(unix)]
 const FILE_MODE: u32 = 0o600;
 /// Domain separation for the cache file name hash.
 const NAME_DOMAIN: &str = "tokengate login cache v1";
@@ -300,17 +308,25 @@ pub struct CredentialCache {
 }
 
 impl CredentialCache {
-    /// `$XDG_CACHE_HOME/tokengate` (when absolute), else `$HOME/.cache/tokengate`; `None`
-    /// when neither is set.
+    /// `$XDG_CACHE_HOME/tokengate` (when absolute), else `$HOME/.cache/tokengate`; on
+    /// Windows `%LOCALAPPDATA%\tokengate` (in the user's profile, so owner-only by inherited
+    /// ACL), else `.cache\tokengate` in the home directory ([`aws_config::home_dir`]). `None`
+    /// when there is nowhere to put it.
+    ///
+    /// [`aws_config::home_dir`]: crate::aws_config::home_dir
     pub fn locate(env: &impl Env) -> Option<Self> {
-        let base = env("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .filter(|p| p.is_absolute())
-            .or_else(|| {
-                env("HOME")
-                    .filter(|h| !h.is_empty())
-                    .map(|home| Path::new(&home).join(".cache"))
-            })?;
+        Self::locate_on(env, cfg!(windows))
+    }
+
+    fn locate_on(env: &impl Env, windows: bool) -> Option<Self> {
+        let base = if windows {
+            env_value(env, "LOCALAPPDATA").map(PathBuf::from)
+        } else {
+            env("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .filter(|p| p.is_absolute())
+        };
+        let base = base.or_else(|| home_dir_on(env, windows).map(|home| home.join(".cache")))?;
         Some(Self::at(base.join("tokengate")))
     }
 
@@ -339,18 +355,14 @@ impl CredentialCache {
         }
     }
 
-    /// Writes `creds` for `key` atomically (0600 file in a 0700 directory); returns the path.
+    /// Writes `creds` for `key` atomically (owner-only: a 0600 file in a 0700 directory on
+    /// Unix, the profile directory's inherited ACL on Windows); returns the path.
     pub fn store(
         &self,
         key: &CacheKey<'_>,
         creds: &SessionCredentials,
     ) -> Result<PathBuf, CacheError> {
-        DirBuilder::new()
-            .recursive(true)
-            .mode(DIR_MODE)
-            .create(&self.dir)?;
-        // The directory is ours; tighten it if it was created looser (e.g. by hand).
-        std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(DIR_MODE))?;
+        create_private_dir(&self.dir)?;
         let path = self.path_for(key);
         let json = creds.to_process_json()?;
         let temp = self.dir.join(format!(
@@ -369,12 +381,33 @@ impl CredentialCache {
     }
 }
 
+/// Creates `dir` (and its parents) for the owner only.
+#[cfg(unix)]
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(dir)?;
+    // The directory is ours; tighten it if it was created looser (e.g. by hand).
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(DIR_MODE))
+}
+
+/// Creates `dir` (and its parents). On Windows it inherits the ACL of the user's profile
+/// directory it is created in (the user, SYSTEM, Administrators): owner-only without setting
+/// anything, which is why the cache is located there (docs/login.md).
+#[cfg(not(unix))]
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    DirBuilder::new().recursive(true).create(dir)
+}
+
+/// Creates `path`, which must not exist, owner-only (0600 on Unix; the directory's inherited
+/// ACL on Windows), and writes `bytes` to disk.
 fn write_new_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(FILE_MODE)
-        .open(path)?;
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(FILE_MODE);
+    let mut file = options.open(path)?;
     file.write_all(bytes)?;
     file.sync_all()
 }
@@ -435,6 +468,7 @@ mod tests {
         }
     }
 
+    #[cfg(unix)] // modes and symlinks
     fn mode(path: &Path) -> u32 {
         std::fs::metadata(path).unwrap().permissions().mode() & 0o777
     }
@@ -480,6 +514,7 @@ mod tests {
         assert!(nanos.is_fresh(now));
     }
 
+    #[cfg(unix)] // modes and symlinks
     #[test]
     fn store_then_load_with_private_modes() {
         let tmp = tempfile::tempdir().unwrap();
@@ -511,6 +546,7 @@ mod tests {
         assert_eq!(names.len(), 1);
     }
 
+    #[cfg(unix)] // modes and symlinks
     #[test]
     fn a_loose_existing_directory_is_tightened() {
         let tmp = tempfile::tempdir().unwrap();
@@ -523,6 +559,7 @@ mod tests {
         assert_eq!(mode(&dir), 0o700);
     }
 
+    #[cfg(unix)] // modes and symlinks
     #[test]
     fn corrupt_or_odd_files_are_ignored_and_replaced() {
         let tmp = tempfile::tempdir().unwrap();
@@ -679,6 +716,29 @@ mod tests {
         let c = CredentialCache::locate(&env(&[("XDG_CACHE_HOME", "rel"), ("HOME", "/h")]));
         assert_eq!(c.unwrap().dir(), Path::new("/h/.cache/tokengate"));
         assert!(CredentialCache::locate(&env(&[])).is_none());
+    }
+
+    #[test]
+    fn location_on_windows_is_local_app_data_then_the_profile() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        const LOCAL: &[(&str, &str)] =
+            &[("LOCALAPPDATA", "/u/AppData/Local"), ("USERPROFILE", "/u")];
+        let c = CredentialCache::locate_on(&env(LOCAL), true).unwrap();
+        assert_eq!(c.dir(), Path::new("/u/AppData/Local/tokengate"));
+        let c = CredentialCache::locate_on(&env(&[("USERPROFILE", "/u")]), true).unwrap();
+        assert_eq!(c.dir(), Path::new("/u/.cache/tokengate"));
+        // XDG is a Unix convention; Windows does not read it.
+        const XDG: &[(&str, &str)] = &[("XDG_CACHE_HOME", "/x"), ("USERPROFILE", "/u")];
+        let c = CredentialCache::locate_on(&env(XDG), true).unwrap();
+        assert_eq!(c.dir(), Path::new("/u/.cache/tokengate"));
+        assert!(CredentialCache::locate_on(&env(&[]), true).is_none());
     }
 
     fn reply_with(xml: &str) -> Reply {

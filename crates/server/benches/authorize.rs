@@ -143,8 +143,10 @@ fn bench(c: &mut Criterion) {
             },
             session_policy: None,
             chained: false,
+            attributes: Default::default(),
         })),
         request_mfa: None,
+        region: "us-east-1".into(),
     };
     let facts = RequestFacts {
         source_ip: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),

@@ -81,11 +81,19 @@ pub enum Family {
     Simulator,
     /// STS: identity and session credentials ([`crate::handlers::sts`]).
     Sts,
+    /// Console passwords: the account password policy, login profiles, ChangePassword
+    /// ([`crate::handlers::passwords`]).
+    Passwords,
+    /// Account reports: the credential report ([`crate::handlers::reports`]).
+    Reports,
+    /// Account advisor: key last use, access advisor, account summary and authorization
+    /// details, the account alias ([`crate::handlers::advisor`]).
+    Advisor,
 }
 
 impl Family {
     /// Every family.
-    pub const ALL: [Family; 8] = [
+    pub const ALL: [Family; 11] = [
         Family::UsersAndKeys,
         Family::MfaDevices,
         Family::SecurityKeys,
@@ -94,6 +102,9 @@ impl Family {
         Family::Policies,
         Family::Simulator,
         Family::Sts,
+        Family::Passwords,
+        Family::Reports,
+        Family::Advisor,
     ];
 
     /// The name of the family's module under `src/handlers/`.
@@ -107,6 +118,9 @@ impl Family {
             Family::Policies => "policies",
             Family::Simulator => "simulator",
             Family::Sts => "sts",
+            Family::Passwords => "passwords",
+            Family::Reports => "reports",
+            Family::Advisor => "advisor",
         }
     }
 }

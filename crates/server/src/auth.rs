@@ -27,6 +27,8 @@ pub struct Caller {
     /// A second factor verified with this very request (AssumeRole's `SerialNumber` and
     /// `TokenCode`, checked by the chokepoint before authorization).
     pub request_mfa: Option<MfaContext>,
+    /// The region the request was signed for (its credential scope).
+    pub region: String,
 }
 
 impl Caller {
@@ -89,6 +91,7 @@ pub async fn authenticate(
                 access_key_id: access_key_id.clone(),
                 session: Some(claims),
                 request_mfa: None,
+                region: String::new(),
             }
         }
         Some(KeyKind::LongTerm) => {
@@ -105,6 +108,10 @@ pub async fn authenticate(
             caller
         }
         None => return Err(ApiError::unknown_key()),
+    };
+    let caller = Caller {
+        region: auth.scope.region,
+        ..caller
     };
     Ok((caller, auth.scope.service))
 }
@@ -123,6 +130,18 @@ fn current_principal(state: &AppState, principal: &Principal) -> Result<Principa
     let user_id = match principal {
         Principal::Root { .. } => return Ok(principal.clone()),
         Principal::User { user_id, .. } => user_id,
+        // A federated user's session lives as long as the IAM user who asked for it.
+        Principal::FederatedUser { name, user_id, .. } => {
+            state
+                .policies
+                .user(state.store.as_ref(), user_id)?
+                .ok_or_else(invalid)?;
+            return Ok(Principal::FederatedUser {
+                account: state.account_id.clone(),
+                name: name.clone(),
+                user_id: user_id.clone(),
+            });
+        }
         // A role session lives as long as its role: found by the role's unique id, so a
         // deleted role's sessions (and a role re-created under the name) are refused.
         Principal::AssumedRole {
@@ -188,6 +207,7 @@ async fn long_term(
             access_key_id: key.access_key_id,
             session: None,
             request_mfa: None,
+            region: String::new(),
         },
         key.secret,
     ))
@@ -271,6 +291,7 @@ mod tests {
                 mfa: MfaContext::default(),
                 session_policy: None,
                 chained: false,
+                attributes: Default::default(),
             },
         )
         .unwrap()

@@ -16,12 +16,18 @@
 //!   they exempt it from their Deny and never allow it) but an explicit Deny refuses it.
 //!   tokengate's security-key login actions are authorized *as* `sts:GetSessionToken`
 //!   ([`crate::registry`]), so that policies written for AWS treat both logins alike.
+//! - While the account password policy has `AllowUsersToChangePassword`, an IAM user's
+//!   `iam:ChangePassword` on their own user and `iam:GetAccountPasswordPolicy` need no
+//!   Allow (portal.md §3.1); an explicit Deny still refuses them.
 //! - Everything else by an IAM user is evaluated against the user's identity policies
 //!   (inline, attached, and its groups'), bounded by its permissions boundary; by a role
 //!   session against its role's policies and boundary and the session policies.
 //! - `sts:AssumeRole` adds the target role's trust policy as the resource policy (§1.3):
 //!   naming the caller allows without an identity Allow, naming the account needs one. The
-//!   root user may not assume roles. Its second factor was verified by the chokepoint
+//!   root user may not assume roles. When the new session will carry session tags (passed or
+//!   inherited) or a source identity, `sts:TagSession` / `sts:SetSourceIdentity` on the role
+//!   are evaluated too, by the same policies.
+//! - Federated-user sessions (GetFederationToken) may call nothing but GetCallerIdentity. Its second factor was verified by the chokepoint
 //!   before this runs ([`crate::assume`]).
 //!
 //! What is *not* here: STS's protocol rules, which no policy can lift, stay with their
@@ -42,7 +48,7 @@ use tokengate_store::{StoreError, Tag};
 use tokengate_token::Principal;
 use tokengate_token::session::MfaMethod;
 
-use crate::assume::{ASSUME_ROLE, target_role};
+use crate::assume::{ASSUME_ROLE, FEDERATION_TOKEN, SET_SOURCE_IDENTITY, TAG_SESSION, target_role};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::params::Params;
@@ -104,6 +110,9 @@ pub fn authorize(
     if action == "sts:GetCallerIdentity" {
         return Ok(());
     }
+    if matches!(caller.principal, Principal::FederatedUser { .. }) {
+        return Err(federated_refusal(caller, &action, resource));
+    }
     let role_session = matches!(caller.principal, Principal::AssumedRole { .. });
     if spec.api == Api::Iam && caller.is_session() && !caller.mfa_present() && !role_session {
         return Err(ApiError::new(
@@ -127,6 +136,9 @@ pub fn authorize(
             ));
         }
         Principal::Root { .. } => return Ok(()),
+        Principal::FederatedUser { .. } => {
+            return Err(federated_refusal(caller, &action, resource));
+        }
         Principal::User { user_id, .. } => {
             let authz = state
                 .policies
@@ -192,10 +204,81 @@ pub fn authorize(
         session: session.as_deref(),
         resource: target.as_ref().map(|r| &r.trust),
     };
-    let evaluation = evaluate(&set, &request);
+    // An implicit deny allows GetSessionToken, and — while the account password policy has
+    // AllowUsersToChangePassword — a user's own ChangePassword and GetAccountPasswordPolicy
+    // (crate::passwords::allowed_by_password_policy: what IAMUserChangePassword grants).
+    let implicit_allows =
+        login || crate::passwords::allowed_by_password_policy(state, caller, &action, resource)?;
+    decide(&set, &request, implicit_allows)?;
+    // Passing (or inheriting) session tags and setting (or carrying on) a source identity
+    // are authorized as their own actions, by the same policies (policy.md §5.1).
+    let mut extra = Vec::new();
+    if session_tags_follow(caller, spec, params) {
+        extra.push(TAG_SESSION);
+    }
+    if source_identity_follows(caller, spec, params) {
+        extra.push(SET_SOURCE_IDENTITY);
+    }
+    for action in extra {
+        decide(&set, &Request { action, ..request }, false)?;
+    }
+    Ok(())
+}
+
+/// Federated sessions call no IAM action and no STS action but GetCallerIdentity (policy.md
+/// §5.2), whatever their session policy says.
+fn federated_refusal(caller: &Caller, action: &str, resource: &str) -> ApiError {
+    ApiError::access_denied(format!(
+        "User: {} is not authorized to perform: {action} on resource: {resource} because \
+         federated user sessions can call no IAM or STS action except sts:GetCallerIdentity",
+        caller.principal.arn()
+    ))
+}
+
+/// Whether the session an AssumeRole or GetFederationToken request creates has session
+/// tags: passed with the request, or inherited as the calling session's transitive tags.
+fn session_tags_follow(caller: &Caller, spec: &ActionSpec, params: &Params) -> bool {
+    creates_session(spec)
+        && (params.get("Tags.member.1.Key").is_some()
+            || params.get("Tags.member.1.Value").is_some()
+            || caller
+                .session
+                .as_ref()
+                .is_some_and(|s| s.attributes.transitive_tags().next().is_some()))
+}
+
+/// Whether the session an AssumeRole request creates has a source identity: requested, or
+/// the calling session's.
+fn source_identity_follows(caller: &Caller, spec: &ActionSpec, params: &Params) -> bool {
+    spec.iam_action() == ASSUME_ROLE
+        && (params.get("SourceIdentity").is_some()
+            || caller
+                .session
+                .as_ref()
+                .is_some_and(|s| s.attributes.source_identity.is_some()))
+}
+
+/// AssumeRole (by code or by touch) and GetFederationToken: the actions that mint a session
+/// carrying request tags.
+fn creates_session(spec: &ActionSpec) -> bool {
+    let action = spec.iam_action();
+    action == ASSUME_ROLE || action == FEDERATION_TOKEN
+}
+
+/// Evaluates one request; `Ok` when allowed (an implicit deny allows when
+/// `implicit_allows`), else AWS's AccessDenied text.
+fn decide(
+    set: &PolicySet<'_>,
+    request: &Request<'_>,
+    implicit_allows: bool,
+) -> Result<(), ApiError> {
+    let action = request.action;
+    let arn = request.principal.arn;
+    let resource = request.resource;
+    let evaluation = evaluate(set, request);
     let allowed = match evaluation.decision {
         Decision::Allowed => true,
-        Decision::ImplicitDeny => login,
+        Decision::ImplicitDeny => implicit_allows,
         Decision::ExplicitDeny => false,
     };
     tracing::debug!(
@@ -207,7 +290,7 @@ pub fn authorize(
     }
     let suffix = evaluation
         .reason
-        .map(|r| r.message_suffix(&action))
+        .map(|r| r.message_suffix(action))
         .unwrap_or_else(|| format!("because no identity-based policy allows the {action} action"));
     let message =
         format!("User: {arn} is not authorized to perform: {action} on resource: {resource}");
@@ -321,6 +404,14 @@ pub fn request_context(
             "aws:TokenIssueTime",
             ContextValue::Single(crate::iso8601(session.iat)),
         );
+        // Session tags override the principal's own tags of the same key (keys are
+        // compared case-insensitively: the context replaces them).
+        for t in &session.attributes.tags {
+            c.insert(&format!("aws:PrincipalTag/{}", t.key), string(&t.value));
+        }
+        if let Some(si) = &session.attributes.source_identity {
+            c.insert("aws:SourceIdentity", string(si));
+        }
     }
     // Absent for long-term keys without a factor in the request, as in AWS (§3.2): that
     // is what makes `BoolIfExists` and `Bool` differ.
@@ -351,6 +442,20 @@ pub fn request_context(
             if let Some(value) = params.get(param) {
                 c.insert(key, string(value));
             }
+        }
+        // The source identity the new session will carry: requested, else inherited.
+        let inherited = caller
+            .session
+            .as_ref()
+            .and_then(|s| s.attributes.source_identity.as_deref());
+        if let Some(si) = params.get("SourceIdentity").or(inherited) {
+            c.insert("sts:SourceIdentity", string(si));
+        }
+    }
+    if creates_session(spec) {
+        let transitive = params.list("TransitiveTagKeys");
+        if !transitive.is_empty() {
+            c.insert("sts:TransitiveTagKeys", ContextValue::Multi(transitive));
         }
     }
     if let Some(arn) = target_boundary(state, spec, params)? {

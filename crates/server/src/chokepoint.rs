@@ -147,13 +147,24 @@ async fn handle(
     let spec = registry::lookup(*api, action)
         .filter(|_| version == Some(api.version()))
         .ok_or_else(|| invalid_action(action, version.unwrap_or("")))?;
+    // Usage (last used, access advisor) counts every authenticated attempt; batched.
+    state
+        .usage
+        .note(&caller, spec, state.clock.now().unix_timestamp());
 
     // AssumeRole's second factor is verified before authorization, exactly as
     // GetSessionToken verifies it: the trust policy decides on `aws:MultiFactorAuthPresent`
     // (policy.md §5.1). Its parameters are validated first, so a bad request spends no code.
     if spec.iam_action() == assume::ASSUME_ROLE {
         let request = assume::AssumeRoleRequest::parse(&params)?;
-        caller.request_mfa = assume::second_factor(state, &caller, &request).await?;
+        request.session_attributes(&caller)?;
+        let touch = if spec.name == assume::ASSUME_ROLE_WITH_SECURITY_KEY {
+            Some(assume::read_touch(&params, &caller)?)
+        } else {
+            None
+        };
+        caller.request_mfa =
+            assume::second_factor(state, &caller, &request, touch.as_ref()).await?;
     }
 
     // Authorize.
@@ -410,6 +421,7 @@ mod tests {
             access_key_id: f.alice.0.clone(),
             session: None,
             request_mfa: None,
+            region: "us-east-1".into(),
         }
     }
 

@@ -69,7 +69,7 @@ pub fn owner_of(principal: &Principal) -> Result<KeyOwner, ApiError> {
     match principal {
         Principal::Root { .. } => Ok(KeyOwner::Root),
         Principal::User { name, .. } => Ok(KeyOwner::User(name.clone())),
-        Principal::AssumedRole { .. } => Err(not_a_user()),
+        Principal::AssumedRole { .. } | Principal::FederatedUser { .. } => Err(not_a_user()),
     }
 }
 

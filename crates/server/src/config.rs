@@ -26,6 +26,8 @@ pub struct Config {
     pub session_tokens: SessionTokenConfig,
     /// U2F / FIDO2 security keys: relying party, attestation trust, challenges.
     pub security_keys: SecurityKeyConfig,
+    /// Console passwords: argon2id parameters and the hashing bound.
+    pub passwords: PasswordConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -59,6 +61,34 @@ impl SecurityKeyConfig {
         self.origin
             .clone()
             .unwrap_or_else(|| format!("https://{}", self.rp_id))
+    }
+}
+
+/// `[passwords]` (docs/passwords.md): how login-profile passwords are hashed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PasswordConfig {
+    /// argon2id memory cost in KiB (OWASP: 19456 with 2 iterations).
+    pub argon2_memory_kib: u32,
+    /// argon2id iterations (time cost).
+    pub argon2_iterations: u32,
+    /// argon2id lanes.
+    pub argon2_parallelism: u32,
+    /// Hashes computed at once, each on a blocking thread; the rest wait their turn.
+    pub max_concurrent_hashes: u32,
+    /// Hashes that may wait for a turn; beyond that a request is refused (`Throttling`).
+    pub max_queued_hashes: u32,
+}
+
+impl Default for PasswordConfig {
+    fn default() -> Self {
+        Self {
+            argon2_memory_kib: 19_456,
+            argon2_iterations: 2,
+            argon2_parallelism: 1,
+            max_concurrent_hashes: 2,
+            max_queued_hashes: 64,
+        }
     }
 }
 
@@ -149,6 +179,7 @@ impl Default for Config {
             mfa: MfaConfig::default(),
             session_tokens: SessionTokenConfig::default(),
             security_keys: SecurityKeyConfig::default(),
+            passwords: PasswordConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -315,6 +346,37 @@ pub const SETTINGS: &[Setting] = &[
         doc: "Seconds a registration or login challenge stays usable (1–120).",
     },
     Setting {
+        key: "passwords.argon2_memory_kib",
+        env: "TOKENGATE_PASSWORDS_ARGON2_MEMORY_KIB",
+        default: "19456",
+        doc: "argon2id memory cost (KiB) of new password hashes; older hashes are redone at \
+              their next use.",
+    },
+    Setting {
+        key: "passwords.argon2_iterations",
+        env: "TOKENGATE_PASSWORDS_ARGON2_ITERATIONS",
+        default: "2",
+        doc: "argon2id iterations of new password hashes (OWASP: 2 with 19456 KiB).",
+    },
+    Setting {
+        key: "passwords.argon2_parallelism",
+        env: "TOKENGATE_PASSWORDS_ARGON2_PARALLELISM",
+        default: "1",
+        doc: "argon2id lanes of new password hashes.",
+    },
+    Setting {
+        key: "passwords.max_concurrent_hashes",
+        env: "TOKENGATE_PASSWORDS_MAX_CONCURRENT_HASHES",
+        default: "2",
+        doc: "Password hashes computed at once (each takes a blocking thread).",
+    },
+    Setting {
+        key: "passwords.max_queued_hashes",
+        env: "TOKENGATE_PASSWORDS_MAX_QUEUED_HASHES",
+        default: "64",
+        doc: "Password hashes that may wait; more are refused with `Throttling`.",
+    },
+    Setting {
         key: "log.level",
         env: "TOKENGATE_LOG_LEVEL",
         default: "info",
@@ -451,6 +513,26 @@ impl Config {
                 self.security_keys.challenge_ttl_secs =
                     value.parse().map_err(|_| bad("expected seconds"))?;
             }
+            "passwords.argon2_memory_kib" => {
+                self.passwords.argon2_memory_kib =
+                    value.parse().map_err(|_| bad("expected KiB"))?;
+            }
+            "passwords.argon2_iterations" => {
+                self.passwords.argon2_iterations =
+                    value.parse().map_err(|_| bad("expected a count"))?;
+            }
+            "passwords.argon2_parallelism" => {
+                self.passwords.argon2_parallelism =
+                    value.parse().map_err(|_| bad("expected a count"))?;
+            }
+            "passwords.max_concurrent_hashes" => {
+                self.passwords.max_concurrent_hashes =
+                    value.parse().map_err(|_| bad("expected a count"))?;
+            }
+            "passwords.max_queued_hashes" => {
+                self.passwords.max_queued_hashes =
+                    value.parse().map_err(|_| bad("expected a count"))?;
+            }
             "log.level" => self.log.level = value.to_owned(),
             "log.format" => {
                 self.log.format = match value {
@@ -476,6 +558,13 @@ impl Config {
         if self.session_tokens.rotate_after_days == 0 {
             return Err(ConfigError::Invalid(
                 "session_tokens.rotate_after_days must be ≥ 1".into(),
+            ));
+        }
+        crate::passwords::argon2_params(&self.passwords)
+            .map_err(|e| ConfigError::Invalid(format!("passwords: {e}")))?;
+        if self.passwords.max_concurrent_hashes == 0 {
+            return Err(ConfigError::Invalid(
+                "passwords.max_concurrent_hashes must be ≥ 1".into(),
             ));
         }
         self.security_keys.validate()

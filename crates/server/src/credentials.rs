@@ -4,7 +4,9 @@
 
 use tokengate_token::Principal;
 use tokengate_token::keys;
-use tokengate_token::session::{ISSUER, MfaContext, SessionClaims, SessionPolicy};
+use tokengate_token::session::{
+    ISSUER, MfaContext, SessionAttributes, SessionClaims, SessionPolicy,
+};
 
 use crate::auth::Caller;
 use crate::common::iso8601;
@@ -50,6 +52,7 @@ pub fn mint(
             mfa,
             session_policy: None,
             chained: false,
+            attributes: SessionAttributes::default(),
         },
     )
 }
@@ -68,6 +71,8 @@ pub struct NewSession {
     pub session_policy: Option<SessionPolicy>,
     /// Whether the caller used session credentials (role chaining).
     pub chained: bool,
+    /// Its session tags and source identity.
+    pub attributes: SessionAttributes,
 }
 
 /// Mints temporary credentials for `session`.
@@ -85,6 +90,7 @@ pub fn mint_session(state: &AppState, session: NewSession) -> Result<Credentials
         mfa: session.mfa,
         session_policy: session.session_policy,
         chained: session.chained,
+        attributes: session.attributes,
     };
     let session_token = state.signer.sign(&claims).map_err(ApiError::internal)?;
     let secret_access_key = state.derivation.temporary_secret(&access_key_id);

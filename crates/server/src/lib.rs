@@ -21,7 +21,7 @@
 //!
 //! Module floors, top down: `chokepoint` → `registry` and `authz` → `handlers::*` (families
 //! that never import each other) → what they share (`action`, `common`, `mfa`,
-//! `credentials`, `relying_party`, `params`, `xml`, `qr`) → `auth`, `state`, `config`,
+//! `credentials`, `relying_party`, `touch`, `trust`, `params`, `xml`, `qr`) → `auth`, `state`, `config`,
 //! `error`.
 //!
 //! This crate knows nothing of USB or the terminal; it persists through
@@ -40,11 +40,15 @@ pub mod error;
 pub mod handlers;
 pub mod mfa;
 pub mod params;
+pub mod passwords;
 pub mod principals;
 pub mod qr;
 pub mod registry;
 pub mod relying_party;
 pub mod state;
+pub mod touch;
+pub mod trust;
+pub mod usage;
 pub mod xml;
 
 use std::future::Future;
@@ -83,10 +87,36 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app)
+    let flusher = tokio::spawn(flush_usage(Arc::clone(&state)));
+    let app =
+        router(Arc::clone(&state)).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    flusher.abort();
+    // The last uses, once the server has drained.
+    let store = Arc::clone(&state.store);
+    let last = tokio::task::spawn_blocking(move || state.usage.flush(store.as_ref())).await;
+    if let Ok(Err(e)) = last {
+        tracing::warn!(error = %e, "usage: the last flush failed");
+    }
+    served
+}
+
+/// Writes the batched usage every [`usage::FLUSH_INTERVAL_SECS`] (docs/hygiene.md).
+async fn flush_usage(state: Arc<AppState>) {
+    let period = std::time::Duration::from_secs(usage::FLUSH_INTERVAL_SECS);
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let state = Arc::clone(&state);
+        let flushed =
+            tokio::task::spawn_blocking(move || state.usage.flush(state.store.as_ref())).await;
+        if let Ok(Err(e)) = flushed {
+            tracing::warn!(error = %e, "usage: flush failed; kept for the next one");
+        }
+    }
 }
 
 async fn healthz(State(state): State<Arc<AppState>>) -> Response {

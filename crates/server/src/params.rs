@@ -237,6 +237,20 @@ impl Validator {
         Some(value)
     }
 
+    /// An optional boolean parameter (`true` / `false`, any case, as the query protocol
+    /// writes them).
+    pub fn boolean(&mut self, params: &Params, name: &'static str) -> Option<bool> {
+        let raw = params.get(name)?;
+        match raw.to_ascii_lowercase().as_str() {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => {
+                self.fail(Some(raw), name, "be a boolean");
+                None
+            }
+        }
+    }
+
     /// An optional enum parameter.
     pub fn one_of(
         &mut self,

@@ -296,7 +296,12 @@ fn load_role(
     let trust = Policy {
         id: "AssumeRolePolicyDocument".to_owned(),
         source: SourceType::Resource,
-        document: compiler(&p.role.assume_role_policy, PolicyKind::Trust)?,
+        // Principals bound at save time that now name nobody (or another entity) are
+        // replaced by their old unique ids, which match no caller (crate::trust).
+        document: compiler(
+            &crate::trust::effective_trust_policy(store, &p.role)?,
+            PolicyKind::Trust,
+        )?,
     };
     Ok(Some(RoleAuthz {
         role: p.role,

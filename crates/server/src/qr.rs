@@ -12,19 +12,7 @@ const SCALE: usize = 6;
 /// Quiet zone, in modules (ISO/IEC 18004 asks for 4).
 const BORDER: usize = 4;
 
-/// `otpauth://totp/{name}@{account}?secret={base32}` with the label percent-encoded.
-pub fn otpauth_uri(device_name: &str, account: &str, base32_seed: &str) -> String {
-    let label = format!("{device_name}@{account}");
-    let mut encoded = String::new();
-    for b in label.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~@".contains(&b) {
-            encoded.push(char::from(b));
-        } else {
-            encoded.push_str(&format!("%{b:02X}"));
-        }
-    }
-    format!("otpauth://totp/{encoded}?secret={base32_seed}")
-}
+pub use tokengate_verifier::totp::otpauth_uri;
 
 /// The QR code of `text` as PNG bytes.
 pub fn png(text: &str) -> Result<Vec<u8>, qrcode::types::QrError> {

@@ -11,9 +11,11 @@ pub use crate::action::{
     AccessLevel, ActionKey, ActionSpec, Api, Call, Family, HandlerFuture, Reply, ResourceInput,
     ResourceSpec,
 };
+use crate::handlers::{advisor, passwords, reports};
 use crate::handlers::{groups, mfa_devices, policies, roles, security_keys, simulator, sts, users};
 
 use AccessLevel::{List, PermissionsManagement, Read, Tagging, Write};
+use Family::{Advisor, Passwords, Reports};
 use Family::{Groups, MfaDevices, Policies, Roles, SecurityKeys, Simulator, Sts, UsersAndKeys};
 use ResourceSpec::{Any, Custom, Group, Mfa, Policy, Role, User, VirtualMfaName};
 
@@ -251,6 +253,55 @@ pub static ACTIONS: &[ActionSpec] = &[
     // The resource is the role (RoleArn); its trust policy is the resource policy.
     sts("AssumeRole", Sts, Write, Custom(sts::role_arn_resource),
         run!(sts::assume_role)),
+    // AssumeRole with a security-key touch as its second factor (docs/security-keys.md),
+    // authorized as sts:AssumeRole.
+    sts("AssumeRoleWithSecurityKey", Sts, Write, Custom(sts::role_arn_resource),
+        run!(sts::assume_role)),
+    // The resource is the calling user (policy.md §5.2).
+    sts("GetFederationToken", Sts, Read, Custom(sts::caller_resource),
+        run!(sts::get_federation_token)),
+    // Console passwords: the account policy has no resource (`*`); login profiles are the
+    // user's; ChangePassword is always the caller's own user.
+    iam("UpdateAccountPasswordPolicy", Passwords, Write, Any,
+        run!(passwords::update_account_password_policy)),
+    iam("GetAccountPasswordPolicy", Passwords, Read, Any,
+        run!(passwords::get_account_password_policy)),
+    iam("DeleteAccountPasswordPolicy", Passwords, Write, Any,
+        run!(passwords::delete_account_password_policy)),
+    iam("CreateLoginProfile", Passwords, Write, USER_NAME,
+        run!(passwords::create_login_profile)),
+    iam("GetLoginProfile", Passwords, Read, USER_NAME,
+        run!(passwords::get_login_profile)),
+    iam("UpdateLoginProfile", Passwords, Write, USER_NAME,
+        run!(passwords::update_login_profile)),
+    iam("DeleteLoginProfile", Passwords, Write, USER_NAME,
+        run!(passwords::delete_login_profile)),
+    iam("ChangePassword", Passwords, Write, Custom(passwords::own_user_resource),
+        run!(passwords::change_password)),
+    // Reports (resource `*`).
+    iam("GenerateCredentialReport", Reports, Read, Any,
+        run!(reports::generate_credential_report)),
+    iam("GetCredentialReport", Reports, Read, Any,
+        run!(reports::get_credential_report)),
+    // Account advisor (issue 12): access levels and resources as the service authorization
+    // reference lists them.
+    iam("GetAccessKeyLastUsed", Advisor, Read, Custom(advisor::key_owner_resource),
+        run!(advisor::get_access_key_last_used)),
+    iam("GenerateServiceLastAccessedDetails", Advisor, Read,
+        Custom(advisor::advisor_target_resource),
+        run!(advisor::generate_service_last_accessed_details)),
+    iam("GetServiceLastAccessedDetails", Advisor, Read, Any,
+        run!(advisor::get_service_last_accessed_details)),
+    iam("GetAccountSummary", Advisor, List, Any,
+        run!(advisor::get_account_summary)),
+    iam("GetAccountAuthorizationDetails", Advisor, Read, Any,
+        run!(advisor::get_account_authorization_details)),
+    iam("CreateAccountAlias", Advisor, Write, Any,
+        run!(advisor::create_account_alias)),
+    iam("DeleteAccountAlias", Advisor, Write, Any,
+        run!(advisor::delete_account_alias)),
+    iam("ListAccountAliases", Advisor, List, Any,
+        run!(advisor::list_account_aliases)),
 ];
 
 /// tokengate's own actions that are a way of doing an AWS action, and are authorized as it:
@@ -270,6 +321,8 @@ const AUTHORIZED_AS: &[(Api, &str, &str)] = &[
         "GetSessionTokenWithSecurityKey",
         "GetSessionToken",
     ),
+    // An AssumeRole whose second factor is a touch.
+    (Api::Sts, "AssumeRoleWithSecurityKey", "AssumeRole"),
 ];
 
 /// The IAM actions whose request context carries action-specific condition keys

@@ -62,30 +62,14 @@ impl Settings {
     }
 }
 
-/// Whether `serial` is a security key's: `arn:PARTITION:iam::ACCOUNT:u2f/…`.
-pub fn is_security_key_serial(serial: &str) -> bool {
-    serial
-        .split(':')
-        .nth(5)
-        .is_some_and(|resource| resource.starts_with("u2f/"))
-}
+/// Whether `serial` is a security key's: `arn:PARTITION:iam::ACCOUNT:u2f/…` (one rule for
+/// the service and its clients, in crates/token).
+pub use tokengate_token::arn::is_security_key_serial;
 
 #[cfg(test)]
 #[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn serial_forms() {
-        assert!(is_security_key_serial(
-            "arn:aws:iam::000000000000:u2f/user/alice/key-ABC"
-        ));
-        assert!(!is_security_key_serial(
-            "arn:aws:iam::000000000000:mfa/alice"
-        ));
-        assert!(!is_security_key_serial("GAHT12345678"));
-        assert!(!is_security_key_serial("u2f/user/alice"));
-    }
 
     #[test]
     fn settings_load_the_trust_anchors_of_the_configuration() {

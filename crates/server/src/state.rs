@@ -69,6 +69,10 @@ pub struct AppState {
     pub security_keys: crate::relying_party::Settings,
     /// Compiled identity policies per user, valid until the next IAM change.
     pub policies: crate::principals::PolicyCache,
+    /// Console-password hashing: argon2id parameters and the bound on hashing at once.
+    pub password_hashing: crate::passwords::PasswordHashing,
+    /// Access-key and per-action usage, batched in memory and flushed (issue 12).
+    pub usage: crate::usage::UsageRecorder,
 }
 
 /// Start-up failed.
@@ -124,6 +128,8 @@ pub fn open_with_store(
 ) -> Result<AppState, StartError> {
     let security_keys = crate::relying_party::Settings::from_config(&config.security_keys)
         .map_err(StartError::SecurityKeys)?;
+    let password_hashing = crate::passwords::PasswordHashing::new(&config.passwords)
+        .map_err(StartError::Inconsistent)?;
     let rng = SystemRandom::new();
     let now = clock.now().unix_timestamp();
     let account = match store.account()? {
@@ -171,6 +177,8 @@ pub fn open_with_store(
         clock,
         security_keys,
         policies: crate::principals::PolicyCache::new(),
+        password_hashing,
+        usage: crate::usage::UsageRecorder::new(),
     })
 }
 

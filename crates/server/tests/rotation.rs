@@ -34,6 +34,7 @@ fn claims(now: i64) -> SessionClaims {
         mfa: MfaContext::default(),
         session_policy: None,
         chained: false,
+        attributes: Default::default(),
     }
 }
 

@@ -13,9 +13,17 @@
 //! The trait is synchronous: the SQLite implementation is, and the server calls it from
 //! blocking tasks.
 
+mod hygiene;
 pub mod master_key;
 pub mod seal;
 mod sqlite;
+
+pub use hygiene::{AdvisorJob, EntityUse, UsageBatch};
+pub use hygiene::{
+    CredentialInventory, KeyLastUsed, KeySummary, LoginProfile, LoginProfileUpdate,
+    MAX_PASSWORD_HISTORY, NewPassword, PasswordPolicy, PasswordUse, PrincipalCredentials,
+    StoredReport,
+};
 
 pub use sqlite::SqliteStore;
 use tokengate_token::Secret;
@@ -52,6 +60,10 @@ pub enum StoreError {
          data dir?)"
     )]
     Busy(String),
+    /// The entity changed since the caller read it: a compare-and-set lost a race (e.g.
+    /// two password changes at once). Trying again may succeed.
+    #[error("{0} changed meanwhile")]
+    Changed(Entity),
     /// The backend failed (I/O, corruption, a bug).
     #[error("store backend error: {0}")]
     Backend(String),
@@ -91,6 +103,16 @@ pub enum Entity {
     Tag,
     /// A user's permissions boundary.
     PermissionsBoundary,
+    /// A user's login profile (console password).
+    LoginProfile,
+    /// The account password policy.
+    PasswordPolicy,
+    /// The stored credential report.
+    CredentialReport,
+    /// An access-advisor job (GenerateServiceLastAccessedDetails).
+    AdvisorJob,
+    /// The account alias.
+    AccountAlias,
 }
 
 impl std::fmt::Display for Entity {
@@ -111,6 +133,11 @@ impl std::fmt::Display for Entity {
             Self::GroupMembership => "group membership",
             Self::Tag => "tag",
             Self::PermissionsBoundary => "permissions boundary",
+            Self::LoginProfile => "login profile",
+            Self::PasswordPolicy => "password policy",
+            Self::CredentialReport => "credential report",
+            Self::AdvisorJob => "access advisor job",
+            Self::AccountAlias => "account alias",
         })
     }
 }
@@ -416,7 +443,26 @@ pub struct Role {
     pub max_session_duration: u32,
     /// When the role was last assumed, seconds since the Unix epoch.
     pub last_used: Option<i64>,
+    /// The region that last AssumeRole was signed for.
+    pub last_used_region: Option<String>,
+    /// The users and roles the trust policy named when it was stored, with their unique ids
+    /// then (policy.md §8.5).
+    pub trust_principals: Vec<PrincipalBinding>,
 }
+
+/// A principal ARN of a trust policy and the unique id of the entity it named when the
+/// policy was stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrincipalBinding {
+    /// The ARN as the policy writes it.
+    pub arn: String,
+    /// `AIDA…` or `AROA…`.
+    pub unique_id: String,
+}
+
+/// Roles' `RoleLastUsed` moves at most this often (seconds): AssumeRole records a use only
+/// when the last recorded one is older, so a burst of AssumeRoles writes once.
+pub const ROLE_USE_GRANULARITY_SECS: i64 = 60;
 
 /// What a policy is attached to or embedded in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1015,6 +1061,11 @@ pub trait Store: Send + Sync {
     /// The role with unique id `role_id` (`AROA…`) with its tags, inline and attached
     /// policies and boundary, in one read transaction; `None` when no role has that id.
     fn role_policies(&self, role_id: &str) -> Result<Option<RolePolicies>, StoreError>;
+    /// Records that role `role_id` was assumed at `now` by a request signed for `region`,
+    /// unless a use less than [`ROLE_USE_GRANULARITY_SECS`] old from the same region is
+    /// recorded. Not an IAM change: it leaves the IAM generation (and so every policy
+    /// cache) alone. A role that no longer exists is not an error.
+    fn record_role_use(&self, role_id: &str, now: i64, region: &str) -> Result<(), StoreError>;
     /// Roles whose path starts with `path_prefix`, ordered by name.
     fn list_roles(&self, path_prefix: &str) -> Result<Vec<Role>, StoreError>;
     /// Changes a role's description and/or maximum session duration (`NotFound(Role)`).
@@ -1024,8 +1075,13 @@ pub trait Store: Send + Sync {
         description: Option<&str>,
         max_session_duration: Option<u32>,
     ) -> Result<(), StoreError>;
-    /// Replaces a role's trust policy (`NotFound(Role)`).
-    fn update_assume_role_policy(&self, name: &str, document: &str) -> Result<(), StoreError>;
+    /// Replaces a role's trust policy and its principal bindings (`NotFound(Role)`).
+    fn update_assume_role_policy(
+        &self,
+        name: &str,
+        document: &str,
+        principals: &[PrincipalBinding],
+    ) -> Result<(), StoreError>;
     /// Deletes a role that has no inline or attached policies (`DeleteConflict { Role,
     /// InlinePolicy | AttachedPolicy }`, checked in that order, as AWS's DeleteRole
     /// documents them); its tags and boundary go with it. `NotFound(Role)`.
@@ -1045,6 +1101,79 @@ pub trait Store: Send + Sync {
     ) -> Result<(), StoreError>;
     /// A role's permissions boundary ARN (`NotFound(Role)`).
     fn role_permissions_boundary(&self, role: &str) -> Result<Option<String>, StoreError>;
+
+    // Account hygiene (issue 12): password policy, login profiles, credential report.
+
+    /// The account password policy, if one is set.
+    fn password_policy(&self) -> Result<Option<PasswordPolicy>, StoreError>;
+    /// Sets (replaces whole) the account password policy.
+    fn set_password_policy(&self, policy: &PasswordPolicy) -> Result<(), StoreError>;
+    /// Deletes the account password policy (`NotFound(PasswordPolicy)` when none is set).
+    fn delete_password_policy(&self) -> Result<(), StoreError>;
+    /// Creates a user's login profile (`NotFound(User)`, `AlreadyExists(LoginProfile)`);
+    /// its hash joins the user's password history.
+    fn create_login_profile(
+        &self,
+        user: &str,
+        password: &NewPassword,
+        reset_required: bool,
+        max_session_duration: Option<u32>,
+    ) -> Result<LoginProfile, StoreError>;
+    /// A user's login profile (`None` when the user has none; `NotFound(User)` when there
+    /// is no such user).
+    fn login_profile(&self, user: &str) -> Result<Option<LoginProfile>, StoreError>;
+    /// The hashes of a user's latest `n` passwords, the current one included, newest
+    /// first (`NotFound(User)`).
+    fn password_history(&self, user: &str, n: usize) -> Result<Vec<String>, StoreError>;
+    /// Changes a login profile (`NotFound(User)`, `NotFound(LoginProfile)`, and
+    /// `Changed(LoginProfile)` when `password.expected` is no longer the current hash). A
+    /// new password joins the history (the latest [`MAX_PASSWORD_HISTORY`] are kept).
+    fn update_login_profile(
+        &self,
+        user: &str,
+        update: &LoginProfileUpdate,
+    ) -> Result<(), StoreError>;
+    /// Deletes a user's login profile (`NotFound(User)`, `NotFound(LoginProfile)`); the
+    /// password history stays with the user.
+    fn delete_login_profile(&self, user: &str) -> Result<(), StoreError>;
+    /// Records a verified sign-in: `last_used` (at most once per granularity) and the
+    /// rehash, each only while the verified hash is still current. Login-path state: it
+    /// does not invalidate authorization caches.
+    fn record_password_use(&self, password_use: &PasswordUse) -> Result<(), StoreError>;
+    /// The stored credential report, if one was generated.
+    fn credential_report(&self) -> Result<Option<StoredReport>, StoreError>;
+    /// Stores the credential report, replacing the previous one (AWS keeps one).
+    fn put_credential_report(&self, report: &StoredReport) -> Result<(), StoreError>;
+    /// The root's and every user's credentials, in one snapshot, for the credential report.
+    fn credential_inventory(&self) -> Result<CredentialInventory, StoreError>;
+    /// **The last-used hook** (issue 12, point 2): records the latest use of access keys,
+    /// one row each, in one transaction; a use older than the one stored is ignored, and an
+    /// unknown key is skipped. The credential report and GetAccessKeyLastUsed read it. The
+    /// caller batches (AWS records at most one use per key per 15 minutes).
+    fn record_access_key_last_used(&self, uses: &[(String, KeyLastUsed)])
+    -> Result<(), StoreError>;
+
+    // Usage and access advisor (issue 12, points 2 and 3).
+
+    /// Records a batch of uses — access keys' last use and entities' last attempt per
+    /// action — in one transaction that leaves the IAM generation alone (usage is no IAM
+    /// state). A use older than the one stored is ignored; unknown keys are skipped.
+    fn record_usage(&self, batch: &UsageBatch) -> Result<(), StoreError>;
+    /// The recorded last use of access key `access_key_id` (`None` when never used or
+    /// unknown).
+    fn access_key_last_used(&self, access_key_id: &str) -> Result<Option<KeyLastUsed>, StoreError>;
+    /// Every recorded action use of the entities with these unique ids.
+    fn entity_usage(&self, entity_ids: &[String]) -> Result<Vec<EntityUse>, StoreError>;
+    /// Stores an access-advisor job; jobs created before `expire_before` are dropped.
+    fn put_advisor_job(&self, job: &AdvisorJob, expire_before: i64) -> Result<(), StoreError>;
+    /// The access-advisor job `job_id`.
+    fn advisor_job(&self, job_id: &str) -> Result<Option<AdvisorJob>, StoreError>;
+    /// The account alias, if one is set.
+    fn account_alias(&self) -> Result<Option<String>, StoreError>;
+    /// Sets the account alias, replacing the one there was (one per account).
+    fn set_account_alias(&self, alias: &str) -> Result<(), StoreError>;
+    /// Deletes the account alias `alias`; `NotFound(AccountAlias)` unless it is the one set.
+    fn delete_account_alias(&self, alias: &str) -> Result<(), StoreError>;
 }
 
 /// [`Store::check_totp_then`] from the read, the verification and the two writes.

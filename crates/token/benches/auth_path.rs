@@ -86,6 +86,7 @@ fn bench_temporary(c: &mut Criterion, algorithm: TokenAlgorithm) {
         },
         session_policy: None,
         chained: false,
+        attributes: Default::default(),
     };
     let token = signer.sign(&claims).unwrap();
     let secret = derivation.temporary_secret(akid);

@@ -67,6 +67,18 @@ pub enum Principal {
         /// The caller-chosen `RoleSessionName`.
         session_name: String,
     },
+    /// A federated user (GetFederationToken): `arn:aws:sts::ACCOUNT:federated-user/NAME`,
+    /// UserId `ACCOUNT:NAME` (policy.md §5.2). The session belongs to the IAM user who
+    /// asked for it; `user_id` is that user's unique id, so that the session ends with the
+    /// user.
+    FederatedUser {
+        /// The account.
+        account: String,
+        /// The caller-chosen `Name`.
+        name: String,
+        /// The unique id (`AIDA…`) of the IAM user whose long-term key minted the session.
+        user_id: String,
+    },
 }
 
 impl Principal {
@@ -86,6 +98,9 @@ impl Principal {
                 session_name,
                 ..
             } => format!("arn:aws:sts::{account}:assumed-role/{role_name}/{session_name}"),
+            Self::FederatedUser { account, name, .. } => {
+                format!("arn:aws:sts::{account}:federated-user/{name}")
+            }
         }
     }
 
@@ -100,6 +115,7 @@ impl Principal {
                 session_name,
                 ..
             } => format!("{role_id}:{session_name}"),
+            Self::FederatedUser { account, name, .. } => format!("{account}:{name}"),
         }
     }
 
@@ -108,7 +124,8 @@ impl Principal {
         match self {
             Self::Root { account }
             | Self::User { account, .. }
-            | Self::AssumedRole { account, .. } => account,
+            | Self::AssumedRole { account, .. }
+            | Self::FederatedUser { account, .. } => account,
         }
     }
 
@@ -122,7 +139,7 @@ impl Principal {
                 role_path,
                 ..
             } => Some(role_arn(account, role_path, role_name)),
-            Self::Root { .. } | Self::User { .. } => None,
+            Self::Root { .. } | Self::User { .. } | Self::FederatedUser { .. } => None,
         }
     }
 
@@ -134,7 +151,7 @@ impl Principal {
     /// The IAM user name, for users.
     pub fn user_name(&self) -> Option<&str> {
         match self {
-            Self::Root { .. } | Self::AssumedRole { .. } => None,
+            Self::Root { .. } | Self::AssumedRole { .. } | Self::FederatedUser { .. } => None,
             Self::User { name, .. } => Some(name),
         }
     }
@@ -150,10 +167,32 @@ pub fn role_arn(account: &str, path: &str, name: &str) -> String {
     format!("arn:aws:iam::{account}:role{path}{name}")
 }
 
+/// Whether an MFA serial number names a security key (`arn:PARTITION:iam::ACCOUNT:u2f/…`,
+/// the form AWS gives U2F/FIDO devices) rather than a virtual or hardware TOTP device
+/// (`…:mfa/…` or a fob's serial). Clients use it to ask for a touch instead of a code.
+pub fn is_security_key_serial(serial: &str) -> bool {
+    serial
+        .split(':')
+        .nth(5)
+        .is_some_and(|resource| resource.starts_with("u2f/"))
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn security_key_serials() {
+        assert!(is_security_key_serial(
+            "arn:aws:iam::000000000000:u2f/user/alice/key-ABC"
+        ));
+        assert!(!is_security_key_serial(
+            "arn:aws:iam::000000000000:mfa/alice"
+        ));
+        assert!(!is_security_key_serial("GAHT12345678"));
+        assert!(!is_security_key_serial("u2f/user/alice"));
+    }
 
     #[test]
     fn account_ids() {
@@ -207,5 +246,21 @@ mod tests {
         let json = serde_json::to_value(&session).unwrap();
         assert_eq!(json["type"], "assumed_role");
         assert_eq!(serde_json::from_value::<Principal>(json).unwrap(), session);
+    }
+
+    #[test]
+    fn federated_users_are_sts_principals_named_by_account_and_name() {
+        let fed = Principal::FederatedUser {
+            account: "000000000000".into(),
+            name: "bob@ci".into(),
+            user_id: "AIDAEXAMPLE".into(),
+        };
+        assert_eq!(fed.arn(), "arn:aws:sts::000000000000:federated-user/bob@ci");
+        assert_eq!(fed.user_id(), "000000000000:bob@ci");
+        assert_eq!(fed.role_arn(), None);
+        assert_eq!(fed.user_name(), None);
+        let json = serde_json::to_value(&fed).unwrap();
+        assert_eq!(json["type"], "federated_user");
+        assert_eq!(serde_json::from_value::<Principal>(json).unwrap(), fed);
     }
 }

@@ -83,6 +83,54 @@ pub struct SessionClaims {
     /// role chaining, GetSessionToken credentials included (policy.md §5.1, §8.1).
     #[serde(default, skip_serializing_if = "is_false")]
     pub chained: bool,
+    /// Session tags and the source identity (AssumeRole's `Tags`, `TransitiveTagKeys`,
+    /// `SourceIdentity`, and what the calling session passed on). Absent when empty.
+    #[serde(default, skip_serializing_if = "SessionAttributes::is_empty")]
+    pub attributes: SessionAttributes,
+}
+
+/// What a session carries besides its principal and policies: session tags (policy.md
+/// §5.1; `aws:PrincipalTag/…` of the session's requests, overriding the role's own tags of
+/// the same key), which of them pass on to sessions this one creates, and the source
+/// identity, which once set passes on to every session in the chain unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct SessionAttributes {
+    /// Session tags, in order; keys are unique case-insensitively.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<SessionTag>,
+    /// The keys of the tags that are transitive (as the tags spell them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub transitive_tag_keys: Vec<String>,
+    /// The source identity (`sts:SourceIdentity`, `aws:SourceIdentity`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_identity: Option<String>,
+}
+
+impl SessionAttributes {
+    /// Whether there is nothing to carry.
+    pub fn is_empty(&self) -> bool {
+        self.tags.is_empty()
+            && self.transitive_tag_keys.is_empty()
+            && self.source_identity.is_none()
+    }
+
+    /// The transitive tags: what a session created by this one inherits.
+    pub fn transitive_tags(&self) -> impl Iterator<Item = &SessionTag> {
+        self.tags.iter().filter(|t| {
+            self.transitive_tag_keys
+                .iter()
+                .any(|k| k.eq_ignore_ascii_case(&t.key))
+        })
+    }
+}
+
+/// One session tag.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionTag {
+    /// The key (case preserved; compared case-insensitively).
+    pub key: String,
+    /// The value.
+    pub value: String,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -635,6 +683,7 @@ mod tests {
             },
             session_policy: None,
             chained: false,
+            attributes: SessionAttributes::default(),
         }
     }
 
@@ -653,6 +702,14 @@ mod tests {
                 arns: vec!["arn:aws:iam::aws:policy/IAMReadOnlyAccess".into()],
             }),
             chained: true,
+            attributes: SessionAttributes {
+                tags: vec![SessionTag {
+                    key: "Project".into(),
+                    value: "apollo".into(),
+                }],
+                transitive_tag_keys: vec!["Project".into()],
+                source_identity: Some("alice@example.com".into()),
+            },
             ..claims(now)
         }
     }
@@ -668,6 +725,7 @@ mod tests {
         // Without a session policy or chaining, the claims are the old shape exactly.
         let plain = serde_json::to_value(claims(1)).unwrap();
         assert!(plain.get("session_policy").is_none() && plain.get("chained").is_none());
+        assert!(plain.get("attributes").is_none());
     }
 
     #[test]

@@ -200,6 +200,7 @@ mod tests {
             mfa: MfaContext::default(),
             session_policy: None,
             chained: false,
+            attributes: Default::default(),
         })
     }
 

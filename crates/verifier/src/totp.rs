@@ -296,6 +296,24 @@ pub fn drift_for(params: &TotpParams, step: u64, now: i64) -> i64 {
         .saturating_sub(i64::try_from(current).unwrap_or(0))
 }
 
+/// The Key URI an authenticator app reads for a new virtual MFA device, as AWS's
+/// CreateVirtualMFADevice puts it in `QRCodePNG` (sts-iam.md §3):
+/// `otpauth://totp/{name}@{account}?secret={base32}`, the label percent-encoded (RFC 3986
+/// unreserved characters and `@` kept), with no algorithm, digits or period parameters, so
+/// apps use SHA-1 / 6 digits / 30 s. One function for the service and the client.
+pub fn otpauth_uri(device_name: &str, account: &str, base32_seed: &str) -> String {
+    let label = format!("{device_name}@{account}");
+    let mut encoded = String::with_capacity(label.len());
+    for b in label.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~@".contains(&b) {
+            encoded.push(char::from(b));
+        } else {
+            encoded.push_str(&format!("%{b:02X}"));
+        }
+    }
+    format!("otpauth://totp/{encoded}?secret={base32_seed}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -424,5 +442,17 @@ mod tests {
         assert!(TotpParams::new(TotpAlgorithm::Sha1, 8, 0).is_err());
         assert!(TotpParams::new(TotpAlgorithm::Sha512, 8, 60).is_ok());
         assert_eq!(TotpAlgorithm::parse("SHA256"), Some(TotpAlgorithm::Sha256));
+    }
+
+    #[test]
+    fn otpauth_uris_percent_encode_the_label() {
+        assert_eq!(
+            otpauth_uri("alice phone", "000000000000", "JBSWY3DPEHPK3PXP"),
+            "otpauth://totp/alice%20phone@000000000000?secret=JBSWY3DPEHPK3PXP"
+        );
+        assert_eq!(
+            otpauth_uri("a/b+c", "1", "S"),
+            "otpauth://totp/a%2Fb%2Bc@1?secret=S"
+        );
     }
 }

@@ -15,6 +15,11 @@
 //!    long-term key: authorized by policy (IAMReadOnlyAccess, attached to a group every
 //!    user is in), so the request path of a non-root principal's IAM read action — policy
 //!    cache, request context, evaluation, one store read.
+//! 6. Runs the same number of MFA-gated `AssumeRole`s (each user its own next TOTP step, to
+//!    a role whose trust policy names the account and requires
+//!    `aws:MultiFactorAuthPresent`; the users' group allows `sts:AssumeRole` on it): the
+//!    code check and durable replay mark of a login, plus the trust-policy evaluation, the
+//!    role's cached policies and the role session's token.
 //!
 //! Two more modes serve `tools/bench-request-path`, which drives tokengate with wrk:
 //! `prepare` seeds a data dir with one user, its access key and temporary credentials
@@ -43,8 +48,8 @@ use ring::rand::{SecureRandom, SystemRandom};
 use tokengate_server::config::Config;
 use tokengate_server::state::{self, SystemClock};
 use tokengate_store::{
-    AccessKey, Group, KeyOwner, KeyStatus, MfaDevice, MfaKind, PolicyTarget, SqliteStore, Store,
-    User,
+    AccessKey, Group, KeyOwner, KeyStatus, MfaDevice, MfaKind, PolicyTarget, Role, SqliteStore,
+    Store, User,
 };
 use tokengate_token::Secret;
 use tokengate_token::keys;
@@ -56,7 +61,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Options.
 #[derive(Debug, Parser)]
-#[command(name = "tokengate-load", about = "Measure MFA-gated logins per second")]
+#[command(
+    name = "tokengate-load",
+    about = "Measure MFA-gated logins (GetSessionToken, AssumeRole) per second"
+)]
 #[command(args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
@@ -198,6 +206,25 @@ fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
         })
         .collect();
 
+    // The next step's code: the login above spends this step's (a code works once), and
+    // the verifier's window takes one step either side.
+    let assumes: Vec<Vec<u8>> = identities
+        .iter()
+        .map(|id| {
+            let code = Generator::new(&id.seed, TotpParams::AWS).code(step + 1);
+            let params = [
+                ("Action", "AssumeRole"),
+                ("Version", "2011-06-15"),
+                ("RoleArn", ROLE_ARN),
+                ("RoleSessionName", "load"),
+                ("SerialNumber", id.serial.as_str()),
+                ("TokenCode", code.as_str()),
+                ("DurationSeconds", "900"),
+            ];
+            signed_request(&addr, id, &params)
+        })
+        .collect();
+
     let server_pid = server.0.id();
     let warm = runtime.block_on(blast(
         &addr,
@@ -214,6 +241,9 @@ fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
     let iam_read = measured(server_pid, || {
         runtime.block_on(blast(&addr, iam_reads, args.connections))
     })?;
+    let assume = measured(server_pid, || {
+        runtime.block_on(blast(&addr, assumes, args.connections))
+    })?;
     drop(server);
 
     println!(
@@ -225,6 +255,7 @@ fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
         ("GetCallerIdentity (bare ceiling)", &ceiling),
         ("MFA GetSessionToken", &login),
         ("IAM GetUser by a user (policy-authorized)", &iam_read),
+        ("MFA AssumeRole (trust policy + role session)", &assume),
     ] {
         let n = (r.ok + r.errors).max(1) as f64;
         println!(
@@ -252,15 +283,18 @@ fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
         args.connections,
         cores()
     );
-    let (login, ceiling, iam_read) = (&login.0, &ceiling.0, &iam_read.0);
-    if login.errors > 0 || ceiling.errors > 0 || iam_read.errors > 0 {
+    let (a, l) = (&assume.0, &login.0);
+    println!(
+        "AssumeRole with MFA / GetSessionToken with MFA, same run: {:.2}",
+        (a.ok as f64 / a.elapsed.as_secs_f64()) / (l.ok as f64 / l.elapsed.as_secs_f64())
+    );
+    let phases = [&login.0, &ceiling.0, &iam_read.0, &assume.0];
+    if phases.iter().any(|r| r.errors > 0) {
         bail!(
             "some requests failed (first: {})",
-            login
-                .first_error
-                .clone()
-                .or_else(|| ceiling.first_error.clone())
-                .or_else(|| iam_read.first_error.clone())
+            phases
+                .iter()
+                .find_map(|r| r.first_error.clone())
                 .unwrap_or_default()
         );
     }
@@ -317,6 +351,10 @@ fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
 
 /// The group every seeded user is in; IAMReadOnlyAccess is attached to it.
 const READERS: &str = "readers";
+/// The role the AssumeRole workload assumes.
+const ROLE: &str = "load-role";
+/// Its ARN.
+const ROLE_ARN: &str = "arn:aws:iam::000000000000:role/load-role";
 
 /// Creates the data dir's account and `n` users with keys and enabled devices.
 fn seed(dir: &Path, n: usize) -> anyhow::Result<Vec<Identity>> {
@@ -347,6 +385,43 @@ fn seed(dir: &Path, n: usize) -> anyhow::Result<Vec<Identity>> {
         "arn:aws:iam::aws:policy/IAMReadOnlyAccess",
         true,
         10,
+    )?;
+    // The role: trusted by the account with MFA; the group may assume it.
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow",
+        "Principal":{"AWS":"000000000000"},"Action":"sts:AssumeRole",
+        "Condition":{"Bool":{"aws:MultiFactorAuthPresent":"true"}}}]}"#;
+    store.create_role(
+        &Role {
+            role_id: keys::new_role_id(&rng).map_err(|e| anyhow::anyhow!("{e}"))?,
+            name: ROLE.into(),
+            path: "/".into(),
+            created: now,
+            assume_role_policy: trust.into(),
+            description: String::new(),
+            max_session_duration: 3600,
+            last_used: None,
+            last_used_region: None,
+            trust_principals: Vec::new(),
+        },
+        &[],
+        None,
+        1,
+    )?;
+    store.attach_policy(
+        &PolicyTarget::Role(ROLE.into()),
+        "arn:aws:iam::aws:policy/IAMReadOnlyAccess",
+        true,
+        10,
+    )?;
+    let may_assume = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"{ROLE_ARN}"}}]}}"#
+    );
+    store.put_inline_policy(
+        &PolicyTarget::Group(READERS.into()),
+        "assume-load-role",
+        &may_assume,
+        may_assume.len(),
+        5_120,
     )?;
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
@@ -696,6 +771,7 @@ fn prepare(p: &PrepareArgs) -> anyhow::Result<()> {
                 },
                 session_policy: None,
                 chained: false,
+                attributes: Default::default(),
             },
         )
         .map_err(|e| anyhow::anyhow!("minting a session: {}", e.message))

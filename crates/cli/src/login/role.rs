@@ -6,14 +6,16 @@
 
 use anyhow::{Context, anyhow, bail};
 use time::OffsetDateTime;
+use tokengate_bridge::DeviceAddress;
 use tokengate_client::credential_cache::{CacheKey, CredentialCache, Lookup, SessionCredentials};
 use tokengate_client::credential_chain::{self, Caller, CredentialSource};
 use tokengate_client::role_profile::{self, BaseCredentials, RoleChain, RoleHop};
 use tokengate_client::{AssumedRoleKey, Env, Profile, StaticCredentials, StsClient};
-use tokengate_server::security_keys::is_security_key_serial;
+use tokengate_token::arn::is_security_key_serial;
 use zeroize::Zeroizing;
 
 use super::{LoginArgs, SecondFactor, obtain_session, print_process_json, prompt_code_on_tty};
+use crate::security_key;
 
 /// The longest AssumeRole session for a caller with session credentials (role chaining,
 /// policy.md §8.1; aws-vault `roleChainingMaximumDuration`).
@@ -49,13 +51,6 @@ pub(super) fn run(
     {
         last.duration_seconds = args.duration_seconds;
     }
-    if args.device.is_some() {
-        bail!(
-            "--device was given, but profile `{}` assumes a role: AssumeRole by security key \
-             is not supported yet; use a TOTP device's serial",
-            top.name()
-        );
-    }
     let (base_credentials, signer) = base_credentials(base, &hops, env)?;
     if matches!(signer, FirstSigner::MfaSession { .. })
         && let Some(first) = hops.first_mut()
@@ -63,14 +58,42 @@ pub(super) fn run(
         // The session carries the MFA into the role session (aws-vault `isMfaChained`).
         first.mfa_serial = None;
     }
-    for hop in &hops {
-        if let Some(serial) = hop.mfa_serial.filter(|s| is_security_key_serial(s)) {
+    // A touch answers a challenge that only long-term keys may ask for: a security key can
+    // be the factor of the first AssumeRole signed with the base keys, or of the base
+    // profile's own MFA session — not of a later hop, signed with a role session.
+    let first_by_base =
+        matches!(signer, FirstSigner::Base) && base_credentials.session_token.is_none();
+    for (i, hop) in hops.iter().enumerate() {
+        if let Some(serial) = hop.mfa_serial.filter(|s| is_security_key_serial(s))
+            && (i > 0 || !first_by_base)
+        {
             bail!(
-                "profile `{}`: mfa_serial `{serial}` is a security key. AssumeRole by security \
-                 key is not supported yet; use a TOTP device's serial",
+                "profile `{}`: mfa_serial `{serial}` is a security key, but this AssumeRole is \
+                 signed with session credentials, which cannot ask for a security-key \
+                 challenge. Put the key's serial on the profile that holds the long-term keys \
+                 (its MFA session then carries into every role), or use a TOTP device here",
                 hop.profile.name()
             );
         }
+    }
+    let touches = match signer {
+        FirstSigner::MfaSession { serial, .. } => is_security_key_serial(serial),
+        FirstSigner::Base => hops
+            .iter()
+            .any(|h| h.mfa_serial.is_some_and(is_security_key_serial)),
+    };
+    if args.device.is_some() && !touches {
+        bail!(
+            "--device was given, but neither profile `{}` nor the profiles it assumes roles \
+             from have a security key's mfa_serial",
+            top.name()
+        );
+    }
+    if args.token_code.is_some() && touches {
+        bail!(
+            "--token-code was given, but the factor of profile `{}` is a security key: touch it",
+            top.name()
+        );
     }
     let wants_code = matches!(signer, FirstSigner::MfaSession { .. })
         || hops.iter().any(|h| h.mfa_serial.is_some());
@@ -132,8 +155,13 @@ pub(super) fn run(
                 Some(session) => session,
                 None => {
                     let factor = SecondFactor::of(Some(serial));
-                    let session =
-                        obtain_session(&client, &factor, token_code.take(), None, duration)?;
+                    let session = obtain_session(
+                        &client,
+                        &factor,
+                        token_code.take(),
+                        args.device.as_ref(),
+                        duration,
+                    )?;
                     store(cache.as_ref(), &session_key, &session);
                     session
                 }
@@ -143,7 +171,7 @@ pub(super) fn run(
     };
     let mut creds = None;
     for hop in &hops {
-        let session = assume_role(&current, hop, &mut token_code)?;
+        let session = assume_role(&current, hop, &mut token_code, args.device.as_ref())?;
         current = signing_with(top, &session, args, env)?;
         creds = Some(session);
     }
@@ -197,6 +225,7 @@ fn assume_role(
     client: &StsClient,
     hop: &RoleHop<'_>,
     token_code: &mut Option<&str>,
+    device: Option<&DeviceAddress>,
 ) -> anyhow::Result<SessionCredentials> {
     let session_name = match hop.role_session_name {
         Some(name) => name.to_owned(),
@@ -215,7 +244,13 @@ fn assume_role(
         params.push(("DurationSeconds", d));
     }
     let code: Zeroizing<String>;
-    if let Some(serial) = hop.mfa_serial {
+    let touch;
+    if let Some(serial) = hop.mfa_serial.filter(|s| is_security_key_serial(s)) {
+        // AssumeRoleWithSecurityKey: AssumeRole whose factor is a touch.
+        touch = security_key::touch(client, serial, device)?;
+        params[0] = ("Action", "AssumeRoleWithSecurityKey");
+        params.extend(touch.params());
+    } else if let Some(serial) = hop.mfa_serial {
         code = match token_code.take() {
             Some(c) => Zeroizing::new(c.to_owned()),
             None => prompt_code_on_tty(serial)?,

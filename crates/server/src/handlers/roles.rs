@@ -1,15 +1,18 @@
 //! The roles family: CreateRole, GetRole, ListRoles, UpdateRole, UpdateRoleDescription,
 //! UpdateAssumeRolePolicy, DeleteRole, TagRole, UntagRole, ListRoleTags (policy.md §4.5,
 //! §4.6). A role's attached and inline policies and its permissions boundary are the
-//! policies family's. Assuming a role (STS AssumeRole) is not here yet.
+//! policies family's; assuming a role is the STS family's.
 //!
 //! Trust policies are validated by crates/policy as [`PolicyKind::Trust`] (a `Principal` in
 //! every statement, no `Resource`), and every user or role of this account that they name
-//! must exist, as IAM checks when it stores a trust policy (§1.3).
+//! must exist, as IAM checks when it stores a trust policy (§1.3). The unique id of each is
+//! stored beside the document ([`crate::trust`]), so that a user or role deleted and created
+//! again under the same name is not trusted in its place.
 
-use serde_json::Value;
+use std::borrow::Cow;
 use tokengate_policy::{PolicyDocument, PolicyKind};
-use tokengate_store::{Entity, Role, StoreError, Tag};
+
+use tokengate_store::{Entity, PrincipalBinding, Role, Store, StoreError, Tag};
 use tokengate_token::keys;
 
 use crate::common::{db, path_rule, valid_path};
@@ -22,6 +25,7 @@ use crate::entities::{
 use crate::error::ApiError;
 use crate::params::{Params, Rule, Validator};
 use crate::registry::{Call, ResourceInput};
+use crate::trust::{self, aws_principals, named_entity};
 use crate::xml::Xml;
 
 /// `AssumeRolePolicyDocument` of CreateRole (`policyDocumentType`).
@@ -71,57 +75,12 @@ fn read_max_session_duration(v: &mut Validator, p: &Params) -> Option<u32> {
     .and_then(|n| u32::try_from(n).ok())
 }
 
-/// The `AWS` principals a trust policy names, as written (a string or a list of strings per
-/// statement). The engine keeps its compiled principals to itself; the document has already
-/// passed its validation, so only its shape is read here.
-fn aws_principals(document: &str) -> Vec<String> {
-    let Ok(json) = serde_json::from_str::<Value>(document) else {
-        return Vec::new();
-    };
-    let statements = match json.get("Statement") {
-        Some(Value::Array(list)) => list.iter().collect(),
-        Some(one @ Value::Object(_)) => vec![one],
-        _ => Vec::new(),
-    };
-    let mut out = Vec::new();
-    for statement in statements {
-        match statement.get("Principal").and_then(|p| p.get("AWS")) {
-            Some(Value::String(s)) => out.push(s.clone()),
-            Some(Value::Array(list)) => {
-                out.extend(list.iter().filter_map(Value::as_str).map(str::to_owned));
-            }
-            _ => {}
-        }
-    }
-    out
-}
-
-/// A user or role of `account` that `principal` names: (is a role, path, name). Account
-/// principals (`:root`, a bare id), other accounts and session ARNs are not entities to
-/// look up.
-fn named_entity<'a>(account: &str, principal: &'a str) -> Option<(bool, String, &'a str)> {
-    let rest = principal.strip_prefix("arn:aws:iam::")?;
-    let (acct, resource) = rest.split_once(':')?;
-    if acct != account {
-        return None;
-    }
-    // `role/p/q/name` → (`/p/q/`, `name`).
-    let (role, slashed) = match resource.strip_prefix("role") {
-        Some(r) => (true, r),
-        None => (false, resource.strip_prefix("user")?),
-    };
-    let (head, name) = slashed.rsplit_once('/')?;
-    if !head.is_empty() && !head.starts_with('/') {
-        return None;
-    }
-    Some((role, format!("{head}/"), name))
-}
-
 /// Parses a trust policy and checks that the users and roles it names exist, with AWS's
-/// messages (policy.md §4.9).
-async fn check_trust_policy(c: &Call, document: &str) -> Result<(), ApiError> {
+/// messages (policy.md §4.9); returns each with its unique id, to be stored with the policy.
+async fn check_trust_policy(c: &Call, document: &str) -> Result<Vec<PrincipalBinding>, ApiError> {
     PolicyDocument::parse(document, PolicyKind::Trust).map_err(|e| trust_policy_error(&e))?;
     let account = c.state.account_id.clone();
+    let mut bindings: Vec<PrincipalBinding> = Vec::new();
     for principal in aws_principals(document) {
         let Some((role, path, name)) = named_entity(&account, &principal) else {
             continue;
@@ -131,20 +90,36 @@ async fn check_trust_policy(c: &Call, document: &str) -> Result<(), ApiError> {
             // The principal names a user or role by exact ARN: case and path must match.
             Ok(if role {
                 s.role(&name)?
-                    .is_some_and(|r| r.name == name && r.path == path)
+                    .filter(|r| r.name == name && r.path == path)
+                    .map(|r| r.role_id)
             } else {
                 s.user(&name)?
-                    .is_some_and(|u| u.name == name && u.path == path)
+                    .filter(|u| u.name == name && u.path == path)
+                    .map(|u| u.user_id)
             })
         })
         .await??;
-        if !found {
+        let Some(unique_id) = found else {
             return Err(malformed(format!(
                 "Invalid principal in policy: \"AWS\":\"{principal}\""
             )));
+        };
+        if !bindings.iter().any(|b| b.arn == principal) {
+            bindings.push(PrincipalBinding {
+                arn: principal,
+                unique_id,
+            });
         }
     }
-    Ok(())
+    Ok(bindings)
+}
+
+/// `role` with its trust policy as it applies now ([`trust::effective_trust_policy`]).
+fn with_effective_trust(store: &dyn Store, mut role: Role) -> Result<Role, StoreError> {
+    if let Cow::Owned(document) = trust::effective_trust_policy(store, &role)? {
+        role.assume_role_policy = document;
+    }
+    Ok(role)
 }
 
 /// The members of a `Role`. `detail` adds what GetRole and CreateRole say beyond ListRoles:
@@ -171,6 +146,9 @@ fn role_xml(x: &mut Xml, account: &str, r: &Role, detail: Option<(Option<&str>, 
             if let Some(at) = r.last_used {
                 x.text("LastUsedDate", &crate::iso8601(at));
             }
+            if let Some(region) = &r.last_used_region {
+                x.text("Region", region);
+            }
         });
     }
 }
@@ -182,6 +160,7 @@ async fn role_detail(c: &Call, name: &str) -> Result<String, ApiError> {
         let Some(role) = s.role(&lookup)? else {
             return Ok(None);
         };
+        let role = with_effective_trust(s, role)?;
         let boundary = s.role_permissions_boundary(&lookup)?;
         let tags = s.role_tags(&lookup)?;
         Ok(Some((role, boundary, tags)))
@@ -214,7 +193,7 @@ pub(crate) async fn create_role(c: Call) -> Result<Option<String>, ApiError> {
     let tags = read_tags(&mut v, &c.params, "Tags");
     v.finish()?;
     let (name, document) = (name.unwrap_or_default(), document.unwrap_or_default());
-    check_trust_policy(&c, &document).await?;
+    let trust_principals = check_trust_policy(&c, &document).await?;
     let boundary = match boundary {
         Some(arn) => {
             let aws = check_boundary_arn(&arn)?;
@@ -231,6 +210,8 @@ pub(crate) async fn create_role(c: Call) -> Result<Option<String>, ApiError> {
         description: description.unwrap_or_default(),
         max_session_duration: max_session.unwrap_or(DEFAULT_SESSION_DURATION),
         last_used: None,
+        last_used_region: None,
+        trust_principals,
     };
     let (stored, b) = (role.clone(), boundary.clone());
     let written = db(&c.state, move |s| {
@@ -278,7 +259,13 @@ pub(crate) async fn list_roles(c: Call) -> Result<Option<String>, ApiError> {
     let page = Page::read(&mut v, &c.params);
     v.finish()?;
     let prefix = prefix.unwrap_or_else(|| "/".to_owned());
-    let roles = db(&c.state, move |s| s.list_roles(&prefix)).await??;
+    let roles = db(&c.state, move |s| {
+        s.list_roles(&prefix)?
+            .into_iter()
+            .map(|r| with_effective_trust(s, r))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await??;
     let mut x = Xml::fragment();
     page.write(
         &mut x,
@@ -331,10 +318,10 @@ pub(crate) async fn update_assume_role_policy(c: Call) -> Result<Option<String>,
     if db(&c.state, move |s| s.role(&n)).await??.is_none() {
         return Err(no_such_role(&name));
     }
-    check_trust_policy(&c, &document).await?;
+    let bindings = check_trust_policy(&c, &document).await?;
     let n = name.clone();
     db(&c.state, move |s| {
-        s.update_assume_role_policy(&n, &document)
+        s.update_assume_role_policy(&n, &document, &bindings)
     })
     .await?
     .map_err(|e| no_such_role_or(&name, e))?;
@@ -403,52 +390,4 @@ pub(crate) async fn list_role_tags(c: Call) -> Result<Option<String>, ApiError> 
     let mut x = Xml::fragment();
     page.write(&mut x, "Tags", &tags, |t| t.key.as_str(), tag_xml);
     Ok(Some(x.finish()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn trust_policy_principals_as_written() {
-        let doc = r#"{"Version":"2012-10-17","Statement":[
-            {"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:user/a"},
-             "Action":"sts:AssumeRole"},
-            {"Effect":"Allow","Principal":{"AWS":["123","arn:aws:iam::1:role/p/r"],
-             "Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"},
-            {"Effect":"Allow","Principal":"*","Action":"sts:AssumeRole"}]}"#;
-        assert_eq!(
-            aws_principals(doc),
-            [
-                "arn:aws:iam::111122223333:user/a",
-                "123",
-                "arn:aws:iam::1:role/p/r"
-            ]
-        );
-        let single = r#"{"Statement":{"Effect":"Allow","Principal":{"AWS":"x"},"Action":"a:b"}}"#;
-        assert_eq!(aws_principals(single), ["x"]);
-        assert!(aws_principals("not json").is_empty());
-    }
-
-    #[test]
-    fn principals_that_name_entities_of_this_account() {
-        let a = "111122223333";
-        assert_eq!(
-            named_entity(a, "arn:aws:iam::111122223333:user/alice"),
-            Some((false, "/".to_owned(), "alice"))
-        );
-        assert_eq!(
-            named_entity(a, "arn:aws:iam::111122223333:role/eng/ci/deploy"),
-            Some((true, "/eng/ci/".to_owned(), "deploy"))
-        );
-        for other in [
-            "arn:aws:iam::111122223333:root",
-            "111122223333",
-            "arn:aws:iam::999999999999:user/alice",
-            "arn:aws:sts::111122223333:assumed-role/r/s",
-            "arn:aws:iam::111122223333:group/g",
-        ] {
-            assert_eq!(named_entity(a, other), None, "{other}");
-        }
-    }
 }

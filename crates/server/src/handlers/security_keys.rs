@@ -24,18 +24,14 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 use ring::rand::SecureRandom;
-use tokengate_ctap::cose::CoseKey;
 use tokengate_ctap::u2f::RegisterResponse;
 use tokengate_store::{
-    CeremonyKind, Challenge, Entity, KeyOwner, KeyProtocol, KeyUse, KeyUseOutcome, MAX_MFA_DEVICES,
-    SecurityKey, StoreError,
+    CeremonyKind, Challenge, Entity, KeyOwner, KeyProtocol, MAX_MFA_DEVICES, SecurityKey,
+    StoreError,
 };
 use tokengate_token::arn;
-use tokengate_token::secret::constant_time_eq;
-use tokengate_token::session::{MfaContext, MfaMethod};
 use tokengate_verifier::fido::{
-    AssertionInput, AttestationResult, ClientData, MAX_CLIENT_DATA_JSON_LEN, RegistrationInput,
-    StoredCredential, verify_assertion, verify_registration,
+    AttestationResult, ClientData, RegistrationInput, verify_registration,
 };
 
 use crate::action::ResourceInput;
@@ -43,15 +39,17 @@ use crate::auth::Caller;
 use crate::common::{EXISTING_USER_NAME, db, iso8601, no_such_user, owner_of};
 use crate::credentials::{self, SESSION_MAX_SECS, SESSION_MIN_SECS};
 use crate::error::ApiError;
-use crate::mfa::{MFA_INVALID_CODE, MFA_INVALID_SERIAL, SERIAL_NUMBER};
-use crate::params::{self, Params, Pattern, Rule, Validator};
+use crate::mfa::{MFA_INVALID_CODE, SERIAL_NUMBER};
+use crate::params::{self, Params, Rule, Validator};
 use crate::state::AppState;
+use crate::touch::{
+    self, CHALLENGE_ID, CHALLENGE_ID_LEN, CLIENT_DATA_JSON, blob, callers_key, optional_blob,
+    required_blob,
+};
 use crate::xml::Xml;
 
 /// Challenge length: 32 random bytes (WebAuthn L3 §13.4.3 asks for at least 16).
 pub const CHALLENGE_LEN: usize = 32;
-/// Random bytes in a challenge id (hex on the wire: 32 characters).
-pub const CHALLENGE_ID_LEN: usize = 16;
 /// Live challenges one principal may hold at once.
 pub const MAX_LIVE_CHALLENGES: usize = 16;
 /// Random bytes in a serial's suffix (base32: 26 characters, like AWS's example
@@ -61,63 +59,15 @@ pub const SERIAL_SUFFIX_LEN: usize = 16;
 /// The text of a refused registration (EnableMFADevice's, for wrong codes).
 pub const REGISTRATION_REFUSED: &str = "Authentication code for device is not valid.";
 
-/// `[A-Za-z0-9+/=]+`: a blob (base64) on the query wire.
-const BASE64: Pattern = Pattern {
-    text: "[A-Za-z0-9+/=]+",
-    allows: |c| c.is_ascii_alphanumeric() || c == '+' || c == '/' || c == '=',
-    _plus: true,
-};
 const DEVICE_NAME: Rule = Rule {
     name: "DeviceName",
     min: 1,
     max: 64,
     pattern: Some(params::NAME),
 };
-const CHALLENGE_ID: Rule = Rule {
-    name: "ChallengeId",
-    min: 2 * CHALLENGE_ID_LEN,
-    max: 2 * CHALLENGE_ID_LEN,
-    pattern: Some(params::WORD_PLUS),
-};
-/// Base64 of at most `bytes` bytes.
-const fn blob(name: &'static str, bytes: usize) -> Rule {
-    Rule {
-        name,
-        min: 4,
-        max: bytes.div_ceil(3) * 4,
-        pattern: Some(BASE64),
-    }
-}
 const ATTESTATION_OBJECT: Rule = blob("AttestationObject", 16 * 1024);
 const REGISTRATION_DATA: Rule = blob("RegistrationData", 4 * 1024);
-const CLIENT_DATA_JSON: Rule = blob("ClientDataJSON", MAX_CLIENT_DATA_JSON_LEN);
-const CREDENTIAL_ID: Rule = blob("CredentialId", 1023);
-const AUTHENTICATOR_DATA: Rule = blob("AuthenticatorData", 2 * 1024);
-const SIGNATURE: Rule = blob("Signature", 512);
-
 // ---- Parameters ----
-
-/// A required blob parameter, decoded.
-fn required_blob(v: &mut Validator, p: &Params, rule: Rule) -> Option<Vec<u8>> {
-    let text = v.required(p, rule)?;
-    decode_blob(v, &text, rule)
-}
-
-/// An optional blob parameter, decoded.
-fn optional_blob(v: &mut Validator, p: &Params, rule: Rule) -> Option<Vec<u8>> {
-    let text = v.optional(p, rule)?;
-    decode_blob(v, &text, rule)
-}
-
-fn decode_blob(v: &mut Validator, text: &str, rule: Rule) -> Option<Vec<u8>> {
-    match data_encoding::BASE64.decode(text.as_bytes()) {
-        Ok(bytes) => Some(bytes),
-        Err(_) => {
-            v.pattern_failure(text, rule);
-            None
-        }
-    }
-}
 
 fn b64(bytes: &[u8]) -> String {
     data_encoding::BASE64.encode(bytes)
@@ -495,6 +445,14 @@ fn key_details_xml(x: &mut Xml, key: &SecurityKey) {
     x.text("AttestationResult", &key.attestation);
 }
 
+/// The `UserName` of a device's owner: the user's name, the account id for root.
+fn user_name(owner: &KeyOwner, account: &str) -> String {
+    match owner {
+        KeyOwner::User(name) => name.clone(),
+        KeyOwner::Root => account.to_owned(),
+    }
+}
+
 pub(crate) async fn get_mfa_device(
     state: &Arc<AppState>,
     caller: &Caller,
@@ -515,24 +473,36 @@ pub(crate) async fn get_mfa_device(
         None => owner_of(&caller.principal)?,
     };
     let lookup = serial.clone();
-    let key = db(state, move |s| s.security_key(&lookup))
-        .await??
-        .filter(|k| k.owner == owner)
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "NoSuchEntity",
-                format!("MFA device with serial number {serial} does not exist."),
-            )
-        })?;
+    let (key, totp) = db(state, move |s| {
+        Ok((s.security_key(&lookup)?, s.mfa_device(&lookup)?))
+    })
+    .await??;
+    let missing = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "NoSuchEntity",
+            format!("MFA device with serial number {serial} does not exist."),
+        )
+    };
+    let Some(key) = key.filter(|k| k.owner == owner) else {
+        // A TOTP device (virtual or a fob) enabled for the user: AWS's members, and its last
+        // use — the step of the last accepted code, recorded by the replay check anyway.
+        let device = totp
+            .filter(|d| d.owner.as_ref() == Some(&owner))
+            .ok_or_else(missing)?;
+        let mut x = Xml::fragment();
+        x.text("UserName", &user_name(&owner, &state.account_id));
+        x.text("SerialNumber", &device.serial);
+        x.opt_text("EnableDate", device.enabled_at.map(iso8601).as_deref());
+        let last_used = device.state.last_step.and_then(|step| {
+            let step = i64::try_from(step).ok()?.checked_sub(device.state.drift)?;
+            step.checked_mul(i64::try_from(device.params.period).ok()?)
+        });
+        x.opt_text("LastUsedDate", last_used.map(iso8601).as_deref());
+        return Ok(x.finish());
+    };
     let mut x = Xml::fragment();
-    x.text(
-        "UserName",
-        match &key.owner {
-            KeyOwner::User(name) => name,
-            KeyOwner::Root => &state.account_id,
-        },
-    );
+    x.text("UserName", &user_name(&key.owner, &state.account_id));
     x.text("SerialNumber", &key.serial);
     x.text("EnableDate", &iso8601(key.enabled_at));
     key_details_xml(&mut x, &key);
@@ -554,25 +524,6 @@ pub(crate) async fn get_mfa_device(
 }
 
 // ---- Login (STS) ----
-
-/// The caller's key `serial`, or the audited AWS refusal for a serial that is not theirs.
-fn callers_key(state: &AppState, caller: &Caller, serial: &str) -> Result<SecurityKey, ApiError> {
-    let owner = owner_of(&caller.principal)?;
-    // A point read on the login path: inline (see auth::long_term).
-    match state.store.security_key(serial)? {
-        Some(key) if key.owner == owner => Ok(key),
-        _ => {
-            tracing::warn!(
-                target: "audit",
-                principal = %caller.principal.arn(),
-                serial,
-                reason = "no such security key for this principal",
-                "MFA refused"
-            );
-            Err(ApiError::access_denied(MFA_INVALID_SERIAL))
-        }
-    }
-}
 
 fn refuse_sessions(caller: &Caller, action: &str) -> Result<(), ApiError> {
     if caller.is_session() {
@@ -630,246 +581,23 @@ pub(crate) async fn login_challenge(
     Ok(x.finish())
 }
 
-/// The decoded parameters of GetSessionTokenWithSecurityKey.
-struct AssertionParams {
-    serial: String,
-    challenge_id: String,
-    credential_id: Vec<u8>,
-    authenticator_data: Vec<u8>,
-    client_data_json: Vec<u8>,
-    signature: Vec<u8>,
-    duration: Option<i64>,
-}
-
-fn assertion_params(p: &Params) -> Result<AssertionParams, ApiError> {
-    let mut v = Validator::new();
-    let serial = v.required(p, SERIAL_NUMBER);
-    let challenge_id = v.required(p, CHALLENGE_ID);
-    let credential_id = required_blob(&mut v, p, CREDENTIAL_ID);
-    let authenticator_data = required_blob(&mut v, p, AUTHENTICATOR_DATA);
-    let client_data_json = required_blob(&mut v, p, CLIENT_DATA_JSON);
-    let signature = required_blob(&mut v, p, SIGNATURE);
-    let duration = v.integer(p, "DurationSeconds", SESSION_MIN_SECS, SESSION_MAX_SECS);
-    v.finish()?;
-    match (
-        serial,
-        challenge_id,
-        credential_id,
-        authenticator_data,
-        client_data_json,
-        signature,
-    ) {
-        (Some(serial), Some(challenge_id), Some(c), Some(a), Some(j), Some(s)) => {
-            Ok(AssertionParams {
-                serial,
-                challenge_id,
-                credential_id: c,
-                authenticator_data: a,
-                client_data_json: j,
-                signature: s,
-                duration,
-            })
-        }
-        _ => Err(ApiError::internal("validated parameter missing")),
-    }
-}
-
 pub(crate) async fn session_token(
     state: &Arc<AppState>,
     caller: &Caller,
     p: &Params,
 ) -> Result<String, ApiError> {
-    let params = assertion_params(p)?;
+    let mut v = Validator::new();
+    let params = touch::read_assertion(&mut v, p);
+    let duration = v.integer(p, "DurationSeconds", SESSION_MIN_SECS, SESSION_MAX_SECS);
+    v.finish()?;
+    let params = params.ok_or_else(|| ApiError::internal("validated parameter missing"))?;
     refuse_sessions(caller, "GetSessionTokenWithSecurityKey")?;
-    let duration = credentials::session_duration(caller, params.duration);
-    let mfa = verify_login(state, caller, &params).await?;
+    let duration = credentials::session_duration(caller, duration);
+    let mfa = touch::verify_login(state, caller, &params).await?;
     let creds = credentials::mint(state, caller, duration, mfa)?;
     let mut x = Xml::fragment();
     credentials::credentials_xml(&mut x, &creds)?;
     Ok(x.finish())
-}
-
-/// Why a login was refused, for the audit log; `spend` drops the challenge with it.
-struct Refusal {
-    reason: String,
-    spend_challenge: bool,
-    possible_clone: bool,
-}
-
-impl Refusal {
-    fn new(reason: impl Into<String>) -> Self {
-        Self {
-            reason: reason.into(),
-            spend_challenge: true,
-            possible_clone: false,
-        }
-    }
-}
-
-/// Verifies the assertion of `params` for the caller's key; the MFA context on success.
-async fn verify_login(
-    state: &Arc<AppState>,
-    caller: &Caller,
-    params: &AssertionParams,
-) -> Result<MfaContext, ApiError> {
-    let serial = params.serial.as_str();
-    let key = callers_key(state, caller, serial)?;
-    let now = state.clock.now().unix_timestamp();
-    if let Some(until) = key.lockout.locked_at(now) {
-        tracing::warn!(
-            target: "audit",
-            principal = %caller.principal.arn(),
-            serial,
-            locked_until = until,
-            reason = "locked out",
-            "MFA refused"
-        );
-        return Err(ApiError::access_denied(MFA_INVALID_CODE));
-    }
-    let refusal = match check_assertion(state, caller, &key, params, now).await? {
-        Ok(method) => {
-            tracing::info!(
-                target: "audit",
-                principal = %caller.principal.arn(),
-                serial,
-                "MFA accepted"
-            );
-            return Ok(MfaContext {
-                present: true,
-                method: Some(method),
-                device: Some(serial.to_owned()),
-                auth_time: Some(now),
-            });
-        }
-        Err(refusal) => refusal,
-    };
-    let s = serial.to_owned();
-    let challenge = refusal.spend_challenge.then(|| params.challenge_id.clone());
-    let policy = state.config.mfa.lockout_policy();
-    let clone = refusal.possible_clone;
-    let after = db(state, move |st| {
-        st.record_security_key_failure(&s, challenge.as_deref(), &policy, now, clone)
-    })
-    .await?;
-    match after {
-        Ok(after) => {
-            if let Some(until) = after.locked_until.filter(|&u| u > now) {
-                tracing::warn!(
-                    target: "audit",
-                    principal = %caller.principal.arn(),
-                    serial,
-                    locked_until = until,
-                    "MFA device locked out after repeated failures"
-                );
-            }
-        }
-        // Deactivated meanwhile: nothing left to count on.
-        Err(StoreError::NotFound(_)) => {}
-        Err(e) => return Err(e.into()),
-    }
-    if clone {
-        tracing::error!(
-            target: "audit",
-            principal = %caller.principal.arn(),
-            serial,
-            reason = %refusal.reason,
-            "security key flagged as possibly cloned; it is refused until registered again"
-        );
-    }
-    tracing::warn!(
-        target: "audit",
-        principal = %caller.principal.arn(),
-        serial,
-        reason = %refusal.reason,
-        "MFA refused"
-    );
-    Err(ApiError::access_denied(MFA_INVALID_CODE))
-}
-
-/// The checks of one login, in order: the key is usable, the challenge is this ceremony's,
-/// the credential is the key's, the assertion verifies, and the counter and the challenge
-/// are recorded with a compare-and-set before anything is issued.
-async fn check_assertion(
-    state: &Arc<AppState>,
-    caller: &Caller,
-    key: &SecurityKey,
-    params: &AssertionParams,
-    now: i64,
-) -> Result<Result<MfaMethod, Refusal>, ApiError> {
-    if key.possibly_cloned_at.is_some() {
-        return Ok(Err(Refusal::new("the key is flagged as possibly cloned")));
-    }
-    let challenge = state
-        .store
-        .challenge(&params.challenge_id)?
-        .filter(|c| c.ceremony == CeremonyKind::Authenticate)
-        .filter(|c| c.serial == key.serial && c.requester == caller.principal.arn());
-    let Some(challenge) = challenge else {
-        return Ok(Err(Refusal {
-            spend_challenge: false,
-            ..Refusal::new("no such login challenge for this key and principal (used?)")
-        }));
-    };
-    if now >= challenge.expires {
-        return Ok(Err(Refusal::new("challenge expired")));
-    }
-    if !constant_time_eq(&params.credential_id, &key.credential_id) {
-        return Ok(Err(Refusal::new("not the key's credential")));
-    }
-    let public_key = CoseKey::decode(&key.public_key_cose)
-        .map_err(|e| ApiError::internal(format!("stored key {}: {e}", key.serial)))?;
-    let stored = StoredCredential {
-        public_key,
-        sign_count: key.sign_count,
-        backup_eligible: key.backup_eligible,
-    };
-    let settings = &state.security_keys;
-    let input = AssertionInput {
-        authenticator_data: &params.authenticator_data,
-        client_data: ClientData::Json(&params.client_data_json),
-        signature: &params.signature,
-        challenge: &challenge.challenge,
-        origin: &settings.origin,
-        rp_id: &settings.rp_id,
-        require_user_verification: false,
-    };
-    let outcome = match verify_assertion(&stored, &input) {
-        Ok(outcome) => outcome,
-        Err(rejection) => {
-            return Ok(Err(Refusal {
-                possible_clone: rejection.is_possible_clone(),
-                ..Refusal::new(format!("{}: {rejection}", rejection.code()))
-            }));
-        }
-    };
-    // The group commit answers once the challenge is spent and the counter is on disk.
-    let key_use = KeyUse {
-        serial: key.serial.clone(),
-        challenge_id: challenge.id.clone(),
-        expected_sign_count: key.sign_count,
-        sign_count: outcome.sign_count,
-        now,
-    };
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    state.store.record_security_key_use_then(
-        &key_use,
-        Box::new(move |result| {
-            let _ = tx.send(result);
-        }),
-    );
-    let recorded = rx
-        .await
-        .map_err(|_| ApiError::internal("the store dropped a write"))??;
-    Ok(match recorded {
-        KeyUseOutcome::Recorded => Ok(match key.protocol {
-            KeyProtocol::Fido2 => MfaMethod::Fido2,
-            KeyProtocol::U2f => MfaMethod::U2f,
-        }),
-        KeyUseOutcome::ChallengeSpent => Err(Refusal::new("replayed: the challenge was spent")),
-        KeyUseOutcome::KeyChanged => Err(Refusal::new(
-            "replayed: the counter moved or the key changed meanwhile",
-        )),
-    })
 }
 
 #[cfg(test)]
@@ -889,7 +617,7 @@ mod tests {
     fn blob_limits_cover_the_largest_legal_values() {
         // base64 of the largest clientDataJSON the verifier takes (8 KiB) fits.
         assert_eq!(CLIENT_DATA_JSON.max, 10_924);
-        assert_eq!(CREDENTIAL_ID.max, 1364);
+        assert_eq!(crate::touch::CREDENTIAL_ID.max, 1364);
         assert_eq!(CHALLENGE_ID.min, 32);
     }
 }

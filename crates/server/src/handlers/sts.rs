@@ -1,5 +1,5 @@
 //! STS actions (API version 2011-06-15): GetCallerIdentity, GetAccessKeyInfo,
-//! GetSessionToken, AssumeRole. Semantics and texts from sts-iam.md §1 and policy.md §5.1.
+//! GetSessionToken, AssumeRole, GetFederationToken. Semantics and texts from sts-iam.md §1 and policy.md §5.1.
 //!
 //! Every handler here runs for a caller the chokepoint has already authorized
 //! ([`crate::authz`]). What stays here are STS's protocol rules, which hold whatever a
@@ -8,9 +8,8 @@
 
 use std::sync::Arc;
 
-use tokengate_policy::aws_managed_policy;
 use tokengate_token::Principal;
-use tokengate_token::session::MfaContext;
+use tokengate_token::session::{MfaContext, SessionAttributes};
 
 use crate::action::ResourceInput;
 use crate::assume::{
@@ -132,17 +131,8 @@ pub(crate) async fn assume_role(
     if chained && duration > CHAINED_MAX_SECS {
         return Err(ApiError::validation(EXCEEDS_CHAINING_LIMIT));
     }
-    if let Some(sp) = &request.session_policy {
-        for arn in &sp.arns {
-            let exists =
-                aws_managed_policy(arn).is_some() || state.store.managed_policy(arn)?.is_some();
-            if !exists {
-                return Err(ApiError::validation(format!(
-                    "Policy {arn} does not exist or is not attachable."
-                )));
-            }
-        }
-    }
+    assume::check_policy_arns(state, request.session_policy.as_ref())?;
+    let attributes = request.session_attributes(caller)?;
     let principal = Principal::AssumedRole {
         account: state.account_id.clone(),
         role_name: role.role.name.clone(),
@@ -165,8 +155,10 @@ pub(crate) async fn assume_role(
             mfa: caller.mfa().cloned().unwrap_or_default(),
             session_policy: request.session_policy,
             chained,
+            attributes: attributes.clone(),
         },
     )?;
+    record_role_use(state, &role.role.role_id, &caller.region);
     let mut x = Xml::fragment();
     credentials::credentials_xml(&mut x, &creds)?;
     x.elem("AssumedRoleUser", |x| {
@@ -176,5 +168,118 @@ pub(crate) async fn assume_role(
     if let Some(percent) = request.packed_percent {
         x.text("PackedPolicySize", &percent.to_string());
     }
+    if let Some(si) = &attributes.source_identity {
+        x.text("SourceIdentity", si);
+    }
     Ok(x.finish())
 }
+
+/// Records `RoleLastUsed` off the request path: the credentials do not wait for it, and a
+/// failure to record is logged, never answered.
+fn record_role_use(state: &Arc<AppState>, role_id: &str, region: &str) {
+    let store = Arc::clone(&state.store);
+    let (role_id, region) = (role_id.to_owned(), region.to_owned());
+    let now = state.clock.now().unix_timestamp();
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = store.record_role_use(&role_id, now, &region) {
+            tracing::warn!(role_id, error = %e, "could not record the role's last use");
+        }
+    });
+}
+
+/// GetFederationToken's `Name` (userNameType): 2..32, `[\w+=,.@-]*`.
+const FEDERATED_NAME: Rule = Rule {
+    name: "Name",
+    min: 2,
+    max: 32,
+    pattern: Some(params::NAME),
+};
+
+/// GetFederationToken's `Policy` (sessionPolicyDocumentType): 1..2048.
+const FEDERATION_POLICY: Rule = Rule {
+    name: "Policy",
+    min: 1,
+    max: 2048,
+    pattern: Some(crate::entities::DOCUMENT_CHARS),
+};
+
+/// GetFederationToken (policy.md §5.2): a federated-user session for an IAM user's (or
+/// root's) long-term key. Without a session policy the session may do nothing; with one,
+/// the user's policies ∩ the session policies — though, as in AWS, federated sessions call
+/// no IAM action and no STS action but GetCallerIdentity ([`crate::authz`]). With
+/// `mfa.required` it is refused: the API has no MFA parameters, and no temporary
+/// credentials are issued without a verified second factor.
+pub(crate) async fn get_federation_token(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    params: &Params,
+) -> Result<String, ApiError> {
+    let mut v = Validator::new();
+    let name = v.required(params, FEDERATED_NAME);
+    let duration = v.integer(
+        params,
+        "DurationSeconds",
+        SESSION_MIN_SECS,
+        SESSION_MAX_SECS,
+    );
+    let inputs = assume::SessionInputs::read(&mut v, params, FEDERATION_POLICY);
+    v.finish()?;
+    let name = name.ok_or_else(|| ApiError::validation("Name is required"))?;
+    let (session_policy, packed_percent, tags) = inputs.check(&[])?;
+    if caller.is_session() {
+        return Err(ApiError::access_denied(
+            "Cannot call GetFederationToken with session credentials",
+        ));
+    }
+    if state.config.mfa.required {
+        return Err(ApiError::access_denied(FEDERATION_MFA_REQUIRED));
+    }
+    assume::check_policy_arns(state, session_policy.as_ref())?;
+    let user_id = match &caller.principal {
+        Principal::User { user_id, .. } => user_id.clone(),
+        // Root's federated sessions belong to the account (§5.2: possible, not advised).
+        Principal::Root { account } => account.clone(),
+        Principal::AssumedRole { .. } | Principal::FederatedUser { .. } => {
+            return Err(ApiError::access_denied(
+                "Cannot call GetFederationToken with session credentials",
+            ));
+        }
+    };
+    // Root is clamped to an hour rather than refused (§8.8).
+    let duration = credentials::session_duration(caller, duration);
+    let principal = Principal::FederatedUser {
+        account: state.account_id.clone(),
+        name,
+        user_id,
+    };
+    let creds = credentials::mint_session(
+        state,
+        NewSession {
+            principal: principal.clone(),
+            src: caller.access_key_id.clone(),
+            duration,
+            mfa: MfaContext::default(),
+            // No session policy: no permissions (an empty inline policy says exactly that).
+            session_policy: Some(session_policy.unwrap_or_default()),
+            chained: false,
+            attributes: SessionAttributes {
+                tags,
+                ..SessionAttributes::default()
+            },
+        },
+    )?;
+    let mut x = Xml::fragment();
+    credentials::credentials_xml(&mut x, &creds)?;
+    x.elem("FederatedUser", |x| {
+        x.text("FederatedUserId", &principal.user_id());
+        x.text("Arn", &principal.arn());
+    });
+    x.text("PackedPolicySize", &packed_percent.unwrap_or(0).to_string());
+    Ok(x.finish())
+}
+
+/// GetFederationToken under `mfa.required`: the API carries no second factor.
+pub const FEDERATION_MFA_REQUIRED: &str = "MultiFactorAuthentication is required: this \
+     tokengate issues session credentials only after a verified second factor \
+     (mfa.required = true), and GetFederationToken carries none. Use GetSessionToken with \
+     SerialNumber and TokenCode, or AssumeRole.";

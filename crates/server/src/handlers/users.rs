@@ -77,7 +77,9 @@ fn owner_of(caller: &Caller, user_name: Option<String>) -> Result<KeyOwner, ApiE
         (Some(name), _) => Ok(KeyOwner::User(name)),
         (None, Principal::Root { .. }) => Ok(KeyOwner::Root),
         (None, Principal::User { name, .. }) => Ok(KeyOwner::User(name.clone())),
-        (None, Principal::AssumedRole { .. }) => Err(crate::common::not_a_user()),
+        (None, Principal::AssumedRole { .. } | Principal::FederatedUser { .. }) => {
+            Err(crate::common::not_a_user())
+        }
     }
 }
 
@@ -232,6 +234,7 @@ pub(crate) async fn delete_user(
                 }
                 Entity::InlinePolicy => "Cannot delete entity, must delete policies first.",
                 Entity::AttachedPolicy => "Cannot delete entity, must detach all policies first.",
+                Entity::LoginProfile => "Cannot delete entity, must delete login profile first.",
                 _ => "Cannot delete entity, must remove user from all groups first.",
             }))
         }

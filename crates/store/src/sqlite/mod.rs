@@ -7,7 +7,8 @@
 //!
 //! This module owns the connections, the migrations, the `write()` path and the read
 //! cache; each entity family keeps its SQL in its own module ([`accounts`], [`users`],
-//! [`mfa`], [`security_keys`], [`iam`], [`roles`]), and the login-path writes are batched by [`group_commit`].
+//! [`mfa`], [`security_keys`], [`iam`], [`roles`], [`passwords`],
+//! [`reports`], [`usage`]), and the login-path writes are batched by [`group_commit`].
 //! The schema is `crates/store/migrations/NNNN_*.sql`, applied in order.
 
 use std::collections::HashMap;
@@ -26,8 +27,12 @@ use crate::seal::Sealer;
 use crate::{
     AccessKey, Account, AttachedPolicy, Bootstrap, Challenge, Completion, Entity, Group, KeyOwner,
     KeyStatus, KeyUse, KeyUseOutcome, ManagedPolicy, MfaDevice, NewManagedPolicy, PolicyEntities,
-    PolicyTarget, PolicyUsage, PolicyUseCounts, PolicyVersion, Role, SecurityKey, Store,
-    StoreError, StoredSigningKey, Tag, TotpCheck, TotpOutcome, User, UserPolicies,
+    PolicyTarget, PolicyUsage, PolicyUseCounts, PolicyVersion, PrincipalBinding, Role, SecurityKey,
+    Store, StoreError, StoredSigningKey, Tag, TotpCheck, TotpOutcome, User, UserPolicies,
+};
+use crate::{
+    AdvisorJob, CredentialInventory, EntityUse, KeyLastUsed, LoginProfile, LoginProfileUpdate,
+    NewPassword, PasswordPolicy, PasswordUse, StoredReport, UsageBatch,
 };
 use group_commit::GroupCommitter;
 
@@ -37,8 +42,11 @@ mod fixtures;
 mod group_commit;
 mod iam;
 mod mfa;
+mod passwords;
+mod reports;
 mod roles;
 mod security_keys;
+mod usage;
 mod users;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` counts those applied.
@@ -48,6 +56,9 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0003_security_keys.sql"),
     include_str!("../../migrations/0004_groups_and_policies.sql"),
     include_str!("../../migrations/0005_roles.sql"),
+    include_str!("../../migrations/0006_role_usage_and_trust_ids.sql"),
+    include_str!("../../migrations/0007_passwords_and_reports.sql"),
+    include_str!("../../migrations/0008_usage.sql"),
 ];
 
 /// Connections that serve reads beside the main one (file databases only; WAL lets
@@ -840,6 +851,10 @@ impl Store for SqliteStore {
         roles::role_policies(self, role_id)
     }
 
+    fn record_role_use(&self, role_id: &str, now: i64, region: &str) -> Result<(), StoreError> {
+        roles::record_role_use(self, role_id, now, region)
+    }
+
     fn list_roles(&self, path_prefix: &str) -> Result<Vec<Role>, StoreError> {
         roles::list_roles(self, path_prefix)
     }
@@ -853,8 +868,13 @@ impl Store for SqliteStore {
         roles::update_role(self, name, description, max_session_duration)
     }
 
-    fn update_assume_role_policy(&self, name: &str, document: &str) -> Result<(), StoreError> {
-        roles::update_assume_role_policy(self, name, document)
+    fn update_assume_role_policy(
+        &self,
+        name: &str,
+        document: &str,
+        principals: &[PrincipalBinding],
+    ) -> Result<(), StoreError> {
+        roles::update_assume_role_policy(self, name, document, principals)
     }
 
     fn delete_role(&self, name: &str) -> Result<(), StoreError> {
@@ -884,6 +904,103 @@ impl Store for SqliteStore {
 
     fn role_permissions_boundary(&self, role: &str) -> Result<Option<String>, StoreError> {
         roles::role_permissions_boundary(self, role)
+    }
+
+    fn password_policy(&self) -> Result<Option<PasswordPolicy>, StoreError> {
+        passwords::password_policy(self)
+    }
+
+    fn set_password_policy(&self, policy: &PasswordPolicy) -> Result<(), StoreError> {
+        passwords::set_password_policy(self, policy)
+    }
+
+    fn delete_password_policy(&self) -> Result<(), StoreError> {
+        passwords::delete_password_policy(self)
+    }
+
+    fn create_login_profile(
+        &self,
+        user: &str,
+        password: &NewPassword,
+        reset_required: bool,
+        max_session_duration: Option<u32>,
+    ) -> Result<LoginProfile, StoreError> {
+        passwords::create_login_profile(self, user, password, reset_required, max_session_duration)
+    }
+
+    fn login_profile(&self, user: &str) -> Result<Option<LoginProfile>, StoreError> {
+        passwords::login_profile(self, user)
+    }
+
+    fn password_history(&self, user: &str, n: usize) -> Result<Vec<String>, StoreError> {
+        passwords::password_history(self, user, n)
+    }
+
+    fn update_login_profile(
+        &self,
+        user: &str,
+        update: &LoginProfileUpdate,
+    ) -> Result<(), StoreError> {
+        passwords::update_login_profile(self, user, update)
+    }
+
+    fn delete_login_profile(&self, user: &str) -> Result<(), StoreError> {
+        passwords::delete_login_profile(self, user)
+    }
+
+    fn record_password_use(&self, password_use: &PasswordUse) -> Result<(), StoreError> {
+        passwords::record_password_use(self, password_use)
+    }
+
+    fn credential_report(&self) -> Result<Option<StoredReport>, StoreError> {
+        reports::credential_report(self)
+    }
+
+    fn put_credential_report(&self, report: &StoredReport) -> Result<(), StoreError> {
+        reports::put_credential_report(self, report)
+    }
+
+    fn credential_inventory(&self) -> Result<CredentialInventory, StoreError> {
+        reports::credential_inventory(self)
+    }
+
+    fn record_access_key_last_used(
+        &self,
+        uses: &[(String, KeyLastUsed)],
+    ) -> Result<(), StoreError> {
+        reports::record_access_key_last_used(self, uses)
+    }
+
+    fn record_usage(&self, batch: &UsageBatch) -> Result<(), StoreError> {
+        usage::record_usage(self, batch)
+    }
+
+    fn access_key_last_used(&self, access_key_id: &str) -> Result<Option<KeyLastUsed>, StoreError> {
+        usage::access_key_last_used(self, access_key_id)
+    }
+
+    fn entity_usage(&self, entity_ids: &[String]) -> Result<Vec<EntityUse>, StoreError> {
+        usage::entity_usage(self, entity_ids)
+    }
+
+    fn put_advisor_job(&self, job: &AdvisorJob, expire_before: i64) -> Result<(), StoreError> {
+        usage::put_advisor_job(self, job, expire_before)
+    }
+
+    fn advisor_job(&self, job_id: &str) -> Result<Option<AdvisorJob>, StoreError> {
+        usage::advisor_job(self, job_id)
+    }
+
+    fn account_alias(&self) -> Result<Option<String>, StoreError> {
+        usage::account_alias(self)
+    }
+
+    fn set_account_alias(&self, alias: &str) -> Result<(), StoreError> {
+        usage::set_account_alias(self, alias)
+    }
+
+    fn delete_account_alias(&self, alias: &str) -> Result<(), StoreError> {
+        usage::delete_account_alias(self, alias)
     }
 }
 

@@ -14,7 +14,9 @@ use super::iam::{
     read_attached_documents, read_inline, read_tags, remove_tags,
 };
 use super::{SqliteStore, backend, exists_or_backend};
-use crate::{AttachedPolicyDocument, Entity, MAX_TAGS, Role, RolePolicies, StoreError, Tag};
+use crate::{
+    AttachedPolicyDocument, Entity, MAX_TAGS, PrincipalBinding, Role, RolePolicies, StoreError, Tag,
+};
 
 /// A role's attached and inline policy tables.
 pub(super) const ROLE_TABLES: TargetTables = TargetTables {
@@ -30,7 +32,8 @@ const ROLE_TAGS: TagTable = TagTable {
 
 /// The columns [`role_row`] reads, from `iam_role r`.
 pub(super) const ROLE_COLUMNS: &str = "r.role_id, r.name, r.path, r.created,
-     r.assume_role_policy, r.description, r.max_session_duration, r.last_used
+     r.assume_role_policy, r.description, r.max_session_duration, r.last_used,
+     r.last_used_region, r.trust_principals
      FROM iam_role r";
 
 pub(super) fn role_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Role> {
@@ -45,6 +48,46 @@ pub(super) fn role_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Role> {
         // Written from a u32 by this module only.
         max_session_duration: u32::try_from(seconds).unwrap_or(u32::MAX),
         last_used: r.get(7)?,
+        last_used_region: r.get(8)?,
+        trust_principals: decode_bindings(&r.get::<_, String>(9)?),
+    })
+}
+
+/// `ARN<TAB>ID` lines (ARNs and ids have neither tabs nor newlines).
+fn encode_bindings(bindings: &[PrincipalBinding]) -> String {
+    bindings
+        .iter()
+        .map(|b| format!("{}\t{}\n", b.arn, b.unique_id))
+        .collect()
+}
+
+fn decode_bindings(text: &str) -> Vec<PrincipalBinding> {
+    text.lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(arn, id)| PrincipalBinding {
+            arn: arn.to_owned(),
+            unique_id: id.to_owned(),
+        })
+        .collect()
+}
+
+/// [`crate::Store::record_role_use`].
+pub(super) fn record_role_use(
+    store: &SqliteStore,
+    role_id: &str,
+    now: i64,
+    region: &str,
+) -> Result<(), StoreError> {
+    store.write_login_state(|tx, _| {
+        tx.execute(
+            "UPDATE iam_role SET last_used = ?2, last_used_region = ?3
+             WHERE role_id = ?1
+               AND (last_used IS NULL OR last_used <= ?2 - ?4
+                    OR last_used_region IS NOT ?3)",
+            params![role_id, now, region, crate::ROLE_USE_GRANULARITY_SECS],
+        )
+        .map_err(backend)?;
+        Ok(())
     })
 }
 
@@ -107,8 +150,8 @@ pub(super) fn create_role(
         }
         tx.execute(
             "INSERT INTO iam_role (role_id, name, path, created, assume_role_policy,
-                 description, max_session_duration, last_used)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                 description, max_session_duration, last_used, trust_principals)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
                 role.role_id,
                 role.name,
@@ -117,7 +160,8 @@ pub(super) fn create_role(
                 role.assume_role_policy,
                 role.description,
                 role.max_session_duration,
-                role.last_used
+                role.last_used,
+                encode_bindings(&role.trust_principals)
             ],
         )
         .map_err(exists_or_backend(Entity::Role))?;
@@ -216,12 +260,14 @@ pub(super) fn update_assume_role_policy(
     store: &SqliteStore,
     name: &str,
     document: &str,
+    principals: &[PrincipalBinding],
 ) -> Result<(), StoreError> {
     store.write(|tx, _| {
         let id = role_id(tx, name)?;
         tx.execute(
-            "UPDATE iam_role SET assume_role_policy = ?1 WHERE role_id = ?2",
-            [document, &id],
+            "UPDATE iam_role SET assume_role_policy = ?1, trust_principals = ?3
+             WHERE role_id = ?2",
+            [document, &id, &encode_bindings(principals)],
         )
         .map_err(backend)?;
         Ok(())
@@ -303,8 +349,8 @@ mod tests {
     use crate::sqlite::SqliteStore;
     use crate::sqlite::fixtures::*;
     use crate::{
-        AttachedPolicy, Entity, NewManagedPolicy, PolicyTarget, PolicyUsage, Role, Store,
-        StoreError, Tag,
+        AttachedPolicy, Entity, NewManagedPolicy, PolicyTarget, PolicyUsage, PrincipalBinding,
+        Role, Store, StoreError, Tag,
     };
 
     const ADMIN: &str = "arn:aws:iam::aws:policy/AdministratorAccess";
@@ -325,6 +371,11 @@ mod tests {
             description: String::new(),
             max_session_duration: 3600,
             last_used: None,
+            last_used_region: None,
+            trust_principals: vec![PrincipalBinding {
+                arn: "arn:aws:iam::000000000000:user/alice".into(),
+                unique_id: "AIDAALICE".into(),
+            }],
         }
     }
 
@@ -358,6 +409,33 @@ mod tests {
     }
 
     #[test]
+    fn role_use_is_recorded_coarsely_and_is_not_an_iam_change() {
+        let s = store();
+        s.create_role(&role("used"), &[], None, 2).unwrap();
+        let generation = s.iam_generation();
+        s.record_role_use("AROAused", 1_000, "us-east-1").unwrap();
+        let r = s.role("used").unwrap().unwrap();
+        assert_eq!(
+            (r.last_used, r.last_used_region.as_deref()),
+            (Some(1_000), Some("us-east-1"))
+        );
+        // Within the granularity: unchanged; past it, or from another region: moved.
+        s.record_role_use("AROAused", 1_059, "us-east-1").unwrap();
+        assert_eq!(s.role("used").unwrap().unwrap().last_used, Some(1_000));
+        s.record_role_use("AROAused", 1_060, "us-east-1").unwrap();
+        assert_eq!(s.role("used").unwrap().unwrap().last_used, Some(1_060));
+        s.record_role_use("AROAused", 1_061, "eu-west-1").unwrap();
+        let r = s.role("used").unwrap().unwrap();
+        assert_eq!(
+            (r.last_used, r.last_used_region.as_deref()),
+            (Some(1_061), Some("eu-west-1"))
+        );
+        assert_eq!(s.iam_generation(), generation);
+        // A role that is gone is not an error.
+        s.record_role_use("AROAgone", 1_100, "us-east-1").unwrap();
+    }
+
+    #[test]
     fn roles_are_unique_ignoring_case_limited_listed_and_updated() {
         let s = store();
         s.create_role(&role("Deploy"), &[], None, 2).unwrap();
@@ -388,18 +466,24 @@ mod tests {
         let generation = s.iam_generation();
         s.update_role("deploy", Some("deploys"), None).unwrap();
         s.update_role("deploy", None, Some(7200)).unwrap();
-        s.update_assume_role_policy("deploy", "{}").unwrap();
+        let bob = PrincipalBinding {
+            arn: "arn:aws:iam::000000000000:user/bob".into(),
+            unique_id: "AIDABOB".into(),
+        };
+        s.update_assume_role_policy("deploy", "{}", std::slice::from_ref(&bob))
+            .unwrap();
         assert!(s.iam_generation() >= generation + 3);
         let got = s.role("deploy").unwrap().unwrap();
         assert_eq!(got.description, "deploys");
         assert_eq!(got.max_session_duration, 7200);
         assert_eq!(got.assume_role_policy, "{}");
+        assert_eq!(got.trust_principals, [bob]);
         assert_eq!(
             s.update_role("nobody", None, None),
             Err(StoreError::NotFound(Entity::Role))
         );
         assert_eq!(
-            s.update_assume_role_policy("nobody", "{}"),
+            s.update_assume_role_policy("nobody", "{}", &[]),
             Err(StoreError::NotFound(Entity::Role))
         );
     }

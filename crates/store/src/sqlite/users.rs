@@ -150,7 +150,12 @@ pub(super) fn list_users(
 /// What blocks deleting a user, in the order [`Store::delete_user`](crate::Store) reports
 /// it: each query counts the user's (`?1`) rows of that kind. Tags and the permissions
 /// boundary block nothing: they go with the user (ON DELETE CASCADE).
-const DELETE_USER_BLOCKERS: [(&str, Entity); 6] = [
+const DELETE_USER_BLOCKERS: [(&str, Entity); 7] = [
+    // A console password first, as IAM's DeleteUser documentation lists it.
+    (
+        "SELECT count(*) FROM login_profile WHERE user_id = ?1",
+        Entity::LoginProfile,
+    ),
     (
         "SELECT count(*) FROM access_key WHERE owner_user_id = ?1",
         Entity::AccessKey,
