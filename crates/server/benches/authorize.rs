@@ -127,7 +127,7 @@ fn bench(c: &mut Criterion) {
     let caller = Caller {
         principal: principal.clone(),
         access_key_id: "ASIABENCHBENCHBENCH1".into(),
-        session: Some(SessionClaims {
+        session: Some(std::sync::Arc::new(SessionClaims {
             iss: ISSUER.into(),
             sub: principal.arn(),
             akid: "ASIABENCHBENCHBENCH1".into(),
@@ -144,7 +144,7 @@ fn bench(c: &mut Criterion) {
             session_policy: None,
             chained: false,
             attributes: Default::default(),
-        }),
+        })),
         request_mfa: None,
         region: "us-east-1".into(),
     };

@@ -21,8 +21,9 @@ pub struct Caller {
     pub principal: Principal,
     /// The access key id the request was signed with.
     pub access_key_id: String,
-    /// The session, when the request used temporary credentials.
-    pub session: Option<SessionClaims>,
+    /// The session, when the request used temporary credentials (shared with the
+    /// verified-token cache).
+    pub session: Option<Arc<SessionClaims>>,
     /// A second factor verified with this very request (AssumeRole's `SerialNumber` and
     /// `TokenCode`, checked by the chokepoint before authorization).
     pub request_mfa: Option<MfaContext>,
@@ -65,7 +66,7 @@ pub async fn authenticate(
     let now = state.clock.now();
     let auth = sigv4::parse_authorization(req, now)?;
     let access_key_id = auth.scope.access_key_id.clone();
-    let (caller, secret) = match key_kind(&access_key_id) {
+    let caller = match key_kind(&access_key_id) {
         Some(KeyKind::Temporary) => {
             let token = auth
                 .security_token
@@ -75,16 +76,23 @@ pub async fn authenticate(
                 .verifier
                 .verify(token, &access_key_id, now.unix_timestamp())
                 .map_err(|e| ApiError::new(StatusCode::FORBIDDEN, e.aws_code(), e.to_string()))?;
-            let secret = state.derivation.temporary_secret(&access_key_id);
             let principal = current_principal(state, &claims.principal)?;
-            let caller = Caller {
+            // The secret is a function of the (verified) access key id: derived only when its
+            // signing key is not cached.
+            sigv4::verify_signature_cached_derived(
+                req,
+                &auth,
+                &state.signing_keys,
+                access_key_id.as_bytes(),
+                || state.derivation.temporary_secret(&access_key_id),
+            )?;
+            Caller {
                 principal,
                 access_key_id: access_key_id.clone(),
                 session: Some(claims),
                 request_mfa: None,
                 region: String::new(),
-            };
-            (caller, secret)
+            }
         }
         Some(KeyKind::LongTerm) => {
             if auth.security_token.is_some() {
@@ -95,11 +103,12 @@ pub async fn authenticate(
                     "The security token included in the request is invalid",
                 ));
             }
-            long_term(state, &access_key_id).await?
+            let (caller, secret) = long_term(state, &access_key_id).await?;
+            sigv4::verify_signature_cached(req, &auth, secret.expose(), &state.signing_keys)?;
+            caller
         }
         None => return Err(ApiError::unknown_key()),
     };
-    sigv4::verify_signature(req, &auth, secret.expose())?;
     let caller = Caller {
         region: auth.scope.region,
         ..caller
@@ -202,4 +211,189 @@ async fn long_term(
         },
         key.secret,
     ))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    //! The verified-token cache changes nothing that is refused: each refusal below is
+    //! checked on the request right after the same token was answered from the cache.
+
+    use std::sync::atomic::{AtomicI64, Ordering};
+
+    use axum::http::StatusCode;
+    use time::OffsetDateTime;
+    use tokengate_store::{SqliteStore, Store, User};
+    use tokengate_token::sigv4::{SigningCredentials, sign_request};
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::credentials::{self, Credentials, NewSession};
+    use crate::state::{self, Clock};
+
+    const T0: i64 = 1_800_000_000;
+
+    /// A clock the test moves.
+    struct Settable(AtomicI64);
+
+    impl Clock for Settable {
+        fn now(&self) -> OffsetDateTime {
+            OffsetDateTime::from_unix_timestamp(self.0.load(Ordering::SeqCst)).unwrap()
+        }
+    }
+
+    struct Fixture {
+        state: Arc<AppState>,
+        clock: Arc<Settable>,
+        _dir: tempfile::TempDir,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open_in_memory(&Secret::new(vec![3; 32])).unwrap());
+        let config = Config {
+            data_dir: dir.path().to_owned(),
+            ..Config::default()
+        };
+        let clock = Arc::new(Settable(AtomicI64::new(T0)));
+        let state = state::open_with_store(config, store, clock.clone()).unwrap();
+        state
+            .store
+            .create_user(&User {
+                user_id: "AIDAALICEALICEALICE1".into(),
+                name: "alice".into(),
+                path: "/".into(),
+                created: T0,
+            })
+            .unwrap();
+        Fixture {
+            state: Arc::new(state),
+            clock,
+            _dir: dir,
+        }
+    }
+
+    /// A 900-second session of alice's.
+    fn session(f: &Fixture) -> Credentials {
+        credentials::mint_session(
+            &f.state,
+            NewSession {
+                principal: Principal::User {
+                    account: f.state.account_id.clone(),
+                    path: "/".into(),
+                    name: "alice".into(),
+                    user_id: "AIDAALICEALICEALICE1".into(),
+                },
+                src: "AKIAALICEALICEALICE1".into(),
+                duration: 900,
+                mfa: MfaContext::default(),
+                session_policy: None,
+                chained: false,
+                attributes: Default::default(),
+            },
+        )
+        .unwrap()
+    }
+
+    /// GetCallerIdentity signed with `creds` but carrying `token`; the status and the body.
+    async fn whoami(f: &Fixture, creds: &Credentials, token: &str) -> (StatusCode, String) {
+        let body = "Action=GetCallerIdentity&Version=2011-06-15";
+        let host = [("host", "localhost")];
+        let req = HttpRequest {
+            method: "POST",
+            path: "/",
+            query: "",
+            headers: &host,
+            body: body.as_bytes(),
+        };
+        let signing = SigningCredentials {
+            access_key_id: &creds.access_key_id,
+            secret_access_key: creds.secret_access_key.expose_str().unwrap(),
+            session_token: Some(token),
+        };
+        let signed = sign_request(&req, &signing, "us-east-1", "sts", f.clock.now());
+        let mut builder = axum::http::Request::post("/").header("host", "localhost");
+        for (name, value) in signed {
+            builder = builder.header(name, value);
+        }
+        let response = crate::router(Arc::clone(&f.state))
+            .oneshot(builder.body(axum::body::Body::from(body)).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, String::from_utf8(bytes.to_vec()).unwrap())
+    }
+
+    /// Answers once (filling the cache), and checks the token is cached.
+    async fn answered_and_cached(f: &Fixture, creds: &Credentials) {
+        let (status, body) = whoami(f, creds, &creds.session_token).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(body.contains("user/alice"), "{body}");
+        let digest = tokengate_token::verified::digest(&creds.session_token);
+        assert!(f.state.verifier.cache().get(&digest).is_some());
+    }
+
+    fn refused(status: StatusCode, body: &str, code: &str) {
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        assert!(body.contains(&format!("<Code>{code}</Code>")), "{body}");
+    }
+
+    #[tokio::test]
+    async fn a_deleted_users_cached_token_is_refused_on_the_next_request() {
+        let f = fixture();
+        let creds = session(&f);
+        answered_and_cached(&f, &creds).await;
+        f.state.store.delete_user("alice").unwrap();
+        let (status, body) = whoami(&f, &creds, &creds.session_token).await;
+        refused(status, &body, "InvalidClientTokenId");
+    }
+
+    #[tokio::test]
+    async fn a_removed_signing_keys_cached_token_is_refused_on_the_next_request() {
+        let f = fixture();
+        let creds = session(&f);
+        answered_and_cached(&f, &creds).await;
+        assert!(f.state.verifier.remove_key(f.state.signer.kid()));
+        assert!(f.state.verifier.cache().is_empty());
+        let (status, body) = whoami(&f, &creds, &creds.session_token).await;
+        refused(status, &body, "InvalidClientTokenId");
+    }
+
+    #[tokio::test]
+    async fn a_token_that_expired_while_cached_is_refused_on_the_next_request() {
+        let f = fixture();
+        let creds = session(&f);
+        answered_and_cached(&f, &creds).await;
+        f.clock.0.store(creds.expiration - 1, Ordering::SeqCst);
+        let (status, body) = whoami(&f, &creds, &creds.session_token).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        f.clock.0.store(creds.expiration, Ordering::SeqCst);
+        let (status, body) = whoami(&f, &creds, &creds.session_token).await;
+        refused(status, &body, "ExpiredToken");
+        assert!(f.state.verifier.cache().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_token_one_byte_off_a_cached_one_is_verified_in_full_and_refused() {
+        let f = fixture();
+        let creds = session(&f);
+        answered_and_cached(&f, &creds).await;
+        let token = &creds.session_token;
+        for pos in [0, token.len() / 2, token.len() - 2] {
+            let mut bytes = token.as_bytes().to_vec();
+            bytes[pos] = if bytes[pos] == b'A' { b'B' } else { b'A' };
+            let tampered = String::from_utf8(bytes).unwrap();
+            // Signed correctly with the temporary secret: only the token is wrong.
+            let (status, body) = whoami(&f, &creds, &tampered).await;
+            refused(status, &body, "InvalidClientTokenId");
+        }
+        assert_eq!(f.state.verifier.cache().len(), 1);
+        let (status, body) = whoami(&f, &creds, token).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
 }

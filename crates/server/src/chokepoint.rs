@@ -5,12 +5,12 @@
 //! §1.3) and answering in XML or AWS error XML (§1.4).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
-use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, FromRequest, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use ring::rand::SecureRandom;
@@ -38,20 +38,25 @@ pub fn invalid_action(action: &str, version: &str) -> ApiError {
 
 /// The catch-all route: one query-API request in, one XML answer out — or, with an
 /// `X-Amz-Target` header, one JSON 1.1 request in and JSON out (CloudTrail, portal.md §4.4).
-pub(crate) async fn query_api(
-    State(state): State<Arc<AppState>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let request_id = request_id(&state.rng);
-    let mut api = Api::Sts;
+///
+/// It takes the request whole and moves its parts out: the `HeaderMap`, `Method` and `Uri`
+/// extractors would each copy them (issue 15). The body is read by the `Bytes` extractor as
+/// before, so the body limit and its rejection are unchanged.
+pub(crate) async fn query_api(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    let request_id = request_id();
+    let (mut parts, body) = request.into_parts();
+    let method = std::mem::take(&mut parts.method);
+    let uri = std::mem::take(&mut parts.uri);
+    let headers = std::mem::take(&mut parts.headers);
     let facts = RequestFacts {
-        source_ip: peer.map(|Extension(ConnectInfo(addr))| addr.ip()),
+        source_ip: parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip()),
         secure_transport: false,
     };
+    let body = Bytes::from_request(Request::from_parts(parts, body), &()).await;
+    let mut api = Api::Sts;
     let json = headers.contains_key(X_AMZ_TARGET);
     let meta = audit::RequestMeta {
         request_id: &request_id,
@@ -460,23 +465,33 @@ fn claimed_access_key_id(request: &HttpRequest<'_>) -> Option<String> {
     (id.len() >= 16).then_some(id)
 }
 
-/// A random UUID (v4) for `RequestId`.
-fn request_id(rng: &dyn SecureRandom) -> String {
+/// A `RequestId`: shaped like a UUID (version 4 bits set), unique rather than secret
+/// (issue 15): 62 bits drawn from the OS once per process, then a process-wide counter — no
+/// system call per request. Two processes collide only if their random prefixes do.
+fn request_id() -> String {
+    static PREFIX: OnceLock<[u8; 8]> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| {
+        let mut p = [0u8; 8];
+        // Without the OS's randomness the ids stay unique within this process (the counter).
+        let _ = ring::rand::SystemRandom::new().fill(&mut p);
+        p
+    });
     let mut b = [0u8; 16];
-    if rng.fill(&mut b).is_err() {
-        return "00000000-0000-4000-8000-000000000000".to_owned();
-    }
+    b[..8].copy_from_slice(prefix);
+    b[8..].copy_from_slice(&COUNTER.fetch_add(1, Ordering::Relaxed).to_be_bytes());
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let h = data_encoding::HEXLOWER.encode(&b);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    let mut out = String::with_capacity(36);
+    for (i, byte) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out.push('-');
+        }
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        out.push(char::from(HEX[usize::from(byte >> 4)]));
+        out.push(char::from(HEX[usize::from(byte & 0x0f)]));
+    }
+    out
 }
 
 fn xml_response(status: StatusCode, request_id: &str, body: String) -> Response {
@@ -514,7 +529,9 @@ fn error_response(api: Api, request_id: &str, e: &ApiError) -> Response {
 }
 
 fn success_response(api: Api, action: &str, request_id: &str, result: Option<String>) -> Response {
-    let mut x = xml::Xml::new();
+    // The envelope is ~250 bytes besides the result (escaping may add a little).
+    let size = 256 + 2 * action.len() + result.as_ref().map_or(0, String::len);
+    let mut x = xml::Xml::with_capacity(size);
     x.root(&format!("{action}Response"), api.namespace(), |x| {
         if let Some(inner) = &result {
             x.elem(&format!("{action}Result"), |x| x.raw(inner));
@@ -758,11 +775,17 @@ mod tests {
     }
 
     #[test]
-    fn request_ids_are_uuid_v4() {
-        let rng = ring::rand::SystemRandom::new();
-        let id = request_id(&rng);
-        assert_eq!(id.len(), 36);
-        assert_eq!(&id[14..15], "4");
-        assert_ne!(id, request_id(&rng));
+    fn request_ids_are_shaped_like_uuid_v4_and_unique() {
+        let ids: Vec<String> = (0..1000).map(|_| request_id()).collect();
+        for id in &ids {
+            assert_eq!(id.len(), 36);
+            let dashes: Vec<usize> = id.match_indices('-').map(|(i, _)| i).collect();
+            assert_eq!(dashes, [8, 13, 18, 23], "{id}");
+            assert_eq!(&id[14..15], "4", "{id}");
+            assert!(matches!(&id[19..20], "8" | "9" | "a" | "b"), "{id}");
+            assert!(id.bytes().all(|c| c == b'-' || c.is_ascii_hexdigit()));
+        }
+        let unique: std::collections::HashSet<&String> = ids.iter().collect();
+        assert_eq!(unique.len(), ids.len());
     }
 }

@@ -81,10 +81,11 @@ pub async fn verify_code(
     let outcome = rx
         .await
         .map_err(|_| ApiError::internal("the store dropped a write"))??;
-    let principal = caller.principal.arn();
+    // Formatted only for an event that is enabled (the macros evaluate fields lazily).
+    let principal = || caller.principal.arn();
     match outcome {
         TotpOutcome::Accepted { .. } => {
-            tracing::info!(target: "audit", %principal, serial, "MFA accepted");
+            tracing::info!(target: "audit", principal = %principal(), serial, "MFA accepted");
             Ok(MfaContext {
                 present: true,
                 method: Some(MfaMethod::Totp),
@@ -95,7 +96,7 @@ pub async fn verify_code(
         TotpOutcome::NotAssigned => {
             tracing::warn!(
                 target: "audit",
-                %principal,
+                principal = %principal(),
                 serial,
                 reason = "no such device for this principal",
                 "MFA refused"
@@ -108,13 +109,19 @@ pub async fn verify_code(
             {
                 tracing::warn!(
                     target: "audit",
-                    %principal,
+                    principal = %principal(),
                     serial,
                     locked_until = until,
                     "MFA device locked out after repeated failures"
                 );
             }
-            tracing::warn!(target: "audit", %principal, serial, reason = ?refusal, "MFA refused");
+            tracing::warn!(
+                target: "audit",
+                principal = %principal(),
+                serial,
+                reason = ?refusal,
+                "MFA refused"
+            );
             Err(ApiError::access_denied(MFA_INVALID_CODE))
         }
     }

@@ -15,6 +15,7 @@ use tokengate_store::{
 use tokengate_token::Secret;
 use tokengate_token::keys::{self, DerivationKey};
 use tokengate_token::session::{SigningKey, TokenSigner, TokenVerifier};
+use tokengate_token::sigv4::{DEFAULT_SIGNING_KEYS, SigningKeys};
 
 use crate::config::Config;
 
@@ -60,6 +61,8 @@ pub struct AppState {
     pub signer: TokenSigner,
     /// Verifies session tokens against current and retired keys.
     pub verifier: TokenVerifier,
+    /// SigV4 signing keys derived for recent requests.
+    pub signing_keys: SigningKeys,
     /// The clock.
     pub clock: Arc<dyn Clock>,
     /// The relying party and attestation policy of security keys.
@@ -184,6 +187,7 @@ pub fn open_with_store(
         derivation,
         signer,
         verifier,
+        signing_keys: SigningKeys::new(DEFAULT_SIGNING_KEYS),
         clock,
         security_keys,
         policies: crate::principals::PolicyCache::new(),

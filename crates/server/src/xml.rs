@@ -16,6 +16,17 @@ impl Xml {
     }
 
     /// An empty fragment (no declaration), for the inside of a result element.
+    /// Like [`Xml::new`], with room for `capacity` bytes, so that a document of about
+    /// that size is written without regrowing.
+    pub fn with_capacity(capacity: usize) -> Self {
+        let mut x = Self {
+            out: String::with_capacity(capacity),
+        };
+        x.out
+            .push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        x
+    }
+
     pub fn fragment() -> Self {
         Self::default()
     }

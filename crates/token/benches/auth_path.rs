@@ -102,7 +102,7 @@ fn bench_temporary(c: &mut Criterion, algorithm: TokenAlgorithm) {
         .collect();
 
     c.bench_function(
-        &format!("auth_path/temporary {alg} (sigv4 + session token)"),
+        &format!("auth_path/temporary {alg} (sigv4 + cached session token)"),
         |b| {
             b.iter(|| {
                 let req = HttpRequest {
@@ -124,12 +124,19 @@ fn bench_temporary(c: &mut Criterion, algorithm: TokenAlgorithm) {
     );
 
     c.bench_function(&format!("auth_path/session token {alg} verify only"), |b| {
-        b.iter(|| {
-            verifier
-                .verify(black_box(&token), akid, now.unix_timestamp())
-                .unwrap()
-        })
+        b.iter(|| verifier.verify_uncached(black_box(&token)).unwrap())
     });
+
+    c.bench_function(
+        &format!("auth_path/session token {alg} verify, cached"),
+        |b| {
+            b.iter(|| {
+                verifier
+                    .verify(black_box(&token), akid, now.unix_timestamp())
+                    .unwrap()
+            })
+        },
+    );
 
     c.bench_function(&format!("login/session token {alg} sign"), |b| {
         b.iter(|| signer.sign(black_box(&claims)).unwrap())

@@ -6,11 +6,13 @@
 //! so every function here is deterministic under test.
 
 pub mod arn;
+pub mod bounded;
 pub mod keys;
 pub mod query;
 pub mod secret;
 pub mod session;
 pub mod sigv4;
+pub mod verified;
 
 pub use arn::{AccountId, Principal};
 pub use secret::Secret;

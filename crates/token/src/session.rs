@@ -10,6 +10,7 @@
 //! Expiry is checked against the `now` the caller passes, never the wall clock.
 
 use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
 use ring::rand::{SecureRandom, SystemRandom};
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::arn::Principal;
 use crate::secret::{Secret, constant_time_eq};
+use crate::verified::{self, Verified, VerifiedTokens};
 
 /// The `iss` claim of every tokengate session token.
 pub const ISSUER: &str = "tokengate";
@@ -431,16 +433,41 @@ impl TokenSigner {
     }
 }
 
-/// Verifies session tokens against every known public key (current and retired).
+/// Verifies session tokens against every known public key (current and retired), through
+/// the verified-token cache ([`crate::verified`]).
 pub struct TokenVerifier {
-    /// Each key with its decoding key and the validation for its algorithm (jsonwebtoken
-    /// refuses a validation that names an algorithm of another key family).
-    keys: HashMap<String, (PublicKey, DecodingKey, Validation)>,
+    /// Each key by `kid`, with its decoding key and the validation for its algorithm
+    /// (jsonwebtoken refuses a validation that names an algorithm of another key family).
+    keys: RwLock<HashMap<String, Arc<VerifyingKey>>>,
+    /// Tokens verified before, by digest.
+    cache: VerifiedTokens,
+}
+
+struct VerifyingKey {
+    kid: Arc<str>,
+    public: PublicKey,
+    decoding: DecodingKey,
+    validation: Validation,
 }
 
 impl TokenVerifier {
-    /// A verifier for the public keys `keys`.
+    /// A verifier for the public keys `keys`, with a cache of
+    /// [`verified::DEFAULT_CAPACITY`] tokens ([`verified::DEFAULT_HOT_CAPACITY`] with claims).
     pub fn new<'a>(keys: impl IntoIterator<Item = &'a PublicKey>) -> Self {
+        Self::with_cache_capacity(
+            keys,
+            verified::DEFAULT_CAPACITY,
+            verified::DEFAULT_HOT_CAPACITY,
+        )
+    }
+
+    /// A verifier for `keys` whose cache holds at most `capacity` tokens, `hot` of them with
+    /// their parsed claims (`0`: no cache).
+    pub fn with_cache_capacity<'a>(
+        keys: impl IntoIterator<Item = &'a PublicKey>,
+        capacity: usize,
+        hot: usize,
+    ) -> Self {
         let keys = keys
             .into_iter()
             .map(|k| {
@@ -455,55 +482,178 @@ impl TokenVerifier {
                 validation.validate_nbf = false;
                 validation.required_spec_claims.clear();
                 validation.set_issuer(&[ISSUER]);
-                (jwk_thumbprint(k), (k.clone(), decoding, validation))
+                let kid = jwk_thumbprint(k);
+                let key = VerifyingKey {
+                    kid: kid.as_str().into(),
+                    public: k.clone(),
+                    decoding,
+                    validation,
+                };
+                (kid, Arc::new(key))
             })
             .collect();
-        Self { keys }
+        Self {
+            keys: RwLock::new(keys),
+            cache: VerifiedTokens::new(capacity, hot),
+        }
     }
 
     /// Verifies `token` for temporary access key `access_key_id` at time `now`
     /// (seconds since the Unix epoch). Tampering, unknown keys, an `alg` that is not the
     /// key's and a token that belongs to another access key are all
     /// [`SessionTokenError::Invalid`].
+    ///
+    /// A token verified before is found in the cache by the SHA-256 of the whole token, and
+    /// its signature is not checked again; its claims are read from it again and checked
+    /// against the request as on the first time, and its key must still be known (see
+    /// [`crate::verified`]).
     pub fn verify(
         &self,
         token: &str,
         access_key_id: &str,
         now: i64,
-    ) -> Result<SessionClaims, SessionTokenError> {
+    ) -> Result<Arc<SessionClaims>, SessionTokenError> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(SessionTokenError::Invalid);
+        }
+        let digest = verified::digest(token);
+        if let Some(hit) = self.cache.get(&digest) {
+            if !self.knows(&hit.verified.kid) {
+                // Its key was removed since (and `remove_key` raced this lookup).
+                self.cache.remove(&digest);
+                return Err(SessionTokenError::Invalid);
+            }
+            let claims = match hit.claims {
+                Some(claims) => claims,
+                None => {
+                    // The very bytes that verified: their claims parse as they did then.
+                    let claims = danger_claims_of_verified_token(token).inspect_err(|_| {
+                        self.cache.remove(&digest);
+                    })?;
+                    let claims = Arc::new(claims);
+                    self.cache.keep_claims(digest, Arc::clone(&claims));
+                    claims
+                }
+            };
+            let checked = check_claims(&claims, access_key_id, now);
+            if checked == Err(SessionTokenError::Expired) {
+                self.cache.remove(&digest);
+            }
+            return checked.map(|()| claims);
+        }
+        let (kid, claims) = self.verify_uncached(token)?;
+        check_claims(&claims, access_key_id, now)?;
+        let claims = Arc::new(claims);
+        // Only now, every check passed: garbage never enters the cache.
+        let verified = Verified {
+            kid,
+            exp: claims.exp,
+        };
+        self.cache.insert(digest, verified, Arc::clone(&claims));
+        Ok(claims)
+    }
+
+    /// The signature check and claim parsing alone, without the cache or the request's
+    /// checks (access key id, expiry): the `kid` and the claims of an authentic token.
+    pub fn verify_uncached(
+        &self,
+        token: &str,
+    ) -> Result<(Arc<str>, SessionClaims), SessionTokenError> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(SessionTokenError::Invalid);
         }
         let header = jsonwebtoken::decode_header(token).map_err(|_| SessionTokenError::Invalid)?;
         let kid = header.kid.ok_or(SessionTokenError::Invalid)?;
-        let (public, key, validation) = self.keys.get(&kid).ok_or(SessionTokenError::Invalid)?;
+        let key = self.key(&kid).ok_or(SessionTokenError::Invalid)?;
         // The key decides the algorithm, never the header (RFC 8725 §3.1).
-        if header.alg != public.algorithm.jwt() {
+        if header.alg != key.public.algorithm.jwt() {
             return Err(SessionTokenError::Invalid);
         }
-        let data = jsonwebtoken::decode::<SessionClaims>(token, key, validation)
+        let data = jsonwebtoken::decode::<SessionClaims>(token, &key.decoding, &key.validation)
             .map_err(|_| SessionTokenError::Invalid)?;
-        let claims = data.claims;
-        let same_key = constant_time_eq(claims.akid.as_bytes(), access_key_id.as_bytes());
-        if !same_key || claims.iat > claims.exp {
-            return Err(SessionTokenError::Invalid);
-        }
-        if now >= claims.exp {
-            return Err(SessionTokenError::Expired);
-        }
-        Ok(claims)
+        Ok((Arc::clone(&key.kid), data.claims))
+    }
+
+    /// Stops trusting key `kid`: its tokens are refused from the next request on, cached or
+    /// not. Returns whether the key was known.
+    pub fn remove_key(&self, kid: &str) -> bool {
+        let removed = self
+            .keys
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(kid)
+            .is_some();
+        // After the key is gone: a concurrent verification that inserts later is refused
+        // on its next hit by `knows`.
+        self.cache.remove_kid(kid);
+        removed
+    }
+
+    /// The verified-token cache (its size, for metrics and tests).
+    pub fn cache(&self) -> &VerifiedTokens {
+        &self.cache
+    }
+
+    fn key(&self, kid: &str) -> Option<Arc<VerifyingKey>> {
+        self.keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(kid)
+            .cloned()
+    }
+
+    fn knows(&self, kid: &str) -> bool {
+        self.keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(kid)
     }
 
     /// The JWK Set of the public keys, for `/.well-known/jwks.json`.
     pub fn jwks(&self) -> serde_json::Value {
         let mut keys: Vec<_> = self
             .keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
             .values()
-            .map(|(public, ..)| public.jwk())
+            .map(|k| k.public.jwk())
             .collect();
         keys.sort_by(|a, b| a["kid"].as_str().cmp(&b["kid"].as_str()));
         serde_json::json!({ "keys": keys })
     }
+}
+
+/// The claims of `token` read without checking its signature: only for a token whose very
+/// bytes (SHA-256 of the whole token) verified before. Decoded as jsonwebtoken decodes them
+/// (strict base64url without padding, then serde), so they are the claims that verified.
+fn danger_claims_of_verified_token(token: &str) -> Result<SessionClaims, SessionTokenError> {
+    let mut parts = token.split('.');
+    let (Some(_header), Some(payload), Some(_signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(SessionTokenError::Invalid);
+    };
+    let json = data_encoding::BASE64URL_NOPAD
+        .decode(payload.as_bytes())
+        .map_err(|_| SessionTokenError::Invalid)?;
+    serde_json::from_slice(&json).map_err(|_| SessionTokenError::Invalid)
+}
+
+/// The checks of an authentic token against the request: it belongs to `access_key_id`
+/// (compared in constant time), `iat` ≤ `exp`, and it has not expired at `now`.
+fn check_claims(
+    claims: &SessionClaims,
+    access_key_id: &str,
+    now: i64,
+) -> Result<(), SessionTokenError> {
+    let same_key = constant_time_eq(claims.akid.as_bytes(), access_key_id.as_bytes());
+    if !same_key || claims.iat > claims.exp {
+        return Err(SessionTokenError::Invalid);
+    }
+    if now >= claims.exp {
+        return Err(SessionTokenError::Expired);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -571,7 +721,7 @@ mod tests {
         let verifier = TokenVerifier::new([key.public_key()]);
         let c = role_claims(1_000_000);
         let token = signer.sign(&c).unwrap();
-        assert_eq!(verifier.verify(&token, &c.akid, 1_000_000).unwrap(), c);
+        assert_eq!(*verifier.verify(&token, &c.akid, 1_000_000).unwrap(), c);
         // Without a session policy or chaining, the claims are the old shape exactly.
         let plain = serde_json::to_value(claims(1)).unwrap();
         assert!(plain.get("session_policy").is_none() && plain.get("chained").is_none());
@@ -603,7 +753,7 @@ mod tests {
         let verified = verifier
             .verify(&token, "ASIAAAAAAAAAAAAAAAAA", 1_000_000)
             .unwrap();
-        assert_eq!(verified, claims(1_000_000));
+        assert_eq!(*verified, claims(1_000_000));
     }
 
     const BOTH: [TokenAlgorithm; 2] = [TokenAlgorithm::Es256, TokenAlgorithm::EdDsa];
@@ -624,8 +774,8 @@ mod tests {
             let header = jsonwebtoken::decode_header(&token).unwrap();
             assert_eq!(header.alg, alg.jwt());
             assert_eq!(header.kid.as_deref(), Some(key.kid()));
-            assert_eq!(verifier.verify(&token, &c.akid, 1_000_000).unwrap(), c);
-            assert_eq!(verifier.verify(&token, &c.akid, 1_000_899).unwrap(), c);
+            assert_eq!(*verifier.verify(&token, &c.akid, 1_000_000).unwrap(), c);
+            assert_eq!(*verifier.verify(&token, &c.akid, 1_000_899).unwrap(), c);
             assert_eq!(
                 verifier.verify(&token, &c.akid, 1_000_900),
                 Err(SessionTokenError::Expired)
@@ -781,6 +931,149 @@ mod tests {
                 Err(SessionTokenError::Invalid)
             );
         }
+    }
+
+    /// Flips one character of `token` at `pos` (to another base64url character).
+    fn one_byte_off(token: &str, pos: usize) -> String {
+        let mut bytes = token.as_bytes().to_vec();
+        bytes[pos] = if bytes[pos] == b'A' { b'B' } else { b'A' };
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn a_token_one_byte_off_a_cached_one_is_verified_in_full_and_refused() {
+        for alg in BOTH {
+            let key = key(alg);
+            let verifier = TokenVerifier::new([key.public_key()]);
+            let c = claims(1_000_000);
+            let token = TokenSigner::new(&key).unwrap().sign(&c).unwrap();
+            assert!(verifier.verify(&token, &c.akid, 1_000_000).is_ok());
+            assert_eq!(verifier.cache().len(), 1);
+            // Every position: header, claims, signature, first and last byte.
+            let positions = [0, token.len() / 2, token.len() - 1];
+            let dots: Vec<usize> = token.match_indices('.').map(|(i, _)| i).collect();
+            for pos in positions.into_iter().chain([dots[0] + 1, dots[1] + 1]) {
+                let tampered = one_byte_off(&token, pos);
+                assert_eq!(
+                    verifier.verify(&tampered, &c.akid, 1_000_000),
+                    Err(SessionTokenError::Invalid),
+                    "{alg:?} tampered at {pos}"
+                );
+            }
+            // A prefix or an extension of the cached token is another token, too.
+            for other in [&token[..token.len() - 1], &format!("{token}A")] {
+                assert_eq!(
+                    verifier.verify(other, &c.akid, 1_000_000),
+                    Err(SessionTokenError::Invalid)
+                );
+            }
+            // None of them entered the cache; the original still verifies from it.
+            assert_eq!(verifier.cache().len(), 1);
+            assert_eq!(*verifier.verify(&token, &c.akid, 1_000_001).unwrap(), c);
+        }
+    }
+
+    #[test]
+    fn a_cached_token_is_checked_against_the_request_every_time() {
+        let key = key(TokenAlgorithm::Es256);
+        let verifier = TokenVerifier::new([key.public_key()]);
+        let c = claims(1_000_000);
+        let token = TokenSigner::new(&key).unwrap().sign(&c).unwrap();
+        assert!(verifier.verify(&token, &c.akid, 1_000_000).is_ok());
+        // Another access key: refused, from the cache as without it.
+        assert_eq!(
+            verifier.verify(&token, "ASIAAAAAAAAAAAAAAAAB", 1_000_000),
+            Err(SessionTokenError::Invalid)
+        );
+        // Expired while cached: refused on the very next request, and gone from the cache.
+        assert_eq!(
+            verifier.verify(&token, &c.akid, 1_000_900),
+            Err(SessionTokenError::Expired)
+        );
+        assert!(verifier.cache().is_empty());
+        assert_eq!(
+            verifier.verify(&token, &c.akid, 1_000_900),
+            Err(SessionTokenError::Expired)
+        );
+        assert!(verifier.cache().is_empty());
+    }
+
+    #[test]
+    fn a_removed_key_takes_its_cached_tokens_with_it() {
+        let (a, b) = (key(TokenAlgorithm::Es256), key(TokenAlgorithm::EdDsa));
+        let verifier = TokenVerifier::new([a.public_key(), b.public_key()]);
+        let c = claims(1_000_000);
+        let by_a = TokenSigner::new(&a).unwrap().sign(&c).unwrap();
+        let by_b = TokenSigner::new(&b).unwrap().sign(&c).unwrap();
+        assert!(verifier.verify(&by_a, &c.akid, 1_000_000).is_ok());
+        assert!(verifier.verify(&by_b, &c.akid, 1_000_000).is_ok());
+        assert_eq!(verifier.cache().len(), 2);
+        assert!(verifier.remove_key(a.kid()));
+        assert_eq!(verifier.cache().len(), 1);
+        assert_eq!(
+            verifier.verify(&by_a, &c.akid, 1_000_001),
+            Err(SessionTokenError::Invalid)
+        );
+        assert!(verifier.verify(&by_b, &c.akid, 1_000_001).is_ok());
+        assert_eq!(verifier.jwks()["keys"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_token_cached_without_its_claims_reads_them_again_and_is_checked() {
+        let key = key(TokenAlgorithm::Es256);
+        // Two tokens fit, one set of claims.
+        let verifier = TokenVerifier::with_cache_capacity([key.public_key()], 4, 2);
+        let signer = TokenSigner::new(&key).unwrap();
+        let c = claims(1_000_000);
+        let tokens: Vec<String> = (0..2)
+            .map(|i| {
+                signer
+                    .sign(&SessionClaims {
+                        iat: 1_000_000 - i,
+                        ..c.clone()
+                    })
+                    .unwrap()
+            })
+            .collect();
+        for t in &tokens {
+            assert!(verifier.verify(t, &c.akid, 1_000_000).is_ok());
+        }
+        for t in &tokens {
+            let claims = verifier.verify(t, &c.akid, 1_000_001).unwrap();
+            assert_eq!(claims.akid, c.akid);
+            assert_eq!(
+                verifier.verify(t, "ASIAAAAAAAAAAAAAAAAB", 1_000_001),
+                Err(SessionTokenError::Invalid)
+            );
+        }
+        assert_eq!(
+            verifier.verify(&tokens[0], &c.akid, 1_000_900),
+            Err(SessionTokenError::Expired)
+        );
+        assert_eq!(verifier.cache().len(), 1);
+    }
+
+    #[test]
+    fn garbage_never_enters_the_cache() {
+        let key = key(TokenAlgorithm::Es256);
+        let verifier = TokenVerifier::with_cache_capacity([key.public_key()], 10, 10);
+        let c = claims(1_000_000);
+        let token = TokenSigner::new(&key).unwrap().sign(&c).unwrap();
+        let expired = TokenSigner::new(&key)
+            .unwrap()
+            .sign(&claims(1_000_000 - 10_000))
+            .unwrap();
+        for i in 0..1_000 {
+            let junk = format!("{token}{i}");
+            assert!(verifier.verify(&junk, &c.akid, 1_000_000).is_err());
+        }
+        assert!(verifier.verify(&expired, &c.akid, 1_000_000).is_err());
+        assert!(
+            verifier
+                .verify(&token, "ASIAAAAAAAAAAAAAAAAB", 1_000_000)
+                .is_err()
+        );
+        assert!(verifier.cache().is_empty());
     }
 
     #[test]

@@ -26,10 +26,13 @@
 //! Sans-IO: no clock (the server passes `now`), no network, no files; bytes in, verdict out.
 
 use std::fmt;
+use std::sync::{Mutex, PoisonError};
 
 use ring::{digest, hmac};
 use time::{Date, Duration, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 
+use crate::Secret;
+use crate::bounded::TwoGenerations;
 use crate::query::{self, QueryError};
 
 /// The only signing algorithm SigV4 defines for HMAC (IAM User Guide, "Create a signed AWS API
@@ -448,17 +451,138 @@ pub fn verify_signature(
     auth: &Authorization,
     secret_access_key: &[u8],
 ) -> Result<(), SigV4Error> {
+    verify_with_key(req, auth, &signing_key(secret_access_key, &auth.scope))
+}
+
+/// [`verify_signature`], with the derived signing key (kSigning) taken from `keys` when the
+/// same secret signed for the same date, region and service before (see [`SigningKeys`]).
+///
+/// # Errors
+/// As [`verify_signature`].
+pub fn verify_signature_cached(
+    req: &HttpRequest<'_>,
+    auth: &Authorization,
+    secret_access_key: &[u8],
+    keys: &SigningKeys,
+) -> Result<(), SigV4Error> {
+    verify_with_key(req, auth, &keys.key(secret_access_key, &auth.scope))
+}
+
+/// [`verify_signature_cached`] for a secret that is a function of `secret_id` alone — a
+/// temporary credential's, derived from its access key id by a key fixed for the process's
+/// lifetime ([`crate::keys::DerivationKey`]): on a hit, `derive` is not called.
+///
+/// # Errors
+/// As [`verify_signature`].
+pub fn verify_signature_cached_derived(
+    req: &HttpRequest<'_>,
+    auth: &Authorization,
+    keys: &SigningKeys,
+    secret_id: &[u8],
+    derive: impl FnOnce() -> Secret,
+) -> Result<(), SigV4Error> {
+    let map_key = SigningKeys::map_key(KeyOrigin::Derived, secret_id, &auth.scope);
+    let key = keys.key_or(map_key, || signing_key(derive().expose(), &auth.scope));
+    verify_with_key(req, auth, &key)
+}
+
+/// What a [`SigningKeys`] entry is found by: the secret itself, or the id it is derived from.
+#[derive(Clone, Copy)]
+enum KeyOrigin {
+    Secret = 0,
+    Derived = 1,
+}
+
+/// Derived signing keys (kSigning), so that a client's requests do not derive the same key
+/// four HMACs deep on every request (AWS's SDKs cache it on their side for the same reason).
+///
+/// kSigning depends only on the secret, the date, the region and the service; an entry is
+/// found by the SHA-256 of exactly those, length-prefixed, so it is never used for another
+/// secret or scope, and no secret is a map key. The keys are as sensitive as the secrets they
+/// come from, for one day: they live in this process's memory as the secrets themselves do
+/// while a request is verified. Bounded ([`TwoGenerations`]).
+pub struct SigningKeys {
+    inner: Mutex<TwoGenerations<[u8; 32], hmac::Key>>,
+}
+
+impl fmt::Debug for SigningKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SigningKeys").finish_non_exhaustive()
+    }
+}
+
+/// Signing keys kept by default (each ≈ 0.3 KB).
+pub const DEFAULT_SIGNING_KEYS: usize = 4_096;
+
+impl SigningKeys {
+    /// At most `capacity` keys (`0`: derive every time).
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            inner: Mutex::new(TwoGenerations::new(capacity)),
+        }
+    }
+
+    /// kSigning for `secret` and `scope`, derived on a miss.
+    fn key(&self, secret: &[u8], scope: &CredentialScope) -> hmac::Key {
+        let map_key = Self::map_key(KeyOrigin::Secret, secret, scope);
+        self.key_or(map_key, || signing_key(secret, scope))
+    }
+
+    /// The entry `map_key`, made by `derive` on a miss.
+    fn key_or(&self, map_key: [u8; 32], derive: impl FnOnce() -> hmac::Key) -> hmac::Key {
+        if let Some(key) = self
+            .inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&map_key)
+        {
+            return key;
+        }
+        let key = derive();
+        self.inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(map_key, key.clone());
+        key
+    }
+
+    /// SHA-256 of the origin tag, then each of `secret`, date, region and service
+    /// length-prefixed: distinct inputs never share an entry.
+    fn map_key(origin: KeyOrigin, secret: &[u8], scope: &CredentialScope) -> [u8; 32] {
+        let mut id = digest::Context::new(&digest::SHA256);
+        id.update(&[origin as u8]);
+        for part in [
+            secret,
+            scope.date.as_bytes(),
+            scope.region.as_bytes(),
+            scope.service.as_bytes(),
+        ] {
+            id.update(&(part.len() as u64).to_be_bytes());
+            id.update(part);
+        }
+        let mut map_key = [0u8; 32];
+        // SHA-256 digests are 32 bytes: `as_ref()` is exactly `map_key`'s length.
+        map_key.copy_from_slice(id.finish().as_ref());
+        map_key
+    }
+}
+
+/// Checks `auth.signature` against `req`, signed with `key` (kSigning).
+fn verify_with_key(
+    req: &HttpRequest<'_>,
+    auth: &Authorization,
+    key: &hmac::Key,
+) -> Result<(), SigV4Error> {
     let canonical = canonical_request(req, auth)?;
     let string_to_sign = build_string_to_sign(
         &format_amz_date_time(&auth.request_time),
         &auth.scope,
         &canonical,
     );
-    let key = signing_key(secret_access_key, &auth.scope);
     // `hmac::verify` compares the tags in constant time (ring's replacement for the deprecated
     // `constant_time::verify_slices_are_equal`). A malformed signature is refused only after
     // the same work, though its malformation is no secret.
-    let verified = hmac::verify(&key, string_to_sign.as_bytes(), &auth.signature);
+    let verified = hmac::verify(key, string_to_sign.as_bytes(), &auth.signature);
     if verified.is_err() || !auth.signature_well_formed {
         return Err(SigV4Error::SignatureDoesNotMatch);
     }
@@ -663,13 +787,14 @@ pub fn parse_amz_date_time(value: &str) -> Option<OffsetDateTime> {
 /// Format `t`, converted to UTC, as an `X-Amz-Date` value `YYYYMMDD'T'HHMMSS'Z'`.
 pub fn format_amz_date_time(t: &OffsetDateTime) -> String {
     let t = in_utc(*t);
-    format!(
-        "{}T{:02}{:02}{:02}Z",
-        amz_date_of(&t),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    let mut out = amz_date_of(&t);
+    out.reserve(8);
+    out.push('T');
+    for field in [t.hour(), t.minute(), t.second()] {
+        push_digits(&mut out, i32::from(field), 2);
+    }
+    out.push('Z');
+    out
 }
 
 /// What a request presents, before any check of its content.
@@ -969,7 +1094,26 @@ fn parse_signature(hex: &str) -> Option<[u8; 32]> {
 /// The UTC day of `t` as `YYYYMMDD`.
 fn amz_date_of(t: &OffsetDateTime) -> String {
     let t = in_utc(*t);
-    format!("{:04}{:02}{:02}", t.year(), u8::from(t.month()), t.day())
+    let mut out = String::with_capacity(8);
+    push_digits(&mut out, t.year(), 4);
+    push_digits(&mut out, i32::from(u8::from(t.month())), 2);
+    push_digits(&mut out, i32::from(t.day()), 2);
+    out
+}
+
+/// Appends `value` zero-padded to `width` digits (what `{:0width$}` prints for the values of
+/// a SigV4 date: years 0–9999, the other fields below 100), without the formatting machinery
+/// on every request.
+fn push_digits(out: &mut String, value: i32, width: u32) {
+    if !(0..10_i32.pow(width)).contains(&value) {
+        out.push_str(&format!("{value:0width$}", width = width as usize));
+        return;
+    }
+    for place in (0..width).rev() {
+        let digit = (value / 10_i32.pow(place)) % 10;
+        // 0 ≤ digit ≤ 9, so the `as` is exact.
+        out.push(char::from(b'0' + digit as u8));
+    }
 }
 
 fn in_utc(t: OffsetDateTime) -> OffsetDateTime {
@@ -983,7 +1127,11 @@ fn build_canonical_request<'p>(
     headers: &[(&str, &str)],
     signed_headers: &[String],
 ) -> (String, String) {
-    let mut out = String::with_capacity(256 + req.path.len() + req.query.len());
+    // Sized for what it will hold (a session token alone is ~1 KB): no regrowth.
+    let header_bytes: usize = headers.iter().map(|(n, v)| n.len() + v.len() + 2).sum();
+    let mut out = String::with_capacity(
+        256 + req.method.len() + 3 * (req.path.len() + req.query.len()) + 2 * header_bytes,
+    );
     out.push_str(req.method);
     out.push('\n');
     push_canonical_uri(&mut out, req.path);
@@ -1069,6 +1217,17 @@ fn push_canonical_query<'p>(out: &mut String, params: impl Iterator<Item = (&'p 
 
 /// A header value trimmed, runs of ASCII whitespace collapsed to one space.
 fn push_collapsed(out: &mut String, value: &str) {
+    // Fast path: a value with no whitespace to trim or collapse (a session token, a date,
+    // most hosts) is copied as it is.
+    let bytes = value.as_bytes();
+    let plain = bytes.iter().enumerate().all(|(i, b)| {
+        !b.is_ascii_whitespace()
+            || (*b == b' ' && i > 0 && i + 1 < bytes.len() && bytes[i + 1] != b' ')
+    });
+    if plain {
+        out.push_str(value);
+        return;
+    }
     let words = value
         .split(|c: char| c.is_ascii_whitespace())
         .filter(|w| !w.is_empty());
@@ -1082,11 +1241,24 @@ fn push_collapsed(out: &mut String, value: &str) {
 
 fn build_string_to_sign(amz_date: &str, scope: &CredentialScope, canonical: &str) -> String {
     let hash = digest::digest(&digest::SHA256, canonical.as_bytes());
-    format!(
-        "{ALGORITHM}\n{amz_date}\n{}\n{}",
-        scope.to_scope_string(),
-        data_encoding::HEXLOWER.encode(hash.as_ref())
-    )
+    let mut out = String::with_capacity(160 + scope.region.len() + scope.service.len());
+    for part in [
+        ALGORITHM,
+        "\n",
+        amz_date,
+        "\n",
+        &scope.date,
+        "/",
+        &scope.region,
+        "/",
+    ] {
+        out.push_str(part);
+    }
+    for part in [&scope.service, "/", SCOPE_TERMINATOR, "\n"] {
+        out.push_str(part);
+    }
+    data_encoding::HEXLOWER.encode_append(hash.as_ref(), &mut out);
+    out
 }
 
 /// kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region), service), "aws4_request").
@@ -1141,6 +1313,59 @@ fn trim_ascii(s: &str) -> &str {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
+    #[test]
+    fn collapsing_takes_the_fast_path_only_when_it_changes_nothing() {
+        let slow = |v: &str| {
+            v.split(|c: char| c.is_ascii_whitespace())
+                .filter(|w| !w.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        for v in [
+            "",
+            " ",
+            "a",
+            "a b",
+            "a  b",
+            " a",
+            "a ",
+            "a\tb",
+            "a \tb",
+            "a\nb",
+            "\t",
+            "a b c",
+            "IQoJb3JpZ2luX2VjEJr//////////wEaCXVzLWVhc3QtMSJHMEUCIQ==",
+            "a\u{a0}b",
+        ] {
+            let mut out = String::from("x:");
+            push_collapsed(&mut out, v);
+            assert_eq!(out, format!("x:{}", slow(v)), "{v:?}");
+        }
+    }
+
+    #[test]
+    fn dates_format_as_before() {
+        for t in [
+            time::macros::datetime!(2015-08-30 12:36:00 UTC),
+            time::macros::datetime!(2026-01-02 03:04:05 UTC),
+            time::macros::datetime!(0999-12-31 23:59:59 UTC),
+            time::macros::datetime!(2026-06-01 01:02:03 +02:00),
+        ] {
+            let u = t.to_offset(UtcOffset::UTC);
+            let expected = format!(
+                "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+                u.year(),
+                u8::from(u.month()),
+                u.day(),
+                u.hour(),
+                u.minute(),
+                u.second()
+            );
+            assert_eq!(format_amz_date_time(&t), expected);
+            assert_eq!(amz_date_of(&t), expected[..8]);
+        }
+    }
+
     use time::macros::datetime;
 
     use super::*;

@@ -7,17 +7,21 @@
 
 use proptest::prelude::*;
 use time::{Duration, OffsetDateTime, macros::datetime};
+use tokengate_token::Secret;
 use tokengate_token::query::{decode_form, encode_form};
 use tokengate_token::sigv4::{
     AuthLocation, Authorization, HttpRequest, MAX_SKEW, SigV4Error, SigningCredentials,
-    canonical_request, parse_authorization, presign_query, sign_request, string_to_sign,
-    verify_signature,
+    SigningKeys, canonical_request, parse_authorization, presign_query, sign_request,
+    string_to_sign, verify_signature, verify_signature_cached, verify_signature_cached_derived,
 };
 
 // ---------------------------------------------------------------------------------------------
 // Vectors
 
 const SUITE_SECRET: &[u8] = b"wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+/// One signing-key cache for every check (see `Case::check`).
+static SIGNING_KEYS: std::sync::LazyLock<SigningKeys> =
+    std::sync::LazyLock::new(|| SigningKeys::new(64));
 const SUITE_TIME: OffsetDateTime = datetime!(2015-08-30 12:36:00 UTC);
 const BOTOCORE_SECRET: &[u8] = b"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
 const BOTOCORE_TIME: OffsetDateTime = datetime!(2026-01-02 03:04:05 UTC);
@@ -129,7 +133,21 @@ impl Owned {
     fn check(&self, secret: &[u8], now: OffsetDateTime) -> Result<Authorization, SigV4Error> {
         self.with(|req| {
             let auth = parse_authorization(req, now)?;
-            verify_signature(req, &auth, secret)?;
+            let verified = verify_signature(req, &auth, secret);
+            // The signing-key cache (shared by every vector, so across secrets and scopes)
+            // answers exactly as the derivation does, hit or miss.
+            for _ in 0..2 {
+                let cached = verify_signature_cached(req, &auth, secret, &SIGNING_KEYS);
+                assert_eq!(cached, verified);
+                // Found by an id the secret is derived from (here: a label of it).
+                let id = [b"vector:".as_slice(), secret].concat();
+                let derived =
+                    verify_signature_cached_derived(req, &auth, &SIGNING_KEYS, &id, || {
+                        Secret::new(secret.to_vec())
+                    });
+                assert_eq!(derived, verified);
+            }
+            verified?;
             Ok(auth)
         })
     }

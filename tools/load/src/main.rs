@@ -21,6 +21,13 @@
 //!    code check and durable replay mark of a login, plus the trust-policy evaluation, the
 //!    role's cached policies and the role session's token.
 //!
+//! Two more modes serve `tools/bench-request-path`, which drives tokengate with wrk:
+//! `prepare` seeds a data dir with one user, its access key and temporary credentials
+//! (minted by the server's own code, offline) and writes wrk scripts that replay a
+//! pre-signed `GetCallerIdentity` with each; it also mints `--tokens` distinct sessions.
+//! `replay` sends one `GetCallerIdentity` with each of those sessions, once (the verified
+//! token cache filled with distinct valid tokens).
+//!
 //! Every answer must be 200; anything else is counted and reported. Beside requests/s, it
 //! reports the CPU time (user + system, from `/proc/PID/stat`) that the server process and
 //! this process spent per request: the load generator shares the machine's cores with the
@@ -47,6 +54,7 @@ use tokengate_store::{
 use tokengate_token::Secret;
 use tokengate_token::keys;
 use tokengate_token::query::encode_form;
+use tokengate_token::session::{MfaContext, MfaMethod};
 use tokengate_token::sigv4::{HttpRequest, SigningCredentials, sign_request};
 use tokengate_verifier::totp::{Generator, TotpParams, TotpState};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -57,6 +65,53 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
     name = "tokengate-load",
     about = "Measure MFA-gated logins (GetSessionToken, AssumeRole) per second"
 )]
+#[command(args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    mode: Option<Mode>,
+    #[command(flatten)]
+    logins: Args,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Mode {
+    /// Seed a data dir for tools/bench-request-path and write its wrk scripts.
+    Prepare(PrepareArgs),
+    /// Send one GetCallerIdentity with each session that `prepare` minted.
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct PrepareArgs {
+    /// The data dir to create (must not exist).
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// The address the server will listen on (signed as the `host` header).
+    #[arg(long)]
+    addr: String,
+    /// Where to write `long-term.lua`, `temporary.lua` and `sessions.tsv`.
+    #[arg(long)]
+    out: PathBuf,
+    /// Distinct sessions to mint into `sessions.tsv`.
+    #[arg(long, default_value_t = 100_000)]
+    tokens: usize,
+}
+
+#[derive(Debug, clap::Args)]
+struct ReplayArgs {
+    /// The server's address.
+    #[arg(long)]
+    addr: String,
+    /// `sessions.tsv` from `prepare`.
+    #[arg(long)]
+    sessions: PathBuf,
+    /// Concurrent keep-alive connections.
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+}
+
+/// Options of the login benchmark (the default mode).
+#[derive(Debug, clap::Args)]
 struct Args {
     /// Distinct users/devices (each logs in once per run).
     #[arg(long, default_value_t = 40_000)]
@@ -83,6 +138,9 @@ struct Args {
     /// through the writer into a file store (group commit, fsync).
     #[arg(long)]
     audit_bench: Option<usize>,
+    /// Pin the server to these CPUs (`taskset -c LIST`); pin this process with taskset.
+    #[arg(long)]
+    server_cpus: Option<String>,
 }
 
 struct Identity {
@@ -93,7 +151,13 @@ struct Identity {
 }
 
 fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let cli = Cli::parse();
+    match cli.mode {
+        Some(Mode::Prepare(p)) => return prepare(&p),
+        Some(Mode::Replay(r)) => return replay(&r),
+        None => {}
+    }
+    let args = cli.logins;
     if let Some(n) = args.audit_bench {
         return audit_bench(n);
     }
@@ -652,7 +716,14 @@ fn start_server(args: &Args, dir: &Path, addr: &str, audit: bool) -> anyhow::Res
         Some(b) => b.clone(),
         None => std::env::current_exe()?.with_file_name("tokengate"),
     };
-    let mut cmd = Command::new(&bin);
+    let mut cmd = match &args.server_cpus {
+        Some(cpus) => {
+            let mut c = Command::new("taskset");
+            c.args(["-c", cpus]).arg(&bin);
+            c
+        }
+        None => Command::new(&bin),
+    };
     cmd.args(["serve", "--listen", addr, "--data-dir"])
         .arg(dir)
         .env("TOKENGATE_LOG_LEVEL", "warn")
@@ -693,14 +764,26 @@ fn signed_request(addr: &str, id: &Identity, params: &[(&str, &str)]) -> Vec<u8>
 
 /// A SigV4-signed POST of `params` to `service` (`sts` or `iam`).
 fn signed_request_to(addr: &str, id: &Identity, service: &str, params: &[(&str, &str)]) -> Vec<u8> {
-    let body = encode_form(params);
-    let headers = [
-        ("host", addr),
-        (
-            "content-type",
-            "application/x-www-form-urlencoded; charset=utf-8",
-        ),
-    ];
+    let creds = SigningCredentials {
+        access_key_id: &id.key_id,
+        secret_access_key: &id.secret,
+        session_token: None,
+    };
+    signed_with(addr, &creds, service, params)
+}
+
+/// The content type every request of this tool declares (and signs).
+const FORM: &str = "application/x-www-form-urlencoded; charset=utf-8";
+
+/// The signed headers of a POST of `body` to `addr` with `creds`: `host` and
+/// `content-type`, then what SigV4 adds.
+fn signed_headers(
+    addr: &str,
+    creds: &SigningCredentials<'_>,
+    service: &str,
+    body: &str,
+) -> Vec<(String, String)> {
+    let headers = [("host", addr), ("content-type", FORM)];
     let req = HttpRequest {
         method: "POST",
         path: "/",
@@ -708,24 +791,28 @@ fn signed_request_to(addr: &str, id: &Identity, service: &str, params: &[(&str, 
         headers: &headers,
         body: body.as_bytes(),
     };
-    let creds = SigningCredentials {
-        access_key_id: &id.key_id,
-        secret_access_key: &id.secret,
-        session_token: None,
-    };
-    let signed = sign_request(
+    sign_request(
         &req,
-        &creds,
+        creds,
         "us-east-1",
         service,
         time::OffsetDateTime::now_utc(),
-    );
+    )
+}
+
+/// A raw HTTP/1.1 POST of `params` to `service`, signed with `creds`.
+fn signed_with(
+    addr: &str,
+    creds: &SigningCredentials<'_>,
+    service: &str,
+    params: &[(&str, &str)],
+) -> Vec<u8> {
+    let body = encode_form(params);
     let mut out = format!(
-        "POST / HTTP/1.1\r\nhost: {addr}\r\ncontent-type: {}\r\ncontent-length: {}\r\n",
-        headers[1].1,
+        "POST / HTTP/1.1\r\nhost: {addr}\r\ncontent-type: {FORM}\r\ncontent-length: {}\r\n",
         body.len()
     );
-    for (k, v) in signed {
+    for (k, v) in signed_headers(addr, creds, service, &body) {
         out.push_str(&format!("{k}: {v}\r\n"));
     }
     out.push_str("\r\n");
@@ -846,5 +933,181 @@ async fn read_more(stream: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> any
         bail!("connection closed mid-response");
     }
     buf.extend_from_slice(&chunk[..n]);
+    Ok(())
+}
+
+/// The user `prepare` creates.
+const BENCH_USER: &str = "bench";
+
+/// `prepare`: one user with an access key and temporary credentials, wrk scripts for both,
+/// and `--tokens` distinct sessions of the same user.
+fn prepare(p: &PrepareArgs) -> anyhow::Result<()> {
+    if p.data_dir.exists() {
+        bail!(
+            "{} exists; prepare wants a fresh data dir",
+            p.data_dir.display()
+        );
+    }
+    std::fs::create_dir_all(&p.data_dir)?;
+    std::fs::create_dir_all(&p.out)?;
+    let (master, _) =
+        tokengate_store::master_key::load_or_create(&p.data_dir.join(state::MASTER_KEY_FILE))?;
+    let store = Arc::new(SqliteStore::open(
+        &p.data_dir.join(state::DATABASE_FILE),
+        &master,
+    )?);
+    let config = Config {
+        data_dir: p.data_dir.clone(),
+        ..Config::default()
+    };
+    let state = state::open_with_store(config, store.clone(), Arc::new(SystemClock))
+        .context("bootstrapping the data dir")?;
+    let rng = SystemRandom::new();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let user_id = keys::new_user_id(&rng).map_err(|e| anyhow::anyhow!("{e}"))?;
+    store.create_user(&User {
+        user_id: user_id.clone(),
+        name: BENCH_USER.into(),
+        path: "/".into(),
+        created: now,
+    })?;
+    let key_id = keys::new_long_term_key_id(&rng).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let secret = keys::new_secret_access_key(&rng).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let secret_text = secret.expose_str().unwrap_or_default().to_owned();
+    store.create_access_key(
+        &AccessKey {
+            access_key_id: key_id.clone(),
+            owner: KeyOwner::User(BENCH_USER.into()),
+            status: KeyStatus::Active,
+            created: now,
+            secret,
+        },
+        2,
+    )?;
+    // Sessions as GetSessionToken with a TOTP code issues them, minted by the same code.
+    let mint = || {
+        tokengate_server::credentials::mint_session(
+            &state,
+            tokengate_server::credentials::NewSession {
+                principal: tokengate_token::Principal::User {
+                    account: state.account_id.clone(),
+                    path: "/".into(),
+                    name: BENCH_USER.into(),
+                    user_id: user_id.clone(),
+                },
+                src: key_id.clone(),
+                duration: 3_600,
+                mfa: MfaContext {
+                    present: true,
+                    method: Some(MfaMethod::Totp),
+                    device: Some(format!("arn:aws:iam::000000000000:mfa/{BENCH_USER}")),
+                    auth_time: Some(now),
+                },
+                session_policy: None,
+                chained: false,
+                attributes: Default::default(),
+            },
+        )
+        .map_err(|e| anyhow::anyhow!("minting a session: {}", e.message))
+    };
+    let temporary = mint()?;
+    let temporary_secret = temporary
+        .secret_access_key
+        .expose_str()
+        .context("derived secret is not text")?
+        .to_owned();
+    let long_term = SigningCredentials {
+        access_key_id: &key_id,
+        secret_access_key: &secret_text,
+        session_token: None,
+    };
+    let session = SigningCredentials {
+        access_key_id: &temporary.access_key_id,
+        secret_access_key: &temporary_secret,
+        session_token: Some(&temporary.session_token),
+    };
+    std::fs::write(p.out.join("long-term.lua"), wrk_script(&p.addr, &long_term))?;
+    std::fs::write(p.out.join("temporary.lua"), wrk_script(&p.addr, &session))?;
+
+    let mut tsv = String::with_capacity(p.tokens * 800);
+    for _ in 0..p.tokens {
+        let c = mint()?;
+        let secret = c.secret_access_key.expose_str().context("secret")?;
+        tsv.push_str(&format!(
+            "{}\t{secret}\t{}\n",
+            c.access_key_id, c.session_token
+        ));
+    }
+    std::fs::write(p.out.join("sessions.tsv"), tsv)?;
+    eprintln!(
+        "prepared {}: user {BENCH_USER}, its key, a session, {} more sessions",
+        p.data_dir.display(),
+        p.tokens
+    );
+    Ok(())
+}
+
+/// A wrk script replaying one `GetCallerIdentity` signed with `creds` (SigV4 lets a request
+/// be replayed for as long as its date is within the allowed skew).
+fn wrk_script(addr: &str, creds: &SigningCredentials<'_>) -> String {
+    let body = encode_form(&[("Action", "GetCallerIdentity"), ("Version", "2011-06-15")]);
+    let lua = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
+    let mut out = format!(
+        "-- written by tokengate-load prepare\nwrk.method = \"POST\"\nwrk.body = {}\n\
+         wrk.headers[\"Host\"] = {}\nwrk.headers[\"Content-Type\"] = {}\n",
+        lua(&body),
+        lua(addr),
+        lua(FORM)
+    );
+    for (k, v) in signed_headers(addr, creds, "sts", &body) {
+        out.push_str(&format!("wrk.headers[{}] = {}\n", lua(&k), lua(&v)));
+    }
+    out
+}
+
+/// `replay`: one `GetCallerIdentity` with each minted session, once.
+fn replay(r: &ReplayArgs) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(&r.sessions)
+        .with_context(|| format!("reading {}", r.sessions.display()))?;
+    let mut requests = Vec::new();
+    for line in text.lines() {
+        let mut fields = line.split('\t');
+        let (Some(akid), Some(secret), Some(token)) = (fields.next(), fields.next(), fields.next())
+        else {
+            bail!(
+                "a line of {} is not akid, secret, token",
+                r.sessions.display()
+            );
+        };
+        let creds = SigningCredentials {
+            access_key_id: akid,
+            secret_access_key: secret,
+            session_token: Some(token),
+        };
+        requests.push(signed_with(
+            &r.addr,
+            &creds,
+            "sts",
+            &[("Action", "GetCallerIdentity"), ("Version", "2011-06-15")],
+        ));
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let n = requests.len();
+    let out = runtime.block_on(blast(&r.addr, requests, r.connections))?;
+    println!(
+        "replayed {n} distinct sessions in {:.2} s: {} ok, {} errors ({:.0} requests/s)",
+        out.elapsed.as_secs_f64(),
+        out.ok,
+        out.errors,
+        out.ok as f64 / out.elapsed.as_secs_f64()
+    );
+    if out.errors > 0 {
+        bail!(
+            "some requests failed (first: {})",
+            out.first_error.unwrap_or_default()
+        );
+    }
     Ok(())
 }

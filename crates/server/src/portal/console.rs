@@ -268,7 +268,7 @@ fn may_assume(
 fn signed_in_caller(state: &AppState, user: &User, record: &PortalSession) -> Caller {
     let mut caller = user_caller(state, user);
     let mfa = mfa_of(record);
-    caller.session = Some(SessionClaims {
+    caller.session = Some(std::sync::Arc::new(SessionClaims {
         iss: ISSUER.to_owned(),
         sub: caller.principal.arn(),
         akid: String::new(),
@@ -280,7 +280,7 @@ fn signed_in_caller(state: &AppState, user: &User, record: &PortalSession) -> Ca
         session_policy: None,
         chained: false,
         attributes: SessionAttributes::default(),
-    });
+    }));
     caller
 }
 
