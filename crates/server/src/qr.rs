@@ -174,7 +174,11 @@ mod tests {
         assert!(!svg.contains("<script") && !svg.contains("href"));
         // Same modules as the PNG: count the dark squares both ways.
         let code = QrCode::new(uri.as_bytes()).unwrap();
-        let dark = code.to_colors().iter().filter(|c| **c == Color::Dark).count();
+        let dark = code
+            .to_colors()
+            .iter()
+            .filter(|c| **c == Color::Dark)
+            .count();
         assert_eq!(svg.matches("h1v1h-1z").count(), dark);
         let text = terminal(&uri).unwrap();
         assert!(text.lines().count() > 10);

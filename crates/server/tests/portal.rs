@@ -608,7 +608,10 @@ async fn without_a_device_the_user_is_told_to_enrol_one() {
         "{}",
         page.body
     );
-    assert_eq!(b.get(&s, "/portal").await.location.as_deref(), Some("/signin"));
+    assert_eq!(
+        b.get(&s, "/portal").await.location.as_deref(),
+        Some("/signin")
+    );
     let mut b = Browser::new();
 
     // Expired under HardExpiry: only the administrator can help; no session.

@@ -267,7 +267,10 @@ async fn viewer(
 async fn has_device(state: &Arc<AppState>, user: &User) -> Result<bool, ApiError> {
     let owner = KeyOwner::User(user.name.clone());
     let (devices, keys) = db(state, move |s| {
-        Ok::<_, tokengate_store::StoreError>((s.mfa_devices_of(&owner)?, s.security_keys_of(&owner)?))
+        Ok::<_, tokengate_store::StoreError>((
+            s.mfa_devices_of(&owner)?,
+            s.security_keys_of(&owner)?,
+        ))
     })
     .await??;
     Ok(devices.iter().any(|d| d.enabled_at.is_some()) || !keys.is_empty())

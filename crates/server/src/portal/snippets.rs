@@ -103,7 +103,9 @@ mod tests {
     #[test]
     fn snippets_name_the_profiles_login_reads() {
         let c = user_config("http://localhost:1", "alice", Some("arn:aws:iam::0:mfa/a"));
-        assert!(c.contains("[profile alice-mfa]\ncredential_process = tokengate login --profile alice\n"));
+        assert!(c.contains(
+            "[profile alice-mfa]\ncredential_process = tokengate login --profile alice\n"
+        ));
         assert!(c.contains("mfa_serial = arn:aws:iam::0:mfa/a\n"));
         let r = role_config("http://h", "alice", "dev", "arn:aws:iam::0:role/dev", None);
         assert!(r.contains("[profile alice-dev]\nrole_arn = arn:aws:iam::0:role/dev\nsource_profile = alice\nendpoint_url"));
