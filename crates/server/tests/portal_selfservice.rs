@@ -601,3 +601,65 @@ async fn the_credentials_page_has_the_credential_process_snippet_and_copy_button
         .unwrap();
     assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"));
 }
+
+#[tokio::test]
+async fn the_calls_the_pages_make_are_audited_as_those_calls_without_secrets() {
+    let s = Service::new();
+    let (serial, g) = user_with_mfa(&s, "hugo").await;
+    let mut b = signed_in(&s, "hugo", &serial, &g).await;
+    // Refused by policy, then allowed.
+    let page = create(&s, &mut b, "hugo-2").await;
+    assert_denied(&page, "hugo", "CreateVirtualMFADevice");
+    manage_own_mfa(&s, &["hugo"]).await;
+    let page = create(&s, &mut b, "hugo-2").await;
+    let secret = by_id(&page, "secret");
+    let new_serial = by_id(&page, "serial");
+    let now = step(&s);
+    let page = enable(&s, &mut b, &new_serial, [&g.code(now), &g.code(now + 1)]).await;
+    assert_eq!(
+        page.status,
+        StatusCode::FORBIDDEN,
+        "hugo's old device's codes"
+    );
+    s.state.audit.flush().await;
+    let events = s
+        .state
+        .store
+        .audit_events(&tokengate_store::AuditQuery {
+            limit: 200,
+            ..Default::default()
+        })
+        .unwrap()
+        .events;
+    let of = |name: &str| -> Vec<serde_json::Value> {
+        events
+            .iter()
+            .filter(|(_, e)| e.event_name == name)
+            .map(|(_, e)| serde_json::from_str(&e.record).unwrap())
+            .filter(|r: &serde_json::Value| {
+                r["userIdentity"]["arn"] == "arn:aws:iam::000000000000:user/hugo"
+            })
+            .collect()
+    };
+    let created = of("CreateVirtualMFADevice");
+    assert_eq!(created.len(), 2, "{created:?}");
+    assert!(
+        created
+            .iter()
+            .any(|r| r["errorCode"] == "AccessDenied" && r["eventSource"] == "iam.amazonaws.com")
+    );
+    assert!(created.iter().any(|r| r.get("errorCode").is_none()));
+    let enabled = of("EnableMFADevice");
+    assert_eq!(enabled.len(), 1);
+    assert_eq!(enabled[0]["errorCode"], "InvalidAuthenticationCode");
+    assert_eq!(enabled[0]["requestParameters"]["serialNumber"], new_serial);
+    // The sign-in's second factor is the request's MFA context, as the event says.
+    assert_eq!(
+        enabled[0]["userIdentity"]["sessionContext"]["attributes"]["mfaAuthenticated"],
+        "true"
+    );
+    for (_, e) in &events {
+        assert!(!e.record.contains(&secret), "{}", e.record);
+        assert!(!e.record.contains(&g.code(now)), "{}", e.record);
+    }
+}

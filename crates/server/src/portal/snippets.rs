@@ -4,7 +4,7 @@
 use axum::http::{HeaderMap, header};
 
 /// Where the portal was reached — `http://` and the request's `Host`, when it is a plain
-/// host[:port] — so the snippets name the endpoint the user actually uses.
+/// `host[:port]` — so the snippets name the endpoint the user actually uses.
 pub fn endpoint(headers: &HeaderMap) -> String {
     let host = headers
         .get(header::HOST)
