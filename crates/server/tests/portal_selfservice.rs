@@ -663,3 +663,89 @@ async fn the_calls_the_pages_make_are_audited_as_those_calls_without_secrets() {
         assert!(!e.record.contains(&g.code(now)), "{}", e.record);
     }
 }
+
+#[tokio::test]
+async fn deactivate_mfa_device_is_authorized_on_the_user_as_in_aws() {
+    // AWS's service authorization reference: DeactivateMFADevice's resource is `user`.
+    let s = Service::new();
+    let (carol_serial, _) = user_with_mfa(&s, "carl").await;
+    let own = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow",
+        "Action":"iam:DeactivateMFADevice","Resource":"arn:aws:iam::*:user/${aws:username}"}]}"#;
+    // A user with keys and a device: deactivate her own (allowed), carl's (refused).
+    let creds = keyed_user_with_device(&s, "jo").await;
+    s.ok(
+        &s.root,
+        &[
+            ("Action", "PutUserPolicy"),
+            ("UserName", "jo"),
+            ("PolicyName", "own"),
+            ("PolicyDocument", own),
+        ],
+    )
+    .await;
+    let message = s
+        .fails(
+            &creds.0,
+            &[
+                ("Action", "DeactivateMFADevice"),
+                ("UserName", "carl"),
+                ("SerialNumber", &carol_serial),
+            ],
+            StatusCode::FORBIDDEN,
+            "AccessDenied",
+        )
+        .await;
+    assert!(
+        message.ends_with(
+            "iam:DeactivateMFADevice on resource: arn:aws:iam::000000000000:user/carl \
+             because no identity-based policy allows the iam:DeactivateMFADevice action"
+        ),
+        "{message}"
+    );
+    s.ok(
+        &creds.0,
+        &[
+            ("Action", "DeactivateMFADevice"),
+            ("UserName", "jo"),
+            ("SerialNumber", &creds.1),
+        ],
+    )
+    .await;
+    assert!(mfa_devices(&s, "carl").await.contains(&carol_serial));
+    assert!(!mfa_devices(&s, "jo").await.contains(&creds.1));
+}
+
+/// User `name` with an access key and an enabled device: (key, serial).
+async fn keyed_user_with_device(s: &Service, name: &str) -> ((String, String), String) {
+    let key = s.user(name).await;
+    let body = s
+        .ok(
+            &s.root,
+            &[
+                ("Action", "CreateVirtualMFADevice"),
+                ("VirtualMFADeviceName", name),
+            ],
+        )
+        .await;
+    let serial = element(&body, "SerialNumber").unwrap();
+    let base32 = data_encoding::BASE64
+        .decode(element(&body, "Base32StringSeed").unwrap().as_bytes())
+        .unwrap();
+    let g = Generator::new(
+        &data_encoding::BASE32_NOPAD.decode(&base32).unwrap(),
+        TotpParams::AWS,
+    );
+    let now = step(s);
+    s.ok(
+        &s.root,
+        &[
+            ("Action", "EnableMFADevice"),
+            ("UserName", name),
+            ("SerialNumber", &serial),
+            ("AuthenticationCode1", &g.code(now - 1)),
+            ("AuthenticationCode2", &g.code(now)),
+        ],
+    )
+    .await;
+    (key, serial)
+}
