@@ -600,6 +600,42 @@ async fn the_credentials_page_has_the_credential_process_snippet_and_copy_button
         .to_str()
         .unwrap();
     assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"));
+
+    // A role's page: the role profile assumed from the user's, and its process profile.
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow",
+        "Principal":{"AWS":"arn:aws:iam::000000000000:user/gina"},"Action":"sts:AssumeRole"}]}"#;
+    s.ok(
+        &s.root,
+        &[
+            ("Action", "CreateRole"),
+            ("RoleName", "dev"),
+            ("AssumeRolePolicyDocument", trust),
+        ],
+    )
+    .await;
+    let csrf = page.csrf();
+    let role = b
+        .post(
+            &s,
+            "/portal/role",
+            &[
+                ("role_arn", "arn:aws:iam::000000000000:role/dev"),
+                ("csrf", &csrf),
+            ],
+        )
+        .await;
+    assert_eq!(role.status, StatusCode::OK, "{}", role.body);
+    assert!(role.body.contains(&format!(
+        "[profile gina-dev]\nrole_arn = arn:aws:iam::000000000000:role/dev\n\
+         source_profile = gina\nmfa_serial = {serial}\n"
+    )));
+    assert!(role.body.contains(
+        "[profile gina-dev-mfa]\ncredential_process = tokengate login --profile gina-dev\n"
+    ));
+    assert!(
+        role.body
+            .contains("class=\"copy\" hidden data-copy=\"role-process\"")
+    );
 }
 
 #[tokio::test]
