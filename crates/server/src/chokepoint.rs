@@ -321,13 +321,43 @@ async fn handle(
         }
     }
 
+    let result = run_as(state, caller, spec, params, facts, meta).await;
+    Ok((spec, result?))
+}
+
+/// The chokepoint's second half, for a caller already authenticated: builds the resource
+/// ARN, authorizes, runs the handler and reports to the audit hook. The query API reaches
+/// it after SigV4; the sign-in portal (docs/portal.md) reaches it for the API calls its
+/// pages mirror (registering a security key), with the signed-in user as the caller — so
+/// a portal action is authorized, run and audited exactly as its API call.
+pub(crate) async fn run_as(
+    state: &Arc<AppState>,
+    caller: Caller,
+    spec: &'static ActionSpec,
+    params: Params,
+    facts: RequestFacts,
+    meta: &audit::RequestMeta<'_>,
+) -> Result<Option<String>, ApiError> {
+    let now = state.clock.now().unix_timestamp();
     // Authorize.
     let resource = spec.resource.build(&ResourceInput {
         state,
         caller: &caller,
         params: &params,
     })?;
-    let pending = draft(&caller, spec.name, audit::is_read_only(spec), &resource);
+    let pending = state.audit.enabled().then(|| {
+        audit::Pending::new(
+            spec.api,
+            spec.name,
+            audit::is_read_only(spec),
+            now,
+            audit::Identity::of(&caller),
+            &caller.region,
+            meta,
+            &params,
+            &resource,
+        )
+    });
     if let Err(denied) = authz::authorize(state, &caller, spec, &resource, &params, facts) {
         audit_hook(
             state,
@@ -360,7 +390,7 @@ async fn handle(
         Decision::Allow,
         outcome,
     );
-    Ok((spec, result?))
+    result
 }
 
 /// An authorization decision, as the audit hook records it.
@@ -468,7 +498,7 @@ fn claimed_access_key_id(request: &HttpRequest<'_>) -> Option<String> {
 /// A `RequestId`: shaped like a UUID (version 4 bits set), unique rather than secret
 /// (issue 15): 62 bits drawn from the OS once per process, then a process-wide counter — no
 /// system call per request. Two processes collide only if their random prefixes do.
-fn request_id() -> String {
+pub(crate) fn request_id() -> String {
     static PREFIX: OnceLock<[u8; 8]> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let prefix = PREFIX.get_or_init(|| {
