@@ -265,7 +265,7 @@ fn may_assume(
 
 /// The caller the API would see for the portal's session credentials: the user, with a
 /// GetSessionToken-style session carrying the sign-in's MFA context.
-fn signed_in_caller(state: &AppState, user: &User, record: &PortalSession) -> Caller {
+pub(super) fn signed_in_caller(state: &AppState, user: &User, record: &PortalSession) -> Caller {
     let mut caller = user_caller(state, user);
     let mfa = mfa_of(record);
     caller.session = Some(std::sync::Arc::new(SessionClaims {

@@ -19,6 +19,7 @@
 mod console;
 mod session;
 mod signin;
+mod webauthn;
 
 use std::sync::Arc;
 
@@ -51,6 +52,14 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/portal", get(console::page))
         .route("/portal/role", post(console::assume_role))
         .route("/portal/portal.css", get(css))
+        // Security keys in the browser (webauthn.rs).
+        .route("/signin/key", get(webauthn::signin_page).post(webauthn::signin))
+        .route(
+            "/portal/keys",
+            get(webauthn::register_form).post(webauthn::register_begin),
+        )
+        .route("/portal/keys/finish", post(webauthn::register_finish))
+        .route("/portal/webauthn.js", get(webauthn::script))
 }
 
 async fn css() -> Response {
@@ -81,7 +90,7 @@ fn html(status: StatusCode, page: &impl Template) -> Response {
     response
 }
 
-fn security_headers(headers: &mut HeaderMap) {
+pub(super) fn security_headers(headers: &mut HeaderMap) {
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(CSP),
