@@ -16,7 +16,12 @@ browser_attestation = none): Chromium's virtual authenticator re-signs its self-
 certificate on every registration, so no pinned certificate could trust it.
 """
 
+import base64
+import datetime
+import hashlib
 import json
+import os
+import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -29,6 +34,10 @@ import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -118,14 +127,14 @@ def sign_out(driver, base):
     assert driver.current_url == f"{base}/signin"
 
 
-def sts_call(svc, creds, params):
-    """A SigV4-signed STS query call (tokengate's security-key actions are not in botocore);
+def sts_call(svc, creds, params, service="sts", version="2011-06-15"):
+    """A SigV4-signed query call (tokengate's security-key actions are not in botocore);
     (status, parsed XML)."""
     body = "&".join(f"{k}={urllib.parse.quote(v, safe='')}" for k, v in
-                    {"Version": "2011-06-15", **params}.items())
+                    {"Version": version, **params}.items())
     request = AWSRequest(method="POST", url=svc.url + "/", data=body,
                          headers={"Content-Type": "application/x-www-form-urlencoded"})
-    SigV4Auth(Credentials(*creds), "sts", "us-east-1").add_auth(request)
+    SigV4Auth(Credentials(*creds), service, "us-east-1").add_auth(request)
     prepared = request.prepare()
     req = urllib.request.Request(prepared.url, data=body.encode(), method="POST",
                                  headers=dict(prepared.headers.items()))
@@ -323,3 +332,107 @@ def test_the_script_is_served_from_the_binary_and_no_page_has_inline_script(keys
         page = r.read().decode()
         assert "script-src 'self'" in r.headers["Content-Security-Policy"]
     assert "<script>" not in page
+
+
+def xml_field(tree, tag):
+    """The text of the first element named `tag`, whatever its namespace."""
+    return next(e.text for e in tree.iter() if e.tag.rsplit("}", 1)[-1] == tag)
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+@pytest.fixture(scope="module")
+def u2f_attestation():
+    """A U2F attestation key and its certificate (v3, self-signed), as a key vendor's batch
+    certificate would be; the service trusts it directly (security_keys.trust_anchors)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tokengate test U2F batch")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=365))
+            .sign(key, hashes.SHA256()))
+    folder = tempfile.mkdtemp()
+    path = os.path.join(folder, "u2f-batch.pem")
+    with open(path, "wb") as f:
+        f.write(cert.public_bytes(serialization.Encoding.PEM))
+    yield key, cert, path
+
+
+@pytest.fixture(scope="module")
+def u2f_portal(u2f_attestation):
+    """The default attestation policy (browser_attestation = direct, no `none`), plus the
+    test's U2F batch certificate as a trust anchor."""
+    s = Service({"TOKENGATE_SECURITY_KEYS_TRUST_ANCHORS": u2f_attestation[2]})
+    s.base = f"http://tokengate.localhost:{s.addr.rsplit(':', 1)[1]}"
+    yield s
+    s.stop()
+
+
+def test_a_u2f_key_registered_through_the_api_signs_in_to_the_portal(
+        u2f_portal, u2f_attestation, browser, authenticator):  # noqa: F811
+    """The calls `tokengate mfa register-key --protocol u2f` makes (the administrator's
+    CreateSecurityKeyRegistrationChallenge, then EnableSecurityKey with the raw U2F
+    RegistrationData the key answered, signed by its trusted batch key); the credential's
+    private key is then given to the browser's U2F virtual authenticator, and the user,
+    who has no TOTP device, signs in to the portal with the key alone as second factor."""
+    svc, base = u2f_portal, u2f_portal.base
+    batch_key, batch_cert, _ = u2f_attestation
+    iam = svc.root_client("iam")
+    iam.create_user(UserName="uma")
+    iam.create_login_profile(UserName="uma", Password=PASSWORD)
+    root = (svc.root["AccessKeyId"], svc.root["SecretAccessKey"])
+    iam_call = lambda params: sts_call(svc, root, params, "iam", "2010-05-08")  # noqa: E731
+    status, challenge = iam_call({"Action": "CreateSecurityKeyRegistrationChallenge",
+                                  "UserName": "uma", "DeviceName": "legacy", "Protocol": "u2f"})
+    assert status == 200, ET.tostring(challenge)
+    rp_id, origin = xml_field(challenge, "RpId"), xml_field(challenge, "Origin")
+    assert origin == base
+    # The authenticator's side of U2F REGISTER (U2F raw message formats §4.3).
+    credential = ec.generate_private_key(ec.SECP256R1())
+    public = credential.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    handle = os.urandom(64)
+    client_data = json.dumps({
+        "type": "webauthn.create",
+        "challenge": b64url(base64.b64decode(xml_field(challenge, "Challenge"))),
+        "origin": origin, "crossOrigin": False}, separators=(",", ":")).encode()
+    signed = (b"\x00" + hashlib.sha256(rp_id.encode()).digest()
+              + hashlib.sha256(client_data).digest() + handle + public)
+    signature = batch_key.sign(signed, ec.ECDSA(hashes.SHA256()))
+    registration = (b"\x05" + public + bytes([len(handle)]) + handle
+                    + batch_cert.public_bytes(serialization.Encoding.DER) + signature)
+    status, enabled = iam_call({
+        "Action": "EnableSecurityKey", "ChallengeId": xml_field(challenge, "ChallengeId"),
+        "ClientDataJSON": base64.b64encode(client_data).decode(),
+        "RegistrationData": base64.b64encode(registration).decode()})
+    assert status == 200, ET.tostring(enabled)
+    serial = xml_field(enabled, "SerialNumber")
+    assert xml_field(enabled, "Protocol") == "u2f"
+    assert xml_field(enabled, "AttestationResult").startswith("trusted")
+
+    aid = authenticator("u2f")
+    browser.execute_cdp_cmd("WebAuthn.addCredential", {"authenticatorId": aid, "credential": {
+        "credentialId": base64.b64encode(handle).decode(), "isResidentCredential": False,
+        "rpId": rp_id, "signCount": 0,
+        "privateKey": base64.b64encode(credential.private_bytes(
+            serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption())).decode(),
+    }})
+    browser.get(f"{base}/signin")
+    browser.find_element(By.ID, "user_name").send_keys("uma")
+    browser.find_element(By.ID, "password").send_keys(PASSWORD)
+    click(browser, "signin")
+    # No TOTP device: straight to the key page, whose ceremony starts by itself.
+    wait_url(browser, f"{base}/portal")
+    creds = exported(text(browser, "session-bash"))
+    sts = svc.client("sts", creds["AWS_ACCESS_KEY_ID"], creds["AWS_SECRET_ACCESS_KEY"],
+                     creds["AWS_SESSION_TOKEN"])
+    assert sts.get_caller_identity()["Arn"] == f"arn:aws:iam::{ACCOUNT}:user/uma"
+    claims = jwt.decode(creds["AWS_SESSION_TOKEN"], options={"verify_signature": False})
+    assert claims["mfa"]["method"] == "u2f"
+    assert claims["mfa"]["device"] == serial
+    sign_out(browser, base)

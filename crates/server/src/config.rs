@@ -411,8 +411,9 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         key: "security_keys.origin",
         env: "TOKENGATE_SECURITY_KEYS_ORIGIN",
-        default: "http://<rp_id>:<port> (rp_id under localhost, loopback listener), else https://<rp_id>",
-        doc: "The origin clients write in clientDataJSON; the portal's URL.",
+        default: "http://<rp_id>:<port>",
+        doc: "The origin clients write in clientDataJSON and the portal's URL; the default is \
+              for an rp_id under localhost on a loopback listener (else https://<rp_id>).",
     },
     Setting {
         key: "security_keys.browser_attestation",
