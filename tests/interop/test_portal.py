@@ -25,6 +25,7 @@ from conftest import Service
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service as DriverService
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
@@ -97,7 +98,10 @@ def click(driver, element_id):
     """Clicks a submit button and waits until the next page has replaced this one."""
     button = driver.find_element(By.ID, element_id)
     button.click()
-    WebDriverWait(driver, 15).until(EC.staleness_of(button))
+    # While the page is being replaced, chromedriver may answer "Node with given id does
+    # not belong to the document" instead of "stale": ask again.
+    WebDriverWait(driver, 15, ignored_exceptions=(WebDriverException,)).until(
+        EC.staleness_of(button))
     WebDriverWait(driver, 15).until(
         lambda d: d.execute_script("return document.readyState") == "complete"
     )
