@@ -86,7 +86,11 @@ fn fido2_and_u2f_keys_register_log_in_and_are_mfa_devices() {
         assert_eq!(c.challenge.len(), 32);
         assert_eq!(c.rp_id, "tokengate.localhost");
         // The default origin: the browser's, on the loopback port served.
-        assert!(c.origin.starts_with("http://tokengate.localhost:"), "{}", c.origin);
+        assert!(
+            c.origin.starts_with("http://tokengate.localhost:"),
+            "{}",
+            c.origin
+        );
         let r = submit(&svc, creds, &c, &sign(&sim, &c));
         let temp = issued(&r);
         assert!(temp.access_key_id.starts_with("ASIA"));

@@ -989,7 +989,10 @@ mod tests {
             ]),
         )
         .unwrap();
-        assert_eq!(c.security_keys.browser_attestation, BrowserAttestation::None);
+        assert_eq!(
+            c.security_keys.browser_attestation,
+            BrowserAttestation::None
+        );
         for bad in [
             &[("TOKENGATE_SECURITY_KEYS_CHALLENGE_TTL_SECS", "121")][..],
             &[("TOKENGATE_SECURITY_KEYS_CHALLENGE_TTL_SECS", "0")],

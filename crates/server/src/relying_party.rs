@@ -119,7 +119,9 @@ mod tests {
                 trust_anchors: vec![path.clone()],
                 ..SecurityKeyConfig::default()
             };
-            let e = Settings::from_config(&config, listen).err().unwrap_or_default();
+            let e = Settings::from_config(&config, listen)
+                .err()
+                .unwrap_or_default();
             assert!(e.contains(&path.display().to_string()), "{e}");
         }
         let _ = std::fs::remove_dir_all(dir);

@@ -11,12 +11,11 @@
 
 use std::sync::Arc;
 
-use tokengate_ctap::cose::CoseKey;
 use axum::http::StatusCode;
 use ring::rand::SecureRandom;
+use tokengate_ctap::cose::CoseKey;
 use tokengate_store::{
-    CeremonyKind, Challenge, KeyOwner, KeyProtocol, KeyUse, KeyUseOutcome, SecurityKey,
-    StoreError,
+    CeremonyKind, Challenge, KeyOwner, KeyProtocol, KeyUse, KeyUseOutcome, SecurityKey, StoreError,
 };
 use tokengate_token::secret::constant_time_eq;
 use tokengate_token::session::{MfaContext, MfaMethod};
@@ -170,7 +169,10 @@ pub(crate) fn random(state: &AppState, len: usize) -> Result<Vec<u8>, ApiError> 
 }
 
 /// Stores `challenge`; too many live ones is `LimitExceeded`.
-pub(crate) async fn store_challenge(state: &Arc<AppState>, challenge: Challenge) -> Result<(), ApiError> {
+pub(crate) async fn store_challenge(
+    state: &Arc<AppState>,
+    challenge: Challenge,
+) -> Result<(), ApiError> {
     match db(state, move |s| {
         s.create_challenge(&challenge, MAX_LIVE_CHALLENGES)
     })

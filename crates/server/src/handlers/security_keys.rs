@@ -42,8 +42,8 @@ use crate::mfa::{MFA_INVALID_CODE, SERIAL_NUMBER};
 use crate::params::{self, Params, Rule, Validator};
 use crate::state::AppState;
 use crate::touch::{
-    self, CHALLENGE_ID, CLIENT_DATA_JSON, blob, callers_key, new_challenge, optional_blob,
-    random, required_blob, store_challenge,
+    self, CHALLENGE_ID, CLIENT_DATA_JSON, blob, callers_key, new_challenge, optional_blob, random,
+    required_blob, store_challenge,
 };
 use crate::xml::Xml;
 

@@ -53,7 +53,10 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/portal/role", post(console::assume_role))
         .route("/portal/portal.css", get(css))
         // Security keys in the browser (webauthn.rs).
-        .route("/signin/key", get(webauthn::signin_page).post(webauthn::signin))
+        .route(
+            "/signin/key",
+            get(webauthn::signin_page).post(webauthn::signin),
+        )
         .route(
             "/portal/keys",
             get(webauthn::register_form).post(webauthn::register_begin),

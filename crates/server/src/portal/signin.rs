@@ -294,7 +294,10 @@ pub(super) fn signin_expiry(state: &AppState, now: i64, max_session: Option<u32>
 }
 
 /// The serials of `user_name`'s enabled TOTP devices.
-pub(super) async fn totp_serials(state: &Arc<AppState>, user_name: &str) -> Result<Vec<String>, ApiError> {
+pub(super) async fn totp_serials(
+    state: &Arc<AppState>,
+    user_name: &str,
+) -> Result<Vec<String>, ApiError> {
     let owner = KeyOwner::User(user_name.to_owned());
     let devices = db(state, move |s| s.mfa_devices_of(&owner)).await??;
     Ok(devices

@@ -211,7 +211,10 @@ async fn key_signin_form(
         match store_challenge(state, challenge.clone()).await {
             Ok(()) => {}
             Err(e) if e.status.is_client_error() => {
-                error = Some(format!("{} Wait a minute, then reload this page.", e.message));
+                error = Some(format!(
+                    "{} Wait a minute, then reload this page.",
+                    e.message
+                ));
                 challenges.clear();
                 break;
             }
@@ -340,9 +343,7 @@ async fn verify(
     let challenge_id = db(state, move |s| {
         for id in ids {
             let matches = s.challenge(&id)?.is_some_and(|c| {
-                c.serial == serial
-                    && c.requester == arn
-                    && c.ceremony == CeremonyKind::Authenticate
+                c.serial == serial && c.requester == arn && c.ceremony == CeremonyKind::Authenticate
             });
             if matches {
                 return Ok(Some(id));
@@ -688,7 +689,17 @@ async fn finish_step(
             form.attestation_object.clone(),
         ),
     ];
-    let xml = match call(state, facts, headers, live, &user, "EnableSecurityKey", params).await {
+    let xml = match call(
+        state,
+        facts,
+        headers,
+        live,
+        &user,
+        "EnableSecurityKey",
+        params,
+    )
+    .await
+    {
         Ok(xml) => xml,
         Err(e) if e.status.is_client_error() => {
             let text = refused_text(&e);
