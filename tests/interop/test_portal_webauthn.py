@@ -107,6 +107,9 @@ def wait_url(driver, url):
 
 
 def password_step(driver, base, name):
+    # A fresh start: no session left from an earlier (possibly failed) test.
+    driver.get(f"{base}/signin")
+    driver.delete_all_cookies()
     driver.get(f"{base}/signin")
     driver.find_element(By.ID, "user_name").send_keys(name)
     driver.find_element(By.ID, "password").send_keys(PASSWORD)
@@ -173,7 +176,7 @@ def test_register_a_key_in_the_browser_then_sign_in_with_it(
 
     # Register a key: password + code, then the key page.
     sign_in_with_code(browser, base, name, totp)
-    browser.get(f"{base}/portal/keys")
+    click(browser, "register-key")  # the portal page links to it
     browser.find_element(By.ID, "device_name").send_keys(f"{protocol}-key")
     if protocol == "ctap2":
         shoot(browser, shots, "key-register")

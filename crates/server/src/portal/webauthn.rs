@@ -34,7 +34,6 @@ use serde::Deserialize;
 use tokengate_store::{CeremonyKind, Challenge, KeyOwner, PortalSession, PortalStage, User};
 use tokengate_token::secret::constant_time_eq;
 use tokengate_token::session::MfaContext;
-use zeroize::Zeroize;
 
 use super::console::signed_in_caller;
 use super::session::{self, Live};
@@ -462,12 +461,6 @@ pub struct FinishForm {
     client_data_json: String,
     #[serde(default)]
     attestation_object: String,
-}
-
-impl Drop for FinishForm {
-    fn drop(&mut self) {
-        self.client_data_json.zeroize();
-    }
 }
 
 async fn signed_in_live(
