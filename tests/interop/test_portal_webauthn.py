@@ -304,9 +304,11 @@ def test_a_key_of_another_user_is_refused(keys_portal, browser, authenticator): 
     assert any("not one of this user" in line and "lee" in line for line in svc.log)
 
 
-def test_the_key_page_explains_a_wrong_host(keys_portal, browser, authenticator):  # noqa: F811
+def test_the_key_page_says_what_to_do_when_it_cannot_work(
+        keys_portal, browser, shots, authenticator):  # noqa: F811
     """Opened at http://localhost:PORT, whose origin is not the relying party's, the key
-    page says which URL to open instead of failing obscurely."""
+    page says which URL to open instead of failing obscurely; in a browser without WebAuthn
+    it says so and offers the code instead."""
     svc = keys_portal
     totp, _ = make_user(svc, "wrong-host")
     authenticator("ctap2")
@@ -325,6 +327,22 @@ def test_the_key_page_explains_a_wrong_host(keys_portal, browser, authenticator)
         lambda d: "work only at" in d.find_element(By.ID, "webauthn-status").text)
     assert svc.base in browser.find_element(By.ID, "webauthn-status").text
     assert browser.find_element(By.ID, "use-key").get_attribute("disabled") is not None
+    shoot(browser, shots, "key-wrong-host")
+
+    # A browser without WebAuthn (the API removed before any page script runs).
+    hidden = browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {
+        "source": "delete window.PublicKeyCredential;"})["identifier"]
+    try:
+        password_step(browser, svc.base, "wrong-host")
+        browser.find_element(By.ID, "use-key-instead").click()
+        WebDriverWait(browser, 20).until(
+            lambda d: "cannot use security keys" in d.find_element(By.ID, "webauthn-status").text)
+        assert browser.find_element(By.ID, "use-key").get_attribute("disabled") is not None
+        shoot(browser, shots, "key-no-webauthn")
+        click(browser, "use-code")
+        assert browser.current_url == f"{svc.base}/signin/mfa"
+    finally:
+        browser.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", {"identifier": hidden})
 
 
 def test_the_script_is_served_from_the_binary_and_no_page_has_inline_script(keys_portal):
