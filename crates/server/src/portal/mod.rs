@@ -1,7 +1,8 @@
 //! The sign-in portal (issue 13, docs/portal.md): browser pages on the API's listener.
 //!
 //! `/signin` (account, user name, password) → `/signin/password` (only when it must be
-//! changed) → `/signin/mfa` (a TOTP code) → `/portal` (the
+//! changed) → `/signin/mfa` (a TOTP code) or `/signin/key` (a security key, `webauthn`)
+//! → `/portal` (the
 //! caller's temporary credentials and every role they may assume) → `/signout`.
 //!
 //! The portal is a family like the API's: it verifies passwords with
@@ -11,9 +12,9 @@
 //! the API's one authorization function. It imports no handler family.
 //!
 //! Web security (portal.md §5.5–5.6): server-rendered pages (askama, compiled in) with a
-//! CSP that allows no script; `no-store` on every page; sessions in the store by the hash
-//! of their id (`session`), rotated after the password and after the second factor, with
-//! idle and absolute timeouts; every POST must come from this origin (`Sec-Fetch-Site` /
+//! CSP that allows no script but the portal's own file (`/portal/webauthn.js`); `no-store`
+//! on every page; sessions in the store by the hash of their id (`session`), rotated after
+//! the password and after the second factor, with idle and absolute timeouts; every POST must come from this origin (`Sec-Fetch-Site` /
 //! `Origin`) and carry the session's form token.
 
 mod console;
@@ -35,7 +36,7 @@ use crate::state::AppState;
 /// The portal's stylesheet, embedded in the binary.
 const CSS: &str = include_str!("../../assets/portal.css");
 
-/// No script, no framing, forms only to this origin (portal.md §5.6 item 3).
+/// No inline script, no framing, forms only to this origin (portal.md §5.6 item 3).
 const CSP: &str = "default-src 'self'; script-src 'self'; frame-ancestors 'none'; \
                    form-action 'self'; base-uri 'none'";
 
