@@ -457,3 +457,41 @@ def test_a_u2f_key_registered_through_the_api_signs_in_to_the_portal(
     assert claims["mfa"]["method"] == "u2f"
     assert claims["mfa"]["device"] == serial
     sign_out(browser, base)
+
+
+def test_failed_key_sign_ins_lock_the_key_for_the_api_too(
+        keys_portal, browser, authenticator):  # noqa: F811
+    """Forged signatures count toward the key's lockout exactly as failed API logins do
+    (mfa.max_failures = 5): the sixth attempt finds the key locked in the portal, and
+    GetSecurityKeyChallenge refuses it too."""
+    svc, base = keys_portal, keys_portal.base
+    totp, access_key = make_user(svc, "lou")
+    aid = authenticator("ctap2")
+    sign_in_with_code(browser, base, "lou", totp)
+    click(browser, "register-key")
+    browser.find_element(By.ID, "device_name").send_keys("k")
+    click(browser, "begin")
+    WebDriverWait(browser, 20).until(lambda d: d.find_elements(By.ID, "registered"))
+    serial = text(browser, "registered-serial").strip()
+    sign_out(browser, base)
+
+    browser.execute_cdp_cmd("WebAuthn.setResponseOverrideBits",
+                            {"authenticatorId": aid, "isBogusSignature": True})
+    password_step(browser, base, "lou")
+    browser.find_element(By.ID, "use-key-instead").click()
+    WebDriverWait(browser, 20).until(lambda d: "was not accepted" in d.page_source)
+    for _ in range(4):
+        click(browser, "use-key")
+        WebDriverWait(browser, 20).until(lambda d: "was not accepted" in d.page_source)
+    # Each refusal went through the API's check (its audit line names the key).
+    refused = [line for line in svc.log if '"MFA refused"' in line and serial in line]
+    assert len(refused) >= 5, refused
+    # Five failures: the key is locked, for the portal and for the API alike.
+    browser.get(f"{base}/signin/key")
+    assert "locked after repeated failures" in browser.page_source
+    assert not browser.find_elements(By.ID, "use-key")
+    status, _ = sts_call(svc, access_key, {"Action": "GetSecurityKeyChallenge",
+                                           "SerialNumber": serial})
+    assert status == 403
+    browser.execute_cdp_cmd("WebAuthn.setResponseOverrideBits",
+                            {"authenticatorId": aid, "isBogusSignature": False})
