@@ -321,13 +321,43 @@ async fn handle(
         }
     }
 
+    let result = run_as(state, caller, spec, params, facts, meta).await;
+    Ok((spec, result?))
+}
+
+/// The chokepoint's second half, for a caller already authenticated: builds the resource
+/// ARN, authorizes, runs the handler and reports to the audit hook. The query API reaches
+/// it after SigV4; the sign-in portal (docs/portal.md) reaches it for the API calls its
+/// pages mirror (registering a security key), with the signed-in user as the caller — so
+/// a portal action is authorized, run and audited exactly as its API call.
+async fn run_as(
+    state: &Arc<AppState>,
+    caller: Caller,
+    spec: &'static ActionSpec,
+    params: Params,
+    facts: RequestFacts,
+    meta: &audit::RequestMeta<'_>,
+) -> Result<Option<String>, ApiError> {
+    let now = state.clock.now().unix_timestamp();
     // Authorize.
     let resource = spec.resource.build(&ResourceInput {
         state,
         caller: &caller,
         params: &params,
     })?;
-    let pending = draft(&caller, spec.name, audit::is_read_only(spec), &resource);
+    let pending = state.audit.enabled().then(|| {
+        audit::Pending::new(
+            spec.api,
+            spec.name,
+            audit::is_read_only(spec),
+            now,
+            audit::Identity::of(&caller),
+            &caller.region,
+            meta,
+            &params,
+            &resource,
+        )
+    });
     if let Err(denied) = authz::authorize(state, &caller, spec, &resource, &params, facts) {
         audit_hook(
             state,
@@ -360,14 +390,14 @@ async fn handle(
         Decision::Allow,
         outcome,
     );
-    Ok((spec, result?))
+    result
 }
 
-/// The portal's way to an API action (issue 13, docs/portal.md): the steps of [`handle`]
-/// after authentication — look the action up, build its resource, [`authz::authorize`],
-/// run its handler, the audit hook — for a caller the portal authenticated with a session
-/// cookie. The self-service pages call IAM only through here, so a policy governs a page
-/// exactly as it governs the API call it mirrors, and the call is audited as that call.
+/// The portal's way to an API action by name (issue 13, docs/portal.md): looks the action
+/// up and goes through [`run_as`] — build its resource, [`authz::authorize`], run its
+/// handler, the audit hook — for a caller the portal authenticated with a session cookie.
+/// The portal's pages call IAM only through here, so a policy governs a page exactly as it
+/// governs the API call it mirrors, and the call is audited as that call.
 ///
 /// `params` are the action's own (no `Action`/`Version`). AssumeRole is not taken here: its
 /// second factor is the sign-in's, which the portal's role page handles. Usage (key last
@@ -390,55 +420,7 @@ pub(crate) async fn invoke(
         source_ip: facts.source_ip,
         user_agent,
     };
-    let resource = spec.resource.build(&ResourceInput {
-        state,
-        caller: &caller,
-        params: &params,
-    })?;
-    let pending = state.audit.enabled().then(|| {
-        audit::Pending::new(
-            api,
-            spec.name,
-            audit::is_read_only(spec),
-            state.clock.now().unix_timestamp(),
-            audit::Identity::of(&caller),
-            &caller.region,
-            &meta,
-            &params,
-            &resource,
-        )
-    });
-    if let Err(denied) = authz::authorize(state, &caller, spec, &resource, &params, facts) {
-        audit_hook(
-            state,
-            spec,
-            &caller.principal,
-            &resource,
-            pending,
-            Decision::Deny,
-            Err(&denied),
-        );
-        return Err(denied);
-    }
-    let principal = caller.principal.clone();
-    let call = Call {
-        state: Arc::clone(state),
-        caller,
-        params,
-        action: spec,
-    };
-    let result = (spec.handler)(call).await;
-    let outcome = result.as_ref().map(Option::as_deref);
-    audit_hook(
-        state,
-        spec,
-        &principal,
-        &resource,
-        pending,
-        Decision::Allow,
-        outcome,
-    );
-    result
+    run_as(state, caller, spec, params, facts, &meta).await
 }
 
 /// An authorization decision, as the audit hook records it.
@@ -546,7 +528,7 @@ fn claimed_access_key_id(request: &HttpRequest<'_>) -> Option<String> {
 /// A `RequestId`: shaped like a UUID (version 4 bits set), unique rather than secret
 /// (issue 15): 62 bits drawn from the OS once per process, then a process-wide counter — no
 /// system call per request. Two processes collide only if their random prefixes do.
-fn request_id() -> String {
+pub(crate) fn request_id() -> String {
     static PREFIX: OnceLock<[u8; 8]> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let prefix = PREFIX.get_or_init(|| {

@@ -73,7 +73,7 @@ pub struct SecurityKeyConfig {
     /// The WebAuthn relying-party ID every credential is bound to (its SHA-256 is the
     /// rpIdHash / U2F application parameter). Changing it orphans every registered key.
     pub rp_id: String,
-    /// The origin clients put in clientDataJSON; `None` means `https://` + `rp_id`.
+    /// The origin clients put in clientDataJSON; `None`: see [`SecurityKeyConfig::origin_for`].
     pub origin: Option<String>,
     /// PEM files of further attestation roots (or attestation certificates trusted
     /// directly), e.g. a simulator's CA.
@@ -87,14 +87,54 @@ pub struct SecurityKeyConfig {
     pub allowed_aaguids: Vec<String>,
     /// Seconds a ceremony challenge stays usable (at most 120).
     pub challenge_ttl_secs: u32,
+    /// The attestation the portal asks browsers for when it registers a key: `direct` (the
+    /// key's attestation certificate, checked against the trust anchors as for the CLI) or
+    /// `none` (nothing vouches for the key; needs `allow_none_attestation`). Chromium's
+    /// virtual authenticator re-signs its self-signed batch certificate on every
+    /// registration, so a test with it uses `none` (docs/portal.md).
+    pub browser_attestation: BrowserAttestation,
+}
+
+/// `security_keys.browser_attestation`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BrowserAttestation {
+    /// Ask for the key's attestation certificate.
+    Direct,
+    /// Ask for none.
+    None,
+}
+
+impl BrowserAttestation {
+    /// The WebAuthn `attestation` conveyance value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Direct => "direct",
+            Self::None => "none",
+        }
+    }
 }
 
 impl SecurityKeyConfig {
-    /// The origin: the configured one, else `https://` + the relying-party ID.
-    pub fn origin(&self) -> String {
-        self.origin
-            .clone()
-            .unwrap_or_else(|| format!("https://{}", self.rp_id))
+    /// The origin for a service listening on `listen`: the configured one; else, for a
+    /// loopback listener and a relying party under `localhost` (the default
+    /// `tokengate.localhost`), `http://RP_ID:PORT` — what a browser opening
+    /// `http://RP_ID:PORT/signin` sends, scheme and port included (browsers refuse WebAuthn
+    /// on `http://127.0.0.1`, portal.md §5.4); else `https://RP_ID` (behind TLS).
+    pub fn origin_for(&self, listen: SocketAddr) -> String {
+        if let Some(origin) = &self.origin {
+            return origin.clone();
+        }
+        if self.is_loopback_rp() && listen.ip().is_loopback() {
+            format!("http://{}:{}", self.rp_id, listen.port())
+        } else {
+            format!("https://{}", self.rp_id)
+        }
+    }
+
+    /// Whether the relying-party ID is `localhost` or a name under it (RFC 6761 §6.3).
+    pub fn is_loopback_rp(&self) -> bool {
+        self.rp_id == "localhost" || self.rp_id.ends_with(".localhost")
     }
 }
 
@@ -253,6 +293,7 @@ impl Default for SecurityKeyConfig {
             allow_none_attestation: false,
             allowed_aaguids: Vec::new(),
             challenge_ttl_secs: MAX_CHALLENGE_TTL_SECS,
+            browser_attestation: BrowserAttestation::Direct,
         }
     }
 }
@@ -370,8 +411,16 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         key: "security_keys.origin",
         env: "TOKENGATE_SECURITY_KEYS_ORIGIN",
-        default: "https://<rp_id>",
-        doc: "The origin clients write in clientDataJSON.",
+        default: "http://<rp_id>:<port>",
+        doc: "The origin clients write in clientDataJSON and the portal's URL; the default is \
+              for an rp_id under localhost on a loopback listener (else https://<rp_id>).",
+    },
+    Setting {
+        key: "security_keys.browser_attestation",
+        env: "TOKENGATE_SECURITY_KEYS_BROWSER_ATTESTATION",
+        default: "direct",
+        doc: "Attestation the portal asks browsers for: `direct` or `none` (needs \
+              allow_none_attestation).",
     },
     Setting {
         key: "security_keys.trust_anchors",
@@ -596,6 +645,13 @@ impl Config {
             "security_keys.origin" => {
                 self.security_keys.origin = Some(value.to_owned()).filter(|v| !v.is_empty());
             }
+            "security_keys.browser_attestation" => {
+                self.security_keys.browser_attestation = match value {
+                    "direct" => BrowserAttestation::Direct,
+                    "none" => BrowserAttestation::None,
+                    _ => return Err(bad("expected direct or none")),
+                };
+            }
             "security_keys.trust_anchors" => {
                 self.security_keys.trust_anchors = std::env::split_paths(value)
                     .filter(|p| !p.as_os_str().is_empty())
@@ -746,7 +802,14 @@ impl SecurityKeyConfig {
         {
             return invalid(format!("rp_id {rp_id:?} is not a host name"));
         }
-        let origin = self.origin();
+        if self.browser_attestation == BrowserAttestation::None && !self.allow_none_attestation {
+            return invalid(
+                "browser_attestation = \"none\" needs allow_none_attestation = true".into(),
+            );
+        }
+        let Some(origin) = &self.origin else {
+            return self.validate_rest();
+        };
         let Some(rest) = origin
             .strip_prefix("https://")
             .or_else(|| origin.strip_prefix("http://"))
@@ -756,6 +819,11 @@ impl SecurityKeyConfig {
         if rest.is_empty() || rest.contains('/') {
             return invalid(format!("origin {origin:?}: scheme://host[:port], no path"));
         }
+        self.validate_rest()
+    }
+
+    fn validate_rest(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(format!("security_keys.{m}")));
         for aaguid in &self.allowed_aaguids {
             if parse_aaguid(aaguid).is_none() {
                 return invalid(format!("allowed_aaguids: {aaguid:?} is not a UUID"));
@@ -791,6 +859,10 @@ fn parse_bool(value: &str) -> Option<bool> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    fn listen() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 8787))
+    }
 
     #[test]
     fn defaults_file_then_env() {
@@ -878,7 +950,7 @@ mod tests {
         )
         .unwrap();
         let k = &c.security_keys;
-        assert_eq!(k.origin(), "https://login.example.com");
+        assert_eq!(k.origin_for(listen()), "https://login.example.com");
         assert_eq!(
             k.trust_anchors,
             [PathBuf::from("/a.pem"), PathBuf::from("/b.pem")]
@@ -891,7 +963,36 @@ mod tests {
             env(&[("TOKENGATE_SECURITY_KEYS_ORIGIN", "http://localhost:8080")]),
         )
         .unwrap();
-        assert_eq!(c.security_keys.origin(), "http://localhost:8080");
+        assert_eq!(
+            c.security_keys.origin_for(listen()),
+            "http://localhost:8080"
+        );
+        // The default: the browser's origin on a loopback listener, scheme and port
+        // included; https behind anything else.
+        let k = SecurityKeyConfig::default();
+        assert_eq!(k.origin_for(listen()), "http://tokengate.localhost:8787");
+        let public = SocketAddr::from(([0, 0, 0, 0], 443));
+        assert_eq!(k.origin_for(public), "https://tokengate.localhost");
+        let k = SecurityKeyConfig {
+            rp_id: "login.example.com".into(),
+            ..SecurityKeyConfig::default()
+        };
+        assert_eq!(k.origin_for(listen()), "https://login.example.com");
+        // `none` from browsers only where `none` attestation is allowed.
+        let none = env(&[("TOKENGATE_SECURITY_KEYS_BROWSER_ATTESTATION", "none")]);
+        assert!(Config::load(None, none).is_err());
+        let c = Config::load(
+            None,
+            env(&[
+                ("TOKENGATE_SECURITY_KEYS_BROWSER_ATTESTATION", "none"),
+                ("TOKENGATE_SECURITY_KEYS_ALLOW_NONE_ATTESTATION", "true"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.security_keys.browser_attestation,
+            BrowserAttestation::None
+        );
         for bad in [
             &[("TOKENGATE_SECURITY_KEYS_CHALLENGE_TTL_SECS", "121")][..],
             &[("TOKENGATE_SECURITY_KEYS_CHALLENGE_TTL_SECS", "0")],

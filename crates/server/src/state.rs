@@ -128,8 +128,9 @@ pub fn open_with_store(
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
 ) -> Result<AppState, StartError> {
-    let security_keys = crate::relying_party::Settings::from_config(&config.security_keys)
-        .map_err(StartError::SecurityKeys)?;
+    let security_keys =
+        crate::relying_party::Settings::from_config(&config.security_keys, config.listen)
+            .map_err(StartError::SecurityKeys)?;
     let password_hashing = crate::passwords::PasswordHashing::new(&config.passwords)
         .map_err(StartError::Inconsistent)?;
     let rng = SystemRandom::new();

@@ -11,8 +11,12 @@
 
 use std::sync::Arc;
 
+use axum::http::StatusCode;
+use ring::rand::SecureRandom;
 use tokengate_ctap::cose::CoseKey;
-use tokengate_store::{CeremonyKind, KeyProtocol, KeyUse, KeyUseOutcome, SecurityKey, StoreError};
+use tokengate_store::{
+    CeremonyKind, Challenge, KeyOwner, KeyProtocol, KeyUse, KeyUseOutcome, SecurityKey, StoreError,
+};
 use tokengate_token::secret::constant_time_eq;
 use tokengate_token::session::{MfaContext, MfaMethod};
 use tokengate_verifier::fido::{
@@ -149,6 +153,67 @@ pub fn read_assertion(v: &mut Validator, p: &Params) -> Option<AssertionParams> 
         // Each missing or malformed one is recorded in `v`.
         _ => None,
     }
+}
+
+/// Challenge length: 32 random bytes (WebAuthn L3 §13.4.3 asks for at least 16).
+pub const CHALLENGE_LEN: usize = 32;
+/// Live challenges one principal may hold at once.
+pub const MAX_LIVE_CHALLENGES: usize = 16;
+pub(crate) fn random(state: &AppState, len: usize) -> Result<Vec<u8>, ApiError> {
+    let mut bytes = vec![0u8; len];
+    state
+        .rng
+        .fill(&mut bytes)
+        .map_err(|_| ApiError::internal("rng failed"))?;
+    Ok(bytes)
+}
+
+/// Stores `challenge`; too many live ones is `LimitExceeded`.
+pub(crate) async fn store_challenge(
+    state: &Arc<AppState>,
+    challenge: Challenge,
+) -> Result<(), ApiError> {
+    match db(state, move |s| {
+        s.create_challenge(&challenge, MAX_LIVE_CHALLENGES)
+    })
+    .await?
+    {
+        Ok(()) => Ok(()),
+        Err(StoreError::LimitExceeded(_)) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "LimitExceeded",
+            format!(
+                "Cannot exceed {MAX_LIVE_CHALLENGES} open security-key challenges; complete \
+                 one or let it expire."
+            ),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A new challenge of `ceremony` issued to `caller` for the key `serial`.
+pub(crate) fn new_challenge(
+    state: &AppState,
+    ceremony: CeremonyKind,
+    caller: &Caller,
+    owner: KeyOwner,
+    serial: String,
+    protocol: KeyProtocol,
+    device_name: String,
+) -> Result<Challenge, ApiError> {
+    let now = state.clock.now().unix_timestamp();
+    Ok(Challenge {
+        id: data_encoding::HEXLOWER.encode(&random(state, CHALLENGE_ID_LEN)?),
+        ceremony,
+        requester: caller.principal.arn(),
+        owner,
+        serial,
+        protocol,
+        device_name,
+        challenge: random(state, CHALLENGE_LEN)?,
+        created: now,
+        expires: now + state.security_keys.challenge_ttl,
+    })
 }
 
 /// Why a login was refused, for the audit log; `spend` drops the challenge with it.

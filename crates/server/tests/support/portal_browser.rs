@@ -1,5 +1,6 @@
-//! A browser as the portal's router tests see it (a copy of tests/portal.rs' harness, for
-//! tests/portal_selfservice.rs): cookies kept, `Origin` and `Sec-Fetch-Site` sent on POST.
+//! A browser as the portal's router tests see it (shared by tests/portal.rs,
+//! tests/portal_selfservice.rs and tests/portal_keys.rs): cookies kept, `Origin` and
+//! `Sec-Fetch-Site` sent on POST.
 
 #![allow(dead_code)]
 
@@ -159,6 +160,15 @@ impl Browser {
             &[("serial", serial), ("code", code), ("csrf", &csrf)],
         )
         .await
+    }
+
+    /// Password and code: signed in, at `/portal`.
+    pub async fn sign_in(&mut self, s: &Service, user: &str, serial: &str, g: &Generator) {
+        let page = self.password(s, user, PASSWORD).await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+        let page = self.code(s, serial, &g.code(step(s))).await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+        assert_eq!(page.location.as_deref(), Some("/portal"), "{}", page.body);
     }
 
     pub fn session(&self) -> Option<String> {
