@@ -354,9 +354,13 @@ fn counter(
 ) -> std::fmt::Result {
     let mut m = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
     for (labels, v) in series {
-        let labels: Vec<(&str, &str)> = labels.to_vec();
-        m.encode_family(&labels)?
-            .encode_counter::<NoLabelSet, _, u64>(v, None)?;
+        if labels.is_empty() {
+            m.encode_counter::<NoLabelSet, _, u64>(v, None)?;
+        } else {
+            let labels: Vec<(&str, &str)> = labels.to_vec();
+            m.encode_family(&labels)?
+                .encode_counter::<NoLabelSet, _, u64>(v, None)?;
+        }
     }
     Ok(())
 }
