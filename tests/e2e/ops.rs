@@ -187,9 +187,8 @@ fn bad_signatures_from_one_address_are_throttled_while_others_succeed() {
 
 /// Opens `n` connections that each send half a request head and then nothing, and checks
 /// they are all closed by the server within `timeout` (plus scheduling slack), while a
-/// valid client is served throughout. Returns (the last close, seconds; the server's
-/// highest RSS seen, KiB).
-fn slowloris(n: usize, timeout: Duration) -> (f64, u64) {
+/// valid client is served throughout. Returns what it measured.
+fn slowloris(n: usize, timeout: Duration) -> Slowloris {
     let dir = tempfile::tempdir().unwrap();
     let ms = timeout.as_millis().to_string();
     let mut env = no_mfa().to_vec();
@@ -202,6 +201,7 @@ fn slowloris(n: usize, timeout: Duration) -> (f64, u64) {
         let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
         line.split_whitespace().nth(1).unwrap().parse().unwrap()
     };
+    let rss_idle = rss();
     let started = Instant::now();
     let mut conns = Vec::with_capacity(n);
     for _ in 0..n {
@@ -256,7 +256,27 @@ fn slowloris(n: usize, timeout: Duration) -> (f64, u64) {
         sample(&m, "tokengate_http_connections_open") <= 2.0,
         "{m:?}"
     );
-    (last_close.as_secs_f64(), peak_rss)
+    Slowloris {
+        opened,
+        last_close,
+        rss_idle,
+        peak_rss,
+        served: served.load(Ordering::Relaxed),
+    }
+}
+
+/// What [`slowloris`] measured.
+#[derive(Debug)]
+struct Slowloris {
+    /// From the first connection to the last one's half head sent.
+    opened: Duration,
+    /// From the first connection to the last close seen.
+    last_close: Duration,
+    /// The server's RSS before, and its highest while the connections were open (KiB).
+    rss_idle: u64,
+    peak_rss: u64,
+    /// Requests of the valid client answered meanwhile (all 200).
+    served: usize,
 }
 
 #[test]
@@ -271,11 +291,17 @@ fn half_sent_request_heads_are_closed_within_the_header_timeout() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000);
-    let (last_close, rss_kib) = slowloris(n, Duration::from_millis(timeout_ms));
+    let m = slowloris(n, Duration::from_millis(timeout_ms));
     eprintln!(
-        "slowloris: {n} connections, header timeout {timeout_ms} ms: all closed after \
-         {last_close:.2} s; server RSS peak {} MiB",
-        rss_kib / 1024
+        "slowloris: {n} connections opened in {:.2} s, header timeout {timeout_ms} ms: all \
+         closed {:.2} s after the first opened ({:.2} s after the last); server RSS {} MiB \
+         idle, {} MiB peak; the valid client had {} requests answered 200 meanwhile",
+        m.opened.as_secs_f64(),
+        m.last_close.as_secs_f64(),
+        (m.last_close.saturating_sub(m.opened)).as_secs_f64(),
+        m.rss_idle / 1024,
+        m.peak_rss / 1024,
+        m.served
     );
 }
 
