@@ -852,6 +852,68 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_store_backend_failure_is_service_unavailable_never_a_500() {
+        let e = ApiError::from(tokengate_store::StoreError::Backend(
+            "disk I/O error at /secret/path".into(),
+        ));
+        let response = error_response(Api::Sts, "req-1", &e);
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body = String::from_utf8(body.to_vec()).unwrap();
+        for part in [
+            "<Type>Receiver</Type>",
+            "<Code>ServiceUnavailable</Code>",
+            "<Message>The request has failed due to a temporary failure of the server.</Message>",
+        ] {
+            assert!(body.contains(part), "{body}");
+        }
+        assert!(!body.contains("/secret/path"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn throttled_requests_are_refused_before_authentication() {
+        let mut config = crate::config::ThrottleConfig::default();
+        config.burst = 2;
+        let f = fixture();
+        let state = Arc::new(AppState {
+            throttle: crate::throttle::FailureThrottle::new(&config),
+            ..state::open_with_store(
+                Config {
+                    data_dir: f.state.config.data_dir.clone(),
+                    ..Config::default()
+                },
+                Arc::clone(&f.state.store),
+                Arc::new(At),
+            )
+            .unwrap()
+        });
+        let f = Fixture { state, ..f };
+        let wrong = (f.alice.0.clone(), "x".repeat(40));
+        let whoami = [("Action", "GetCallerIdentity"), ("Version", "2011-06-15")];
+        for _ in 0..2 {
+            let (_, body) = call(&f, &wrong, "sts", &whoami).await;
+            assert!(
+                body.contains("<Code>SignatureDoesNotMatch</Code>"),
+                "{body}"
+            );
+        }
+        // The key is throttled (oneshot requests carry no address): even its valid
+        // signature is refused now, and another key is not.
+        let (status, body) = call(&f, &f.alice, "sts", &whoami).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(body.contains("<Code>Throttling</Code>"), "{body}");
+        assert!(body.contains("<Message>Rate exceeded</Message>"), "{body}");
+        let (status, body) = call(&f, &f.root, "sts", &whoami).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(
+            f.state.metrics.requests("GetCallerIdentity", "Throttling"),
+            1
+        );
+    }
+
     #[test]
     fn request_ids_are_shaped_like_uuid_v4_and_unique() {
         let ids: Vec<String> = (0..1000).map(|_| request_id()).collect();
