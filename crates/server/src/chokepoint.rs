@@ -875,8 +875,10 @@ mod tests {
 
     #[tokio::test]
     async fn throttled_requests_are_refused_before_authentication() {
-        let mut config = crate::config::ThrottleConfig::default();
-        config.burst = 2;
+        let config = crate::config::ThrottleConfig {
+            burst: 2,
+            ..Default::default()
+        };
         let f = fixture();
         let state = Arc::new(AppState {
             throttle: crate::throttle::FailureThrottle::new(&config),
