@@ -85,24 +85,25 @@ fn outcome_name(i: usize) -> &'static str {
     OUTCOMES.get(i).and_then(|s| s.get().copied()).unwrap_or(OK)
 }
 
-/// A histogram of integer observations (in `unit`s of the exported value), all atomics.
+/// A histogram of integer observations (`per_unit` of them make 1 of the exported value),
+/// all atomics.
 #[derive(Debug)]
 struct Histogram {
     bounds: &'static [u64],
     /// `bounds.len() + 1` counts, the last for values above every bound.
     counts: Box<[AtomicU64]>,
     sum: AtomicU64,
-    /// The exported value of 1 (1e-6 for microseconds exported as seconds).
-    unit: f64,
+    /// Observations per exported unit (1e6 for microseconds exported as seconds).
+    per_unit: f64,
 }
 
 impl Histogram {
-    fn new(bounds: &'static [u64], unit: f64) -> Self {
+    fn new(bounds: &'static [u64], per_unit: f64) -> Self {
         Self {
             bounds,
             counts: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
             sum: AtomicU64::new(0),
-            unit,
+            per_unit,
         }
     }
 
@@ -119,18 +120,22 @@ impl Histogram {
     }
 
     fn encode(&self, mut e: prometheus_client::encoding::MetricEncoder) -> std::fmt::Result {
-        let mut cumulative = 0;
+        // prometheus-client takes each bucket's own count and sums them as it writes.
+        let mut count = 0;
         let mut buckets = Vec::with_capacity(self.counts.len());
         for (i, c) in self.counts.iter().enumerate() {
-            cumulative += c.load(Ordering::Relaxed);
+            let n = c.load(Ordering::Relaxed);
+            count += n;
+            // prometheus-client writes the bound `f64::MAX` as `+Inf` (the OpenMetrics
+            // spelling); `f64::INFINITY` would come out as `inf`, which parsers refuse.
             let bound = self
                 .bounds
                 .get(i)
-                .map_or(f64::INFINITY, |&b| b as f64 * self.unit);
-            buckets.push((bound, cumulative));
+                .map_or(f64::MAX, |&b| b as f64 / self.per_unit);
+            buckets.push((bound, n));
         }
-        let sum = self.sum.load(Ordering::Relaxed) as f64 * self.unit;
-        e.encode_histogram::<NoLabelSet>(sum, cumulative, &buckets, None)
+        let sum = self.sum.load(Ordering::Relaxed) as f64 / self.per_unit;
+        e.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
     }
 }
 
@@ -149,7 +154,7 @@ impl ActionCounters {
             api,
             name,
             outcomes: (0..MAX_OUTCOMES).map(|_| AtomicU64::new(0)).collect(),
-            latency: Histogram::new(LATENCY_US, 1e-6),
+            latency: Histogram::new(LATENCY_US, 1e6),
         }
     }
 }
@@ -214,7 +219,7 @@ impl Metrics {
             auth_failures: AtomicU64::new(0),
             throttled: Default::default(),
             batch_writes: Histogram::new(BATCH_WRITES, 1.0),
-            commit_latency: Histogram::new(COMMIT_US, 1e-6),
+            commit_latency: Histogram::new(COMMIT_US, 1e6),
             commit_failures: AtomicU64::new(0),
             connections_open: AtomicI64::new(0),
             connections_accepted: AtomicU64::new(0),
@@ -563,11 +568,19 @@ mod tests {
             "tokengate_request_duration_seconds_bucket{le=\"0.0005\",api=\"sts\",\
              action=\"GetCallerIdentity\"} 1",
             "tokengate_mfa_verifications_total{method=\"totp\",result=\"failure\"} 1",
+            "tokengate_request_duration_seconds_bucket{le=\"+Inf\",api=\"sts\",\
+             action=\"GetCallerIdentity\"} 2",
+            "tokengate_request_duration_seconds_bucket{le=\"0.0025\",api=\"sts\",\
+             action=\"GetCallerIdentity\"} 1",
+            "tokengate_request_duration_seconds_count{api=\"sts\",action=\"GetCallerIdentity\"} 2",
             "tokengate_mfa_lockouts_total{method=\"fido2\"} 1",
             "tokengate_verified_token_cache_lookups_total{result=\"hit\"} 3",
             "# EOF",
         ] {
             assert!(text.contains(line), "{line} not in\n{text}");
+        }
+        for bad in ["inf\"", "NaN"] {
+            assert!(!text.contains(bad), "{bad} in\n{text}");
         }
     }
 
