@@ -12,9 +12,12 @@ use std::time::Duration;
 use tokengate_token::query::encode_form;
 use tokengate_token::sigv4::{HttpRequest, SigningCredentials, sign_request};
 
-/// The binary under test.
+/// The binary under test: Cargo's, or `TOKENGATE_E2E_BIN` when set (a release build, for
+/// the measurements some tests print, e.g. the slowloris one of docs/benchmarks.md).
 pub fn binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_tokengate"))
+    std::env::var_os("TOKENGATE_E2E_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_tokengate")))
 }
 
 /// A running `tokengate serve`.

@@ -208,7 +208,7 @@ fn slowloris(n: usize, timeout: Duration) -> Slowloris {
         let mut s = TcpStream::connect(&svc.addr).unwrap();
         s.write_all(b"POST / HTTP/1.1\r\nHost: tokengate\r\nContent-Type: app")
             .unwrap();
-        conns.push(s);
+        conns.push((s, Instant::now()));
     }
     let opened = started.elapsed();
     let mut peak_rss = rss();
@@ -216,6 +216,7 @@ fn slowloris(n: usize, timeout: Duration) -> Slowloris {
     let stop = AtomicBool::new(false);
     let served = AtomicUsize::new(0);
     let mut last_close = Duration::ZERO;
+    let mut longest = Duration::ZERO;
     std::thread::scope(|scope| {
         scope.spawn(|| {
             while !stop.load(Ordering::Relaxed) {
@@ -227,7 +228,7 @@ fn slowloris(n: usize, timeout: Duration) -> Slowloris {
         });
         // Every half-open connection must see the server close it.
         let mut buf = [0u8; 256];
-        for mut s in conns {
+        for (mut s, sent) in conns {
             s.set_read_timeout(Some(timeout * 4 + Duration::from_secs(10)))
                 .unwrap();
             loop {
@@ -240,6 +241,8 @@ fn slowloris(n: usize, timeout: Duration) -> Slowloris {
                 }
             }
             last_close = last_close.max(started.elapsed());
+            // An upper bound of its life: it is read after those before it.
+            longest = longest.max(sent.elapsed());
             peak_rss = peak_rss.max(rss());
         }
         stop.store(true, Ordering::Relaxed);
@@ -251,6 +254,10 @@ fn slowloris(n: usize, timeout: Duration) -> Slowloris {
         last_close <= bound,
         "last close after {last_close:?} (opened within {opened:?}, timeout {timeout:?})"
     );
+    assert!(
+        longest <= timeout + Duration::from_millis(1_500),
+        "a connection lived {longest:?} (timeout {timeout:?})"
+    );
     let m = metrics(&svc);
     assert!(
         sample(&m, "tokengate_http_connections_open") <= 2.0,
@@ -258,6 +265,7 @@ fn slowloris(n: usize, timeout: Duration) -> Slowloris {
     );
     Slowloris {
         opened,
+        longest,
         last_close,
         rss_idle,
         peak_rss,
@@ -272,6 +280,8 @@ struct Slowloris {
     opened: Duration,
     /// From the first connection to the last close seen.
     last_close: Duration,
+    /// The longest a connection stayed open after its half head was sent (an upper bound).
+    longest: Duration,
     /// The server's RSS before, and its highest while the connections were open (KiB).
     rss_idle: u64,
     peak_rss: u64,
@@ -294,11 +304,13 @@ fn half_sent_request_heads_are_closed_within_the_header_timeout() {
     let m = slowloris(n, Duration::from_millis(timeout_ms));
     eprintln!(
         "slowloris: {n} connections opened in {:.2} s, header timeout {timeout_ms} ms: all \
-         closed {:.2} s after the first opened ({:.2} s after the last); server RSS {} MiB \
-         idle, {} MiB peak; the valid client had {} requests answered 200 meanwhile",
+         closed {:.2} s after the first opened ({:.2} s after the last), none open longer \
+         than {:.2} s; server RSS {} MiB idle, {} MiB peak; the valid client had {} requests \
+         answered 200 meanwhile",
         m.opened.as_secs_f64(),
         m.last_close.as_secs_f64(),
         (m.last_close.saturating_sub(m.opened)).as_secs_f64(),
+        m.longest.as_secs_f64(),
         m.rss_idle / 1024,
         m.peak_rss / 1024,
         m.served
