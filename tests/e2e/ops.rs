@@ -357,3 +357,39 @@ fn idle_keep_alive_and_stalled_bodies_are_closed() {
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("<Code>RequestTimeout</Code>"), "{answer}");
 }
+
+#[test]
+fn connections_past_the_cap_wait_for_a_free_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = no_mfa().to_vec();
+    env.push(("TOKENGATE_HTTP_HEADER_READ_TIMEOUT_MS", "1500"));
+    env.push(("TOKENGATE_HTTP_MAX_CONNECTIONS", "5"));
+    let svc = Service::start(dir.path(), &env);
+    let root = svc.root();
+    let r = svc.call(&root, "sts", &[("Action", "GetCallerIdentity")]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    // Five half-sent heads take every slot …
+    let held: Vec<TcpStream> = (0..5)
+        .map(|_| {
+            let mut s = TcpStream::connect(&svc.addr).unwrap();
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: t").unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // … so the next client waits in the backlog until their timer frees one, then is served.
+    let waited = Instant::now();
+    let r = svc.call(&root, "sts", &[("Action", "GetCallerIdentity")]);
+    let waited = waited.elapsed();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        waited >= Duration::from_millis(800) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+    let m = metrics(&svc);
+    assert!(
+        sample(&m, "tokengate_http_connections_open") <= 5.0,
+        "{m:?}"
+    );
+    drop(held);
+}
