@@ -441,6 +441,104 @@ fn body_refused(e: BytesRejection) -> ApiError {
     )
 }
 
+/// The portal's way to an API action (issue 13, docs/portal.md): the steps of [`handle`]
+/// after authentication — look the action up, build its resource, [`authz::authorize`],
+/// run its handler, the audit hook — for a caller the portal authenticated with a session
+/// cookie. The self-service pages call IAM only through here, so a policy governs a page
+/// exactly as it governs the API call it mirrors, and the call is audited as that call.
+///
+/// `params` are the action's own (no `Action`/`Version`). AssumeRole is not taken here: its
+/// second factor is the sign-in's, which the portal's role page handles. Usage (key last
+/// used, access advisor) is not noted: a portal caller has no access key.
+pub(crate) async fn invoke(
+    state: &Arc<AppState>,
+    caller: Caller,
+    api: Api,
+    action: &str,
+    params: Params,
+    facts: RequestFacts,
+    user_agent: Option<&str>,
+) -> Result<Option<String>, ApiError> {
+    let started = std::time::Instant::now();
+    let spec = registry::lookup(api, action)
+        .filter(|spec| spec.iam_action() != assume::ASSUME_ROLE)
+        .ok_or_else(|| ApiError::internal(format!("the portal asked for {action}")))?;
+    let result = invoke_spec(state, caller, spec, params, facts, user_agent).await;
+    // Counted as the API call it is, like a request through `query_api`.
+    state.metrics.request(
+        Some(spec),
+        result.as_ref().err().map(|e| e.code),
+        started.elapsed(),
+    );
+    result
+}
+
+async fn invoke_spec(
+    state: &Arc<AppState>,
+    caller: Caller,
+    spec: &'static ActionSpec,
+    params: Params,
+    facts: RequestFacts,
+    user_agent: Option<&str>,
+) -> Result<Option<String>, ApiError> {
+    let api = spec.api;
+    let request_id = request_id();
+    let meta = audit::RequestMeta {
+        request_id: &request_id,
+        source_ip: facts.source_ip,
+        user_agent,
+    };
+    let resource = spec.resource.build(&ResourceInput {
+        state,
+        caller: &caller,
+        params: &params,
+    })?;
+    let pending = state.audit.enabled().then(|| {
+        audit::Pending::new(
+            api,
+            spec.name,
+            audit::is_read_only(spec),
+            state.clock.now().unix_timestamp(),
+            audit::Identity::of(&caller),
+            &caller.region,
+            &meta,
+            &params,
+            &resource,
+        )
+    });
+    if let Err(denied) = authz::authorize(state, &caller, spec, &resource, &params, facts) {
+        audit_hook(
+            state,
+            spec,
+            &caller.principal,
+            &resource,
+            pending,
+            Decision::Deny,
+            Err(&denied),
+        );
+        return Err(denied);
+    }
+    let principal = caller.principal.clone();
+    let call = Call {
+        state: Arc::clone(state),
+        caller,
+        params,
+        action: spec,
+    };
+    let result = (spec.handler)(call).await;
+    let outcome = result.as_ref().map(Option::as_deref);
+    audit_hook(
+        state,
+        spec,
+        &principal,
+        &resource,
+        pending,
+        Decision::Allow,
+        outcome,
+    );
+    result
+}
+
 /// An authorization decision, as the audit hook records it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Decision {

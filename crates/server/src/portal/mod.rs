@@ -17,8 +17,10 @@
 //! `Origin`) and carry the session's form token.
 
 mod console;
+mod selfservice;
 mod session;
 mod signin;
+mod snippets;
 
 use std::sync::Arc;
 
@@ -51,6 +53,31 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/portal", get(console::page))
         .route("/portal/role", post(console::assume_role))
         .route("/portal/portal.css", get(css))
+        // Self-service (selfservice.rs) and the copy buttons' script.
+        .route("/portal/security", get(selfservice::page))
+        .route("/portal/mfa/create", post(selfservice::create))
+        .route("/portal/mfa/enable", post(selfservice::enable))
+        .route("/portal/mfa/deactivate", post(selfservice::deactivate))
+        .route(
+            "/portal/password",
+            get(selfservice::password_page).post(selfservice::change_password),
+        )
+        .route("/portal/copy.js", get(copy_js))
+}
+
+/// The copy buttons' script (the only script of these pages; no inline script).
+const COPY_JS: &str = include_str!("../../assets/copy.js");
+
+async fn copy_js() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        COPY_JS,
+    )
+        .into_response()
 }
 
 async fn css() -> Response {

@@ -250,10 +250,15 @@ async fn after_password(
     let absolute = signin_expiry(state, now, max_session);
     if serials.is_empty() {
         if state.config.mfa.required {
+            // No device of any kind: add one now (docs/portal.md, self-service).
+            if !state_has_keys(state, &user.name).await? {
+                return super::selfservice::start_enrolment(state, user, now, absolute, replaces)
+                    .await;
+            }
             if let Some(old) = replaces {
                 session::end(state, old).await?;
             }
-            let mut response = enrol_first(state, state_has_keys(state, &user.name).await?);
+            let mut response = enrol_first(state, true);
             session::clear_cookie(&mut response, SESSION_COOKIE);
             return Ok(response);
         }
@@ -408,7 +413,7 @@ async fn password_form(
 }
 
 /// The account password policy, in words.
-fn policy_rules(policy: Option<&tokengate_store::PasswordPolicy>) -> Vec<String> {
+pub(super) fn policy_rules(policy: Option<&tokengate_store::PasswordPolicy>) -> Vec<String> {
     let Some(p) = policy else {
         return vec![format!(
             "At least {} characters, with at least {} of: uppercase letters, lowercase \
