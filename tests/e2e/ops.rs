@@ -112,6 +112,19 @@ fn metrics_parse_and_move_and_readyz_is_honest() {
             .collect::<Vec<_>>()
     );
     assert!(sample(&after, "tokengate_http_connections_accepted_total") >= 9.0);
+    // The audit events ride the group commit (docs/audit.md): its batches are reported.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let m = metrics(&svc);
+        let batches = sample(&m, "tokengate_group_commit_batch_writes_count");
+        if batches > 0.0 {
+            assert!(sample(&m, "tokengate_group_commit_duration_seconds_count") > 0.0);
+            assert!(sample(&m, "tokengate_group_commit_duration_seconds_sum") > 0.0);
+            break;
+        }
+        assert!(Instant::now() < deadline, "no group commit reported: {m:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     // Nothing secret or personal in the labels.
     let text = svc.get("/metrics").body;
     for secret in [

@@ -1085,6 +1085,31 @@ mod tests {
     use super::*;
     use crate::sqlite::fixtures::*;
 
+    #[test]
+    fn readiness_is_the_file_and_the_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.db");
+        let s = SqliteStore::open(&path, &master()).unwrap();
+        s.readiness().unwrap();
+        // Moved away: the open connections would keep working, a restart would not.
+        let aside = dir.path().join("r.db.aside");
+        fs::rename(&path, &aside).unwrap();
+        assert!(s.readiness().is_err());
+        fs::rename(&aside, &path).unwrap();
+        s.readiness().unwrap();
+        // A schema this build does not know is not ready.
+        s.lock()
+            .unwrap()
+            .pragma_update(None, "user_version", 999)
+            .unwrap();
+        assert!(s.readiness().is_err());
+        // In memory: the schema only.
+        SqliteStore::open_in_memory(&master())
+            .unwrap()
+            .readiness()
+            .unwrap();
+    }
+
     /// A database made by an earlier tokengate (the first three migrations, user_version 3)
     /// opens, upgrades in place and keeps its rows.
     #[test]
