@@ -34,6 +34,64 @@ pub struct Config {
     pub log: LogConfig,
     /// The sign-in portal's sessions and sign-in throttle (docs/portal.md).
     pub portal: PortalConfig,
+    /// `[http]`: connection limits and timeouts (docs/operations.md).
+    pub http: HttpConfig,
+    /// `[throttle]`: the failed-authentication throttle (docs/operations.md).
+    pub throttle: ThrottleConfig,
+}
+
+/// `[http]` (docs/operations.md): what one connection may hold, and for how long.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// A connection that has not sent a whole request head this long after it became ready
+    /// for one — just opened, or kept alive after a response — is closed (hyper's
+    /// header-read timer, which is also the idle keep-alive timeout).
+    pub header_read_timeout_ms: u64,
+    /// Whether connections are kept alive between requests.
+    pub keep_alive: bool,
+    /// A request body that sends nothing for this long is abandoned (the wait between two
+    /// reads; the body is at most 64 KiB).
+    pub body_read_timeout_ms: u64,
+    /// Connections served at once; beyond that new ones wait in the kernel's backlog.
+    pub max_connections: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            header_read_timeout_ms: 10_000,
+            keep_alive: true,
+            body_read_timeout_ms: 10_000,
+            max_connections: 8_192,
+        }
+    }
+}
+
+/// `[throttle]` (docs/operations.md): token buckets of failed authentications per source
+/// address and per access key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ThrottleConfig {
+    /// Whether failed authentications are throttled at all.
+    pub enabled: bool,
+    /// Failures a fresh address or key may have before it is throttled (bucket size).
+    pub burst: u32,
+    /// Failures forgiven per second (the bucket's refill).
+    pub refill_per_sec: u32,
+    /// Addresses (and, separately, access keys) tracked at once; the memory bound.
+    pub max_tracked: usize,
+}
+
+impl Default for ThrottleConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            burst: 40,
+            refill_per_sec: 1,
+            max_tracked: 65_536,
+        }
+    }
 }
 
 /// `[portal]` (docs/portal.md): browser sessions of the sign-in portal.
@@ -279,6 +337,8 @@ impl Default for Config {
             audit: AuditConfig::default(),
             log: LogConfig::default(),
             portal: PortalConfig::default(),
+            http: HttpConfig::default(),
+            throttle: ThrottleConfig::default(),
         }
     }
 }
@@ -534,6 +594,57 @@ pub const SETTINGS: &[Setting] = &[
         doc: "Lifetime of the temporary credentials the portal shows (900–129600).",
     },
     Setting {
+        key: "http.header_read_timeout_ms",
+        env: "TOKENGATE_HTTP_HEADER_READ_TIMEOUT_MS",
+        default: "10000",
+        doc: "Close a connection that has not sent a whole request head this long after it \
+              opened or after its last response (also the idle keep-alive timeout).",
+    },
+    Setting {
+        key: "http.keep_alive",
+        env: "TOKENGATE_HTTP_KEEP_ALIVE",
+        default: "true",
+        doc: "Keep connections open between requests (HTTP/1.1 keep-alive).",
+    },
+    Setting {
+        key: "http.body_read_timeout_ms",
+        env: "TOKENGATE_HTTP_BODY_READ_TIMEOUT_MS",
+        default: "10000",
+        doc: "Abandon a request whose body sends nothing for this long (`RequestTimeout`).",
+    },
+    Setting {
+        key: "http.max_connections",
+        env: "TOKENGATE_HTTP_MAX_CONNECTIONS",
+        default: "8192",
+        doc: "Connections served at once; more wait in the listen backlog. Keep it under the \
+              file-descriptor limit (`ulimit -n`).",
+    },
+    Setting {
+        key: "throttle.enabled",
+        env: "TOKENGATE_THROTTLE_ENABLED",
+        default: "true",
+        doc: "Throttle failed authentications per source address and per access key.",
+    },
+    Setting {
+        key: "throttle.burst",
+        env: "TOKENGATE_THROTTLE_BURST",
+        default: "40",
+        doc: "Failed authentications an address or key may have before its requests get \
+              `Throttling` (token-bucket size).",
+    },
+    Setting {
+        key: "throttle.refill_per_sec",
+        env: "TOKENGATE_THROTTLE_REFILL_PER_SEC",
+        default: "1",
+        doc: "Failures forgiven per second, per address and per key (token-bucket refill).",
+    },
+    Setting {
+        key: "throttle.max_tracked",
+        env: "TOKENGATE_THROTTLE_MAX_TRACKED",
+        default: "65536",
+        doc: "Addresses, and separately access keys, tracked at once (bounds the memory).",
+    },
+    Setting {
         key: "log.level",
         env: "TOKENGATE_LOG_LEVEL",
         default: "info",
@@ -729,6 +840,35 @@ impl Config {
                 self.portal.credentials_secs =
                     value.parse().map_err(|_| bad("expected seconds"))?;
             }
+            "http.header_read_timeout_ms" => {
+                self.http.header_read_timeout_ms =
+                    value.parse().map_err(|_| bad("expected milliseconds"))?;
+            }
+            "http.keep_alive" => {
+                self.http.keep_alive =
+                    parse_bool(value).ok_or_else(|| bad("expected true or false"))?;
+            }
+            "http.body_read_timeout_ms" => {
+                self.http.body_read_timeout_ms =
+                    value.parse().map_err(|_| bad("expected milliseconds"))?;
+            }
+            "http.max_connections" => {
+                self.http.max_connections = value.parse().map_err(|_| bad("expected a count"))?;
+            }
+            "throttle.enabled" => {
+                self.throttle.enabled =
+                    parse_bool(value).ok_or_else(|| bad("expected true or false"))?;
+            }
+            "throttle.burst" => {
+                self.throttle.burst = value.parse().map_err(|_| bad("expected a count"))?;
+            }
+            "throttle.refill_per_sec" => {
+                self.throttle.refill_per_sec =
+                    value.parse().map_err(|_| bad("expected a count"))?;
+            }
+            "throttle.max_tracked" => {
+                self.throttle.max_tracked = value.parse().map_err(|_| bad("expected a count"))?;
+            }
             "log.level" => self.log.level = value.to_owned(),
             "log.format" => {
                 self.log.format = match value {
@@ -782,6 +922,22 @@ impl Config {
         if !(900..=129_600).contains(&portal.credentials_secs) {
             return Err(ConfigError::Invalid(
                 "portal.credentials_secs must be 900–129600".into(),
+            ));
+        }
+        let http = &self.http;
+        if http.header_read_timeout_ms == 0
+            || http.body_read_timeout_ms == 0
+            || http.max_connections == 0
+        {
+            return Err(ConfigError::Invalid(
+                "http timeouts and http.max_connections must be ≥ 1".into(),
+            ));
+        }
+        let throttle = &self.throttle;
+        if throttle.burst == 0 || throttle.refill_per_sec == 0 || throttle.max_tracked == 0 {
+            return Err(ConfigError::Invalid(
+                "throttle.burst, throttle.refill_per_sec and throttle.max_tracked must be ≥ 1"
+                    .into(),
             ));
         }
         self.security_keys.validate()

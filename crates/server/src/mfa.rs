@@ -19,6 +19,7 @@ use tokengate_verifier::totp::Refusal;
 use crate::auth::Caller;
 use crate::common::owner_of;
 use crate::error::ApiError;
+use crate::metrics::MfaResult;
 use crate::params::{self, Rule};
 use crate::state::AppState;
 
@@ -83,6 +84,13 @@ pub async fn verify_code(
         .map_err(|_| ApiError::internal("the store dropped a write"))??;
     // Formatted only for an event that is enabled (the macros evaluate fields lazily).
     let principal = || caller.principal.arn();
+    let metrics = &state.metrics;
+    let result = if matches!(outcome, TotpOutcome::Accepted { .. }) {
+        MfaResult::Success
+    } else {
+        MfaResult::Failure
+    };
+    metrics.mfa(MfaMethod::Totp, result);
     match outcome {
         TotpOutcome::Accepted { .. } => {
             tracing::info!(target: "audit", principal = %principal(), serial, "MFA accepted");
@@ -101,12 +109,16 @@ pub async fn verify_code(
                 reason = "no such device for this principal",
                 "MFA refused"
             );
-            Err(ApiError::access_denied(MFA_INVALID_SERIAL))
+            Err(ApiError::mfa_denied(MFA_INVALID_SERIAL))
         }
         TotpOutcome::Refused { refusal, state } => {
+            if refusal == Refusal::Replayed {
+                metrics.replay(MfaMethod::Totp);
+            }
             if !matches!(refusal, Refusal::LockedOut(_))
                 && let Some(until) = state.locked_at(now)
             {
+                metrics.lockout(MfaMethod::Totp);
                 tracing::warn!(
                     target: "audit",
                     principal = %principal(),
@@ -122,7 +134,7 @@ pub async fn verify_code(
                 reason = ?refusal,
                 "MFA refused"
             );
-            Err(ApiError::access_denied(MFA_INVALID_CODE))
+            Err(ApiError::mfa_denied(MFA_INVALID_CODE))
         }
     }
 }

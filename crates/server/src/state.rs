@@ -75,6 +75,10 @@ pub struct AppState {
     pub usage: crate::usage::UsageRecorder,
     /// The audit trail's queue and writer (docs/audit.md).
     pub audit: crate::audit::AuditTrail,
+    /// The metrics of `GET /metrics` (docs/operations.md).
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// The failed-authentication throttle (docs/operations.md).
+    pub throttle: crate::throttle::FailureThrottle,
 }
 
 /// Start-up failed.
@@ -128,6 +132,7 @@ pub fn open_with_store(
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
 ) -> Result<AppState, StartError> {
+    let config_throttle = config.throttle.clone();
     let security_keys =
         crate::relying_party::Settings::from_config(&config.security_keys, config.listen)
             .map_err(StartError::SecurityKeys)?;
@@ -195,6 +200,8 @@ pub fn open_with_store(
         password_hashing,
         usage: crate::usage::UsageRecorder::new(),
         audit,
+        metrics: Arc::new(crate::metrics::Metrics::new()),
+        throttle: crate::throttle::FailureThrottle::new(&config_throttle),
     })
 }
 

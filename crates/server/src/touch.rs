@@ -26,6 +26,7 @@ use tokengate_verifier::fido::{
 use crate::auth::Caller;
 use crate::common::{db, owner_of};
 use crate::error::ApiError;
+use crate::metrics::MfaResult;
 use crate::mfa::{MFA_INVALID_CODE, MFA_INVALID_SERIAL, SERIAL_NUMBER};
 use crate::params::{self, Params, Pattern, Rule, Validator};
 use crate::state::AppState;
@@ -101,7 +102,7 @@ pub(crate) fn callers_key(
                 reason = "no such security key for this principal",
                 "MFA refused"
             );
-            Err(ApiError::access_denied(MFA_INVALID_SERIAL))
+            Err(ApiError::mfa_denied(MFA_INVALID_SERIAL))
         }
     }
 }
@@ -221,6 +222,8 @@ struct Refusal {
     reason: String,
     spend_challenge: bool,
     possible_clone: bool,
+    /// A challenge or counter used again (counted as a replay in the metrics).
+    replayed: bool,
 }
 
 impl Refusal {
@@ -229,6 +232,14 @@ impl Refusal {
             reason: reason.into(),
             spend_challenge: true,
             possible_clone: false,
+            replayed: false,
+        }
+    }
+
+    fn replay(reason: &str) -> Self {
+        Self {
+            replayed: true,
+            ..Self::new(reason)
         }
     }
 }
@@ -241,8 +252,14 @@ pub async fn verify_login(
 ) -> Result<MfaContext, ApiError> {
     let serial = params.serial.as_str();
     let key = callers_key(state, caller, serial)?;
+    let method = match key.protocol {
+        KeyProtocol::Fido2 => MfaMethod::Fido2,
+        KeyProtocol::U2f => MfaMethod::U2f,
+    };
+    let metrics = &state.metrics;
     let now = state.clock.now().unix_timestamp();
     if let Some(until) = key.lockout.locked_at(now) {
+        metrics.mfa(method, MfaResult::Failure);
         tracing::warn!(
             target: "audit",
             principal = %caller.principal.arn(),
@@ -251,10 +268,11 @@ pub async fn verify_login(
             reason = "locked out",
             "MFA refused"
         );
-        return Err(ApiError::access_denied(MFA_INVALID_CODE));
+        return Err(ApiError::mfa_denied(MFA_INVALID_CODE));
     }
     let refusal = match check_assertion(state, caller, &key, params, now).await? {
         Ok(method) => {
+            metrics.mfa(method, MfaResult::Success);
             tracing::info!(
                 target: "audit",
                 principal = %caller.principal.arn(),
@@ -270,6 +288,10 @@ pub async fn verify_login(
         }
         Err(refusal) => refusal,
     };
+    metrics.mfa(method, MfaResult::Failure);
+    if refusal.replayed {
+        metrics.replay(method);
+    }
     let s = serial.to_owned();
     let challenge = refusal.spend_challenge.then(|| params.challenge_id.clone());
     let policy = state.config.mfa.lockout_policy();
@@ -281,6 +303,7 @@ pub async fn verify_login(
     match after {
         Ok(after) => {
             if let Some(until) = after.locked_until.filter(|&u| u > now) {
+                metrics.lockout(method);
                 tracing::warn!(
                     target: "audit",
                     principal = %caller.principal.arn(),
@@ -295,6 +318,7 @@ pub async fn verify_login(
         Err(e) => return Err(e.into()),
     }
     if clone {
+        metrics.clone_flag();
         tracing::error!(
             target: "audit",
             principal = %caller.principal.arn(),
@@ -310,7 +334,7 @@ pub async fn verify_login(
         reason = %refusal.reason,
         "MFA refused"
     );
-    Err(ApiError::access_denied(MFA_INVALID_CODE))
+    Err(ApiError::mfa_denied(MFA_INVALID_CODE))
 }
 
 /// The checks of one login, in order: the key is usable, the challenge is this ceremony's,
@@ -392,8 +416,8 @@ async fn check_assertion(
             KeyProtocol::Fido2 => MfaMethod::Fido2,
             KeyProtocol::U2f => MfaMethod::U2f,
         }),
-        KeyUseOutcome::ChallengeSpent => Err(Refusal::new("replayed: the challenge was spent")),
-        KeyUseOutcome::KeyChanged => Err(Refusal::new(
+        KeyUseOutcome::ChallengeSpent => Err(Refusal::replay("replayed: the challenge was spent")),
+        KeyUseOutcome::KeyChanged => Err(Refusal::replay(
             "replayed: the counter moved or the key changed meanwhile",
         )),
     })
