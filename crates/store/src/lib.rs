@@ -17,6 +17,7 @@ mod audit;
 mod hygiene;
 pub mod master_key;
 mod portal;
+mod postgres;
 pub mod seal;
 mod sqlite;
 
@@ -29,6 +30,7 @@ pub use hygiene::{
 
 pub use audit::{AuditAttribute, AuditEvent, AuditPage, AuditQuery};
 pub use portal::{PortalSession, PortalStage};
+pub use postgres::{DEFAULT_POOL_SIZE, IAM_CHANNEL, PgOptions, PostgresStore};
 pub use sqlite::SqliteStore;
 use tokengate_token::Secret;
 use tokengate_verifier::totp::{self, LockoutPolicy, Refusal, TotpParams, TotpState, Verdict};

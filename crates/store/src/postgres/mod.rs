@@ -1,0 +1,1259 @@
+//! The PostgreSQL store: several replicas sharing one database (ADR 0006).
+//!
+//! tokio-postgres on a private runtime owned by the store, a deadpool pool, TLS through
+//! rustls when the URL asks for it. Each synchronous [`Store`] method runs one future on that
+//! runtime and waits for it on a channel, which is legal on any thread, tokio worker or not.
+//!
+//! Every compare-and-set is one conditional statement (READ COMMITTED re-checks an
+//! `UPDATE`'s `WHERE` against the latest committed row), or a transaction that takes a row
+//! lock first. Every admin write starts by bumping the `iam_generation` row, which
+//! serialises admin writes across replicas (as SQLite's one writer does) and lets every
+//! replica see an IAM change before its next request ([`Store::iam_generation`]).
+//!
+//! The schema is `crates/store/migrations/postgres/NNNN_*.sql`, the twins of the SQLite
+//! migrations with the same numbers, applied at open under an advisory lock.
+//!
+//! Families: [`accounts`], [`users`], [`mfa`] and [`security_keys`] are implemented; every
+//! other method answers `StoreError::Backend("not yet implemented on PostgreSQL: …")`.
+
+use std::future::Future;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+
+use deadpool_postgres::Transaction;
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use tokengate_token::Secret;
+use tokengate_verifier::totp::{LockoutPolicy, TotpState};
+use tokio_postgres::config::SslMode;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Config, NoTls};
+
+use crate::seal::Sealer;
+use crate::{
+    AccessKey, Account, AdvisorJob, AttachedPolicy, AuditEvent, AuditPage, AuditQuery, Bootstrap,
+    Challenge, CredentialInventory, Entity, EntityUse, Group, GroupPolicies, KeyLastUsed, KeyOwner,
+    KeyStatus, KeyUse, KeyUseOutcome, LoginProfile, LoginProfileUpdate, ManagedPolicy, MfaDevice,
+    NewManagedPolicy, NewPassword, PasswordPolicy, PasswordUse, PolicyEntities, PolicyTarget,
+    PolicyUsage, PolicyUseCounts, PolicyVersion, PortalSession, PrincipalBinding, Role,
+    RolePolicies, SecurityKey, Store, StoreError, StoredReport, StoredSigningKey, Tag, UsageBatch,
+    User, UserPolicies,
+};
+
+mod accounts;
+mod mfa;
+mod security_keys;
+mod users;
+
+/// The PostgreSQL schema history, applied in order; `tokengate_schema` records each.
+/// Numbers and names match the SQLite migrations one for one (tested).
+pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_users_and_keys",
+        include_str!("../../migrations/postgres/0001_users_and_keys.sql"),
+    ),
+    (
+        "0002_mfa_devices",
+        include_str!("../../migrations/postgres/0002_mfa_devices.sql"),
+    ),
+    (
+        "0003_security_keys",
+        include_str!("../../migrations/postgres/0003_security_keys.sql"),
+    ),
+    (
+        "0004_groups_and_policies",
+        include_str!("../../migrations/postgres/0004_groups_and_policies.sql"),
+    ),
+    (
+        "0005_roles",
+        include_str!("../../migrations/postgres/0005_roles.sql"),
+    ),
+    (
+        "0006_role_usage_and_trust_ids",
+        include_str!("../../migrations/postgres/0006_role_usage_and_trust_ids.sql"),
+    ),
+    (
+        "0007_passwords_and_reports",
+        include_str!("../../migrations/postgres/0007_passwords_and_reports.sql"),
+    ),
+    (
+        "0008_usage",
+        include_str!("../../migrations/postgres/0008_usage.sql"),
+    ),
+    (
+        "0009_audit_events",
+        include_str!("../../migrations/postgres/0009_audit_events.sql"),
+    ),
+    (
+        "0010_portal_sessions",
+        include_str!("../../migrations/postgres/0010_portal_sessions.sql"),
+    ),
+];
+
+/// The advisory lock under which a replica migrates (any constant; the same on every
+/// replica): two replicas starting together apply each migration once.
+const MIGRATION_LOCK: i64 = 0x746f_6b65_6e67_6174; // "tokengat"
+
+/// The NOTIFY channel that carries the IAM generation after each admin write.
+pub const IAM_CHANNEL: &str = "tokengate_iam";
+
+/// Connections in the pool unless the caller says otherwise.
+pub const DEFAULT_POOL_SIZE: usize = 16;
+
+/// How to open a [`PostgresStore`] beyond its URL.
+#[derive(Debug, Clone, Default)]
+pub struct PgOptions {
+    /// Pool size; [`DEFAULT_POOL_SIZE`] when `None`.
+    pub pool_size: Option<usize>,
+    /// A schema to use instead of `public` (created if missing): every pooled connection
+    /// sets its `search_path` to it. Tests give each run its own.
+    pub schema: Option<String>,
+}
+
+/// The PostgreSQL-backed [`Store`].
+pub struct PostgresStore {
+    runtime: Option<tokio::runtime::Runtime>,
+    pool: Pool,
+    sealer: Arc<Sealer>,
+    generation: Arc<GenerationReader>,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore").finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(format!("postgres: {e}"))
+}
+
+/// A unique violation is the compare-and-set of an insert: `AlreadyExists(entity)`.
+pub(crate) fn exists_or_backend(entity: Entity) -> impl Fn(tokio_postgres::Error) -> StoreError {
+    move |e| {
+        if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
+            StoreError::AlreadyExists(entity)
+        } else {
+            backend(e)
+        }
+    }
+}
+
+/// What a not-yet-ported method answers (docs/status.md lists them).
+fn not_yet(method: &str) -> StoreError {
+    StoreError::Backend(format!("not yet implemented on PostgreSQL: {method}"))
+}
+
+/// Whether `schema` is safe to splice into SQL as an identifier.
+fn valid_schema(schema: &str) -> bool {
+    !schema.is_empty()
+        && schema.len() <= 63
+        && schema
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && !schema.as_bytes()[0].is_ascii_digit()
+}
+
+impl PostgresStore {
+    /// Connects to the libpq-style `url` (`postgres://user@host:port/db?sslmode=…`),
+    /// migrates the schema and returns the store. TLS (rustls) when `sslmode` is `require`;
+    /// `sslrootcert=FILE` in the URL names the CA, else the Mozilla roots are trusted.
+    pub fn open(url: &str, master_key: &Secret, options: PgOptions) -> Result<Self, StoreError> {
+        let (url, root_cert) = split_root_cert(url);
+        let mut config = Config::from_str(&url)
+            .map_err(|e| StoreError::Backend(format!("store.url is not a PostgreSQL URL: {e}")))?;
+        if let Some(schema) = &options.schema {
+            if !valid_schema(schema) {
+                return Err(StoreError::Backend(format!(
+                    "schema {schema:?}: use lower-case letters, digits and _"
+                )));
+            }
+            config.options(format!("-c search_path={schema}"));
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("tokengate-pg")
+            .enable_all()
+            .build()
+            .map_err(backend)?;
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match config.get_ssl_mode() {
+            SslMode::Require => {
+                let tls = rustls_connector(root_cert.as_deref())?;
+                Manager::from_config(config.clone(), tls, manager_config)
+            }
+            _ => Manager::from_config(config.clone(), NoTls, manager_config),
+        };
+        let pool = {
+            let _guard = runtime.enter();
+            Pool::builder(manager)
+                .max_size(options.pool_size.unwrap_or(DEFAULT_POOL_SIZE))
+                .runtime(deadpool_postgres::Runtime::Tokio1)
+                .build()
+                .map_err(backend)?
+        };
+        let store = Self {
+            generation: Arc::new(GenerationReader::new(
+                pool.clone(),
+                runtime.handle().clone(),
+            )),
+            runtime: Some(runtime),
+            pool,
+            sealer: Arc::new(Sealer::new(master_key)?),
+        };
+        let pool = store.pool.clone();
+        let schema = options.schema.clone();
+        store.run(async move { migrate(&pool, schema.as_deref()).await })?;
+        Ok(store)
+    }
+
+    /// Runs `fut` on the store's runtime and waits for its result (from any thread).
+    fn run<T: Send + 'static>(
+        &self,
+        fut: impl Future<Output = Result<T, StoreError>> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        run_on(self.handle()?, fut)
+    }
+
+    fn handle(&self) -> Result<&tokio::runtime::Handle, StoreError> {
+        self.runtime
+            .as_ref()
+            .map(tokio::runtime::Runtime::handle)
+            .ok_or_else(|| StoreError::Backend("the PostgreSQL store is closed".into()))
+    }
+
+    /// Runs `f` with a pooled connection.
+    fn with_conn<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Object, Arc<Sealer>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, StoreError>> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        let sealer = self.sealer.clone();
+        self.run(async move {
+            let conn = pool.get().await.map_err(backend)?;
+            f(conn, sealer).await
+        })
+    }
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        // Dropping a runtime blocks, which tokio forbids on an async worker; the pool's
+        // connections close with their tasks.
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+fn run_on<T: Send + 'static>(
+    handle: &tokio::runtime::Handle,
+    fut: impl Future<Output = Result<T, StoreError>> + Send + 'static,
+) -> Result<T, StoreError> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    handle.spawn(async move {
+        let _ = tx.send(fut.await);
+    });
+    rx.recv()
+        .map_err(|_| StoreError::Backend("postgres: the store's task ended".into()))?
+}
+
+/// Takes `sslrootcert=FILE` out of the URL (tokio-postgres does not know it).
+fn split_root_cert(url: &str) -> (String, Option<String>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_owned(), None);
+    };
+    let mut root = None;
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|kv| match kv.strip_prefix("sslrootcert=") {
+            Some(v) => {
+                root = Some(v.to_owned());
+                false
+            }
+            None => true,
+        })
+        .collect();
+    if kept.is_empty() {
+        (base.to_owned(), root)
+    } else {
+        (format!("{base}?{}", kept.join("&")), root)
+    }
+}
+
+fn rustls_connector(
+    root_cert: Option<&str>,
+) -> Result<tokio_postgres_rustls::MakeRustlsConnect, StoreError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    match root_cert {
+        Some(path) => {
+            for cert in CertificateDer::pem_file_iter(path)
+                .map_err(|e| StoreError::Backend(format!("sslrootcert {path}: {e}")))?
+            {
+                let cert =
+                    cert.map_err(|e| StoreError::Backend(format!("sslrootcert {path}: {e}")))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| StoreError::Backend(format!("sslrootcert {path}: {e}")))?;
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(backend)?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
+async fn migrate(pool: &Pool, schema: Option<&str>) -> Result<(), StoreError> {
+    let mut conn = pool.get().await.map_err(backend)?;
+    if let Some(schema) = schema {
+        // Checked by valid_schema: a plain identifier.
+        conn.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+            .await
+            .map_err(backend)?;
+    }
+    let tx = conn.transaction().await.map_err(backend)?;
+    // One replica at a time from here to the commit, the table's creation included.
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(backend)?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS tokengate_schema (
+             version  BIGINT PRIMARY KEY,
+             name     TEXT NOT NULL,
+             applied  TIMESTAMPTZ NOT NULL DEFAULT now()
+         )",
+    )
+    .await
+    .map_err(backend)?;
+    let applied: i64 = tx
+        .query_one("SELECT count(*) FROM tokengate_schema", &[])
+        .await
+        .map_err(backend)?
+        .get(0);
+    let applied = usize::try_from(applied).map_err(backend)?;
+    if applied > MIGRATIONS.len() {
+        return Err(StoreError::Backend(format!(
+            "the database has schema version {applied}, newer than this tokengate knows ({})",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, (name, sql)) in MIGRATIONS.iter().enumerate().skip(applied) {
+        tx.batch_execute(sql)
+            .await
+            .map_err(|e| StoreError::Backend(format!("postgres migration {name}: {e}")))?;
+        let version = i64::try_from(i + 1).map_err(backend)?;
+        tx.execute(
+            "INSERT INTO tokengate_schema (version, name) VALUES ($1, $2)",
+            &[&version, name],
+        )
+        .await
+        .map_err(backend)?;
+    }
+    tx.commit().await.map_err(backend)
+}
+
+/// Starts an admin write: bumps the IAM generation first, which takes that row's lock, so
+/// admin writes run one at a time across replicas (each sees every earlier one), and
+/// queues the NOTIFY that tells the other replicas (sent at commit).
+pub(crate) async fn begin_admin(conn: &mut Object) -> Result<Transaction<'_>, StoreError> {
+    let tx = conn.transaction().await.map_err(backend)?;
+    let value: i64 = tx
+        .query_one(
+            "UPDATE iam_generation SET value = value + 1 WHERE id = 1 RETURNING value",
+            &[],
+        )
+        .await
+        .map_err(backend)?
+        .get(0);
+    tx.execute(
+        "SELECT pg_notify($1, $2)",
+        &[&IAM_CHANNEL, &value.to_string()],
+    )
+    .await
+    .map_err(backend)?;
+    Ok(tx)
+}
+
+/// The `owner` column value of `owner` (`root` or the user's id), `NotFound(User)` when
+/// the user does not exist.
+pub(crate) async fn owner_column(
+    tx: &impl deadpool_postgres::GenericClient,
+    owner: &KeyOwner,
+) -> Result<String, StoreError> {
+    Ok(owner_id(tx, owner)
+        .await?
+        .unwrap_or_else(|| crate::sqlite::ROOT_OWNER.to_owned()))
+}
+
+/// The user id of `owner`; `None` for root.
+pub(crate) async fn owner_id(
+    tx: &impl deadpool_postgres::GenericClient,
+    owner: &KeyOwner,
+) -> Result<Option<String>, StoreError> {
+    match owner {
+        KeyOwner::Root => Ok(None),
+        KeyOwner::User(name) => tx
+            .query_opt(
+                "SELECT user_id FROM iam_user WHERE lower(name) = lower($1)",
+                &[name],
+            )
+            .await
+            .map_err(backend)?
+            .map(|r| Some(r.get(0)))
+            .ok_or(StoreError::NotFound(Entity::User)),
+    }
+}
+
+pub(crate) fn to_i64(v: u64) -> Result<i64, StoreError> {
+    i64::try_from(v).map_err(backend)
+}
+
+/// The IAM generation as the database has it, read so that a caller always sees a value
+/// read *after* its call began (an admin write that returned on any replica before is
+/// counted), while concurrent callers share one in-flight read.
+struct GenerationReader {
+    pool: Pool,
+    handle: tokio::runtime::Handle,
+    state: Mutex<GenerationState>,
+    done: Condvar,
+    /// Handed out when the database cannot be read: a value never seen before, so no cache
+    /// entry matches it and the next read of the store reports the failure.
+    unreadable: AtomicU64,
+}
+
+#[derive(Default)]
+struct GenerationState {
+    /// Reads started so far (the number of the newest).
+    started: u64,
+    /// The newest finished read, and its value.
+    finished: u64,
+    value: Option<u64>,
+    in_flight: bool,
+}
+
+impl GenerationReader {
+    fn new(pool: Pool, handle: tokio::runtime::Handle) -> Self {
+        Self {
+            pool,
+            handle,
+            state: Mutex::new(GenerationState::default()),
+            done: Condvar::new(),
+            unreadable: AtomicU64::new(u64::MAX),
+        }
+    }
+
+    fn current(&self) -> u64 {
+        let fail = || self.unreadable.fetch_sub(1, Ordering::Relaxed);
+        let Ok(mut state) = self.state.lock() else {
+            return fail();
+        };
+        // A read that is in flight began before this call: only the next one counts.
+        let need = state.started + 1;
+        loop {
+            if state.finished >= need {
+                return state.value.unwrap_or_else(fail);
+            }
+            if !state.in_flight {
+                state.in_flight = true;
+                state.started += 1;
+                let number = state.started;
+                drop(state);
+                let value = self.read().ok();
+                let Ok(mut again) = self.state.lock() else {
+                    return fail();
+                };
+                again.in_flight = false;
+                again.finished = number;
+                again.value = value;
+                self.done.notify_all();
+                state = again;
+                continue;
+            }
+            state = match self.done.wait(state) {
+                Ok(s) => s,
+                Err(_) => return fail(),
+            };
+        }
+    }
+
+    fn read(&self) -> Result<u64, StoreError> {
+        let pool = self.pool.clone();
+        run_on(&self.handle, async move {
+            let conn = pool.get().await.map_err(backend)?;
+            let v: i64 = conn
+                .query_one("SELECT value FROM iam_generation WHERE id = 1", &[])
+                .await
+                .map_err(backend)?
+                .get(0);
+            u64::try_from(v).map_err(backend)
+        })
+    }
+}
+
+impl Store for PostgresStore {
+    fn account(&self) -> Result<Option<Account>, StoreError> {
+        self.with_conn(|c, _| async move { accounts::account(&c).await })
+    }
+
+    fn bootstrap(&self, b: &Bootstrap) -> Result<(), StoreError> {
+        let b = accounts::OwnedBootstrap::from(b);
+        self.with_conn(|mut c, sealer| async move { accounts::bootstrap(&mut c, &sealer, b).await })
+    }
+
+    fn service_secret(&self, name: &str) -> Result<Option<Secret>, StoreError> {
+        let name = name.to_owned();
+        self.with_conn(
+            |c, sealer| async move { accounts::service_secret(&c, &sealer, &name).await },
+        )
+    }
+
+    fn signing_keys(&self) -> Result<Vec<StoredSigningKey>, StoreError> {
+        self.with_conn(|c, sealer| async move { accounts::signing_keys(&c, &sealer).await })
+    }
+
+    fn rotate_signing_key(
+        &self,
+        expected_current: &str,
+        key: &StoredSigningKey,
+    ) -> Result<(), StoreError> {
+        let expected = expected_current.to_owned();
+        let key = accounts::clone_signing_key(key);
+        self.with_conn(|mut c, sealer| async move {
+            accounts::rotate_signing_key(&mut c, &sealer, &expected, key).await
+        })
+    }
+
+    fn create_user(&self, user: &User) -> Result<(), StoreError> {
+        let user = user.clone();
+        self.with_conn(|mut c, _| async move { users::create_user(&mut c, &user).await })
+    }
+
+    fn user(&self, name: &str) -> Result<Option<User>, StoreError> {
+        let name = name.to_owned();
+        self.with_conn(|c, _| async move { users::user(&c, &name).await })
+    }
+
+    fn user_by_id(&self, user_id: &str) -> Result<Option<User>, StoreError> {
+        let id = user_id.to_owned();
+        self.with_conn(|c, _| async move { users::user_by_id(&c, &id).await })
+    }
+
+    fn list_users(
+        &self,
+        path_prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<User>, StoreError> {
+        let prefix = path_prefix.to_owned();
+        let after = after.map(str::to_owned);
+        self.with_conn(move |c, _| async move {
+            users::list_users(&c, &prefix, after.as_deref(), limit).await
+        })
+    }
+
+    fn delete_user(&self, name: &str) -> Result<(), StoreError> {
+        let name = name.to_owned();
+        self.with_conn(|mut c, _| async move { users::delete_user(&mut c, &name).await })
+    }
+
+    fn create_access_key(&self, key: &AccessKey, max_per_owner: usize) -> Result<(), StoreError> {
+        let key = users::clone_key(key);
+        self.with_conn(move |mut c, sealer| async move {
+            users::create_access_key(&mut c, &sealer, &key, max_per_owner).await
+        })
+    }
+
+    fn access_key(&self, access_key_id: &str) -> Result<Option<AccessKey>, StoreError> {
+        let id = access_key_id.to_owned();
+        self.with_conn(|c, sealer| async move { users::access_key(&c, &sealer, &id).await })
+    }
+
+    fn access_keys_of(&self, owner: &KeyOwner) -> Result<Vec<AccessKey>, StoreError> {
+        let owner = owner.clone();
+        self.with_conn(|c, sealer| async move { users::access_keys_of(&c, &sealer, &owner).await })
+    }
+
+    fn set_access_key_status(
+        &self,
+        owner: &KeyOwner,
+        access_key_id: &str,
+        status: KeyStatus,
+    ) -> Result<(), StoreError> {
+        let owner = owner.clone();
+        let id = access_key_id.to_owned();
+        self.with_conn(move |mut c, _| async move {
+            users::set_access_key_status(&mut c, &owner, &id, status).await
+        })
+    }
+
+    fn delete_access_key(&self, owner: &KeyOwner, access_key_id: &str) -> Result<(), StoreError> {
+        let owner = owner.clone();
+        let id = access_key_id.to_owned();
+        self.with_conn(move |mut c, _| async move {
+            users::delete_access_key(&mut c, &owner, &id).await
+        })
+    }
+
+    fn create_mfa_device(&self, device: &MfaDevice) -> Result<(), StoreError> {
+        let d = mfa::clone_device(device);
+        self.with_conn(
+            |mut c, sealer| async move { mfa::create_mfa_device(&mut c, &sealer, &d).await },
+        )
+    }
+
+    fn mfa_device(&self, serial: &str) -> Result<Option<MfaDevice>, StoreError> {
+        let serial = serial.to_owned();
+        self.with_conn(|c, sealer| async move {
+            Ok(mfa::devices_where(&c, &sealer, "d.serial = $1", &[&serial])
+                .await?
+                .into_iter()
+                .next())
+        })
+    }
+
+    fn mfa_devices_of(&self, owner: &KeyOwner) -> Result<Vec<MfaDevice>, StoreError> {
+        let owner = owner.clone();
+        self.with_conn(|c, sealer| async move { mfa::mfa_devices_of(&c, &sealer, &owner).await })
+    }
+
+    fn list_mfa_devices(&self, assigned: Option<bool>) -> Result<Vec<MfaDevice>, StoreError> {
+        self.with_conn(move |c, sealer| async move {
+            let clause = match assigned {
+                None => "true ORDER BY d.serial",
+                Some(true) => "d.owner IS NOT NULL ORDER BY d.serial",
+                Some(false) => "d.owner IS NULL ORDER BY d.serial",
+            };
+            mfa::devices_where(&c, &sealer, clause, &[]).await
+        })
+    }
+
+    fn enable_mfa_device(
+        &self,
+        serial: &str,
+        owner: &KeyOwner,
+        enabled_at: i64,
+        state: &TotpState,
+        max_per_owner: usize,
+    ) -> Result<(), StoreError> {
+        let serial = serial.to_owned();
+        let owner = owner.clone();
+        let state = *state;
+        self.with_conn(move |mut c, _| async move {
+            mfa::enable_mfa_device(&mut c, &serial, &owner, enabled_at, &state, max_per_owner).await
+        })
+    }
+
+    fn deactivate_mfa_device(&self, serial: &str, owner: &KeyOwner) -> Result<(), StoreError> {
+        let serial = serial.to_owned();
+        let owner = owner.clone();
+        self.with_conn(move |mut c, _| async move {
+            mfa::deactivate_mfa_device(&mut c, &serial, &owner).await
+        })
+    }
+
+    fn delete_mfa_device(&self, serial: &str) -> Result<(), StoreError> {
+        let serial = serial.to_owned();
+        self.with_conn(|mut c, _| async move { mfa::delete_mfa_device(&mut c, &serial).await })
+    }
+
+    fn record_totp_success(&self, serial: &str, step: u64) -> Result<bool, StoreError> {
+        let serial = serial.to_owned();
+        let step = to_i64(step)?;
+        self.with_conn(move |c, _| async move { mfa::totp_success(&c, &serial, step).await })
+    }
+
+    fn record_totp_failure(
+        &self,
+        serial: &str,
+        policy: &LockoutPolicy,
+        now: i64,
+    ) -> Result<TotpState, StoreError> {
+        let serial = serial.to_owned();
+        let policy = *policy;
+        self.with_conn(move |mut c, _| async move {
+            mfa::totp_failure(&mut c, &serial, &policy, now).await
+        })
+    }
+
+    fn resync_mfa_device(
+        &self,
+        serial: &str,
+        owner: &KeyOwner,
+        expected_last_step: Option<u64>,
+        state: &TotpState,
+    ) -> Result<(), StoreError> {
+        let serial = serial.to_owned();
+        let owner = owner.clone();
+        let state = *state;
+        self.with_conn(move |mut c, _| async move {
+            mfa::resync_mfa_device(&mut c, &serial, &owner, expected_last_step, &state).await
+        })
+    }
+
+    fn create_challenge(&self, c: &Challenge, max_per_requester: usize) -> Result<(), StoreError> {
+        let ch = c.clone();
+        self.with_conn(move |mut conn, _| async move {
+            security_keys::create_challenge(&mut conn, &ch, max_per_requester).await
+        })
+    }
+
+    fn challenge(&self, id: &str) -> Result<Option<Challenge>, StoreError> {
+        let id = id.to_owned();
+        self.with_conn(|c, _| async move { security_keys::challenge(&c, &id).await })
+    }
+
+    fn discard_challenge(&self, id: &str) -> Result<(), StoreError> {
+        let id = id.to_owned();
+        self.with_conn(|c, _| async move {
+            c.execute("DELETE FROM challenge WHERE id = $1", &[&id])
+                .await
+                .map_err(backend)?;
+            Ok(())
+        })
+    }
+
+    fn enable_security_key(
+        &self,
+        challenge_id: &str,
+        now: i64,
+        key: &SecurityKey,
+        max_devices: usize,
+    ) -> Result<(), StoreError> {
+        let id = challenge_id.to_owned();
+        let key = key.clone();
+        self.with_conn(move |mut c, _| async move {
+            security_keys::enable_security_key(&mut c, &id, now, &key, max_devices).await
+        })
+    }
+
+    fn security_key(&self, serial: &str) -> Result<Option<SecurityKey>, StoreError> {
+        let serial = serial.to_owned();
+        self.with_conn(|c, _| async move {
+            Ok(security_keys::keys_where(&c, "k.serial = $1", &[&serial])
+                .await?
+                .into_iter()
+                .next())
+        })
+    }
+
+    fn security_keys_of(&self, owner: &KeyOwner) -> Result<Vec<SecurityKey>, StoreError> {
+        let owner = owner.clone();
+        self.with_conn(|c, _| async move {
+            let column = match owner_id(&c, &owner).await? {
+                Some(id) => id,
+                None => crate::sqlite::ROOT_OWNER.to_owned(),
+            };
+            security_keys::keys_where(
+                &c,
+                "k.owner = $1 ORDER BY k.enabled_at, k.serial",
+                &[&column],
+            )
+            .await
+        })
+    }
+
+    fn delete_security_key(&self, serial: &str, owner: &KeyOwner) -> Result<(), StoreError> {
+        let serial = serial.to_owned();
+        let owner = owner.clone();
+        self.with_conn(move |mut c, _| async move {
+            security_keys::delete_security_key(&mut c, &serial, &owner).await
+        })
+    }
+
+    fn record_security_key_use(&self, key_use: &KeyUse) -> Result<KeyUseOutcome, StoreError> {
+        let u = key_use.clone();
+        self.with_conn(|mut c, _| async move { security_keys::key_use_cas(&mut c, &u).await })
+    }
+
+    fn record_security_key_failure(
+        &self,
+        serial: &str,
+        challenge_id: Option<&str>,
+        policy: &LockoutPolicy,
+        now: i64,
+        possible_clone: bool,
+    ) -> Result<TotpState, StoreError> {
+        let serial = serial.to_owned();
+        let id = challenge_id.map(str::to_owned);
+        let policy = *policy;
+        self.with_conn(move |mut c, _| async move {
+            security_keys::key_failure(&mut c, &serial, id.as_deref(), &policy, now, possible_clone)
+                .await
+        })
+    }
+
+    fn iam_generation(&self) -> u64 {
+        self.generation.current()
+    }
+
+    fn create_group(&self, _g: &Group, _max_groups: usize) -> Result<(), StoreError> {
+        Err(not_yet("create_group"))
+    }
+
+    fn group(&self, _name: &str) -> Result<Option<Group>, StoreError> {
+        Err(not_yet("group"))
+    }
+
+    fn list_groups(&self, _path_prefix: &str) -> Result<Vec<Group>, StoreError> {
+        Err(not_yet("list_groups"))
+    }
+
+    fn update_group(
+        &self,
+        _name: &str,
+        _new_name: Option<&str>,
+        _new_path: Option<&str>,
+    ) -> Result<(), StoreError> {
+        Err(not_yet("update_group"))
+    }
+
+    fn delete_group(&self, _name: &str) -> Result<(), StoreError> {
+        Err(not_yet("delete_group"))
+    }
+
+    fn add_user_to_group(
+        &self,
+        _group: &str,
+        _user: &str,
+        _max_groups_per_user: usize,
+    ) -> Result<(), StoreError> {
+        Err(not_yet("add_user_to_group"))
+    }
+
+    fn remove_user_from_group(&self, _group: &str, _user: &str) -> Result<(), StoreError> {
+        Err(not_yet("remove_user_from_group"))
+    }
+
+    fn group_members(&self, _group: &str) -> Result<Vec<User>, StoreError> {
+        Err(not_yet("group_members"))
+    }
+
+    fn groups_for_user(&self, _user: &str) -> Result<Vec<Group>, StoreError> {
+        Err(not_yet("groups_for_user"))
+    }
+
+    fn create_policy(&self, _p: &NewManagedPolicy, _max: usize) -> Result<(), StoreError> {
+        Err(not_yet("create_policy"))
+    }
+
+    fn managed_policy(&self, _arn: &str) -> Result<Option<ManagedPolicy>, StoreError> {
+        Err(not_yet("managed_policy"))
+    }
+
+    fn list_policies(&self, _path_prefix: &str) -> Result<Vec<ManagedPolicy>, StoreError> {
+        Err(not_yet("list_policies"))
+    }
+
+    fn policy_use_counts(&self, _arn: &str) -> Result<PolicyUseCounts, StoreError> {
+        Err(not_yet("policy_use_counts"))
+    }
+
+    fn delete_policy(&self, _arn: &str) -> Result<(), StoreError> {
+        Err(not_yet("delete_policy"))
+    }
+
+    fn create_policy_version(
+        &self,
+        _arn: &str,
+        _document: &str,
+        _set_default: bool,
+        _max_versions: usize,
+        _now: i64,
+    ) -> Result<PolicyVersion, StoreError> {
+        Err(not_yet("create_policy_version"))
+    }
+
+    fn policy_version(
+        &self,
+        _arn: &str,
+        _version_id: &str,
+    ) -> Result<Option<PolicyVersion>, StoreError> {
+        Err(not_yet("policy_version"))
+    }
+
+    fn policy_versions(&self, _arn: &str) -> Result<Vec<PolicyVersion>, StoreError> {
+        Err(not_yet("policy_versions"))
+    }
+
+    fn delete_policy_version(&self, _arn: &str, _version_id: &str) -> Result<(), StoreError> {
+        Err(not_yet("delete_policy_version"))
+    }
+
+    fn set_default_policy_version(
+        &self,
+        _arn: &str,
+        _version_id: &str,
+        _now: i64,
+    ) -> Result<(), StoreError> {
+        Err(not_yet("set_default_policy_version"))
+    }
+
+    fn attach_policy(
+        &self,
+        _target: &PolicyTarget,
+        _arn: &str,
+        _aws_managed: bool,
+        _max_attached: usize,
+    ) -> Result<(), StoreError> {
+        Err(not_yet("attach_policy"))
+    }
+
+    fn detach_policy(&self, _target: &PolicyTarget, _arn: &str) -> Result<(), StoreError> {
+        Err(not_yet("detach_policy"))
+    }
+
+    fn attached_policies(&self, _t: &PolicyTarget) -> Result<Vec<AttachedPolicy>, StoreError> {
+        Err(not_yet("attached_policies"))
+    }
+
+    fn policy_entities(
+        &self,
+        _arn: &str,
+        _usage: Option<PolicyUsage>,
+    ) -> Result<PolicyEntities, StoreError> {
+        Err(not_yet("policy_entities"))
+    }
+
+    fn put_inline_policy(
+        &self,
+        _target: &PolicyTarget,
+        _name: &str,
+        _document: &str,
+        _size: usize,
+        _max_aggregate_size: usize,
+    ) -> Result<(), StoreError> {
+        Err(not_yet("put_inline_policy"))
+    }
+
+    fn inline_policy(
+        &self,
+        _target: &PolicyTarget,
+        _name: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Err(not_yet("inline_policy"))
+    }
+
+    fn inline_policy_names(&self, _target: &PolicyTarget) -> Result<Vec<String>, StoreError> {
+        Err(not_yet("inline_policy_names"))
+    }
+
+    fn delete_inline_policy(&self, _target: &PolicyTarget, _name: &str) -> Result<(), StoreError> {
+        Err(not_yet("delete_inline_policy"))
+    }
+
+    fn set_user_permissions_boundary(
+        &self,
+        _user: &str,
+        _arn: Option<&str>,
+        _aws_managed: bool,
+    ) -> Result<(), StoreError> {
+        Err(not_yet("set_user_permissions_boundary"))
+    }
+
+    fn user_permissions_boundary(&self, _user: &str) -> Result<Option<String>, StoreError> {
+        Err(not_yet("user_permissions_boundary"))
+    }
+
+    fn tag_user(&self, _user: &str, _tags: &[Tag], _max_tags: usize) -> Result<(), StoreError> {
+        Err(not_yet("tag_user"))
+    }
+
+    fn untag_user(&self, _user: &str, _keys: &[String]) -> Result<(), StoreError> {
+        Err(not_yet("untag_user"))
+    }
+
+    fn user_tags(&self, _user: &str) -> Result<Vec<Tag>, StoreError> {
+        Err(not_yet("user_tags"))
+    }
+
+    fn tag_policy(&self, _arn: &str, _tags: &[Tag], _max_tags: usize) -> Result<(), StoreError> {
+        Err(not_yet("tag_policy"))
+    }
+
+    fn untag_policy(&self, _arn: &str, _keys: &[String]) -> Result<(), StoreError> {
+        Err(not_yet("untag_policy"))
+    }
+
+    fn policy_tags(&self, _arn: &str) -> Result<Vec<Tag>, StoreError> {
+        Err(not_yet("policy_tags"))
+    }
+
+    fn user_policies(&self, _user_id: &str) -> Result<Option<UserPolicies>, StoreError> {
+        Err(not_yet("user_policies"))
+    }
+
+    fn group_policies(&self, _name: &str) -> Result<Option<GroupPolicies>, StoreError> {
+        Err(not_yet("group_policies"))
+    }
+
+    fn create_role(
+        &self,
+        _role: &Role,
+        _tags: &[Tag],
+        _boundary: Option<(&str, bool)>,
+        _max_roles: usize,
+    ) -> Result<(), StoreError> {
+        Err(not_yet("create_role"))
+    }
+
+    fn role(&self, _name: &str) -> Result<Option<Role>, StoreError> {
+        Err(not_yet("role"))
+    }
+
+    fn role_policies(&self, _role_id: &str) -> Result<Option<RolePolicies>, StoreError> {
+        Err(not_yet("role_policies"))
+    }
+
+    fn record_role_use(&self, _role_id: &str, _now: i64, _region: &str) -> Result<(), StoreError> {
+        Err(not_yet("record_role_use"))
+    }
+
+    fn list_roles(&self, _path_prefix: &str) -> Result<Vec<Role>, StoreError> {
+        Err(not_yet("list_roles"))
+    }
+
+    fn update_role(
+        &self,
+        _name: &str,
+        _description: Option<&str>,
+        _max_session_duration: Option<u32>,
+    ) -> Result<(), StoreError> {
+        Err(not_yet("update_role"))
+    }
+
+    fn update_assume_role_policy(
+        &self,
+        _name: &str,
+        _document: &str,
+        _principals: &[PrincipalBinding],
+    ) -> Result<(), StoreError> {
+        Err(not_yet("update_assume_role_policy"))
+    }
+
+    fn delete_role(&self, _name: &str) -> Result<(), StoreError> {
+        Err(not_yet("delete_role"))
+    }
+
+    fn tag_role(&self, _role: &str, _tags: &[Tag], _max_tags: usize) -> Result<(), StoreError> {
+        Err(not_yet("tag_role"))
+    }
+
+    fn untag_role(&self, _role: &str, _keys: &[String]) -> Result<(), StoreError> {
+        Err(not_yet("untag_role"))
+    }
+
+    fn role_tags(&self, _role: &str) -> Result<Vec<Tag>, StoreError> {
+        Err(not_yet("role_tags"))
+    }
+
+    fn set_role_permissions_boundary(
+        &self,
+        _role: &str,
+        _arn: Option<&str>,
+        _aws_managed: bool,
+    ) -> Result<(), StoreError> {
+        Err(not_yet("set_role_permissions_boundary"))
+    }
+
+    fn role_permissions_boundary(&self, _role: &str) -> Result<Option<String>, StoreError> {
+        Err(not_yet("role_permissions_boundary"))
+    }
+
+    fn password_policy(&self) -> Result<Option<PasswordPolicy>, StoreError> {
+        Err(not_yet("password_policy"))
+    }
+
+    fn set_password_policy(&self, _policy: &PasswordPolicy) -> Result<(), StoreError> {
+        Err(not_yet("set_password_policy"))
+    }
+
+    fn delete_password_policy(&self) -> Result<(), StoreError> {
+        Err(not_yet("delete_password_policy"))
+    }
+
+    fn create_login_profile(
+        &self,
+        _user: &str,
+        _password: &NewPassword,
+        _reset_required: bool,
+        _max_session_duration: Option<u32>,
+    ) -> Result<LoginProfile, StoreError> {
+        Err(not_yet("create_login_profile"))
+    }
+
+    fn login_profile(&self, _user: &str) -> Result<Option<LoginProfile>, StoreError> {
+        Err(not_yet("login_profile"))
+    }
+
+    fn password_history(&self, _user: &str, _n: usize) -> Result<Vec<String>, StoreError> {
+        Err(not_yet("password_history"))
+    }
+
+    fn update_login_profile(
+        &self,
+        _user: &str,
+        _update: &LoginProfileUpdate,
+    ) -> Result<(), StoreError> {
+        Err(not_yet("update_login_profile"))
+    }
+
+    fn delete_login_profile(&self, _user: &str) -> Result<(), StoreError> {
+        Err(not_yet("delete_login_profile"))
+    }
+
+    fn record_password_use(&self, _password_use: &PasswordUse) -> Result<(), StoreError> {
+        Err(not_yet("record_password_use"))
+    }
+
+    fn credential_report(&self) -> Result<Option<StoredReport>, StoreError> {
+        Err(not_yet("credential_report"))
+    }
+
+    fn put_credential_report(&self, _report: &StoredReport) -> Result<(), StoreError> {
+        Err(not_yet("put_credential_report"))
+    }
+
+    fn credential_inventory(&self) -> Result<CredentialInventory, StoreError> {
+        Err(not_yet("credential_inventory"))
+    }
+
+    fn record_access_key_last_used(
+        &self,
+        _uses: &[(String, KeyLastUsed)],
+    ) -> Result<(), StoreError> {
+        Err(not_yet("record_access_key_last_used"))
+    }
+
+    fn record_usage(&self, _batch: &UsageBatch) -> Result<(), StoreError> {
+        Err(not_yet("record_usage"))
+    }
+
+    fn access_key_last_used(&self, _id: &str) -> Result<Option<KeyLastUsed>, StoreError> {
+        Err(not_yet("access_key_last_used"))
+    }
+
+    fn entity_usage(&self, _entity_ids: &[String]) -> Result<Vec<EntityUse>, StoreError> {
+        Err(not_yet("entity_usage"))
+    }
+
+    fn put_advisor_job(&self, _job: &AdvisorJob, _expire_before: i64) -> Result<(), StoreError> {
+        Err(not_yet("put_advisor_job"))
+    }
+
+    fn advisor_job(&self, _job_id: &str) -> Result<Option<AdvisorJob>, StoreError> {
+        Err(not_yet("advisor_job"))
+    }
+
+    fn account_alias(&self) -> Result<Option<String>, StoreError> {
+        Err(not_yet("account_alias"))
+    }
+
+    fn set_account_alias(&self, _alias: &str) -> Result<(), StoreError> {
+        Err(not_yet("set_account_alias"))
+    }
+
+    fn delete_account_alias(&self, _alias: &str) -> Result<(), StoreError> {
+        Err(not_yet("delete_account_alias"))
+    }
+
+    fn append_audit_events(&self, _events: Vec<AuditEvent>) -> Result<(), StoreError> {
+        Err(not_yet("append_audit_events"))
+    }
+
+    fn audit_events(&self, _query: &AuditQuery) -> Result<AuditPage, StoreError> {
+        Err(not_yet("audit_events"))
+    }
+
+    fn purge_audit_events(&self, _before: i64) -> Result<usize, StoreError> {
+        Err(not_yet("purge_audit_events"))
+    }
+
+    fn put_portal_session(
+        &self,
+        _replaces: Option<&[u8]>,
+        _session: &PortalSession,
+    ) -> Result<(), StoreError> {
+        Err(not_yet("put_portal_session"))
+    }
+
+    fn portal_session(&self, _id_hash: &[u8]) -> Result<Option<PortalSession>, StoreError> {
+        Err(not_yet("portal_session"))
+    }
+
+    fn touch_portal_session(&self, _id_hash: &[u8], _now: i64) -> Result<(), StoreError> {
+        Err(not_yet("touch_portal_session"))
+    }
+
+    fn delete_portal_session(&self, _id_hash: &[u8]) -> Result<(), StoreError> {
+        Err(not_yet("delete_portal_session"))
+    }
+
+    fn portal_signin_failures(&self, _name: &str, _since: i64) -> Result<u32, StoreError> {
+        Err(not_yet("portal_signin_failures"))
+    }
+
+    fn record_portal_signin_failure(
+        &self,
+        _name: &str,
+        _now: i64,
+        _window_secs: i64,
+    ) -> Result<(), StoreError> {
+        Err(not_yet("record_portal_signin_failure"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_postgres_history_mirrors_the_sqlite_history() {
+        let sqlite: Vec<String> =
+            std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter_map(|n| n.strip_suffix(".sql").map(str::to_owned))
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+        let postgres: Vec<String> = MIGRATIONS.iter().map(|(n, _)| (*n).to_owned()).collect();
+        assert_eq!(sqlite, postgres);
+        assert_eq!(crate::sqlite::MIGRATION_COUNT, MIGRATIONS.len());
+    }
+
+    #[test]
+    fn root_certificate_is_taken_out_of_the_url() {
+        assert_eq!(
+            split_root_cert("postgres://u@h/db?sslmode=require&sslrootcert=/ca.pem"),
+            (
+                "postgres://u@h/db?sslmode=require".into(),
+                Some("/ca.pem".into())
+            )
+        );
+        assert_eq!(
+            split_root_cert("postgres://u@h/db"),
+            ("postgres://u@h/db".into(), None)
+        );
+    }
+
+    #[test]
+    fn schema_names_are_plain_identifiers() {
+        assert!(valid_schema("tg_test_1"));
+        assert!(!valid_schema("a;drop table x"));
+        assert!(!valid_schema("1abc"));
+        assert!(!valid_schema(""));
+    }
+}

@@ -1,0 +1,758 @@
+//! The store's behaviour, one test body run against both engines: SQLite (a file in a
+//! temporary directory) and PostgreSQL (a schema of its own in the database of
+//! `TOKENGATE_TEST_PG_URL`, default `postgres://postgres@127.0.0.1:5432/test`, dropped
+//! afterwards). A PostgreSQL that cannot be reached FAILS these tests; nothing is skipped.
+//!
+//! The race tests run two handles on one database: on PostgreSQL two stores (two replicas,
+//! each with its own pool), on SQLite one store shared by two threads (one process owns a
+//! SQLite database).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+
+use tokengate_store::{
+    AccessKey, Account, Bootstrap, CeremonyKind, Challenge, Entity, KeyOwner, KeyProtocol,
+    KeyStatus, KeyUse, KeyUseOutcome, MfaDevice, MfaKind, PgOptions, PostgresStore, SecurityKey,
+    SqliteStore, Store, StoreError, StoredSigningKey, User,
+};
+use tokengate_token::Secret;
+use tokengate_verifier::totp::{LockoutPolicy, TotpParams, TotpState};
+
+// ---------------------------------------------------------------- engines
+
+fn pg_url() -> String {
+    std::env::var("TOKENGATE_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+fn master() -> Secret {
+    Secret::new(vec![9u8; 32])
+}
+
+/// A schema created for one test and dropped (with everything in it) when the test ends.
+struct Schema {
+    name: String,
+}
+
+impl Schema {
+    fn new() -> Self {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        Self {
+            name: format!(
+                "tg_test_{}_{}_{nanos}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ),
+        }
+    }
+
+    fn open(&self) -> PostgresStore {
+        PostgresStore::open(
+            &pg_url(),
+            &master(),
+            PgOptions {
+                pool_size: Some(4),
+                schema: Some(self.name.clone()),
+            },
+        )
+        .unwrap_or_else(|e| {
+            panic!(
+                "PostgreSQL at {} is required by these tests and could not be used: {e} \
+                 (set TOKENGATE_TEST_PG_URL)",
+                pg_url()
+            )
+        })
+    }
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let name = self.name.clone();
+        let dropped = rt.block_on(async move {
+            let (client, conn) = tokio_postgres::connect(&pg_url(), tokio_postgres::NoTls).await?;
+            tokio::spawn(conn);
+            client
+                .batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
+                .await
+        });
+        if let Err(e) = dropped
+            && !std::thread::panicking()
+        {
+            panic!("could not drop test schema {}: {e}", self.name);
+        }
+    }
+}
+
+/// A fresh store of each engine, handed to `body` with a second handle on the same
+/// database (a second replica on PostgreSQL).
+enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+fn with_engine(engine: Engine, body: impl FnOnce(Arc<dyn Store>, Arc<dyn Store>)) {
+    match engine {
+        Engine::Sqlite => {
+            let dir = tempfile::tempdir().unwrap();
+            let s: Arc<dyn Store> =
+                Arc::new(SqliteStore::open(&dir.path().join("t.db"), &master()).unwrap());
+            body(s.clone(), s);
+        }
+        Engine::Postgres => {
+            let schema = Schema::new();
+            let a: Arc<dyn Store> = Arc::new(schema.open());
+            let b: Arc<dyn Store> = Arc::new(schema.open());
+            body(a, b);
+        }
+    }
+}
+
+/// `both!(name, |a, b| …)`: the test `name::sqlite` and `name::postgres`, one body.
+macro_rules! both {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+            #[test]
+            fn sqlite() {
+                with_engine(Engine::Sqlite, $body);
+            }
+            #[test]
+            fn postgres() {
+                with_engine(Engine::Postgres, $body);
+            }
+        }
+    };
+}
+
+// ---------------------------------------------------------------- fixtures
+
+fn key(id: &str, owner: KeyOwner) -> AccessKey {
+    AccessKey {
+        access_key_id: id.into(),
+        owner,
+        status: KeyStatus::Active,
+        created: 1,
+        secret: Secret::from(format!("secret-of-{id}")),
+    }
+}
+
+fn user(name: &str) -> User {
+    User {
+        user_id: format!("AIDA{name}"),
+        name: name.into(),
+        path: "/".into(),
+        created: 1,
+    }
+}
+
+fn signing_key(kid: &str, created: i64) -> StoredSigningKey {
+    StoredSigningKey {
+        kid: kid.into(),
+        pkcs8: Secret::new(vec![2; 10]),
+        created,
+        retired: None,
+    }
+}
+
+fn bootstrap_with(root: &str, kid: &str) -> Bootstrap {
+    Bootstrap {
+        account: Account {
+            account_id: "000000000000".into(),
+            created: 1,
+        },
+        root_key: key(root, KeyOwner::Root),
+        derivation_key: Secret::new(vec![1; 32]),
+        signing_key: signing_key(kid, 1),
+    }
+}
+
+fn bootstrap() -> Bootstrap {
+    bootstrap_with("AKIAROOT", "kid1")
+}
+
+fn device(serial: &str) -> MfaDevice {
+    MfaDevice {
+        serial: serial.into(),
+        kind: MfaKind::Virtual,
+        owner: None,
+        enabled_at: None,
+        created: 1,
+        seed: Secret::new(b"seed-bytes-of-a-device".to_vec()),
+        params: TotpParams::AWS,
+        state: TotpState::default(),
+    }
+}
+
+const KEY: &str = "arn:aws:iam::000000000000:u2f/user/alice/yubikey-ABC";
+
+fn security_key(serial: &str, owner: KeyOwner, credential_id: &[u8]) -> SecurityKey {
+    SecurityKey {
+        serial: serial.into(),
+        owner,
+        name: "yubikey".into(),
+        protocol: KeyProtocol::Fido2,
+        credential_id: credential_id.to_vec(),
+        public_key_cose: vec![0xa5, 1, 2],
+        sign_count: 7,
+        backup_eligible: false,
+        aaguid: [3; 16],
+        attestation_format: "packed".into(),
+        attestation: "trusted: CN=Test CA".into(),
+        user_handle: b"AIDAalice".to_vec(),
+        enabled_at: 100,
+        last_used: None,
+        possibly_cloned_at: None,
+        lockout: TotpState::default(),
+    }
+}
+
+fn challenge(id: &str, ceremony: CeremonyKind, owner: KeyOwner, serial: &str) -> Challenge {
+    Challenge {
+        id: id.into(),
+        ceremony,
+        requester: "arn:aws:iam::000000000000:root".into(),
+        owner,
+        serial: serial.into(),
+        protocol: KeyProtocol::Fido2,
+        device_name: "yubikey".into(),
+        challenge: vec![0x42; 32],
+        created: 100,
+        expires: 220,
+    }
+}
+
+fn alice() -> KeyOwner {
+    KeyOwner::User("alice".into())
+}
+
+/// alice with one registered security key, [`KEY`], counter 7.
+fn with_registered_key(s: &dyn Store) {
+    s.create_user(&user("alice")).unwrap();
+    s.create_challenge(&challenge("r1", CeremonyKind::Register, alice(), KEY), 16)
+        .unwrap();
+    s.enable_security_key("r1", 150, &security_key(KEY, alice(), b"cred-1"), 8)
+        .unwrap();
+}
+
+/// Runs `f(0, a)` and `f(1, b)` in two threads at the same moment; both results.
+fn race<T: Send>(
+    a: &Arc<dyn Store>,
+    b: &Arc<dyn Store>,
+    f: impl Fn(usize, &dyn Store) -> T + Sync,
+) -> [T; 2] {
+    let barrier = Barrier::new(2);
+    std::thread::scope(|scope| {
+        let ha = scope.spawn(|| {
+            barrier.wait();
+            f(0, a.as_ref())
+        });
+        let hb = scope.spawn(|| {
+            barrier.wait();
+            f(1, b.as_ref())
+        });
+        [ha.join().unwrap(), hb.join().unwrap()]
+    })
+}
+
+// ---------------------------------------------------------------- behaviour
+
+both!(bootstrap_once_with_secrets_sealed, |s, _| {
+    assert!(s.account().unwrap().is_none());
+    s.bootstrap(&bootstrap()).unwrap();
+    assert_eq!(s.account().unwrap().unwrap().account_id, "000000000000");
+    assert_eq!(
+        s.bootstrap(&bootstrap()).err(),
+        Some(StoreError::AlreadyExists(Entity::Account))
+    );
+    let root = s.access_key("AKIAROOT").unwrap().unwrap();
+    assert_eq!(root.owner, KeyOwner::Root);
+    assert_eq!(root.secret.expose(), b"secret-of-AKIAROOT");
+    let derivation = s.service_secret(tokengate_store::DERIVATION_KEY).unwrap();
+    assert_eq!(derivation.unwrap().expose(), &[1; 32]);
+    assert_eq!(s.signing_keys().unwrap().len(), 1);
+});
+
+both!(signing_key_rotation_is_compare_and_set, |s, _| {
+    s.bootstrap(&bootstrap()).unwrap();
+    s.rotate_signing_key("kid1", &signing_key("kid2", 5))
+        .unwrap();
+    assert!(
+        s.rotate_signing_key("kid1", &signing_key("kid3", 5))
+            .is_err()
+    );
+    let keys = s.signing_keys().unwrap();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys[0].kid, "kid2");
+    assert_eq!(keys[1].retired, Some(5));
+});
+
+both!(users_are_unique_ignoring_case_and_listed_by_name, |s, _| {
+    s.create_user(&user("alice")).unwrap();
+    let mut dup = user("Alice");
+    dup.user_id = "AIDAother".into();
+    assert_eq!(
+        s.create_user(&dup).err(),
+        Some(StoreError::AlreadyExists(Entity::User))
+    );
+    assert_eq!(s.user("ALICE").unwrap().unwrap().name, "alice");
+    assert_eq!(s.user_by_id("AIDAalice").unwrap().unwrap().name, "alice");
+    for name in ["Carol", "bob", "dave"] {
+        s.create_user(&user(name)).unwrap();
+    }
+    let mut deep = user("erin");
+    deep.path = "/eng/".into();
+    s.create_user(&deep).unwrap();
+    let names = |v: Vec<User>| v.into_iter().map(|u| u.name).collect::<Vec<_>>();
+    assert_eq!(
+        names(s.list_users("/", None, 10).unwrap()),
+        ["alice", "bob", "Carol", "dave", "erin"]
+    );
+    assert_eq!(names(s.list_users("/eng/", None, 10).unwrap()), ["erin"]);
+    assert_eq!(
+        names(s.list_users("/", Some("bob"), 2).unwrap()),
+        ["Carol", "dave"]
+    );
+});
+
+both!(access_keys_quota_status_and_delete_conflicts, |s, _| {
+    s.bootstrap(&bootstrap()).unwrap();
+    s.create_user(&user("alice")).unwrap();
+    s.create_access_key(&key("AKIA1", alice()), 2).unwrap();
+    s.create_access_key(&key("AKIA2", alice()), 2).unwrap();
+    assert_eq!(
+        s.create_access_key(&key("AKIA3", alice()), 2).err(),
+        Some(StoreError::LimitExceeded(Entity::AccessKey))
+    );
+    assert_eq!(
+        s.create_access_key(&key("AKIA1", KeyOwner::Root), 2).err(),
+        Some(StoreError::AlreadyExists(Entity::AccessKey))
+    );
+    assert_eq!(
+        s.create_access_key(&key("AKIA9", KeyOwner::User("nobody".into())), 2)
+            .err(),
+        Some(StoreError::NotFound(Entity::User))
+    );
+    let ids: Vec<_> = s
+        .access_keys_of(&alice())
+        .unwrap()
+        .into_iter()
+        .map(|k| k.access_key_id)
+        .collect();
+    assert_eq!(ids, ["AKIA1", "AKIA2"]);
+    // Root's keys are not alice's.
+    assert_eq!(
+        s.set_access_key_status(&KeyOwner::Root, "AKIA1", KeyStatus::Inactive)
+            .err(),
+        Some(StoreError::NotFound(Entity::AccessKey))
+    );
+    s.set_access_key_status(&alice(), "AKIA1", KeyStatus::Inactive)
+        .unwrap();
+    assert_eq!(
+        s.access_key("AKIA1").unwrap().unwrap().status,
+        KeyStatus::Inactive
+    );
+    assert_eq!(
+        s.delete_user("alice").err(),
+        Some(StoreError::DeleteConflict {
+            entity: Entity::User,
+            dependents: Entity::AccessKey
+        })
+    );
+    s.delete_access_key(&alice(), "AKIA1").unwrap();
+    s.delete_access_key(&alice(), "AKIA2").unwrap();
+    s.delete_user("ALICE").unwrap();
+    assert!(s.user("alice").unwrap().is_none());
+    assert_eq!(
+        s.delete_user("alice").err(),
+        Some(StoreError::NotFound(Entity::User))
+    );
+});
+
+both!(totp_devices_enable_replay_lockout_and_resync, |s, _| {
+    s.create_user(&user("alice")).unwrap();
+    for i in 0..9 {
+        s.create_mfa_device(&device(&format!("arn:aws:iam::000000000000:mfa/d{i}")))
+            .unwrap();
+    }
+    assert_eq!(
+        s.create_mfa_device(&device("arn:aws:iam::000000000000:mfa/d0"))
+            .err(),
+        Some(StoreError::AlreadyExists(Entity::MfaDevice))
+    );
+    let st = TotpState {
+        last_step: Some(10),
+        ..TotpState::default()
+    };
+    for i in 0..8 {
+        let serial = format!("arn:aws:iam::000000000000:mfa/d{i}");
+        s.enable_mfa_device(&serial, &alice(), 5, &st, 8).unwrap();
+    }
+    assert_eq!(
+        s.enable_mfa_device("arn:aws:iam::000000000000:mfa/d8", &alice(), 5, &st, 8)
+            .err(),
+        Some(StoreError::LimitExceeded(Entity::MfaDevice))
+    );
+    assert_eq!(
+        s.enable_mfa_device("arn:aws:iam::000000000000:mfa/d0", &alice(), 5, &st, 8)
+            .err(),
+        Some(StoreError::AlreadyExists(Entity::MfaDevice))
+    );
+    let d0 = "arn:aws:iam::000000000000:mfa/d0";
+    let dev = s.mfa_device(d0).unwrap().unwrap();
+    assert_eq!(dev.owner, Some(alice()));
+    assert_eq!(dev.seed.expose(), b"seed-bytes-of-a-device");
+    assert_eq!(s.mfa_devices_of(&alice()).unwrap().len(), 8);
+    assert_eq!(s.list_mfa_devices(Some(false)).unwrap().len(), 1);
+    assert_eq!(s.list_mfa_devices(None).unwrap().len(), 9);
+    // The replay compare-and-set.
+    assert!(!s.record_totp_success(d0, 10).unwrap());
+    assert!(s.record_totp_success(d0, 11).unwrap());
+    assert!(!s.record_totp_success(d0, 11).unwrap());
+    // Lockout: the verifier's arithmetic, counted in the store.
+    let policy = LockoutPolicy::default();
+    let mut last = TotpState::default();
+    for _ in 0..policy.max_failures {
+        last = s.record_totp_failure(d0, &policy, 1_000).unwrap();
+    }
+    assert!(last.locked_until.is_some_and(|t| t > 1_000), "{last:?}");
+    assert_eq!(s.mfa_device(d0).unwrap().unwrap().state, last);
+    // Resync only from the step it was read at.
+    let resynced = TotpState {
+        last_step: Some(20),
+        drift: 1,
+        ..TotpState::default()
+    };
+    assert_eq!(
+        s.resync_mfa_device(d0, &alice(), Some(10), &resynced).err(),
+        Some(StoreError::NotFound(Entity::MfaDevice))
+    );
+    s.resync_mfa_device(d0, &alice(), Some(11), &resynced)
+        .unwrap();
+    assert_eq!(s.mfa_device(d0).unwrap().unwrap().state, resynced);
+    // An enabled device blocks deleting it and its user.
+    assert!(matches!(
+        s.delete_mfa_device(d0),
+        Err(StoreError::DeleteConflict { .. })
+    ));
+    assert_eq!(
+        s.delete_user("alice").err(),
+        Some(StoreError::DeleteConflict {
+            entity: Entity::User,
+            dependents: Entity::MfaDevice
+        })
+    );
+    s.deactivate_mfa_device(d0, &alice()).unwrap();
+    assert_eq!(s.mfa_device(d0).unwrap().unwrap().owner, None);
+    assert!(!s.record_totp_success(d0, 99).unwrap(), "unassigned");
+    s.delete_mfa_device(d0).unwrap();
+    assert!(s.mfa_device(d0).unwrap().is_none());
+});
+
+both!(security_keys_register_once_and_count_up, |s, _| {
+    with_registered_key(s.as_ref());
+    assert_eq!(
+        s.security_key(KEY).unwrap().unwrap(),
+        security_key(KEY, alice(), b"cred-1")
+    );
+    assert_eq!(s.security_keys_of(&alice()).unwrap().len(), 1);
+    assert!(s.challenge("r1").unwrap().is_none(), "spent");
+    assert_eq!(
+        s.enable_security_key("r1", 150, &security_key(KEY, alice(), b"cred-1"), 8),
+        Err(StoreError::NotFound(Entity::Challenge))
+    );
+    let a1 = challenge("a1", CeremonyKind::Authenticate, alice(), KEY);
+    s.create_challenge(&a1, 16).unwrap();
+    assert_eq!(s.challenge("a1").unwrap().unwrap(), a1);
+    let use1 = KeyUse {
+        serial: KEY.into(),
+        challenge_id: "a1".into(),
+        expected_sign_count: 7,
+        sign_count: 8,
+        now: 150,
+    };
+    assert_eq!(
+        s.record_security_key_use(&use1).unwrap(),
+        KeyUseOutcome::Recorded
+    );
+    assert_eq!(
+        s.record_security_key_use(&use1).unwrap(),
+        KeyUseOutcome::ChallengeSpent
+    );
+    s.create_challenge(
+        &challenge("a2", CeremonyKind::Authenticate, alice(), KEY),
+        16,
+    )
+    .unwrap();
+    let stale = KeyUse {
+        challenge_id: "a2".into(),
+        ..use1.clone()
+    };
+    assert_eq!(
+        s.record_security_key_use(&stale).unwrap(),
+        KeyUseOutcome::KeyChanged
+    );
+    let stored = s.security_key(KEY).unwrap().unwrap();
+    assert_eq!((stored.sign_count, stored.last_used), (8, Some(150)));
+    // A possible clone is flagged once and refused from then on.
+    let policy = LockoutPolicy::default();
+    s.record_security_key_failure(KEY, None, &policy, 160, true)
+        .unwrap();
+    s.record_security_key_failure(KEY, None, &policy, 170, true)
+        .unwrap();
+    assert_eq!(
+        s.security_key(KEY).unwrap().unwrap().possibly_cloned_at,
+        Some(160)
+    );
+    s.create_challenge(
+        &challenge("a3", CeremonyKind::Authenticate, alice(), KEY),
+        16,
+    )
+    .unwrap();
+    let after_clone = KeyUse {
+        challenge_id: "a3".into(),
+        expected_sign_count: 8,
+        sign_count: 9,
+        ..use1
+    };
+    assert_eq!(
+        s.record_security_key_use(&after_clone).unwrap(),
+        KeyUseOutcome::KeyChanged
+    );
+    // Challenge quota per requester, and discarding.
+    for i in 0..3 {
+        s.create_challenge(
+            &challenge(&format!("q{i}"), CeremonyKind::Authenticate, alice(), KEY),
+            3,
+        )
+        .unwrap_or_else(|e| assert_eq!(e, StoreError::LimitExceeded(Entity::Challenge)));
+    }
+    assert_eq!(
+        s.create_challenge(
+            &challenge("q9", CeremonyKind::Authenticate, alice(), KEY),
+            3
+        )
+        .err(),
+        Some(StoreError::LimitExceeded(Entity::Challenge))
+    );
+    s.discard_challenge("q0").unwrap();
+    s.discard_challenge("q0").unwrap();
+    assert!(s.challenge("q0").unwrap().is_none());
+    assert_eq!(
+        s.delete_user("alice").err(),
+        Some(StoreError::DeleteConflict {
+            entity: Entity::User,
+            dependents: Entity::SecurityKey
+        })
+    );
+    s.delete_security_key(KEY, &alice()).unwrap();
+    assert!(s.security_key(KEY).unwrap().is_none());
+});
+
+both!(
+    admin_writes_move_the_generation_login_writes_do_not,
+    |a, b| {
+        a.bootstrap(&bootstrap()).unwrap();
+        a.create_user(&user("alice")).unwrap();
+        a.create_mfa_device(&device("arn:aws:iam::000000000000:mfa/d"))
+            .unwrap();
+        a.enable_mfa_device(
+            "arn:aws:iam::000000000000:mfa/d",
+            &alice(),
+            1,
+            &TotpState::default(),
+            8,
+        )
+        .unwrap();
+        let before = b.iam_generation();
+        assert!(
+            a.record_totp_success("arn:aws:iam::000000000000:mfa/d", 5)
+                .unwrap()
+        );
+        assert_eq!(b.iam_generation(), before, "a login is not an IAM change");
+        a.create_access_key(&key("AKIA1", alice()), 2).unwrap();
+        assert_ne!(b.iam_generation(), before);
+        // The other handle (another replica on PostgreSQL) sees the change at once.
+        let seen = b.iam_generation();
+        a.set_access_key_status(&alice(), "AKIA1", KeyStatus::Inactive)
+            .unwrap();
+        assert_ne!(b.iam_generation(), seen);
+        assert_eq!(
+            b.access_key("AKIA1").unwrap().unwrap().status,
+            KeyStatus::Inactive
+        );
+        a.deactivate_mfa_device("arn:aws:iam::000000000000:mfa/d", &alice())
+            .unwrap();
+        assert_eq!(
+            b.mfa_device("arn:aws:iam::000000000000:mfa/d")
+                .unwrap()
+                .unwrap()
+                .owner,
+            None
+        );
+        a.delete_access_key(&alice(), "AKIA1").unwrap();
+        a.delete_user("alice").unwrap();
+        assert!(b.user_by_id("AIDAalice").unwrap().is_none());
+    }
+);
+
+// ---------------------------------------------------------------- races (two replicas)
+
+both!(bootstrap_races_create_one_account, |a, b| {
+    let results = race(&a, &b, |_, s| {
+        // Each replica makes its own keys, as `tokengate serve` does.
+        let n = std::thread::current().id();
+        let tag = format!("{n:?}").replace(|c: char| !c.is_ascii_alphanumeric(), "");
+        s.bootstrap(&bootstrap_with(
+            &format!("AKIAROOT{tag}"),
+            &format!("kid{tag}"),
+        ))
+    });
+    let won = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(won, 1, "{results:?}");
+    assert!(
+        results.contains(&Err(StoreError::AlreadyExists(Entity::Account))),
+        "{results:?}"
+    );
+    assert_eq!(a.access_keys_of(&KeyOwner::Root).unwrap().len(), 1);
+    assert_eq!(b.signing_keys().unwrap().len(), 1);
+    assert!(b.account().unwrap().is_some());
+});
+
+both!(one_totp_step_is_accepted_once_across_replicas, |a, b| {
+    const SERIAL: &str = "arn:aws:iam::000000000000:mfa/race";
+    a.create_user(&user("alice")).unwrap();
+    a.create_mfa_device(&device(SERIAL)).unwrap();
+    a.enable_mfa_device(SERIAL, &alice(), 1, &TotpState::default(), 8)
+        .unwrap();
+    const STEPS: u64 = 200;
+    let mut wins = 0;
+    for step in 1..=STEPS {
+        let [x, y] = race(&a, &b, |_, s| s.record_totp_success(SERIAL, step).unwrap());
+        assert!(!(x && y), "step {step} accepted twice");
+        wins += usize::from(x) + usize::from(y);
+    }
+    assert_eq!(wins, usize::try_from(STEPS).unwrap());
+    assert_eq!(
+        b.mfa_device(SERIAL).unwrap().unwrap().state.last_step,
+        Some(STEPS)
+    );
+});
+
+both!(concurrent_totp_failures_are_all_counted, |a, b| {
+    const SERIAL: &str = "arn:aws:iam::000000000000:mfa/fail";
+    a.create_user(&user("alice")).unwrap();
+    a.create_mfa_device(&device(SERIAL)).unwrap();
+    a.enable_mfa_device(SERIAL, &alice(), 1, &TotpState::default(), 8)
+        .unwrap();
+    let policy = LockoutPolicy {
+        max_failures: 1_000,
+        ..LockoutPolicy::default()
+    };
+    for _ in 0..20 {
+        race(&a, &b, |_, s| {
+            s.record_totp_failure(SERIAL, &policy, 10).unwrap()
+        });
+    }
+    assert_eq!(a.mfa_device(SERIAL).unwrap().unwrap().state.failures, 40);
+});
+
+both!(one_assertion_is_recorded_once_across_replicas, |a, b| {
+    with_registered_key(a.as_ref());
+    for i in 0..100u32 {
+        let id = format!("auth{i}");
+        a.create_challenge(
+            &challenge(&id, CeremonyKind::Authenticate, alice(), KEY),
+            16,
+        )
+        .unwrap();
+        let u = KeyUse {
+            serial: KEY.into(),
+            challenge_id: id,
+            expected_sign_count: 7 + i,
+            sign_count: 8 + i,
+            now: 150,
+        };
+        let outcomes = race(&a, &b, |_, s| s.record_security_key_use(&u).unwrap());
+        let recorded = outcomes
+            .iter()
+            .filter(|o| **o == KeyUseOutcome::Recorded)
+            .count();
+        assert_eq!(recorded, 1, "assertion {i}: {outcomes:?}");
+        assert!(outcomes.contains(&KeyUseOutcome::ChallengeSpent));
+    }
+    assert_eq!(b.security_key(KEY).unwrap().unwrap().sign_count, 107);
+});
+
+both!(two_assertions_racing_on_one_counter_move_it_once, |a, b| {
+    with_registered_key(a.as_ref());
+    for i in 0..50u32 {
+        let (c1, c2) = (format!("x{i}"), format!("y{i}"));
+        for id in [&c1, &c2] {
+            a.create_challenge(&challenge(id, CeremonyKind::Authenticate, alice(), KEY), 16)
+                .unwrap();
+        }
+        let current = a.security_key(KEY).unwrap().unwrap().sign_count;
+        let [x, y] = race(&a, &b, |i, s| {
+            let id = [&c1, &c2][i];
+            s.record_security_key_use(&KeyUse {
+                serial: KEY.into(),
+                challenge_id: id.clone(),
+                expected_sign_count: current,
+                sign_count: current + 1,
+                now: 150,
+            })
+            .unwrap()
+        });
+        let recorded = [x, y]
+            .iter()
+            .filter(|o| **o == KeyUseOutcome::Recorded)
+            .count();
+        assert_eq!(recorded, 1, "round {i}: {x:?} {y:?}");
+        assert!([x, y].contains(&KeyUseOutcome::KeyChanged));
+        assert_eq!(
+            a.security_key(KEY).unwrap().unwrap().sign_count,
+            current + 1
+        );
+    }
+});
+
+both!(
+    a_registration_challenge_is_single_use_across_replicas,
+    |a, b| {
+        a.create_user(&user("alice")).unwrap();
+        for i in 0..50 {
+            let serial = format!("arn:aws:iam::000000000000:u2f/user/alice/k{i}");
+            let id = format!("reg{i}");
+            a.create_challenge(
+                &challenge(&id, CeremonyKind::Register, alice(), &serial),
+                16,
+            )
+            .unwrap();
+            let results = race(&a, &b, |_, s| {
+                let cred = format!("{:?}", std::thread::current().id());
+                s.enable_security_key(
+                    &id,
+                    150,
+                    &security_key(&serial, alice(), cred.as_bytes()),
+                    100,
+                )
+            });
+            assert_eq!(
+                results.iter().filter(|r| r.is_ok()).count(),
+                1,
+                "challenge {i}: {results:?}"
+            );
+            assert!(results.contains(&Err(StoreError::NotFound(Entity::Challenge))));
+        }
+        assert_eq!(b.security_keys_of(&alice()).unwrap().len(), 50);
+    }
+);
