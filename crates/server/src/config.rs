@@ -628,7 +628,8 @@ impl Config {
                 self.store.pool_size = value.parse().map_err(|_| bad("expected a count"))?;
             }
             "master_key_file" => {
-                self.master_key_file = Some(PathBuf::from(value)).filter(|p| !p.as_os_str().is_empty());
+                self.master_key_file =
+                    Some(PathBuf::from(value)).filter(|p| !p.as_os_str().is_empty());
             }
             "mfa.required" => {
                 self.mfa.required =

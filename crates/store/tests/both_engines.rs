@@ -756,3 +756,145 @@ both!(
         assert_eq!(b.security_keys_of(&alice()).unwrap().len(), 50);
     }
 );
+
+// ---------------------------------------------------------------- usage and audit
+
+fn audit_event(n: i64, user: &str) -> tokengate_store::AuditEvent {
+    tokengate_store::AuditEvent {
+        event_id: format!("id-{n}"),
+        event_time: 1000 + n,
+        event_name: if n % 2 == 0 {
+            "GetUser"
+        } else {
+            "GetSessionToken"
+        }
+        .into(),
+        event_source: "iam.amazonaws.com".into(),
+        username: Some(user.into()),
+        access_key_id: Some("AKIAEXAMPLE".into()),
+        read_only: n % 2 == 0,
+        resource_type: None,
+        resource_name: None,
+        record: format!("{{\"n\":{n}}}"),
+    }
+}
+
+both!(audit_pages_newest_first_with_filters_and_purge, |s, _| {
+    use tokengate_store::{AuditAttribute, AuditQuery};
+    let generation = s.iam_generation();
+    let events: Vec<_> = (0..10)
+        .map(|n| audit_event(n, if n < 6 { "alice" } else { "bob" }))
+        .collect();
+    s.append_audit_events(events).unwrap();
+    assert_eq!(s.iam_generation(), generation, "audit is no IAM change");
+    let ids = |page: &tokengate_store::AuditPage| {
+        page.events
+            .iter()
+            .map(|(_, e)| e.event_id.clone())
+            .collect::<Vec<_>>()
+    };
+    let mut query = AuditQuery {
+        attribute: Some(AuditAttribute::Username("alice".into())),
+        limit: 4,
+        ..AuditQuery::default()
+    };
+    let first = s.audit_events(&query).unwrap();
+    assert_eq!(ids(&first), ["id-5", "id-4", "id-3", "id-2"]);
+    assert!(first.more);
+    query.before_seq = Some(first.events[3].0);
+    let second = s.audit_events(&query).unwrap();
+    assert_eq!(ids(&second), ["id-1", "id-0"]);
+    assert!(!second.more);
+    let read_only = s
+        .audit_events(&AuditQuery {
+            attribute: Some(AuditAttribute::ReadOnly(true)),
+            start: Some(1004),
+            end: Some(1008),
+            limit: 50,
+            ..AuditQuery::default()
+        })
+        .unwrap();
+    assert_eq!(ids(&read_only), ["id-8", "id-6", "id-4"]);
+    assert_eq!(s.purge_audit_events(1005).unwrap(), 5);
+    let all = s
+        .audit_events(&AuditQuery {
+            limit: 50,
+            ..AuditQuery::default()
+        })
+        .unwrap();
+    assert_eq!(all.events.len(), 5);
+    assert_eq!(all.events[4].1.record, "{\"n\":5}");
+});
+
+both!(
+    usage_keeps_the_newest_use_and_leaves_the_generation_alone,
+    |s, _| {
+        use tokengate_store::{EntityUse, KeyLastUsed, UsageBatch};
+        let entity_use = |action: &str, at| EntityUse {
+            entity_id: "AIDAALICE".into(),
+            entity_arn: "arn:aws:iam::000000000000:user/alice".into(),
+            service: "iam".into(),
+            action: action.into(),
+            at,
+            region: "us-east-1".into(),
+        };
+        s.bootstrap(&bootstrap()).unwrap();
+        s.create_user(&user("alice")).unwrap();
+        s.create_access_key(&key("AKIAALICE1", alice()), 2).unwrap();
+        let generation = s.iam_generation();
+        let used = |at| KeyLastUsed {
+            at,
+            service: "sts".into(),
+            region: "eu-west-1".into(),
+        };
+        s.record_usage(&UsageBatch {
+            keys: vec![("AKIAALICE1".into(), used(100))],
+            entities: vec![entity_use("GetUser", 100), entity_use("ListUsers", 90)],
+        })
+        .unwrap();
+        s.record_usage(&UsageBatch {
+            keys: vec![("AKIAALICE1".into(), used(50))],
+            entities: vec![entity_use("GetUser", 50), entity_use("ListUsers", 120)],
+        })
+        .unwrap();
+        s.record_access_key_last_used(&[("AKIAALICE1".into(), used(60))])
+            .unwrap();
+        assert_eq!(s.iam_generation(), generation);
+        assert_eq!(
+            s.access_key_last_used("AKIAALICE1").unwrap(),
+            Some(used(100))
+        );
+        assert_eq!(s.access_key_last_used("AKIAROOT").unwrap(), None);
+        let uses = s
+            .entity_usage(&["AIDAALICE".into(), "AIDANONE".into()])
+            .unwrap();
+        let got: Vec<(&str, i64)> = uses.iter().map(|u| (u.action.as_str(), u.at)).collect();
+        assert_eq!(got, [("GetUser", 100), ("ListUsers", 120)]);
+    }
+);
+
+both!(advisor_jobs_expire_and_the_alias_is_one, |s, _| {
+    use tokengate_store::AdvisorJob;
+    let job = |id: &str, created| AdvisorJob {
+        job_id: id.into(),
+        requester: "arn:aws:iam::000000000000:root".into(),
+        created,
+        completed: created,
+        granularity: "SERVICE_LEVEL".into(),
+        result: "[]".into(),
+    };
+    s.put_advisor_job(&job("a", 10), 0).unwrap();
+    s.put_advisor_job(&job("b", 20), 15).unwrap();
+    assert_eq!(s.advisor_job("a").unwrap(), None);
+    assert_eq!(s.advisor_job("b").unwrap(), Some(job("b", 20)));
+    assert_eq!(s.account_alias().unwrap(), None);
+    s.set_account_alias("first").unwrap();
+    s.set_account_alias("second").unwrap();
+    assert_eq!(s.account_alias().unwrap().as_deref(), Some("second"));
+    assert_eq!(
+        s.delete_account_alias("first").err(),
+        Some(StoreError::NotFound(Entity::AccountAlias))
+    );
+    s.delete_account_alias("second").unwrap();
+    assert_eq!(s.account_alias().unwrap(), None);
+});

@@ -43,6 +43,7 @@ use crate::{
 mod accounts;
 mod mfa;
 mod security_keys;
+mod usage;
 mod users;
 
 /// The PostgreSQL schema history, applied in order; `tokengate_schema` records each.
@@ -1130,53 +1131,73 @@ impl Store for PostgresStore {
 
     fn record_access_key_last_used(
         &self,
-        _uses: &[(String, KeyLastUsed)],
+        uses: &[(String, KeyLastUsed)],
     ) -> Result<(), StoreError> {
-        Err(not_yet("record_access_key_last_used"))
+        let uses = uses.to_vec();
+        self.with_conn(move |mut c, _| async move {
+            usage::record_access_key_last_used(&mut c, &uses).await
+        })
     }
 
-    fn record_usage(&self, _batch: &UsageBatch) -> Result<(), StoreError> {
-        Err(not_yet("record_usage"))
+    fn record_usage(&self, batch: &UsageBatch) -> Result<(), StoreError> {
+        let batch = batch.clone();
+        self.with_conn(move |mut c, _| async move { usage::record_usage(&mut c, &batch).await })
     }
 
-    fn access_key_last_used(&self, _id: &str) -> Result<Option<KeyLastUsed>, StoreError> {
-        Err(not_yet("access_key_last_used"))
+    fn access_key_last_used(&self, id: &str) -> Result<Option<KeyLastUsed>, StoreError> {
+        let id = id.to_owned();
+        self.with_conn(move |c, _| async move { usage::access_key_last_used(&c, &id).await })
     }
 
-    fn entity_usage(&self, _entity_ids: &[String]) -> Result<Vec<EntityUse>, StoreError> {
-        Err(not_yet("entity_usage"))
+    fn entity_usage(&self, entity_ids: &[String]) -> Result<Vec<EntityUse>, StoreError> {
+        let ids = entity_ids.to_vec();
+        self.with_conn(move |c, _| async move { usage::entity_usage(&c, &ids).await })
     }
 
-    fn put_advisor_job(&self, _job: &AdvisorJob, _expire_before: i64) -> Result<(), StoreError> {
-        Err(not_yet("put_advisor_job"))
+    fn put_advisor_job(&self, job: &AdvisorJob, expire_before: i64) -> Result<(), StoreError> {
+        let job = job.clone();
+        self.with_conn(move |mut c, _| async move {
+            usage::put_advisor_job(&mut c, &job, expire_before).await
+        })
     }
 
-    fn advisor_job(&self, _job_id: &str) -> Result<Option<AdvisorJob>, StoreError> {
-        Err(not_yet("advisor_job"))
+    fn advisor_job(&self, job_id: &str) -> Result<Option<AdvisorJob>, StoreError> {
+        let id = job_id.to_owned();
+        self.with_conn(move |c, _| async move { usage::advisor_job(&c, &id).await })
     }
 
     fn account_alias(&self) -> Result<Option<String>, StoreError> {
-        Err(not_yet("account_alias"))
+        self.with_conn(|c, _| async move { usage::account_alias(&c).await })
     }
 
-    fn set_account_alias(&self, _alias: &str) -> Result<(), StoreError> {
-        Err(not_yet("set_account_alias"))
+    fn set_account_alias(&self, alias: &str) -> Result<(), StoreError> {
+        let alias = alias.to_owned();
+        self.with_conn(move |c, _| async move { usage::set_account_alias(&c, &alias).await })
     }
 
-    fn delete_account_alias(&self, _alias: &str) -> Result<(), StoreError> {
-        Err(not_yet("delete_account_alias"))
+    fn delete_account_alias(&self, alias: &str) -> Result<(), StoreError> {
+        let alias = alias.to_owned();
+        self.with_conn(move |c, _| async move { usage::delete_account_alias(&c, &alias).await })
     }
 
-    fn append_audit_events(&self, _events: Vec<AuditEvent>) -> Result<(), StoreError> {
-        Err(not_yet("append_audit_events"))
+    fn append_audit_events(&self, events: Vec<AuditEvent>) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        self.with_conn(
+            move |mut c, _| async move { usage::append_audit_events(&mut c, &events).await },
+        )
     }
 
-    fn audit_events(&self, _query: &AuditQuery) -> Result<AuditPage, StoreError> {
-        Err(not_yet("audit_events"))
+    fn audit_events(&self, query: &AuditQuery) -> Result<AuditPage, StoreError> {
+        let query = query.clone();
+        self.with_conn(move |c, _| async move { usage::audit_events(&c, &query).await })
     }
 
-    fn purge_audit_events(&self, _before: i64) -> Result<usize, StoreError> {
-        Err(not_yet("purge_audit_events"))
+    fn purge_audit_events(&self, before: i64) -> Result<usize, StoreError> {
+        self.with_conn(
+            move |mut c, _| async move { usage::purge_audit_events(&mut c, before).await },
+        )
     }
 
     fn put_portal_session(
