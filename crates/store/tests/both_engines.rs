@@ -898,3 +898,110 @@ both!(advisor_jobs_expire_and_the_alias_is_one, |s, _| {
     s.delete_account_alias("second").unwrap();
     assert_eq!(s.account_alias().unwrap(), None);
 });
+
+// ---------------------------------------------------------------- groups and policies
+
+both!(
+    groups_attachments_inline_policies_and_the_policy_set,
+    |s, b| {
+        use tokengate_store::{Group, PolicyTarget, Tag};
+        const ADMIN: &str = "arn:aws:iam::aws:policy/AdministratorAccess";
+        let group = |name: &str| Group {
+            group_id: format!("AGPA{name}"),
+            name: name.into(),
+            path: "/".into(),
+            created: 2,
+        };
+        s.create_user(&user("alice")).unwrap();
+        s.create_group(&group("devs"), 2).unwrap();
+        assert_eq!(
+            s.create_group(&group("DEVS"), 2).err(),
+            Some(StoreError::AlreadyExists(Entity::Group))
+        );
+        s.create_group(&group("ops"), 2).unwrap();
+        assert_eq!(
+            s.create_group(&group("qa"), 2).err(),
+            Some(StoreError::LimitExceeded(Entity::Group))
+        );
+        assert_eq!(s.group("Devs").unwrap(), Some(group("devs")));
+        s.add_user_to_group("devs", "ALICE", 10).unwrap();
+        s.add_user_to_group("devs", "alice", 10).unwrap(); // already a member: nothing
+        assert_eq!(
+            s.add_user_to_group("ops", "alice", 1).err(),
+            Some(StoreError::LimitExceeded(Entity::GroupMembership))
+        );
+        assert_eq!(s.groups_for_user("alice").unwrap(), [group("devs")]);
+        assert_eq!(s.group_members("devs").unwrap()[0].name, "alice");
+        let devs = PolicyTarget::Group("devs".into());
+        let alice_t = PolicyTarget::User("alice".into());
+        s.attach_policy(&devs, ADMIN, true, 10).unwrap();
+        assert_eq!(
+            s.attach_policy(&alice_t, "arn:aws:iam::000000000000:policy/none", false, 10)
+                .err(),
+            Some(StoreError::NotFound(Entity::Policy))
+        );
+        assert_eq!(
+            s.attached_policies(&devs).unwrap()[0].name,
+            "AdministratorAccess"
+        );
+        s.put_inline_policy(&alice_t, "Read", "{\"a\":1}", 900, 2048)
+            .unwrap();
+        s.put_inline_policy(&alice_t, "READ", "{\"a\":2}", 900, 2048)
+            .unwrap(); // the same policy, replaced
+        assert_eq!(
+            s.put_inline_policy(&alice_t, "other", "{}", 1200, 2048)
+                .err(),
+            Some(StoreError::LimitExceeded(Entity::InlinePolicy))
+        );
+        assert_eq!(s.inline_policy_names(&alice_t).unwrap(), ["READ"]);
+        assert_eq!(
+            s.inline_policy(&alice_t, "read").unwrap().as_deref(),
+            Some("{\"a\":2}")
+        );
+        s.set_user_permissions_boundary("alice", Some(ADMIN), true)
+            .unwrap();
+        s.tag_user(
+            "alice",
+            &[Tag {
+                key: "team".into(),
+                value: "a".into(),
+            }],
+            50,
+        )
+        .unwrap();
+        let set = b.user_policies("AIDAalice").unwrap().unwrap();
+        assert_eq!(set.user.name, "alice");
+        assert_eq!(set.inline.len(), 1);
+        assert_eq!(set.groups.len(), 1);
+        assert_eq!(set.groups[0].attached[0].arn, ADMIN);
+        assert_eq!(set.boundary.as_ref().unwrap().arn, ADMIN);
+        assert_eq!(set.tags[0].key, "team");
+        assert!(b.user_policies("AIDAnobody").unwrap().is_none());
+        assert_eq!(b.group_policies("DEVS").unwrap().unwrap().attached.len(), 1);
+        // Removing is seen by the other handle at once.
+        s.detach_policy(&devs, ADMIN).unwrap();
+        assert!(
+            b.group_policies("devs")
+                .unwrap()
+                .unwrap()
+                .attached
+                .is_empty()
+        );
+        assert_eq!(
+            s.delete_group("devs").err(),
+            Some(StoreError::DeleteConflict {
+                entity: Entity::Group,
+                dependents: Entity::GroupMembership
+            })
+        );
+        s.remove_user_from_group("devs", "alice").unwrap();
+        s.delete_group("devs").unwrap();
+        s.untag_user("alice", &["TEAM".into()]).unwrap();
+        assert!(s.user_tags("alice").unwrap().is_empty());
+        s.delete_inline_policy(&alice_t, "Read").unwrap();
+        s.set_user_permissions_boundary("alice", None, true)
+            .unwrap();
+        assert_eq!(s.user_permissions_boundary("alice").unwrap(), None);
+        s.delete_user("alice").unwrap();
+    }
+);

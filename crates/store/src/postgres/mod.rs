@@ -41,6 +41,7 @@ use crate::{
 };
 
 mod accounts;
+mod iam;
 mod mfa;
 mod security_keys;
 mod usage;
@@ -798,50 +799,71 @@ impl Store for PostgresStore {
         self.generation.current()
     }
 
-    fn create_group(&self, _g: &Group, _max_groups: usize) -> Result<(), StoreError> {
-        Err(not_yet("create_group"))
+    fn create_group(&self, g: &Group, max_groups: usize) -> Result<(), StoreError> {
+        let g = g.clone();
+        self.with_conn(
+            move |mut c, _| async move { iam::create_group(&mut c, &g, max_groups).await },
+        )
     }
 
-    fn group(&self, _name: &str) -> Result<Option<Group>, StoreError> {
-        Err(not_yet("group"))
+    fn group(&self, name: &str) -> Result<Option<Group>, StoreError> {
+        let name = name.to_owned();
+        self.with_conn(move |c, _| async move { iam::group(&c, &name).await })
     }
 
-    fn list_groups(&self, _path_prefix: &str) -> Result<Vec<Group>, StoreError> {
-        Err(not_yet("list_groups"))
+    fn list_groups(&self, path_prefix: &str) -> Result<Vec<Group>, StoreError> {
+        let prefix = path_prefix.to_owned();
+        self.with_conn(move |c, _| async move { iam::list_groups(&c, &prefix).await })
     }
 
     fn update_group(
         &self,
-        _name: &str,
-        _new_name: Option<&str>,
-        _new_path: Option<&str>,
+        name: &str,
+        new_name: Option<&str>,
+        new_path: Option<&str>,
     ) -> Result<(), StoreError> {
-        Err(not_yet("update_group"))
+        let (name, new_name, new_path) = (
+            name.to_owned(),
+            new_name.map(str::to_owned),
+            new_path.map(str::to_owned),
+        );
+        self.with_conn(move |mut c, _| async move {
+            iam::update_group(&mut c, &name, new_name.as_deref(), new_path.as_deref()).await
+        })
     }
 
-    fn delete_group(&self, _name: &str) -> Result<(), StoreError> {
-        Err(not_yet("delete_group"))
+    fn delete_group(&self, name: &str) -> Result<(), StoreError> {
+        let name = name.to_owned();
+        self.with_conn(move |mut c, _| async move { iam::delete_group(&mut c, &name).await })
     }
 
     fn add_user_to_group(
         &self,
-        _group: &str,
-        _user: &str,
-        _max_groups_per_user: usize,
+        group: &str,
+        user: &str,
+        max_groups_per_user: usize,
     ) -> Result<(), StoreError> {
-        Err(not_yet("add_user_to_group"))
+        let (group, user) = (group.to_owned(), user.to_owned());
+        self.with_conn(move |mut c, _| async move {
+            iam::add_user_to_group(&mut c, &group, &user, max_groups_per_user).await
+        })
     }
 
-    fn remove_user_from_group(&self, _group: &str, _user: &str) -> Result<(), StoreError> {
-        Err(not_yet("remove_user_from_group"))
+    fn remove_user_from_group(&self, group: &str, user: &str) -> Result<(), StoreError> {
+        let (group, user) = (group.to_owned(), user.to_owned());
+        self.with_conn(move |mut c, _| async move {
+            iam::remove_user_from_group(&mut c, &group, &user).await
+        })
     }
 
-    fn group_members(&self, _group: &str) -> Result<Vec<User>, StoreError> {
-        Err(not_yet("group_members"))
+    fn group_members(&self, group: &str) -> Result<Vec<User>, StoreError> {
+        let group = group.to_owned();
+        self.with_conn(move |mut c, _| async move { iam::group_members(&mut c, &group).await })
     }
 
-    fn groups_for_user(&self, _user: &str) -> Result<Vec<Group>, StoreError> {
-        Err(not_yet("groups_for_user"))
+    fn groups_for_user(&self, user: &str) -> Result<Vec<Group>, StoreError> {
+        let user = user.to_owned();
+        self.with_conn(move |mut c, _| async move { iam::groups_for_user(&mut c, &user).await })
     }
 
     fn create_policy(&self, _p: &NewManagedPolicy, _max: usize) -> Result<(), StoreError> {
@@ -902,20 +924,27 @@ impl Store for PostgresStore {
 
     fn attach_policy(
         &self,
-        _target: &PolicyTarget,
-        _arn: &str,
-        _aws_managed: bool,
-        _max_attached: usize,
+        target: &PolicyTarget,
+        arn: &str,
+        aws_managed: bool,
+        max_attached: usize,
     ) -> Result<(), StoreError> {
-        Err(not_yet("attach_policy"))
+        let (target, arn) = (target.clone(), arn.to_owned());
+        self.with_conn(move |mut c, _| async move {
+            iam::attach_policy(&mut c, &target, &arn, aws_managed, max_attached).await
+        })
     }
 
-    fn detach_policy(&self, _target: &PolicyTarget, _arn: &str) -> Result<(), StoreError> {
-        Err(not_yet("detach_policy"))
+    fn detach_policy(&self, target: &PolicyTarget, arn: &str) -> Result<(), StoreError> {
+        let (target, arn) = (target.clone(), arn.to_owned());
+        self.with_conn(
+            move |mut c, _| async move { iam::detach_policy(&mut c, &target, &arn).await },
+        )
     }
 
-    fn attached_policies(&self, _t: &PolicyTarget) -> Result<Vec<AttachedPolicy>, StoreError> {
-        Err(not_yet("attached_policies"))
+    fn attached_policies(&self, target: &PolicyTarget) -> Result<Vec<AttachedPolicy>, StoreError> {
+        let target = target.clone();
+        self.with_conn(move |mut c, _| async move { iam::attached_policies(&mut c, &target).await })
     }
 
     fn policy_entities(
@@ -928,54 +957,78 @@ impl Store for PostgresStore {
 
     fn put_inline_policy(
         &self,
-        _target: &PolicyTarget,
-        _name: &str,
-        _document: &str,
-        _size: usize,
-        _max_aggregate_size: usize,
+        target: &PolicyTarget,
+        name: &str,
+        document: &str,
+        size: usize,
+        max_aggregate_size: usize,
     ) -> Result<(), StoreError> {
-        Err(not_yet("put_inline_policy"))
+        let (target, name, document) = (target.clone(), name.to_owned(), document.to_owned());
+        self.with_conn(move |mut c, _| async move {
+            iam::put_inline_policy(&mut c, &target, &name, &document, size, max_aggregate_size)
+                .await
+        })
     }
 
     fn inline_policy(
         &self,
-        _target: &PolicyTarget,
-        _name: &str,
+        target: &PolicyTarget,
+        name: &str,
     ) -> Result<Option<String>, StoreError> {
-        Err(not_yet("inline_policy"))
+        let (target, name) = (target.clone(), name.to_owned());
+        self.with_conn(
+            move |mut c, _| async move { iam::inline_policy(&mut c, &target, &name).await },
+        )
     }
 
-    fn inline_policy_names(&self, _target: &PolicyTarget) -> Result<Vec<String>, StoreError> {
-        Err(not_yet("inline_policy_names"))
+    fn inline_policy_names(&self, target: &PolicyTarget) -> Result<Vec<String>, StoreError> {
+        let target = target.clone();
+        self.with_conn(
+            move |mut c, _| async move { iam::inline_policy_names(&mut c, &target).await },
+        )
     }
 
-    fn delete_inline_policy(&self, _target: &PolicyTarget, _name: &str) -> Result<(), StoreError> {
-        Err(not_yet("delete_inline_policy"))
+    fn delete_inline_policy(&self, target: &PolicyTarget, name: &str) -> Result<(), StoreError> {
+        let (target, name) = (target.clone(), name.to_owned());
+        self.with_conn(move |mut c, _| async move {
+            iam::delete_inline_policy(&mut c, &target, &name).await
+        })
     }
 
     fn set_user_permissions_boundary(
         &self,
-        _user: &str,
-        _arn: Option<&str>,
-        _aws_managed: bool,
+        user: &str,
+        arn: Option<&str>,
+        aws_managed: bool,
     ) -> Result<(), StoreError> {
-        Err(not_yet("set_user_permissions_boundary"))
+        let (user, arn) = (user.to_owned(), arn.map(str::to_owned));
+        self.with_conn(move |mut c, _| async move {
+            iam::set_user_permissions_boundary(&mut c, &user, arn.as_deref(), aws_managed).await
+        })
     }
 
-    fn user_permissions_boundary(&self, _user: &str) -> Result<Option<String>, StoreError> {
-        Err(not_yet("user_permissions_boundary"))
+    fn user_permissions_boundary(&self, user: &str) -> Result<Option<String>, StoreError> {
+        let user = user.to_owned();
+        self.with_conn(move |mut c, _| async move {
+            iam::user_permissions_boundary(&mut c, &user).await
+        })
     }
 
-    fn tag_user(&self, _user: &str, _tags: &[Tag], _max_tags: usize) -> Result<(), StoreError> {
-        Err(not_yet("tag_user"))
+    fn tag_user(&self, user: &str, tags: &[Tag], max_tags: usize) -> Result<(), StoreError> {
+        let (user, tags) = (user.to_owned(), tags.to_vec());
+        self.with_conn(move |mut c, _| async move {
+            iam::tag_user(&mut c, &user, &tags, max_tags).await
+        })
     }
 
-    fn untag_user(&self, _user: &str, _keys: &[String]) -> Result<(), StoreError> {
-        Err(not_yet("untag_user"))
+    fn untag_user(&self, user: &str, keys: &[String]) -> Result<(), StoreError> {
+        let (user, keys) = (user.to_owned(), keys.to_vec());
+        self.with_conn(move |mut c, _| async move { iam::untag_user(&mut c, &user, &keys).await })
     }
 
-    fn user_tags(&self, _user: &str) -> Result<Vec<Tag>, StoreError> {
-        Err(not_yet("user_tags"))
+    fn user_tags(&self, user: &str) -> Result<Vec<Tag>, StoreError> {
+        let user = user.to_owned();
+        self.with_conn(move |mut c, _| async move { iam::user_tags(&mut c, &user).await })
     }
 
     fn tag_policy(&self, _arn: &str, _tags: &[Tag], _max_tags: usize) -> Result<(), StoreError> {
@@ -990,12 +1043,14 @@ impl Store for PostgresStore {
         Err(not_yet("policy_tags"))
     }
 
-    fn user_policies(&self, _user_id: &str) -> Result<Option<UserPolicies>, StoreError> {
-        Err(not_yet("user_policies"))
+    fn user_policies(&self, user_id: &str) -> Result<Option<UserPolicies>, StoreError> {
+        let id = user_id.to_owned();
+        self.with_conn(move |mut c, _| async move { iam::user_policies(&mut c, &id).await })
     }
 
-    fn group_policies(&self, _name: &str) -> Result<Option<GroupPolicies>, StoreError> {
-        Err(not_yet("group_policies"))
+    fn group_policies(&self, name: &str) -> Result<Option<GroupPolicies>, StoreError> {
+        let name = name.to_owned();
+        self.with_conn(move |mut c, _| async move { iam::group_policies(&mut c, &name).await })
     }
 
     fn create_role(
