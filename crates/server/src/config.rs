@@ -50,6 +50,9 @@ pub struct StoreConfig {
     pub url: Option<String>,
     /// PostgreSQL connections per replica.
     pub pool_size: usize,
+    /// A PostgreSQL schema for tokengate's tables (created if missing); `None`: the URL's
+    /// `search_path` (`public`).
+    pub schema: Option<String>,
 }
 
 impl Default for StoreConfig {
@@ -57,6 +60,7 @@ impl Default for StoreConfig {
         Self {
             url: None,
             pool_size: DEFAULT_STORE_POOL_SIZE,
+            schema: None,
         }
     }
 }
@@ -368,6 +372,13 @@ pub const SETTINGS: &[Setting] = &[
         doc: "PostgreSQL connections per replica.",
     },
     Setting {
+        key: "store.schema",
+        env: "TOKENGATE_STORE_SCHEMA",
+        default: "unset (public)",
+        doc: "PostgreSQL schema for tokengate's tables, created if missing (lower-case \
+              letters, digits, _): several deployments can share one database.",
+    },
+    Setting {
         key: "master_key_file",
         env: "TOKENGATE_MASTER_KEY_FILE",
         default: "data_dir/master.key",
@@ -627,6 +638,7 @@ impl Config {
             "store.pool_size" => {
                 self.store.pool_size = value.parse().map_err(|_| bad("expected a count"))?;
             }
+            "store.schema" => self.store.schema = Some(value.to_owned()).filter(|v| !v.is_empty()),
             "master_key_file" => {
                 self.master_key_file =
                     Some(PathBuf::from(value)).filter(|p| !p.as_os_str().is_empty());

@@ -130,7 +130,7 @@ pub fn open(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, StartErro
             &master,
             PgOptions {
                 pool_size: Some(config.store.pool_size),
-                schema: None,
+                schema: config.store.schema.clone(),
             },
         )?),
     };
