@@ -1005,3 +1005,111 @@ both!(
         s.delete_user("alice").unwrap();
     }
 );
+
+// ---------------------------------------------------------------- roles
+
+both!(roles_their_policies_tags_boundary_and_use, |s, b| {
+    use tokengate_store::{PolicyTarget, PrincipalBinding, Role, Tag};
+    const ADMIN: &str = "arn:aws:iam::aws:policy/AdministratorAccess";
+    let role = |name: &str| Role {
+        role_id: format!("AROA{name}"),
+        name: name.into(),
+        path: "/svc/".into(),
+        created: 5,
+        assume_role_policy: "{\"Version\":\"2012-10-17\",\"Statement\":[]}".into(),
+        description: String::new(),
+        max_session_duration: 3600,
+        last_used: None,
+        last_used_region: None,
+        trust_principals: vec![PrincipalBinding {
+            arn: "arn:aws:iam::000000000000:user/alice".into(),
+            unique_id: "AIDAALICE".into(),
+        }],
+    };
+    let tag = |k: &str, v: &str| Tag {
+        key: k.into(),
+        value: v.into(),
+    };
+    s.create_role(
+        &role("deploy"),
+        &[tag("env", "prod")],
+        Some((ADMIN, true)),
+        2,
+    )
+    .unwrap();
+    assert_eq!(
+        s.create_role(&role("DEPLOY"), &[], None, 2).err(),
+        Some(StoreError::AlreadyExists(Entity::Role))
+    );
+    s.create_role(&role("other"), &[], None, 2).unwrap();
+    assert_eq!(
+        s.create_role(&role("third"), &[], None, 2).err(),
+        Some(StoreError::LimitExceeded(Entity::Role))
+    );
+    assert_eq!(b.role("Deploy").unwrap(), Some(role("deploy")));
+    assert_eq!(s.list_roles("/svc/").unwrap().len(), 2);
+    assert!(s.list_roles("/none/").unwrap().is_empty());
+    let target = PolicyTarget::Role("deploy".into());
+    s.attach_policy(&target, ADMIN, true, 10).unwrap();
+    s.put_inline_policy(&target, "inline", "{}", 2, 10_240)
+        .unwrap();
+    let set = b.role_policies("AROAdeploy").unwrap().unwrap();
+    assert_eq!(set.role.name, "deploy");
+    assert_eq!(set.attached[0].arn, ADMIN);
+    assert_eq!(set.inline[0].name, "inline");
+    assert_eq!(set.boundary.as_ref().unwrap().arn, ADMIN);
+    assert_eq!(set.tags, [tag("env", "prod")]);
+    // Role use is recorded coarsely and is no IAM change.
+    let generation = b.iam_generation();
+    s.record_role_use("AROAdeploy", 1_000, "us-east-1").unwrap();
+    s.record_role_use("AROAdeploy", 1_010, "us-east-1").unwrap();
+    let r = b.role("deploy").unwrap().unwrap();
+    assert_eq!(
+        (r.last_used, r.last_used_region.as_deref()),
+        (Some(1_000), Some("us-east-1"))
+    );
+    assert_eq!(b.iam_generation(), generation);
+    s.update_role("deploy", Some("ships it"), Some(7200))
+        .unwrap();
+    let bindings = vec![PrincipalBinding {
+        arn: "arn:aws:iam::000000000000:user/bob".into(),
+        unique_id: "AIDABOB".into(),
+    }];
+    s.update_assume_role_policy("deploy", "{}", &bindings)
+        .unwrap();
+    let r = b.role("deploy").unwrap().unwrap();
+    assert_eq!(
+        (r.description.as_str(), r.max_session_duration),
+        ("ships it", 7200)
+    );
+    assert_eq!(
+        (r.assume_role_policy.as_str(), r.trust_principals),
+        ("{}", bindings)
+    );
+    s.tag_role("deploy", &[tag("ENV", "dev"), tag("team", "a")], 50)
+        .unwrap();
+    assert_eq!(
+        s.role_tags("deploy").unwrap(),
+        [tag("ENV", "dev"), tag("team", "a")]
+    );
+    s.untag_role("deploy", &["env".into()]).unwrap();
+    assert_eq!(s.role_tags("deploy").unwrap(), [tag("team", "a")]);
+    s.set_role_permissions_boundary("deploy", None, true)
+        .unwrap();
+    assert_eq!(s.role_permissions_boundary("deploy").unwrap(), None);
+    assert_eq!(
+        s.delete_role("deploy").err(),
+        Some(StoreError::DeleteConflict {
+            entity: Entity::Role,
+            dependents: Entity::InlinePolicy
+        })
+    );
+    s.delete_inline_policy(&target, "inline").unwrap();
+    s.detach_policy(&target, ADMIN).unwrap();
+    s.delete_role("deploy").unwrap();
+    assert!(b.role_policies("AROAdeploy").unwrap().is_none());
+    assert_eq!(
+        s.delete_role("deploy").err(),
+        Some(StoreError::NotFound(Entity::Role))
+    );
+});

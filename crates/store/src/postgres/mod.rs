@@ -43,6 +43,7 @@ use crate::{
 mod accounts;
 mod iam;
 mod mfa;
+mod roles;
 mod security_keys;
 mod usage;
 mod users;
@@ -126,8 +127,17 @@ impl std::fmt::Debug for PostgresStore {
     }
 }
 
-pub(crate) fn backend(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(format!("postgres: {e}"))
+/// A backend error with its whole cause chain (tokio-postgres puts the server's message
+/// in the source: "db error: ERROR: …").
+pub(crate) fn backend(e: impl std::error::Error) -> StoreError {
+    let mut message = format!("postgres: {e}");
+    let mut source = e.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    StoreError::Backend(message)
 }
 
 /// A unique violation is the compare-and-set of an insert: `AlreadyExists(entity)`.
@@ -1055,75 +1065,105 @@ impl Store for PostgresStore {
 
     fn create_role(
         &self,
-        _role: &Role,
-        _tags: &[Tag],
-        _boundary: Option<(&str, bool)>,
-        _max_roles: usize,
+        role: &Role,
+        tags: &[Tag],
+        boundary: Option<(&str, bool)>,
+        max_roles: usize,
     ) -> Result<(), StoreError> {
-        Err(not_yet("create_role"))
+        let (role, tags) = (role.clone(), tags.to_vec());
+        let boundary = boundary.map(|(arn, aws)| (arn.to_owned(), aws));
+        self.with_conn(move |mut c, _| async move {
+            let boundary = boundary.as_ref().map(|(arn, aws)| (arn.as_str(), *aws));
+            roles::create_role(&mut c, &role, &tags, boundary, max_roles).await
+        })
     }
 
-    fn role(&self, _name: &str) -> Result<Option<Role>, StoreError> {
-        Err(not_yet("role"))
+    fn role(&self, name: &str) -> Result<Option<Role>, StoreError> {
+        let name = name.to_owned();
+        self.with_conn(move |c, _| async move { roles::role(&c, &name).await })
     }
 
-    fn role_policies(&self, _role_id: &str) -> Result<Option<RolePolicies>, StoreError> {
-        Err(not_yet("role_policies"))
+    fn role_policies(&self, role_id: &str) -> Result<Option<RolePolicies>, StoreError> {
+        let id = role_id.to_owned();
+        self.with_conn(move |mut c, _| async move { roles::role_policies(&mut c, &id).await })
     }
 
-    fn record_role_use(&self, _role_id: &str, _now: i64, _region: &str) -> Result<(), StoreError> {
-        Err(not_yet("record_role_use"))
+    fn record_role_use(&self, role_id: &str, now: i64, region: &str) -> Result<(), StoreError> {
+        let (id, region) = (role_id.to_owned(), region.to_owned());
+        self.with_conn(
+            move |c, _| async move { roles::record_role_use(&c, &id, now, &region).await },
+        )
     }
 
-    fn list_roles(&self, _path_prefix: &str) -> Result<Vec<Role>, StoreError> {
-        Err(not_yet("list_roles"))
+    fn list_roles(&self, path_prefix: &str) -> Result<Vec<Role>, StoreError> {
+        let prefix = path_prefix.to_owned();
+        self.with_conn(move |c, _| async move { roles::list_roles(&c, &prefix).await })
     }
 
     fn update_role(
         &self,
-        _name: &str,
-        _description: Option<&str>,
-        _max_session_duration: Option<u32>,
+        name: &str,
+        description: Option<&str>,
+        max_session_duration: Option<u32>,
     ) -> Result<(), StoreError> {
-        Err(not_yet("update_role"))
+        let (name, description) = (name.to_owned(), description.map(str::to_owned));
+        self.with_conn(move |mut c, _| async move {
+            roles::update_role(&mut c, &name, description.as_deref(), max_session_duration).await
+        })
     }
 
     fn update_assume_role_policy(
         &self,
-        _name: &str,
-        _document: &str,
-        _principals: &[PrincipalBinding],
+        name: &str,
+        document: &str,
+        principals: &[PrincipalBinding],
     ) -> Result<(), StoreError> {
-        Err(not_yet("update_assume_role_policy"))
+        let (name, document, principals) =
+            (name.to_owned(), document.to_owned(), principals.to_vec());
+        self.with_conn(move |mut c, _| async move {
+            roles::update_assume_role_policy(&mut c, &name, &document, &principals).await
+        })
     }
 
-    fn delete_role(&self, _name: &str) -> Result<(), StoreError> {
-        Err(not_yet("delete_role"))
+    fn delete_role(&self, name: &str) -> Result<(), StoreError> {
+        let name = name.to_owned();
+        self.with_conn(move |mut c, _| async move { roles::delete_role(&mut c, &name).await })
     }
 
-    fn tag_role(&self, _role: &str, _tags: &[Tag], _max_tags: usize) -> Result<(), StoreError> {
-        Err(not_yet("tag_role"))
+    fn tag_role(&self, role: &str, tags: &[Tag], max_tags: usize) -> Result<(), StoreError> {
+        let (role, tags) = (role.to_owned(), tags.to_vec());
+        self.with_conn(move |mut c, _| async move {
+            roles::tag_role(&mut c, &role, &tags, max_tags).await
+        })
     }
 
-    fn untag_role(&self, _role: &str, _keys: &[String]) -> Result<(), StoreError> {
-        Err(not_yet("untag_role"))
+    fn untag_role(&self, role: &str, keys: &[String]) -> Result<(), StoreError> {
+        let (role, keys) = (role.to_owned(), keys.to_vec());
+        self.with_conn(move |mut c, _| async move { roles::untag_role(&mut c, &role, &keys).await })
     }
 
-    fn role_tags(&self, _role: &str) -> Result<Vec<Tag>, StoreError> {
-        Err(not_yet("role_tags"))
+    fn role_tags(&self, role: &str) -> Result<Vec<Tag>, StoreError> {
+        let role = role.to_owned();
+        self.with_conn(move |mut c, _| async move { roles::role_tags(&mut c, &role).await })
     }
 
     fn set_role_permissions_boundary(
         &self,
-        _role: &str,
-        _arn: Option<&str>,
-        _aws_managed: bool,
+        role: &str,
+        arn: Option<&str>,
+        aws_managed: bool,
     ) -> Result<(), StoreError> {
-        Err(not_yet("set_role_permissions_boundary"))
+        let (role, arn) = (role.to_owned(), arn.map(str::to_owned));
+        self.with_conn(move |mut c, _| async move {
+            roles::set_role_permissions_boundary(&mut c, &role, arn.as_deref(), aws_managed).await
+        })
     }
 
-    fn role_permissions_boundary(&self, _role: &str) -> Result<Option<String>, StoreError> {
-        Err(not_yet("role_permissions_boundary"))
+    fn role_permissions_boundary(&self, role: &str) -> Result<Option<String>, StoreError> {
+        let role = role.to_owned();
+        self.with_conn(move |mut c, _| async move {
+            roles::role_permissions_boundary(&mut c, &role).await
+        })
     }
 
     fn password_policy(&self) -> Result<Option<PasswordPolicy>, StoreError> {
