@@ -1113,3 +1113,128 @@ both!(roles_their_policies_tags_boundary_and_use, |s, b| {
         Some(StoreError::NotFound(Entity::Role))
     );
 });
+
+// ---------------------------------------------------------------- managed policies
+
+both!(
+    managed_policies_versions_counts_entities_and_tags,
+    |s, b| {
+        use tokengate_store::{NewManagedPolicy, PolicyTarget, PolicyUsage, Tag};
+        const DOC: &str = "{\"Version\":\"2012-10-17\",\"Statement\":[]}";
+        let policy = |name: &str| NewManagedPolicy {
+            policy_id: format!("ANPA{name}"),
+            name: name.into(),
+            path: "/team/".into(),
+            arn: format!("arn:aws:iam::000000000000:policy/team/{name}"),
+            description: "d".into(),
+            document: DOC.into(),
+            created: 1,
+            tags: vec![Tag {
+                key: "k".into(),
+                value: "v".into(),
+            }],
+        };
+        let arn = "arn:aws:iam::000000000000:policy/team/read";
+        s.create_policy(&policy("read"), 2).unwrap();
+        assert_eq!(
+            s.create_policy(&policy("READ"), 2).err(),
+            Some(StoreError::AlreadyExists(Entity::Policy))
+        );
+        s.create_policy(&policy("write"), 2).unwrap();
+        assert_eq!(
+            s.create_policy(&policy("admin"), 2).err(),
+            Some(StoreError::LimitExceeded(Entity::Policy))
+        );
+        let p = b.managed_policy(arn).unwrap().unwrap();
+        assert_eq!((p.default_version.as_str(), p.attachment_count), ("v1", 0));
+        assert_eq!(b.list_policies("/team/").unwrap().len(), 2);
+        let v2 = s
+            .create_policy_version(arn, "{\"v\":2}", true, 5, 7)
+            .unwrap();
+        assert_eq!(v2.version_id, "v2");
+        s.create_policy_version(arn, "{\"v\":3}", false, 3, 8)
+            .unwrap();
+        assert_eq!(
+            s.create_policy_version(arn, "{}", false, 3, 9).err(),
+            Some(StoreError::LimitExceeded(Entity::PolicyVersion))
+        );
+        let ids: Vec<_> = b
+            .policy_versions(arn)
+            .unwrap()
+            .into_iter()
+            .map(|v| (v.version_id, v.is_default))
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                ("v3".into(), false),
+                ("v2".into(), true),
+                ("v1".into(), false)
+            ]
+        );
+        s.delete_policy_version(arn, "v1").unwrap();
+        assert_eq!(
+            s.delete_policy_version(arn, "v2").err(),
+            Some(StoreError::DeleteConflict {
+                entity: Entity::PolicyVersion,
+                dependents: Entity::PolicyVersion
+            })
+        );
+        s.set_default_policy_version(arn, "v3", 10).unwrap();
+        assert!(b.policy_version(arn, "v3").unwrap().unwrap().is_default);
+        // A new version id is never a reused one.
+        s.delete_policy_version(arn, "v2").unwrap();
+        assert_eq!(
+            s.create_policy_version(arn, "{}", false, 5, 11)
+                .unwrap()
+                .version_id,
+            "v4"
+        );
+        // Uses: an attachment and a boundary; the document reaches the policy sets.
+        s.create_user(&user("alice")).unwrap();
+        s.attach_policy(&PolicyTarget::User("alice".into()), arn, false, 10)
+            .unwrap();
+        s.set_user_permissions_boundary("alice", Some(arn), false)
+            .unwrap();
+        let counts = b.policy_use_counts(arn).unwrap();
+        assert_eq!((counts.attachments, counts.boundary_uses), (1, 1));
+        let set = b.user_policies("AIDAalice").unwrap().unwrap();
+        assert_eq!(set.attached[0].document.as_deref(), Some("{\"v\":3}"));
+        let entities = b.policy_entities(arn, Some(PolicyUsage::Boundary)).unwrap();
+        assert_eq!(entities.users.len(), 1);
+        assert!(entities.groups.is_empty());
+        assert_eq!(
+            s.delete_policy(arn).err(),
+            Some(StoreError::DeleteConflict {
+                entity: Entity::Policy,
+                dependents: Entity::AttachedPolicy
+            })
+        );
+        s.tag_policy(
+            arn,
+            &[Tag {
+                key: "K".into(),
+                value: "w".into(),
+            }],
+            50,
+        )
+        .unwrap();
+        assert_eq!(b.policy_tags(arn).unwrap().len(), 1);
+        s.untag_policy(arn, &["k".into()]).unwrap();
+        assert!(b.policy_tags(arn).unwrap().is_empty());
+        s.detach_policy(&PolicyTarget::User("alice".into()), arn)
+            .unwrap();
+        s.set_user_permissions_boundary("alice", None, false)
+            .unwrap();
+        assert_eq!(
+            s.delete_policy(arn).err(),
+            Some(StoreError::DeleteConflict {
+                entity: Entity::Policy,
+                dependents: Entity::PolicyVersion
+            })
+        );
+        s.delete_policy_version(arn, "v4").unwrap();
+        s.delete_policy(arn).unwrap();
+        assert!(b.managed_policy(arn).unwrap().is_none());
+    }
+);

@@ -42,16 +42,16 @@ const ROLE_TABLES: TargetTables = TargetTables {
     inline: "role_inline_policy",
 };
 
-const GROUP_COLUMNS: &str = "g.group_id, g.name, g.path, g.created FROM iam_group g";
+pub(super) const GROUP_COLUMNS: &str = "g.group_id, g.name, g.path, g.created FROM iam_group g";
 
-const USER_COLUMNS: &str = "u.user_id, u.name, u.path, u.created FROM iam_user u";
+pub(super) const USER_COLUMNS: &str = "u.user_id, u.name, u.path, u.created FROM iam_user u";
 
 /// The default version's document of the customer policy `{arn}`, if it is one.
 const DOCUMENT_OF_ARN: &str = "(SELECT v.document FROM managed_policy p
      JOIN policy_version v ON v.policy_id = p.policy_id AND v.version_id = p.default_version
      WHERE p.arn = {arn})";
 
-fn group_row(r: &Row) -> Group {
+pub(super) fn group_row(r: &Row) -> Group {
     Group {
         group_id: r.get(0),
         name: r.get(1),
@@ -60,7 +60,7 @@ fn group_row(r: &Row) -> Group {
     }
 }
 
-fn user_row(r: &Row) -> User {
+pub(super) fn user_row(r: &Row) -> User {
     User {
         user_id: r.get(0),
         name: r.get(1),
@@ -69,7 +69,7 @@ fn user_row(r: &Row) -> User {
     }
 }
 
-async fn count(
+pub(super) async fn count(
     c: &impl GenericClient,
     sql: &str,
     args: &[&(dyn ToSql + Sync)],
@@ -101,7 +101,7 @@ async fn group_id(c: &impl GenericClient, name: &str) -> Result<String, StoreErr
     id_of(c, sql, name, Entity::Group).await
 }
 
-async fn policy_id(c: &impl GenericClient, arn: &str) -> Result<String, StoreError> {
+pub(super) async fn policy_id(c: &impl GenericClient, arn: &str) -> Result<String, StoreError> {
     let sql = "SELECT policy_id FROM managed_policy WHERE arn = $1";
     id_of(c, sql, arn, Entity::Policy).await
 }

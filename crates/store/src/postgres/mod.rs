@@ -43,6 +43,7 @@ use crate::{
 mod accounts;
 mod iam;
 mod mfa;
+mod policies;
 mod roles;
 mod security_keys;
 mod usage;
@@ -876,60 +877,81 @@ impl Store for PostgresStore {
         self.with_conn(move |mut c, _| async move { iam::groups_for_user(&mut c, &user).await })
     }
 
-    fn create_policy(&self, _p: &NewManagedPolicy, _max: usize) -> Result<(), StoreError> {
-        Err(not_yet("create_policy"))
+    fn create_policy(&self, p: &NewManagedPolicy, max: usize) -> Result<(), StoreError> {
+        let p = p.clone();
+        self.with_conn(
+            move |mut c, _| async move { policies::create_policy(&mut c, &p, max).await },
+        )
     }
 
-    fn managed_policy(&self, _arn: &str) -> Result<Option<ManagedPolicy>, StoreError> {
-        Err(not_yet("managed_policy"))
+    fn managed_policy(&self, arn: &str) -> Result<Option<ManagedPolicy>, StoreError> {
+        let arn = arn.to_owned();
+        self.with_conn(move |c, _| async move { policies::managed_policy(&c, &arn).await })
     }
 
-    fn list_policies(&self, _path_prefix: &str) -> Result<Vec<ManagedPolicy>, StoreError> {
-        Err(not_yet("list_policies"))
+    fn list_policies(&self, path_prefix: &str) -> Result<Vec<ManagedPolicy>, StoreError> {
+        let prefix = path_prefix.to_owned();
+        self.with_conn(move |c, _| async move { policies::list_policies(&c, &prefix).await })
     }
 
-    fn policy_use_counts(&self, _arn: &str) -> Result<PolicyUseCounts, StoreError> {
-        Err(not_yet("policy_use_counts"))
+    fn policy_use_counts(&self, arn: &str) -> Result<PolicyUseCounts, StoreError> {
+        let arn = arn.to_owned();
+        self.with_conn(move |c, _| async move { policies::policy_use_counts(&c, &arn).await })
     }
 
-    fn delete_policy(&self, _arn: &str) -> Result<(), StoreError> {
-        Err(not_yet("delete_policy"))
+    fn delete_policy(&self, arn: &str) -> Result<(), StoreError> {
+        let arn = arn.to_owned();
+        self.with_conn(move |mut c, _| async move { policies::delete_policy(&mut c, &arn).await })
     }
 
     fn create_policy_version(
         &self,
-        _arn: &str,
-        _document: &str,
-        _set_default: bool,
-        _max_versions: usize,
-        _now: i64,
+        arn: &str,
+        document: &str,
+        set_default: bool,
+        max_versions: usize,
+        now: i64,
     ) -> Result<PolicyVersion, StoreError> {
-        Err(not_yet("create_policy_version"))
+        let (arn, document) = (arn.to_owned(), document.to_owned());
+        self.with_conn(move |mut c, _| async move {
+            policies::create_policy_version(&mut c, &arn, &document, set_default, max_versions, now)
+                .await
+        })
     }
 
     fn policy_version(
         &self,
-        _arn: &str,
-        _version_id: &str,
+        arn: &str,
+        version_id: &str,
     ) -> Result<Option<PolicyVersion>, StoreError> {
-        Err(not_yet("policy_version"))
+        let (arn, version) = (arn.to_owned(), version_id.to_owned());
+        self.with_conn(
+            move |c, _| async move { policies::policy_version(&c, &arn, &version).await },
+        )
     }
 
-    fn policy_versions(&self, _arn: &str) -> Result<Vec<PolicyVersion>, StoreError> {
-        Err(not_yet("policy_versions"))
+    fn policy_versions(&self, arn: &str) -> Result<Vec<PolicyVersion>, StoreError> {
+        let arn = arn.to_owned();
+        self.with_conn(move |mut c, _| async move { policies::policy_versions(&mut c, &arn).await })
     }
 
-    fn delete_policy_version(&self, _arn: &str, _version_id: &str) -> Result<(), StoreError> {
-        Err(not_yet("delete_policy_version"))
+    fn delete_policy_version(&self, arn: &str, version_id: &str) -> Result<(), StoreError> {
+        let (arn, version) = (arn.to_owned(), version_id.to_owned());
+        self.with_conn(move |mut c, _| async move {
+            policies::delete_policy_version(&mut c, &arn, &version).await
+        })
     }
 
     fn set_default_policy_version(
         &self,
-        _arn: &str,
-        _version_id: &str,
-        _now: i64,
+        arn: &str,
+        version_id: &str,
+        now: i64,
     ) -> Result<(), StoreError> {
-        Err(not_yet("set_default_policy_version"))
+        let (arn, version) = (arn.to_owned(), version_id.to_owned());
+        self.with_conn(move |mut c, _| async move {
+            policies::set_default_policy_version(&mut c, &arn, &version, now).await
+        })
     }
 
     fn attach_policy(
@@ -959,10 +981,13 @@ impl Store for PostgresStore {
 
     fn policy_entities(
         &self,
-        _arn: &str,
-        _usage: Option<PolicyUsage>,
+        arn: &str,
+        usage: Option<PolicyUsage>,
     ) -> Result<PolicyEntities, StoreError> {
-        Err(not_yet("policy_entities"))
+        let arn = arn.to_owned();
+        self.with_conn(move |mut c, _| async move {
+            policies::policy_entities(&mut c, &arn, usage).await
+        })
     }
 
     fn put_inline_policy(
@@ -1041,16 +1066,23 @@ impl Store for PostgresStore {
         self.with_conn(move |mut c, _| async move { iam::user_tags(&mut c, &user).await })
     }
 
-    fn tag_policy(&self, _arn: &str, _tags: &[Tag], _max_tags: usize) -> Result<(), StoreError> {
-        Err(not_yet("tag_policy"))
+    fn tag_policy(&self, arn: &str, tags: &[Tag], max_tags: usize) -> Result<(), StoreError> {
+        let (arn, tags) = (arn.to_owned(), tags.to_vec());
+        self.with_conn(move |mut c, _| async move {
+            policies::tag_policy(&mut c, &arn, &tags, max_tags).await
+        })
     }
 
-    fn untag_policy(&self, _arn: &str, _keys: &[String]) -> Result<(), StoreError> {
-        Err(not_yet("untag_policy"))
+    fn untag_policy(&self, arn: &str, keys: &[String]) -> Result<(), StoreError> {
+        let (arn, keys) = (arn.to_owned(), keys.to_vec());
+        self.with_conn(
+            move |mut c, _| async move { policies::untag_policy(&mut c, &arn, &keys).await },
+        )
     }
 
-    fn policy_tags(&self, _arn: &str) -> Result<Vec<Tag>, StoreError> {
-        Err(not_yet("policy_tags"))
+    fn policy_tags(&self, arn: &str) -> Result<Vec<Tag>, StoreError> {
+        let arn = arn.to_owned();
+        self.with_conn(move |mut c, _| async move { policies::policy_tags(&mut c, &arn).await })
     }
 
     fn user_policies(&self, user_id: &str) -> Result<Option<UserPolicies>, StoreError> {

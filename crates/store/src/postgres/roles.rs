@@ -10,12 +10,12 @@ use crate::{
     StoreError, Tag,
 };
 
-const ROLE_COLUMNS: &str = "r.role_id, r.name, r.path, r.created,
+pub(super) const ROLE_COLUMNS: &str = "r.role_id, r.name, r.path, r.created,
      r.assume_role_policy, r.description, r.max_session_duration, r.last_used,
      r.last_used_region, r.trust_principals
      FROM iam_role r";
 
-fn role_row(r: &Row) -> Role {
+pub(super) fn role_row(r: &Row) -> Role {
     let seconds: i64 = r.get(6);
     Role {
         role_id: r.get(0),
