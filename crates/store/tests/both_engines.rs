@@ -1238,3 +1238,46 @@ both!(
         assert!(b.managed_policy(arn).unwrap().is_none());
     }
 );
+
+// ---------------------------------------------------------------- portal
+
+both!(portal_sessions_rotate_and_the_throttle_is_shared, |s, b| {
+    use tokengate_store::{PortalSession, PortalStage};
+    s.create_user(&user("alice")).unwrap();
+    let session = |hash: &[u8], stage| PortalSession {
+        id_hash: hash.to_vec(),
+        user_id: "AIDAalice".into(),
+        stage,
+        mfa_method: None,
+        mfa_device: None,
+        mfa_time: None,
+        created: 100,
+        last_seen: 100,
+        expires: 1_000,
+    };
+    s.put_portal_session(None, &session(b"one", PortalStage::Mfa))
+        .unwrap();
+    let rotated = PortalSession {
+        mfa_method: Some("totp".into()),
+        ..session(b"two", PortalStage::SignedIn)
+    };
+    s.put_portal_session(Some(b"one"), &rotated).unwrap();
+    assert_eq!(b.portal_session(b"one").unwrap(), None);
+    assert_eq!(b.portal_session(b"two").unwrap(), Some(rotated.clone()));
+    s.touch_portal_session(b"two", 150).unwrap();
+    b.touch_portal_session(b"two", 120).unwrap(); // an older request changes nothing
+    assert_eq!(b.portal_session(b"two").unwrap().unwrap().last_seen, 150);
+    b.delete_portal_session(b"two").unwrap();
+    assert_eq!(s.portal_session(b"two").unwrap(), None);
+    for (at, store) in [(10, &s), (20, &b), (30, &s)] {
+        store.record_portal_signin_failure("Alice", at, 60).unwrap();
+    }
+    assert_eq!(b.portal_signin_failures("alice", 0).unwrap(), 3);
+    assert_eq!(s.portal_signin_failures("ALICE", 15).unwrap(), 2);
+    assert_eq!(s.portal_signin_failures("bob", 0).unwrap(), 0);
+    // A user's sessions go with the user.
+    s.put_portal_session(None, &session(b"three", PortalStage::SignedIn))
+        .unwrap();
+    s.delete_user("alice").unwrap();
+    assert_eq!(b.portal_session(b"three").unwrap(), None);
+});

@@ -44,6 +44,7 @@ mod accounts;
 mod iam;
 mod mfa;
 mod policies;
+mod portal;
 mod roles;
 mod security_keys;
 mod usage;
@@ -1329,35 +1330,47 @@ impl Store for PostgresStore {
 
     fn put_portal_session(
         &self,
-        _replaces: Option<&[u8]>,
-        _session: &PortalSession,
+        replaces: Option<&[u8]>,
+        session: &PortalSession,
     ) -> Result<(), StoreError> {
-        Err(not_yet("put_portal_session"))
+        let (replaces, session) = (replaces.map(<[u8]>::to_vec), session.clone());
+        self.with_conn(move |mut c, _| async move {
+            portal::put_portal_session(&mut c, replaces.as_deref(), &session).await
+        })
     }
 
-    fn portal_session(&self, _id_hash: &[u8]) -> Result<Option<PortalSession>, StoreError> {
-        Err(not_yet("portal_session"))
+    fn portal_session(&self, id_hash: &[u8]) -> Result<Option<PortalSession>, StoreError> {
+        let id = id_hash.to_vec();
+        self.with_conn(move |c, _| async move { portal::portal_session(&c, &id).await })
     }
 
-    fn touch_portal_session(&self, _id_hash: &[u8], _now: i64) -> Result<(), StoreError> {
-        Err(not_yet("touch_portal_session"))
+    fn touch_portal_session(&self, id_hash: &[u8], now: i64) -> Result<(), StoreError> {
+        let id = id_hash.to_vec();
+        self.with_conn(move |c, _| async move { portal::touch_portal_session(&c, &id, now).await })
     }
 
-    fn delete_portal_session(&self, _id_hash: &[u8]) -> Result<(), StoreError> {
-        Err(not_yet("delete_portal_session"))
+    fn delete_portal_session(&self, id_hash: &[u8]) -> Result<(), StoreError> {
+        let id = id_hash.to_vec();
+        self.with_conn(move |c, _| async move { portal::delete_portal_session(&c, &id).await })
     }
 
-    fn portal_signin_failures(&self, _name: &str, _since: i64) -> Result<u32, StoreError> {
-        Err(not_yet("portal_signin_failures"))
+    fn portal_signin_failures(&self, name: &str, since: i64) -> Result<u32, StoreError> {
+        let name = name.to_owned();
+        self.with_conn(
+            move |c, _| async move { portal::portal_signin_failures(&c, &name, since).await },
+        )
     }
 
     fn record_portal_signin_failure(
         &self,
-        _name: &str,
-        _now: i64,
-        _window_secs: i64,
+        name: &str,
+        now: i64,
+        window_secs: i64,
     ) -> Result<(), StoreError> {
-        Err(not_yet("record_portal_signin_failure"))
+        let name = name.to_owned();
+        self.with_conn(move |mut c, _| async move {
+            portal::record_portal_signin_failure(&mut c, &name, now, window_secs).await
+        })
     }
 }
 
