@@ -1281,3 +1281,167 @@ both!(portal_sessions_rotate_and_the_throttle_is_shared, |s, b| {
     s.delete_user("alice").unwrap();
     assert_eq!(b.portal_session(b"three").unwrap(), None);
 });
+
+// ---------------------------------------------------------------- passwords
+
+fn pw(hash: &str, at: i64) -> tokengate_store::NewPassword {
+    tokengate_store::NewPassword {
+        hash: hash.into(),
+        at,
+        expected: None,
+    }
+}
+
+both!(the_password_policy_is_set_whole_and_deleted_once, |s, b| {
+    use tokengate_store::PasswordPolicy;
+    assert_eq!(s.password_policy().unwrap(), None);
+    assert_eq!(
+        s.delete_password_policy().err(),
+        Some(StoreError::NotFound(Entity::PasswordPolicy))
+    );
+    let policy = PasswordPolicy {
+        minimum_length: 12,
+        require_symbols: true,
+        require_numbers: false,
+        require_uppercase: true,
+        require_lowercase: false,
+        allow_users_to_change: true,
+        max_age_days: Some(90),
+        reuse_prevention: Some(24),
+        hard_expiry: Some(false),
+    };
+    s.set_password_policy(&policy).unwrap();
+    assert_eq!(b.password_policy().unwrap(), Some(policy.clone()));
+    let minimal = PasswordPolicy {
+        max_age_days: None,
+        reuse_prevention: None,
+        hard_expiry: None,
+        ..policy
+    };
+    s.set_password_policy(&minimal).unwrap();
+    assert_eq!(b.password_policy().unwrap(), Some(minimal));
+    s.delete_password_policy().unwrap();
+    assert_eq!(b.password_policy().unwrap(), None);
+});
+
+both!(
+    login_profiles_history_and_compare_and_set_changes,
+    |s, b| {
+        use tokengate_store::{LoginProfileUpdate, MAX_PASSWORD_HISTORY, NewPassword};
+        assert_eq!(
+            s.create_login_profile("alice", &pw("h0", 1), false, None)
+                .err(),
+            Some(StoreError::NotFound(Entity::User))
+        );
+        s.create_user(&user("alice")).unwrap();
+        assert_eq!(s.login_profile("alice").unwrap(), None);
+        let p = s
+            .create_login_profile("alice", &pw("h1", 10), true, Some(3600))
+            .unwrap();
+        assert_eq!(
+            (p.user_name.as_str(), p.created, p.password_changed),
+            ("alice", 10, 10)
+        );
+        assert!(p.reset_required && p.last_used.is_none());
+        assert_eq!(p.max_session_duration, Some(3600));
+        assert_eq!(
+            b.create_login_profile("alice", &pw("hx", 11), false, None)
+                .err(),
+            Some(StoreError::AlreadyExists(Entity::LoginProfile))
+        );
+        assert_eq!(
+            s.delete_user("alice").err(),
+            Some(StoreError::DeleteConflict {
+                entity: Entity::User,
+                dependents: Entity::LoginProfile
+            })
+        );
+        let change = |expected: &str, hash: &str, at| LoginProfileUpdate {
+            password: Some(NewPassword {
+                hash: hash.into(),
+                at,
+                expected: Some(expected.into()),
+            }),
+            reset_required: Some(false),
+            max_session_duration: None,
+        };
+        // Two replicas changing the same verified password at once: one wins.
+        let results = race(&s, &b, |i, st| {
+            st.update_login_profile("alice", &change("h1", &format!("h2{i}"), 20))
+        });
+        assert_eq!(
+            results.iter().filter(|r| r.is_ok()).count(),
+            1,
+            "{results:?}"
+        );
+        assert!(results.contains(&Err(StoreError::Changed(Entity::LoginProfile))));
+        let p = b.login_profile("alice").unwrap().unwrap();
+        assert!(p.password_hash.starts_with("h2") && !p.reset_required);
+        assert_eq!(s.password_history("alice", 5).unwrap().len(), 2);
+        for i in 3..40 {
+            s.update_login_profile(
+                "alice",
+                &LoginProfileUpdate {
+                    password: Some(pw(&format!("h{i}"), 20 + i)),
+                    ..LoginProfileUpdate::default()
+                },
+            )
+            .unwrap();
+        }
+        let history = b.password_history("alice", 100).unwrap();
+        assert_eq!(history.len(), MAX_PASSWORD_HISTORY);
+        assert_eq!(history.first().map(String::as_str), Some("h39"));
+        assert_eq!(history.last().map(String::as_str), Some("h16"));
+        s.delete_login_profile("alice").unwrap();
+        assert_eq!(
+            s.delete_login_profile("alice").err(),
+            Some(StoreError::NotFound(Entity::LoginProfile))
+        );
+        assert_eq!(s.password_history("alice", 2).unwrap(), vec!["h39", "h38"]);
+        s.delete_user("alice").unwrap();
+    }
+);
+
+both!(
+    password_use_is_recorded_once_per_span_and_rehashes,
+    |s, b| {
+        use tokengate_store::PasswordUse;
+        s.create_user(&user("bob")).unwrap();
+        s.create_login_profile("bob", &pw("old-params", 1), false, None)
+            .unwrap();
+        let used = |verified: &str, now, rehash: Option<&str>| PasswordUse {
+            user_name: "bob".into(),
+            verified_hash: verified.into(),
+            now,
+            granularity_secs: 300,
+            rehash: rehash.map(str::to_owned),
+        };
+        s.record_password_use(&used("old-params", 1000, Some("new-params")))
+            .unwrap();
+        let p = b.login_profile("bob").unwrap().unwrap();
+        assert_eq!(
+            (p.password_hash.as_str(), p.last_used),
+            ("new-params", Some(1000))
+        );
+        assert_eq!(b.password_history("bob", 1).unwrap(), vec!["new-params"]);
+        b.record_password_use(&used("new-params", 1299, None))
+            .unwrap();
+        assert_eq!(
+            s.login_profile("bob").unwrap().unwrap().last_used,
+            Some(1000)
+        );
+        b.record_password_use(&used("new-params", 1300, None))
+            .unwrap();
+        assert_eq!(
+            s.login_profile("bob").unwrap().unwrap().last_used,
+            Some(1300)
+        );
+        s.record_password_use(&used("old-params", 5000, Some("other")))
+            .unwrap();
+        let p = b.login_profile("bob").unwrap().unwrap();
+        assert_eq!(
+            (p.password_hash.as_str(), p.last_used),
+            ("new-params", Some(1300))
+        );
+    }
+);

@@ -43,6 +43,7 @@ use crate::{
 mod accounts;
 mod iam;
 mod mfa;
+mod passwords;
 mod policies;
 mod portal;
 mod roles;
@@ -1200,49 +1201,75 @@ impl Store for PostgresStore {
     }
 
     fn password_policy(&self) -> Result<Option<PasswordPolicy>, StoreError> {
-        Err(not_yet("password_policy"))
+        self.with_conn(|c, _| async move { passwords::password_policy(&c).await })
     }
 
-    fn set_password_policy(&self, _policy: &PasswordPolicy) -> Result<(), StoreError> {
-        Err(not_yet("set_password_policy"))
+    fn set_password_policy(&self, policy: &PasswordPolicy) -> Result<(), StoreError> {
+        let policy = policy.clone();
+        self.with_conn(move |mut c, _| async move {
+            passwords::set_password_policy(&mut c, &policy).await
+        })
     }
 
     fn delete_password_policy(&self) -> Result<(), StoreError> {
-        Err(not_yet("delete_password_policy"))
+        self.with_conn(|mut c, _| async move { passwords::delete_password_policy(&mut c).await })
     }
 
     fn create_login_profile(
         &self,
-        _user: &str,
-        _password: &NewPassword,
-        _reset_required: bool,
-        _max_session_duration: Option<u32>,
+        user: &str,
+        password: &NewPassword,
+        reset_required: bool,
+        max_session_duration: Option<u32>,
     ) -> Result<LoginProfile, StoreError> {
-        Err(not_yet("create_login_profile"))
+        let (user, password) = (user.to_owned(), password.clone());
+        self.with_conn(move |mut c, _| async move {
+            passwords::create_login_profile(
+                &mut c,
+                &user,
+                &password,
+                reset_required,
+                max_session_duration,
+            )
+            .await
+        })
     }
 
-    fn login_profile(&self, _user: &str) -> Result<Option<LoginProfile>, StoreError> {
-        Err(not_yet("login_profile"))
+    fn login_profile(&self, user: &str) -> Result<Option<LoginProfile>, StoreError> {
+        let user = user.to_owned();
+        self.with_conn(move |mut c, _| async move { passwords::login_profile(&mut c, &user).await })
     }
 
-    fn password_history(&self, _user: &str, _n: usize) -> Result<Vec<String>, StoreError> {
-        Err(not_yet("password_history"))
+    fn password_history(&self, user: &str, n: usize) -> Result<Vec<String>, StoreError> {
+        let user = user.to_owned();
+        self.with_conn(move |mut c, _| async move {
+            passwords::password_history(&mut c, &user, n).await
+        })
     }
 
     fn update_login_profile(
         &self,
-        _user: &str,
-        _update: &LoginProfileUpdate,
+        user: &str,
+        update: &LoginProfileUpdate,
     ) -> Result<(), StoreError> {
-        Err(not_yet("update_login_profile"))
+        let (user, update) = (user.to_owned(), update.clone());
+        self.with_conn(move |mut c, _| async move {
+            passwords::update_login_profile(&mut c, &user, &update).await
+        })
     }
 
-    fn delete_login_profile(&self, _user: &str) -> Result<(), StoreError> {
-        Err(not_yet("delete_login_profile"))
+    fn delete_login_profile(&self, user: &str) -> Result<(), StoreError> {
+        let user = user.to_owned();
+        self.with_conn(move |mut c, _| async move {
+            passwords::delete_login_profile(&mut c, &user).await
+        })
     }
 
-    fn record_password_use(&self, _password_use: &PasswordUse) -> Result<(), StoreError> {
-        Err(not_yet("record_password_use"))
+    fn record_password_use(&self, password_use: &PasswordUse) -> Result<(), StoreError> {
+        let u = password_use.clone();
+        self.with_conn(
+            move |mut c, _| async move { passwords::record_password_use(&mut c, &u).await },
+        )
     }
 
     fn credential_report(&self) -> Result<Option<StoredReport>, StoreError> {
