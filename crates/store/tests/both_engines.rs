@@ -1445,3 +1445,89 @@ both!(
         );
     }
 );
+
+// ---------------------------------------------------------------- credential report
+
+both!(one_report_is_kept_and_the_inventory_is_whole, |s, b| {
+    use tokengate_store::{KeyLastUsed, StoredReport};
+    assert_eq!(s.credential_report().unwrap(), None);
+    for generated in [10, 20] {
+        s.put_credential_report(&StoredReport {
+            generated,
+            content: format!("report {generated}").into_bytes(),
+        })
+        .unwrap();
+    }
+    let stored = b.credential_report().unwrap().unwrap();
+    assert_eq!(
+        (stored.generated, stored.content),
+        (20, b"report 20".to_vec())
+    );
+
+    s.bootstrap(&bootstrap()).unwrap();
+    for name in ["carol", "alice", "Bob"] {
+        s.create_user(&user(name)).unwrap();
+    }
+    let mut k1 = key("AKIAALICE1", alice());
+    k1.created = 5;
+    let mut k2 = key("AKIAALICE2", alice());
+    k2.created = 6;
+    s.create_access_key(&k2, 2).unwrap();
+    s.create_access_key(&k1, 2).unwrap();
+    s.set_access_key_status(&alice(), "AKIAALICE2", KeyStatus::Inactive)
+        .unwrap();
+    s.create_login_profile("bob", &pw("$argon2id$…", 7), true, None)
+        .unwrap();
+    s.create_mfa_device(&device("arn:aws:iam::000000000000:mfa/a"))
+        .unwrap();
+    s.create_mfa_device(&device("arn:aws:iam::000000000000:mfa/spare"))
+        .unwrap();
+    s.enable_mfa_device(
+        "arn:aws:iam::000000000000:mfa/a",
+        &alice(),
+        9,
+        &TotpState::default(),
+        8,
+    )
+    .unwrap();
+    let bob = KeyOwner::User("bob".into());
+    let serial = "arn:aws:iam::000000000000:u2f/user/bob/yubikey-X";
+    s.create_challenge(
+        &challenge("c1", CeremonyKind::Register, bob.clone(), serial),
+        4,
+    )
+    .unwrap();
+    s.enable_security_key("c1", 150, &security_key(serial, bob, b"cred"), 8)
+        .unwrap();
+    let used = |at, service: &str| KeyLastUsed {
+        at,
+        service: service.into(),
+        region: "eu-west-1".into(),
+    };
+    s.record_access_key_last_used(&[("AKIAALICE1".into(), used(100, "sts"))])
+        .unwrap();
+    let inventory = b.credential_inventory().unwrap();
+    assert_eq!(inventory.account.created, 1);
+    assert_eq!(inventory.root.keys.len(), 1);
+    let names: Vec<_> = inventory
+        .users
+        .iter()
+        .map(|(u, _)| u.name.as_str())
+        .collect();
+    assert_eq!(names, ["alice", "Bob", "carol"]);
+    let a = &inventory.users[0].1;
+    assert_eq!(a.mfa_devices, 1);
+    assert!(a.login_profile.is_none());
+    let keys: Vec<_> = a
+        .keys
+        .iter()
+        .map(|k| (k.access_key_id.as_str(), k.active))
+        .collect();
+    assert_eq!(keys, [("AKIAALICE1", true), ("AKIAALICE2", false)]);
+    assert_eq!(a.keys[0].last_used, Some(used(100, "sts")));
+    let bob = &inventory.users[1].1;
+    assert_eq!(bob.mfa_devices, 1);
+    let profile = bob.login_profile.as_ref().unwrap();
+    assert_eq!((profile.created, profile.reset_required), (7, true));
+    assert_eq!(inventory.users[2].1, Default::default());
+});

@@ -13,8 +13,9 @@
 //! The schema is `crates/store/migrations/postgres/NNNN_*.sql`, the twins of the SQLite
 //! migrations with the same numbers, applied at open under an advisory lock.
 //!
-//! Families: [`accounts`], [`users`], [`mfa`] and [`security_keys`] are implemented; every
-//! other method answers `StoreError::Backend("not yet implemented on PostgreSQL: …")`.
+//! Each entity family has its module with its SQL, as in the SQLite store: [`accounts`],
+//! [`users`], [`mfa`], [`security_keys`], [`iam`], [`policies`], [`roles`], [`passwords`],
+//! [`reports`], [`usage`] (with the audit trail) and [`portal`].
 
 use std::future::Future;
 use std::str::FromStr;
@@ -46,6 +47,7 @@ mod mfa;
 mod passwords;
 mod policies;
 mod portal;
+mod reports;
 mod roles;
 mod security_keys;
 mod usage;
@@ -152,11 +154,6 @@ pub(crate) fn exists_or_backend(entity: Entity) -> impl Fn(tokio_postgres::Error
             backend(e)
         }
     }
-}
-
-/// What a not-yet-ported method answers (docs/status.md lists them).
-fn not_yet(method: &str) -> StoreError {
-    StoreError::Backend(format!("not yet implemented on PostgreSQL: {method}"))
 }
 
 /// Whether `schema` is safe to splice into SQL as an identifier.
@@ -1273,15 +1270,16 @@ impl Store for PostgresStore {
     }
 
     fn credential_report(&self) -> Result<Option<StoredReport>, StoreError> {
-        Err(not_yet("credential_report"))
+        self.with_conn(|c, _| async move { reports::credential_report(&c).await })
     }
 
-    fn put_credential_report(&self, _report: &StoredReport) -> Result<(), StoreError> {
-        Err(not_yet("put_credential_report"))
+    fn put_credential_report(&self, report: &StoredReport) -> Result<(), StoreError> {
+        let report = report.clone();
+        self.with_conn(move |c, _| async move { reports::put_credential_report(&c, &report).await })
     }
 
     fn credential_inventory(&self) -> Result<CredentialInventory, StoreError> {
-        Err(not_yet("credential_inventory"))
+        self.with_conn(|mut c, _| async move { reports::credential_inventory(&mut c).await })
     }
 
     fn record_access_key_last_used(

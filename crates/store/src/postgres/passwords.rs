@@ -14,7 +14,7 @@ const POLICY_COLUMNS: &str = "minimum_length, require_symbols, require_numbers, 
      require_uppercase, require_lowercase, allow_users_to_change, max_age_days, \
      reuse_prevention, hard_expiry";
 
-const PROFILE_COLUMNS: &str = "u.name, p.password_hash, p.created, \
+pub(super) const PROFILE_COLUMNS: &str = "u.name, p.password_hash, p.created, \
      p.password_changed, p.reset_required, p.last_used, p.max_session_duration";
 
 fn flag(r: &Row, i: usize) -> bool {
@@ -40,7 +40,7 @@ fn policy_row(r: &Row) -> PasswordPolicy {
     }
 }
 
-fn profile_row(r: &Row) -> LoginProfile {
+pub(super) fn profile_row(r: &Row) -> LoginProfile {
     LoginProfile {
         user_name: r.get(0),
         password_hash: r.get(1),
