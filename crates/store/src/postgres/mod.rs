@@ -105,6 +105,9 @@ const MIGRATION_LOCK: i64 = 0x746f_6b65_6e67_6174; // "tokengat"
 /// The NOTIFY channel that carries the IAM generation after each admin write.
 pub const IAM_CHANNEL: &str = "tokengate_iam";
 
+/// How long a new connection may take unless the URL says (`connect_timeout`).
+const DEFAULT_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Connections in the pool unless the caller says otherwise.
 pub const DEFAULT_POOL_SIZE: usize = 16;
 
@@ -174,6 +177,10 @@ impl PostgresStore {
         let (url, root_cert) = split_root_cert(url);
         let mut config = Config::from_str(&url)
             .map_err(|e| StoreError::Backend(format!("store.url is not a PostgreSQL URL: {e}")))?;
+        // A black-holed host must not hang start-up or a request forever.
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
+        }
         if let Some(schema) = &options.schema {
             if !valid_schema(schema) {
                 return Err(StoreError::Backend(format!(
