@@ -681,7 +681,20 @@ both!(one_assertion_is_recorded_once_across_replicas, |a, b| {
             sign_count: 8 + i,
             now: 150,
         };
-        let outcomes = race(&a, &b, |_, s| s.record_security_key_use(&u).unwrap());
+        // One replica records inline, the other through the callback form.
+        let outcomes = race(&a, &b, |i, s| {
+            if i == 0 {
+                return s.record_security_key_use(&u).unwrap();
+            }
+            let (tx, rx) = std::sync::mpsc::channel();
+            s.record_security_key_use_then(
+                &u,
+                Box::new(move |r| {
+                    let _ = tx.send(r);
+                }),
+            );
+            rx.recv().unwrap().unwrap()
+        });
         let recorded = outcomes
             .iter()
             .filter(|o| **o == KeyUseOutcome::Recorded)
@@ -1531,3 +1544,63 @@ both!(one_report_is_kept_and_the_inventory_is_whole, |s, b| {
     assert_eq!((profile.created, profile.reset_required), (7, true));
     assert_eq!(inventory.users[2].1, Default::default());
 });
+
+// ---------------------------------------------------------------- the whole TOTP check
+
+both!(
+    one_code_checked_on_two_replicas_at_once_is_accepted_once,
+    |a, b| {
+        use tokengate_store::{TotpCheck, TotpOutcome};
+        use tokengate_verifier::totp::{Generator, Refusal};
+        const SERIAL: &str = "arn:aws:iam::000000000000:mfa/check";
+        a.create_user(&user("alice")).unwrap();
+        a.create_mfa_device(&device(SERIAL)).unwrap();
+        a.enable_mfa_device(SERIAL, &alice(), 1, &TotpState::default(), 8)
+            .unwrap();
+        let generator = Generator::new(b"seed-bytes-of-a-device", TotpParams::AWS);
+        let check = |now: i64, code: String| TotpCheck {
+            serial: SERIAL.into(),
+            owner: alice(),
+            code,
+            now,
+            policy: LockoutPolicy::default(),
+        };
+        for round in 0..40i64 {
+            let now = 1_800_000_000 + round * 30;
+            let code = generator.code(u64::try_from(now / 30).unwrap());
+            let outcomes = race(&a, &b, |_, s| {
+                let (tx, rx) = std::sync::mpsc::channel();
+                s.check_totp_then(
+                    check(now, code.clone()),
+                    Box::new(move |r| {
+                        let _ = tx.send(r);
+                    }),
+                );
+                rx.recv().unwrap().unwrap()
+            });
+            let accepted = outcomes
+                .iter()
+                .filter(|o| matches!(o, TotpOutcome::Accepted { .. }))
+                .count();
+            assert_eq!(accepted, 1, "round {round}: {outcomes:?}");
+            assert!(
+                outcomes.iter().any(|o| matches!(
+                    o,
+                    TotpOutcome::Refused {
+                        refusal: Refusal::Replayed,
+                        ..
+                    }
+                )),
+                "round {round}: {outcomes:?}"
+            );
+        }
+        // A device that is not the caller's is refused without a write.
+        let other = TotpCheck {
+            owner: KeyOwner::Root,
+            ..check(1_900_000_000, "000000".into())
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        b.check_totp_then(other, Box::new(move |r| tx.send(r).unwrap()));
+        assert_eq!(rx.recv().unwrap().unwrap(), TotpOutcome::NotAssigned);
+    }
+);

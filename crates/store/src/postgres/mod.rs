@@ -33,12 +33,12 @@ use tokio_postgres::{Config, NoTls};
 use crate::seal::Sealer;
 use crate::{
     AccessKey, Account, AdvisorJob, AttachedPolicy, AuditEvent, AuditPage, AuditQuery, Bootstrap,
-    Challenge, CredentialInventory, Entity, EntityUse, Group, GroupPolicies, KeyLastUsed, KeyOwner,
-    KeyStatus, KeyUse, KeyUseOutcome, LoginProfile, LoginProfileUpdate, ManagedPolicy, MfaDevice,
-    NewManagedPolicy, NewPassword, PasswordPolicy, PasswordUse, PolicyEntities, PolicyTarget,
-    PolicyUsage, PolicyUseCounts, PolicyVersion, PortalSession, PrincipalBinding, Role,
-    RolePolicies, SecurityKey, Store, StoreError, StoredReport, StoredSigningKey, Tag, UsageBatch,
-    User, UserPolicies,
+    Challenge, Completion, CredentialInventory, Entity, EntityUse, Group, GroupPolicies,
+    KeyLastUsed, KeyOwner, KeyStatus, KeyUse, KeyUseOutcome, LoginProfile, LoginProfileUpdate,
+    ManagedPolicy, MfaDevice, NewManagedPolicy, NewPassword, PasswordPolicy, PasswordUse,
+    PolicyEntities, PolicyTarget, PolicyUsage, PolicyUseCounts, PolicyVersion, PortalSession,
+    PrincipalBinding, Role, RolePolicies, SecurityKey, Store, StoreError, StoredReport,
+    StoredSigningKey, Tag, TotpCheck, TotpOutcome, UsageBatch, User, UserPolicies,
 };
 
 mod accounts;
@@ -690,6 +690,71 @@ impl Store for PostgresStore {
         let serial = serial.to_owned();
         let step = to_i64(step)?;
         self.with_conn(move |c, _| async move { mfa::totp_success(&c, &serial, step).await })
+    }
+
+    /// Runs the check on the store's blocking pool, so the caller (an async worker) is not
+    /// held for its two or three round trips: the device read, then the replay
+    /// compare-and-set or the failure count, each a statement of its own
+    /// ([`crate::settle_totp_check`]); `done` runs there once the write has committed.
+    fn check_totp_then(&self, check: TotpCheck, done: Completion<TotpOutcome>) {
+        let handle = match self.handle() {
+            Ok(h) => h.clone(),
+            Err(e) => return done(Err(e)),
+        };
+        let (pool, sealer) = (self.pool.clone(), self.sealer.clone());
+        let runtime = handle.clone();
+        handle.spawn_blocking(move || {
+            let serial = check.serial.clone();
+            let read = {
+                let (pool, serial) = (pool.clone(), serial.clone());
+                run_on(&runtime, async move {
+                    let c = pool.get().await.map_err(backend)?;
+                    Ok(mfa::devices_where(&c, &sealer, "d.serial = $1", &[&serial])
+                        .await?
+                        .into_iter()
+                        .next())
+                })
+            };
+            let outcome = read.and_then(|device| {
+                crate::settle_totp_check(
+                    device.as_ref(),
+                    &check,
+                    |step| {
+                        let (pool, serial) = (pool.clone(), serial.clone());
+                        run_on(&runtime, async move {
+                            let c = pool.get().await.map_err(backend)?;
+                            mfa::totp_success(&c, &serial, to_i64(step)?).await
+                        })
+                    },
+                    || {
+                        let (pool, serial, policy, now) =
+                            (pool.clone(), serial.clone(), check.policy, check.now);
+                        run_on(&runtime, async move {
+                            let mut c = pool.get().await.map_err(backend)?;
+                            mfa::totp_failure(&mut c, &serial, &policy, now).await
+                        })
+                    },
+                )
+            });
+            done(outcome);
+        });
+    }
+
+    fn record_security_key_use_then(&self, key_use: &KeyUse, done: Completion<KeyUseOutcome>) {
+        let handle = match self.handle() {
+            Ok(h) => h,
+            Err(e) => return done(Err(e)),
+        };
+        let (pool, u) = (self.pool.clone(), key_use.clone());
+        handle.spawn(async move {
+            let outcome = async {
+                let mut c = pool.get().await.map_err(backend)?;
+                security_keys::key_use_cas(&mut c, &u).await
+            }
+            .await;
+            // The callback may block briefly (it hands the result to the request).
+            done(outcome);
+        });
     }
 
     fn record_totp_failure(
