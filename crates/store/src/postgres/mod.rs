@@ -335,26 +335,35 @@ fn rustls_connector(
 
 async fn migrate(pool: &Pool, schema: Option<&str>) -> Result<(), StoreError> {
     let mut conn = pool.get().await.map_err(backend)?;
-    if let Some(schema) = schema {
-        // Checked by valid_schema: a plain identifier.
-        conn.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
-            .await
-            .map_err(backend)?;
-    }
     let tx = conn.transaction().await.map_err(backend)?;
-    // One replica at a time from here to the commit, the table's creation included.
+    // One replica at a time from here to the commit, the schema's and the table's creation
+    // included (two concurrent CREATE SCHEMA IF NOT EXISTS can still collide).
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await
         .map_err(backend)?;
-    tx.batch_execute(
-        "CREATE TABLE IF NOT EXISTS tokengate_schema (
+    if let Some(schema) = schema {
+        // Checked by valid_schema: a plain identifier.
+        tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+            .await
+            .map_err(backend)?;
+    }
+    // Created only when missing (IF NOT EXISTS alone logs a NOTICE at every start).
+    let exists: bool = tx
+        .query_one("SELECT to_regclass('tokengate_schema') IS NOT NULL", &[])
+        .await
+        .map_err(backend)?
+        .get(0);
+    if !exists {
+        tx.batch_execute(
+            "CREATE TABLE tokengate_schema (
              version  BIGINT PRIMARY KEY,
              name     TEXT NOT NULL,
              applied  TIMESTAMPTZ NOT NULL DEFAULT now()
          )",
-    )
-    .await
-    .map_err(backend)?;
+        )
+        .await
+        .map_err(backend)?;
+    }
     let applied: i64 = tx
         .query_one("SELECT count(*) FROM tokengate_schema", &[])
         .await
