@@ -20,6 +20,54 @@ pub fn binary() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_tokengate")))
 }
 
+/// With `TOKENGATE_TEST_STORE_URL` set (e.g. `postgres://postgres@127.0.0.1:5432/test`),
+/// every service runs on PostgreSQL: the URL and a schema of its own per data dir (the same
+/// one when a test restarts the service on that dir). Schemas of runs whose process is gone
+/// are dropped when the first service of a run starts; an unreachable database fails the
+/// test.
+fn test_store(data_dir: &Path) -> Option<(String, String)> {
+    use std::hash::{Hash, Hasher};
+    let url = std::env::var("TOKENGATE_TEST_STORE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())?;
+    static SWEEP: std::sync::Once = std::sync::Once::new();
+    SWEEP.call_once(|| sweep_finished_runs(&url));
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    data_dir.hash(&mut h);
+    let schema = format!("tg_e2e_{}_{:016x}", std::process::id(), h.finish());
+    Some((url, schema))
+}
+
+fn sweep_finished_runs(url: &str) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("TOKENGATE_TEST_STORE_URL={url}: {e}"));
+        tokio::spawn(conn);
+        let rows = client
+            .query(
+                "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'tg\\_e2e\\_%'",
+                &[],
+            )
+            .await
+            .unwrap();
+        for row in rows {
+            let name: String = row.get(0);
+            let pid = name.split('_').nth(2).unwrap_or_default();
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                client
+                    .batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
+                    .await
+                    .unwrap();
+            }
+        }
+    });
+}
+
 /// A running `tokengate serve`.
 pub struct Service {
     pub child: Child,
@@ -38,6 +86,10 @@ impl Service {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        if let Some((url, schema)) = test_store(data_dir) {
+            cmd.env("TOKENGATE_STORE_URL", url)
+                .env("TOKENGATE_STORE_SCHEMA", schema);
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }

@@ -17,6 +17,10 @@ pub struct ServeArgs {
     /// Data directory [default: ~/.local/share/tokengate; env TOKENGATE_DATA_DIR].
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// PostgreSQL URL, `postgres://user@host:port/db?sslmode=require`, for replicas that
+    /// share one store [default: SQLite in the data dir; env TOKENGATE_STORE_URL].
+    #[arg(long, value_name = "URL")]
+    store_url: Option<String>,
     /// TOML configuration file (see docs/configuration.md).
     #[arg(long, value_name = "FILE", env = "TOKENGATE_CONFIG")]
     config: Option<PathBuf>,
@@ -30,6 +34,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(dir) = args.data_dir {
         config.data_dir = dir;
+    }
+    if let Some(url) = args.store_url {
+        config.store.url = Some(url);
+        config.validate()?;
     }
     init_logging(&config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -56,6 +64,7 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     tracing::info!(
         listen = %local,
         data_dir = %data_dir.display(),
+        store = if state.config.store.url.is_some() { "postgresql" } else { "sqlite" },
         account = %state.account_id,
         mfa_required = state.config.mfa.required,
         "tokengate is serving the STS and IAM query APIs"

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use tokengate_store::{KeyOwner, KeyStatus};
 use tokengate_token::keys::{KeyKind, key_kind};
-use tokengate_token::session::{MfaContext, SessionClaims};
+use tokengate_token::session::{MfaContext, SessionClaims, SessionTokenError, SigningKey};
 use tokengate_token::sigv4::{self, HttpRequest, SigV4Error};
 use tokengate_token::{Principal, Secret};
 
@@ -72,10 +72,18 @@ pub async fn authenticate(
                 .security_token
                 .as_deref()
                 .ok_or_else(ApiError::unknown_key)?;
-            let claims = state
-                .verifier
-                .verify(token, &access_key_id, now.unix_timestamp())
-                .map_err(|e| ApiError::new(StatusCode::FORBIDDEN, e.aws_code(), e.to_string()))?;
+            let at = now.unix_timestamp();
+            let claims = match state.verifier.verify(token, &access_key_id, at) {
+                // Perhaps signed with a key another replica rotated in since this one
+                // started: learn the store's keys (at most once a second) and try again.
+                Err(SessionTokenError::Invalid)
+                    if state.verifier.reload_due(at) && learn_signing_keys(state, at)? =>
+                {
+                    state.verifier.verify(token, &access_key_id, at)
+                }
+                verified => verified,
+            }
+            .map_err(|e| ApiError::new(StatusCode::FORBIDDEN, e.aws_code(), e.to_string()))?;
             let principal = current_principal(state, &claims.principal)?;
             // The secret is a function of the (verified) access key id: derived only when its
             // signing key is not cached.
@@ -114,6 +122,26 @@ pub async fn authenticate(
         ..caller
     };
     Ok((caller, auth.scope.service))
+}
+
+/// Adds to the verifier every signing key of the store that still verifies at `now` and it
+/// did not know (replicas share the store: a key rotated in on one is served by all).
+/// Returns whether any was new.
+fn learn_signing_keys(state: &AppState, now: i64) -> Result<bool, ApiError> {
+    let mut learned = false;
+    for stored in state.store.signing_keys()? {
+        if stored
+            .retired
+            .is_some_and(|retired| retired + crate::state::MAX_SESSION_SECS <= now)
+        {
+            continue;
+        }
+        // A key that does not parse verifies nothing; the start-up check reports it.
+        if let Ok(key) = SigningKey::from_pkcs8(stored.pkcs8) {
+            learned |= state.verifier.add_key(key.public_key());
+        }
+    }
+    Ok(learned)
 }
 
 /// The session's principal as it is now, found by its unique id: a session outlives
@@ -360,8 +388,34 @@ mod tests {
         answered_and_cached(&f, &creds).await;
         assert!(f.state.verifier.remove_key(f.state.signer.kid()));
         assert!(f.state.verifier.cache().is_empty());
+        // The store still has the key, so this second's reload would bring it back.
+        assert!(f.state.verifier.reload_due(T0));
         let (status, body) = whoami(&f, &creds, &creds.session_token).await;
         refused(status, &body, "InvalidClientTokenId");
+    }
+
+    #[tokio::test]
+    async fn a_token_of_a_key_rotated_in_elsewhere_is_verified_after_one_reload() {
+        let f = fixture();
+        let creds = session(&f);
+        // As if another replica had rotated this key in after this one started.
+        assert!(f.state.verifier.remove_key(f.state.signer.kid()));
+        let (status, body) = whoami(&f, &creds, &creds.session_token).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(
+            f.state
+                .verifier
+                .jwks()
+                .to_string()
+                .contains(f.state.signer.kid())
+        );
+        // At most one reload a second: a key removed again stays unknown until then.
+        assert!(f.state.verifier.remove_key(f.state.signer.kid()));
+        let (status, body) = whoami(&f, &creds, &creds.session_token).await;
+        refused(status, &body, "InvalidClientTokenId");
+        f.clock.0.store(T0 + 1, Ordering::SeqCst);
+        let (status, body) = whoami(&f, &creds, &creds.session_token).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
     }
 
     #[tokio::test]

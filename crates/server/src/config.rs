@@ -20,6 +20,11 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// The 12-digit account id.
     pub account_id: String,
+    /// `[store]`: which database holds the state (SQLite in `data_dir` by default).
+    pub store: StoreConfig,
+    /// The master key file; `data_dir/master.key` when unset. Every replica sharing one
+    /// PostgreSQL store must use the same key.
+    pub master_key_file: Option<PathBuf>,
     /// Second-factor policy.
     pub mfa: MfaConfig,
     /// Session-token signing.
@@ -93,6 +98,33 @@ impl Default for ThrottleConfig {
         }
     }
 }
+
+/// `[store]` (docs/configuration.md, ADR 0006): the database.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// A libpq-style PostgreSQL URL (`postgres://user@host:port/db?sslmode=require`); `None`
+    /// for the embedded SQLite store in `data_dir`.
+    pub url: Option<String>,
+    /// PostgreSQL connections per replica.
+    pub pool_size: usize,
+    /// A PostgreSQL schema for tokengate's tables (created if missing); `None`: the URL's
+    /// `search_path` (`public`).
+    pub schema: Option<String>,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            pool_size: DEFAULT_STORE_POOL_SIZE,
+            schema: None,
+        }
+    }
+}
+
+/// Default PostgreSQL pool size per replica.
+pub const DEFAULT_STORE_POOL_SIZE: usize = 16;
 
 /// `[portal]` (docs/portal.md): browser sessions of the sign-in portal.
 #[derive(Debug, Clone, Deserialize)]
@@ -330,6 +362,8 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8787)),
             data_dir: default_data_dir(),
             account_id: DEFAULT_ACCOUNT_ID.to_owned(),
+            store: StoreConfig::default(),
+            master_key_file: None,
             mfa: MfaConfig::default(),
             session_tokens: SessionTokenConfig::default(),
             security_keys: SecurityKeyConfig::default(),
@@ -424,6 +458,33 @@ pub const SETTINGS: &[Setting] = &[
         env: "TOKENGATE_DATA_DIR",
         default: "$XDG_DATA_HOME/tokengate or ~/.local/share/tokengate",
         doc: "Store, master key and root credentials (`--data-dir`). Created 0700.",
+    },
+    Setting {
+        key: "store.url",
+        env: "TOKENGATE_STORE_URL",
+        default: "unset (SQLite in data_dir)",
+        doc: "PostgreSQL URL `postgres://user@host:port/db?sslmode=require` (`--store-url`): \
+              replicas sharing it share all state.",
+    },
+    Setting {
+        key: "store.pool_size",
+        env: "TOKENGATE_STORE_POOL_SIZE",
+        default: "16",
+        doc: "PostgreSQL connections per replica.",
+    },
+    Setting {
+        key: "store.schema",
+        env: "TOKENGATE_STORE_SCHEMA",
+        default: "unset (public)",
+        doc: "PostgreSQL schema for tokengate's tables, created if missing (lower-case \
+              letters, digits, _): several deployments can share one database.",
+    },
+    Setting {
+        key: "master_key_file",
+        env: "TOKENGATE_MASTER_KEY_FILE",
+        default: "data_dir/master.key",
+        doc: "The master key sealing secrets at rest; created 0600 if absent. The same on \
+              every replica of one PostgreSQL store.",
     },
     Setting {
         key: "account_id",
@@ -733,6 +794,15 @@ impl Config {
             "listen" => self.listen = value.parse().map_err(|_| bad("expected HOST:PORT"))?,
             "data_dir" => self.data_dir = PathBuf::from(value),
             "account_id" => self.account_id = value.to_owned(),
+            "store.url" => self.store.url = Some(value.to_owned()).filter(|v| !v.is_empty()),
+            "store.pool_size" => {
+                self.store.pool_size = value.parse().map_err(|_| bad("expected a count"))?;
+            }
+            "store.schema" => self.store.schema = Some(value.to_owned()).filter(|v| !v.is_empty()),
+            "master_key_file" => {
+                self.master_key_file =
+                    Some(PathBuf::from(value)).filter(|p| !p.as_os_str().is_empty());
+            }
             "mfa.required" => {
                 self.mfa.required =
                     parse_bool(value).ok_or_else(|| bad("expected true or false"))?
@@ -894,6 +964,16 @@ impl Config {
         if !(1..=3650).contains(&self.audit.retention_days) || self.audit.queue_capacity == 0 {
             return Err(ConfigError::Invalid(
                 "audit.retention_days must be 1–3650 and audit.queue_capacity ≥ 1".into(),
+            ));
+        }
+        if self.store.pool_size == 0 {
+            return Err(ConfigError::Invalid("store.pool_size must be ≥ 1".into()));
+        }
+        if let Some(url) = &self.store.url
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError::Invalid(
+                "store.url must be a postgres:// URL (unset it for SQLite in data_dir)".into(),
             ));
         }
         if self.session_tokens.rotate_after_days == 0 {

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use ring::rand::{SecureRandom, SystemRandom};
 use time::OffsetDateTime;
 use tokengate_store::{
-    AccessKey, Account, Bootstrap, KeyOwner, KeyStatus, SqliteStore, Store, StoredSigningKey,
+    AccessKey, Account, Bootstrap, KeyOwner, KeyStatus, PgOptions, PostgresStore, SqliteStore,
+    Store, StoredSigningKey,
 };
 use tokengate_token::Secret;
 use tokengate_token::keys::{self, DerivationKey};
@@ -121,8 +122,22 @@ pub fn open(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, StartErro
         fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(io_err(&dir))?;
     }
-    let (master, _) = tokengate_store::master_key::load_or_create(&dir.join(MASTER_KEY_FILE))?;
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.join(DATABASE_FILE), &master)?);
+    let key_file = config
+        .master_key_file
+        .clone()
+        .unwrap_or_else(|| dir.join(MASTER_KEY_FILE));
+    let (master, _) = tokengate_store::master_key::load_or_create(&key_file)?;
+    let store: Arc<dyn Store> = match &config.store.url {
+        None => Arc::new(SqliteStore::open(&dir.join(DATABASE_FILE), &master)?),
+        Some(url) => Arc::new(PostgresStore::open(
+            url,
+            &master,
+            PgOptions {
+                pool_size: Some(config.store.pool_size),
+                schema: config.store.schema.clone(),
+            },
+        )?),
+    };
     open_with_store(config, store, clock)
 }
 
@@ -152,9 +167,18 @@ pub fn open_with_store(
             config.account_id
         )));
     }
-    let derivation = store
-        .service_secret(tokengate_store::DERIVATION_KEY)?
-        .ok_or_else(|| StartError::Inconsistent("the store has no derivation key".into()))?;
+    let derivation = match store.service_secret(tokengate_store::DERIVATION_KEY) {
+        Err(tokengate_store::StoreError::Unseal) => {
+            return Err(StartError::Inconsistent(
+                "the master key does not open this store's secrets: every replica of one \
+                 store must use the same master key file (master_key_file / \
+                 TOKENGATE_MASTER_KEY_FILE)"
+                    .into(),
+            ));
+        }
+        other => other?,
+    }
+    .ok_or_else(|| StartError::Inconsistent("the store has no derivation key".into()))?;
     let derivation = DerivationKey::new(derivation.expose());
     rotate_if_due(&config, store.as_ref(), &rng, now)?;
     let stored = store.signing_keys()?;
@@ -291,6 +315,14 @@ fn first_start(
     };
     if let Err(e) = store.bootstrap(&bootstrap) {
         let _ = fs::remove_file(&path);
+        if e == tokengate_store::StoreError::AlreadyExists(tokengate_store::Entity::Account) {
+            // Another replica of a shared store created the account first: join it. Its
+            // root credentials are in its own data dir; ours were never valid.
+            tracing::info!("another replica created the account; joining it");
+            return store.account()?.ok_or_else(|| {
+                StartError::Inconsistent("the store lost its account during start-up".into())
+            });
+        }
         return Err(e.into());
     }
     tracing::info!(

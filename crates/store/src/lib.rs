@@ -18,6 +18,7 @@ mod hygiene;
 pub mod master_key;
 pub mod observe;
 mod portal;
+mod postgres;
 pub mod seal;
 mod sqlite;
 
@@ -30,6 +31,7 @@ pub use hygiene::{
 
 pub use audit::{AuditAttribute, AuditEvent, AuditPage, AuditQuery};
 pub use portal::{PortalSession, PortalStage};
+pub use postgres::{DEFAULT_POOL_SIZE, IAM_CHANNEL, PgOptions, PostgresStore};
 pub use sqlite::SqliteStore;
 use tokengate_token::Secret;
 use tokengate_verifier::totp::{self, LockoutPolicy, Refusal, TotpParams, TotpState, Verdict};

@@ -79,16 +79,35 @@ pub fn load_or_create(path: &Path) -> Result<(Secret, bool), MasterKeyError> {
                 .map_err(|_| MasterKeyError::Random)?;
             let key = Secret::new(key);
             let text = zeroize::Zeroizing::new(data_encoding::BASE64.encode(key.expose()));
-            let mut file = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path)
-                .map_err(io)?;
-            file.write_all(text.as_bytes()).map_err(io)?;
-            file.write_all(b"\n").map_err(io)?;
-            file.sync_all().map_err(io)?;
-            Ok((key, true))
+            // Written whole under a name of its own, then linked into place: whoever starts
+            // at the same moment (another replica sharing the path) sees no file or a whole
+            // one, and a second creator loses the link and loads the first one's key.
+            let mut nonce = [0u8; 8];
+            SystemRandom::new()
+                .fill(&mut nonce)
+                .map_err(|_| MasterKeyError::Random)?;
+            let mut tmp = path.as_os_str().to_owned();
+            tmp.push(format!(".{}.tmp", data_encoding::HEXLOWER.encode(&nonce)));
+            let tmp = std::path::PathBuf::from(tmp);
+            let written = (|| {
+                let mut file = fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&tmp)?;
+                file.write_all(text.as_bytes())?;
+                file.write_all(b"\n")?;
+                file.sync_all()?;
+                fs::hard_link(&tmp, path)
+            })();
+            let _ = fs::remove_file(&tmp);
+            match written {
+                Ok(()) => Ok((key, true)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    load_or_create(path).map(|(key, _)| (key, false))
+                }
+                Err(e) => Err(io(e)),
+            }
         }
         Err(e) => Err(io(e)),
     }
@@ -112,6 +131,28 @@ mod tests {
         let (k2, created) = load_or_create(&path).unwrap();
         assert!(!created);
         assert_eq!(k1.expose(), k2.expose());
+    }
+
+    #[test]
+    fn two_processes_creating_at_once_get_one_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("master.key");
+        for _ in 0..20 {
+            let _ = fs::remove_file(&path);
+            let barrier = std::sync::Barrier::new(2);
+            let [a, b] = std::thread::scope(|s| {
+                let load = || {
+                    barrier.wait();
+                    load_or_create(&path).unwrap()
+                };
+                let (ha, hb) = (s.spawn(load), s.spawn(load));
+                [ha.join().unwrap(), hb.join().unwrap()]
+            });
+            assert_eq!(a.0.expose(), b.0.expose());
+            assert!(a.1 != b.1 || !a.1, "one creator at most");
+        }
+        let leftovers = fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(leftovers, 1, "no temporary file is left behind");
     }
 
     #[test]

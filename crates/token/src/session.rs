@@ -10,6 +10,7 @@
 //! Expiry is checked against the `now` the caller passes, never the wall clock.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
@@ -433,6 +434,29 @@ impl TokenSigner {
     }
 }
 
+/// The verifying key of public key `k`, by `kid`.
+fn verifying_key(k: &PublicKey) -> (String, Arc<VerifyingKey>) {
+    // jsonwebtoken 9 hands these bytes to ring as they are: the raw key.
+    let decoding = match k.algorithm {
+        TokenAlgorithm::Es256 => DecodingKey::from_ec_der(&k.raw),
+        TokenAlgorithm::EdDsa => DecodingKey::from_ed_der(&k.raw),
+    };
+    let mut validation = Validation::new(k.algorithm.jwt());
+    // Expiry is checked against the caller's `now` in `verify`, not the clock.
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.required_spec_claims.clear();
+    validation.set_issuer(&[ISSUER]);
+    let kid = jwk_thumbprint(k);
+    let key = VerifyingKey {
+        kid: kid.as_str().into(),
+        public: k.clone(),
+        decoding,
+        validation,
+    };
+    (kid, Arc::new(key))
+}
+
 /// Verifies session tokens against every known public key (current and retired), through
 /// the verified-token cache ([`crate::verified`]).
 pub struct TokenVerifier {
@@ -441,7 +465,12 @@ pub struct TokenVerifier {
     keys: RwLock<HashMap<String, Arc<VerifyingKey>>>,
     /// Tokens verified before, by digest.
     cache: VerifiedTokens,
+    /// When [`TokenVerifier::reload_due`] last said yes (seconds since the Unix epoch).
+    last_reload: AtomicI64,
 }
+
+/// At most one reload of the key set per this many seconds ([`TokenVerifier::reload_due`]).
+pub const KEY_RELOAD_INTERVAL_SECS: i64 = 1;
 
 struct VerifyingKey {
     kid: Arc<str>,
@@ -468,34 +497,36 @@ impl TokenVerifier {
         capacity: usize,
         hot: usize,
     ) -> Self {
-        let keys = keys
-            .into_iter()
-            .map(|k| {
-                // jsonwebtoken 9 hands these bytes to ring as they are: the raw key.
-                let decoding = match k.algorithm {
-                    TokenAlgorithm::Es256 => DecodingKey::from_ec_der(&k.raw),
-                    TokenAlgorithm::EdDsa => DecodingKey::from_ed_der(&k.raw),
-                };
-                let mut validation = Validation::new(k.algorithm.jwt());
-                // Expiry is checked against the caller's `now` in `verify`, not the clock.
-                validation.validate_exp = false;
-                validation.validate_nbf = false;
-                validation.required_spec_claims.clear();
-                validation.set_issuer(&[ISSUER]);
-                let kid = jwk_thumbprint(k);
-                let key = VerifyingKey {
-                    kid: kid.as_str().into(),
-                    public: k.clone(),
-                    decoding,
-                    validation,
-                };
-                (kid, Arc::new(key))
-            })
-            .collect();
+        let keys = keys.into_iter().map(verifying_key).collect();
         Self {
             keys: RwLock::new(keys),
             cache: VerifiedTokens::new(capacity, hot),
+            last_reload: AtomicI64::new(i64::MIN),
         }
+    }
+
+    /// Trusts one more public key — one that another replica sharing the store rotated in.
+    /// Returns whether it was new.
+    pub fn add_key(&self, key: &PublicKey) -> bool {
+        let (kid, key) = verifying_key(key);
+        let mut keys = self.keys.write().unwrap_or_else(PoisonError::into_inner);
+        if keys.contains_key(&kid) {
+            return false;
+        }
+        keys.insert(kid, key);
+        true
+    }
+
+    /// Whether the caller may reload the key set from the store now (after a token this
+    /// verifier could not verify): yes at most once per [`KEY_RELOAD_INTERVAL_SECS`], so that
+    /// forged tokens cannot turn into a store read each.
+    pub fn reload_due(&self, now: i64) -> bool {
+        let last = self.last_reload.load(Ordering::Acquire);
+        now.saturating_sub(last) >= KEY_RELOAD_INTERVAL_SECS
+            && self
+                .last_reload
+                .compare_exchange(last, now, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
     }
 
     /// Verifies `token` for temporary access key `access_key_id` at time `now`

@@ -6,11 +6,11 @@ use tokengate_token::Secret;
 use super::{SqliteStore, backend};
 use crate::{Account, Bootstrap, Entity, StoreError, StoredSigningKey};
 
-fn secret_aad(name: &str) -> String {
+pub(crate) fn secret_aad(name: &str) -> String {
     format!("service_secret/{name}")
 }
 
-fn signing_aad(kid: &str) -> String {
+pub(crate) fn signing_aad(kid: &str) -> String {
     format!("signing_key/{kid}/pkcs8")
 }
 

@@ -62,26 +62,26 @@ pub(super) fn write_totp_failure(
     Ok(())
 }
 
-fn seed_aad(serial: &str) -> String {
+pub(crate) fn seed_aad(serial: &str) -> String {
     format!("mfa_device/{serial}/seed")
 }
 
-pub(super) struct DeviceRow {
-    serial: String,
-    kind: String,
-    owner: Option<String>,
-    owner_name: Option<String>,
-    enabled_at: Option<i64>,
-    created: i64,
-    sealed: Vec<u8>,
-    algorithm: String,
-    digits: i64,
-    period: i64,
-    last_step: Option<i64>,
-    drift: i64,
-    failures: i64,
-    locked_until: Option<i64>,
-    lockouts: i64,
+pub(crate) struct DeviceRow {
+    pub(crate) serial: String,
+    pub(crate) kind: String,
+    pub(crate) owner: Option<String>,
+    pub(crate) owner_name: Option<String>,
+    pub(crate) enabled_at: Option<i64>,
+    pub(crate) created: i64,
+    pub(crate) sealed: Vec<u8>,
+    pub(crate) algorithm: String,
+    pub(crate) digits: i64,
+    pub(crate) period: i64,
+    pub(crate) last_step: Option<i64>,
+    pub(crate) drift: i64,
+    pub(crate) failures: i64,
+    pub(crate) locked_until: Option<i64>,
+    pub(crate) lockouts: i64,
 }
 
 pub(super) const DEVICE_COLUMNS: &str =
@@ -134,7 +134,7 @@ pub(super) fn mfa_devices_in_use(tx: &Connection, owner_column: &str) -> Result<
 }
 
 /// A device from its row, the seed unsealed.
-pub(super) fn device_from_row(sealer: &Sealer, row: DeviceRow) -> Result<MfaDevice, StoreError> {
+pub(crate) fn device_from_row(sealer: &Sealer, row: DeviceRow) -> Result<MfaDevice, StoreError> {
     let seed = sealer.open(&seed_aad(&row.serial), &row.sealed)?;
     let kind = match row.kind.as_str() {
         "virtual" => MfaKind::Virtual,

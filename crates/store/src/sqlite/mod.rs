@@ -38,20 +38,20 @@ use crate::{
 use crate::{AuditEvent, AuditPage, AuditQuery};
 use group_commit::GroupCommitter;
 
-mod accounts;
+pub(crate) mod accounts;
 mod audit;
 #[cfg(test)]
 mod fixtures;
 mod group_commit;
 mod iam;
-mod mfa;
+pub(crate) mod mfa;
 mod passwords;
 mod portal;
 mod reports;
 mod roles;
-mod security_keys;
+pub(crate) mod security_keys;
 mod usage;
-mod users;
+pub(crate) mod users;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` counts those applied.
 const MIGRATIONS: &[&str] = &[
@@ -66,6 +66,10 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0009_audit_events.sql"),
     include_str!("../../migrations/0010_portal_sessions.sql"),
 ];
+
+/// How many migrations the SQLite history has (the PostgreSQL twin must have as many).
+#[cfg(test)]
+pub(crate) const MIGRATION_COUNT: usize = MIGRATIONS.len();
 
 /// Connections that serve reads beside the main one (file databases only; WAL lets
 /// readers run while a writer commits).
@@ -189,7 +193,7 @@ fn owner_column(tx: &Connection, owner: &KeyOwner) -> Result<String, StoreError>
     Ok(SqliteStore::owner_id(tx, owner)?.unwrap_or_else(|| ROOT_OWNER.to_owned()))
 }
 
-const ROOT_OWNER: &str = "root";
+pub(crate) const ROOT_OWNER: &str = "root";
 
 fn to_i64(v: u64) -> Result<i64, StoreError> {
     i64::try_from(v).map_err(backend)
@@ -200,7 +204,7 @@ fn to_u64(v: i64) -> Result<u64, StoreError> {
 }
 
 /// The owner a row's `owner` column and its joined user name describe.
-fn owner_from(column: &str, name: Option<String>) -> Option<KeyOwner> {
+pub(crate) fn owner_from(column: &str, name: Option<String>) -> Option<KeyOwner> {
     match (column, name) {
         (ROOT_OWNER, _) => Some(KeyOwner::Root),
         (_, Some(name)) => Some(KeyOwner::User(name)),

@@ -91,7 +91,7 @@ pub(super) fn key_failure(
     Ok(state)
 }
 
-fn lockout_state(
+pub(crate) fn lockout_state(
     failures: i64,
     locked_until: Option<i64>,
     lockouts: i64,
@@ -104,26 +104,26 @@ fn lockout_state(
     })
 }
 
-struct SecurityKeyRow {
-    serial: String,
-    owner: String,
-    owner_name: Option<String>,
-    name: String,
-    protocol: String,
-    credential_id: Vec<u8>,
-    public_key: Vec<u8>,
-    sign_count: i64,
-    backup_eligible: bool,
-    aaguid: Vec<u8>,
-    attestation_format: String,
-    attestation: String,
-    user_handle: Vec<u8>,
-    enabled_at: i64,
-    last_used: Option<i64>,
-    possibly_cloned_at: Option<i64>,
-    failures: i64,
-    locked_until: Option<i64>,
-    lockouts: i64,
+pub(crate) struct SecurityKeyRow {
+    pub(crate) serial: String,
+    pub(crate) owner: String,
+    pub(crate) owner_name: Option<String>,
+    pub(crate) name: String,
+    pub(crate) protocol: String,
+    pub(crate) credential_id: Vec<u8>,
+    pub(crate) public_key: Vec<u8>,
+    pub(crate) sign_count: i64,
+    pub(crate) backup_eligible: bool,
+    pub(crate) aaguid: Vec<u8>,
+    pub(crate) attestation_format: String,
+    pub(crate) attestation: String,
+    pub(crate) user_handle: Vec<u8>,
+    pub(crate) enabled_at: i64,
+    pub(crate) last_used: Option<i64>,
+    pub(crate) possibly_cloned_at: Option<i64>,
+    pub(crate) failures: i64,
+    pub(crate) locked_until: Option<i64>,
+    pub(crate) lockouts: i64,
 }
 
 const SECURITY_KEY_COLUMNS: &str = "k.serial, k.owner, u.name, k.name, k.protocol,
@@ -156,7 +156,7 @@ fn security_key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SecurityKeyRow> {
     })
 }
 
-fn row_to_security_key(row: SecurityKeyRow) -> Result<SecurityKey, StoreError> {
+pub(crate) fn row_to_security_key(row: SecurityKeyRow) -> Result<SecurityKey, StoreError> {
     let owner = owner_from(&row.owner, row.owner_name).ok_or_else(|| {
         StoreError::Backend(format!("security key owner {} does not exist", row.owner))
     })?;
@@ -188,7 +188,7 @@ const CHALLENGE_COLUMNS: &str = "c.id, c.ceremony, c.requester, c.owner, u.name,
      c.protocol, c.device_name, c.challenge, c.created, c.expires
      FROM challenge c LEFT JOIN iam_user u ON u.user_id = c.owner";
 
-type ChallengeRow = (
+pub(crate) type ChallengeRow = (
     String,
     String,
     String,
@@ -220,7 +220,7 @@ fn challenge_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ChallengeRow> {
 
 /// A stored challenge; `None` when its owner no longer exists (a deleted user's challenge
 /// is as good as gone).
-fn row_to_challenge(row: ChallengeRow) -> Result<Option<Challenge>, StoreError> {
+pub(crate) fn row_to_challenge(row: ChallengeRow) -> Result<Option<Challenge>, StoreError> {
     let (
         id,
         ceremony,

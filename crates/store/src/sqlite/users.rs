@@ -6,17 +6,17 @@ use super::{SqliteStore, backend, exists_or_backend};
 use crate::seal::Sealer;
 use crate::{AccessKey, Entity, KeyOwner, KeyStatus, StoreError, User};
 
-fn key_aad(access_key_id: &str) -> String {
+pub(crate) fn key_aad(access_key_id: &str) -> String {
     format!("access_key/{access_key_id}/secret")
 }
 
 #[derive(Clone)]
-pub(super) struct KeyRow {
-    access_key_id: String,
-    owner_name: Option<String>,
-    status: String,
-    created: i64,
-    sealed: Vec<u8>,
+pub(crate) struct KeyRow {
+    pub(crate) access_key_id: String,
+    pub(crate) owner_name: Option<String>,
+    pub(crate) status: String,
+    pub(crate) created: i64,
+    pub(crate) sealed: Vec<u8>,
 }
 
 pub(super) const KEY_COLUMNS: &str = "k.access_key_id, u.name, k.status, k.created, k.sealed_secret
@@ -63,7 +63,7 @@ pub(super) fn insert_access_key(
     Ok(())
 }
 
-fn row_to_key(sealer: &Sealer, row: KeyRow) -> Result<AccessKey, StoreError> {
+pub(crate) fn row_to_key(sealer: &Sealer, row: KeyRow) -> Result<AccessKey, StoreError> {
     let secret = sealer.open(&key_aad(&row.access_key_id), &row.sealed)?;
     let status = match row.status.as_str() {
         "Active" => KeyStatus::Active,
