@@ -10,13 +10,13 @@
 //! events older than the retention. A full queue drops the event and counts it: the
 //! request path never waits for the disk.
 
+use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use ring::rand::{SecureRandom, SystemRandom};
-use serde::Serialize;
 use serde_json::{Map, Value};
 use tokengate_store::{AuditEvent, Store};
 use tokengate_token::Principal;
@@ -240,179 +240,181 @@ fn camel(name: &str) -> String {
     }
 }
 
-/// A CloudTrail record (CTUG record contents), serialized in CloudTrail's field order.
-/// Borrowed fields and `Option`s skipped when absent: one pass, no intermediate `Value`.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Record<'a> {
-    event_version: &'static str,
-    user_identity: UserIdentity<'a>,
-    event_time: String,
-    event_source: &'a str,
-    event_name: &'a str,
-    aws_region: &'a str,
-    #[serde(rename = "sourceIPAddress")]
-    source_ip_address: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    user_agent: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error_code: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error_message: Option<&'a str>,
-    request_parameters: Option<RequestParameters<'a>>,
-    response_elements: Option<Value>,
-    #[serde(rename = "requestID")]
-    request_id: &'a str,
-    #[serde(rename = "eventID")]
-    event_id: &'a str,
-    read_only: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    resources: Option<[Resource<'a>; 1]>,
-    event_type: &'static str,
-    management_event: bool,
-    recipient_account_id: &'a str,
-    event_category: &'static str,
-}
-
-/// `requestParameters`: the audited pairs, names camelCased.
-struct RequestParameters<'a>(&'a [(String, String)]);
-
-impl Serialize for RequestParameters<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut map = serializer.serialize_map(Some(self.0.len()))?;
-        for (name, value) in self.0 {
-            map.serialize_entry(&camel(name), value)?;
-        }
-        map.end()
-    }
-}
-
-#[derive(Serialize)]
-struct Resource<'a> {
-    #[serde(rename = "ARN")]
-    arn: &'a str,
-    #[serde(rename = "accountId")]
-    account_id: &'a str,
-    #[serde(rename = "type")]
-    kind: &'static str,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct UserIdentity<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    principal_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    arn: Option<String>,
-    account_id: &'a str,
-    access_key_id: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    user_name: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    session_context: Option<SessionContext<'a>>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct SessionContext<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    session_issuer: Option<SessionIssuer<'a>>,
-    attributes: Attributes,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct SessionIssuer<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    principal_id: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    arn: Option<String>,
-    account_id: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    user_name: Option<&'a str>,
-}
-
-/// `sessionContext.attributes`: `mfaAuthenticated` and `creationDate` as CloudTrail
-/// writes them, plus tokengate's `mfaMethod` (docs/audit.md).
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Attributes {
-    creation_date: String,
-    mfa_authenticated: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    mfa_method: Option<&'static str>,
-}
-
-impl Attributes {
-    fn new(created: i64, mfa: Option<&MfaContext>) -> Self {
-        let present = mfa.filter(|m| m.present);
-        Attributes {
-            creation_date: iso8601(created),
-            mfa_authenticated: if present.is_some() { "true" } else { "false" },
-            mfa_method: present.and_then(|m| m.method).map(mfa_method_name),
-        }
-    }
-}
-
 /// The event JSON and its indexed columns, with `event_id` given.
+///
+/// The record is written directly into one buffer, in CloudTrail's field order (CTUG
+/// record contents), with serde_json's escaping — the same bytes the first, serde-derived
+/// version wrote (a unit test compares them), without its intermediate strings.
 pub fn build_event(p: &Pending, account_id: &str, event_id: &str) -> AuditEvent {
     let issued = p.response.as_deref().and_then(issued_session);
-    let (user_identity, username) = user_identity(p, account_id, issued.as_ref());
     let access_key_id = match &p.identity {
-        Identity::Known { access_key_id, .. } => Some(access_key_id.clone()),
-        Identity::Unknown { access_key_id } => access_key_id.clone(),
+        Identity::Known { access_key_id, .. } => Some(access_key_id.as_str()),
+        Identity::Unknown { access_key_id } => access_key_id.as_deref(),
     };
-    let event_source = format!("{}.amazonaws.com", p.api.service());
+    let event_source = event_source(p.api);
     let resource_type = p.resource.as_deref().map(resource_type);
-    let record = Record {
-        event_version: EVENT_VERSION,
-        user_identity,
-        event_time: iso8601(p.time),
-        event_source: &event_source,
-        event_name: &p.event_name,
-        aws_region: if p.region.is_empty() {
+    let mut out = String::with_capacity(1024);
+    out.push_str("{\"eventVersion\":\"");
+    out.push_str(EVENT_VERSION);
+    out.push_str("\",\"userIdentity\":");
+    let username = write_user_identity(&mut out, p, account_id, issued.as_ref());
+    out.push_str(",\"eventTime\":\"");
+    write_time(&mut out, p.time);
+    out.push_str("\",\"eventSource\":\"");
+    out.push_str(event_source);
+    out.push_str("\",\"eventName\":");
+    write_str(&mut out, &p.event_name);
+    out.push_str(",\"awsRegion\":");
+    write_str(
+        &mut out,
+        if p.region.is_empty() {
             "us-east-1"
         } else {
             &p.region
         },
-        source_ip_address: p.source_ip.map_or_else(String::new, |ip| ip.to_string()),
-        user_agent: p.user_agent.as_deref(),
-        error_code: p.error.as_ref().map(|(code, _)| *code),
-        error_message: p.error.as_ref().map(|(_, message)| message.as_str()),
-        request_parameters: (!p.parameters.is_empty()).then_some(RequestParameters(&p.parameters)),
-        response_elements: p.response.as_deref().and_then(xml_to_json),
-        request_id: &p.request_id,
-        event_id,
-        read_only: p.read_only,
-        resources: p.resource.as_deref().zip(resource_type).map(|(arn, kind)| {
-            [Resource {
-                arn,
-                account_id,
-                kind,
-            }]
-        }),
-        event_type: "AwsApiCall",
-        management_event: true,
-        recipient_account_id: account_id,
-        event_category: "Management",
-    };
-    // Serializing plain structs and strings cannot fail.
-    let record = serde_json::to_string(&record).unwrap_or_default();
+    );
+    out.push_str(",\"sourceIPAddress\":\"");
+    if let Some(ip) = p.source_ip {
+        // An address's text needs no escaping.
+        let _ = write!(out, "{ip}");
+    }
+    out.push('"');
+    if let Some(ua) = &p.user_agent {
+        out.push_str(",\"userAgent\":");
+        write_str(&mut out, ua);
+    }
+    if let Some((code, message)) = &p.error {
+        out.push_str(",\"errorCode\":");
+        write_str(&mut out, code);
+        out.push_str(",\"errorMessage\":");
+        write_str(&mut out, message);
+    }
+    out.push_str(",\"requestParameters\":");
+    if p.parameters.is_empty() {
+        out.push_str("null");
+    } else {
+        out.push('{');
+        for (i, (name, value)) in p.parameters.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            write_camel(&mut out, name);
+            out.push(':');
+            write_str(&mut out, value);
+        }
+        out.push('}');
+    }
+    out.push_str(",\"responseElements\":");
+    match p.response.as_deref().and_then(xml_to_json) {
+        // Serializing a `Value` cannot fail.
+        Some(v) => out.push_str(&serde_json::to_string(&v).unwrap_or_else(|_| "null".into())),
+        None => out.push_str("null"),
+    }
+    out.push_str(",\"requestID\":");
+    write_str(&mut out, &p.request_id);
+    out.push_str(",\"eventID\":");
+    write_str(&mut out, event_id);
+    out.push_str(",\"readOnly\":");
+    out.push_str(if p.read_only { "true" } else { "false" });
+    if let (Some(arn), Some(kind)) = (p.resource.as_deref(), resource_type) {
+        out.push_str(",\"resources\":[{\"ARN\":");
+        write_str(&mut out, arn);
+        out.push_str(",\"accountId\":");
+        write_str(&mut out, account_id);
+        out.push_str(",\"type\":\"");
+        out.push_str(kind);
+        out.push_str("\"}]");
+    }
+    out.push_str(",\"eventType\":\"AwsApiCall\",\"managementEvent\":true,\"recipientAccountId\":");
+    write_str(&mut out, account_id);
+    out.push_str(",\"eventCategory\":\"Management\"}");
     AuditEvent {
         event_id: event_id.to_owned(),
         event_time: p.time,
         event_name: p.event_name.clone(),
-        event_source,
+        event_source: event_source.to_owned(),
         username,
-        access_key_id,
+        access_key_id: access_key_id.map(str::to_owned),
         read_only: p.read_only,
         resource_type: resource_type.map(str::to_owned),
         resource_name: p.resource.clone(),
-        record,
+        record: out,
+    }
+}
+
+/// `eventSource`.
+fn event_source(api: Api) -> &'static str {
+    match api {
+        Api::Iam => "iam.amazonaws.com",
+        Api::Sts => "sts.amazonaws.com",
+        Api::CloudTrail => "cloudtrail.amazonaws.com",
+    }
+}
+
+/// `s` as a JSON string, escaped exactly as serde_json escapes (`"`, `\`, and the C0
+/// controls: the short forms `\b \t \n \f \r`, the rest as `\u00xx`).
+fn write_str(out: &mut String, s: &str) {
+    out.push('"');
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let short = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            0x08 => "\\b",
+            0x09 => "\\t",
+            0x0a => "\\n",
+            0x0c => "\\f",
+            0x0d => "\\r",
+            0x00..=0x1f => "",
+            _ => continue,
+        };
+        // `i` is an ASCII byte's index: a char boundary on both sides.
+        out.push_str(s.get(start..i).unwrap_or_default());
+        if short.is_empty() {
+            let _ = write!(out, "\\u{b:04x}");
+        } else {
+            out.push_str(short);
+        }
+        start = i + 1;
+    }
+    out.push_str(s.get(start..).unwrap_or_default());
+    out.push('"');
+}
+
+/// `UserName` → `"userName"` (see [`camel`]), escaped.
+fn write_camel(out: &mut String, name: &str) {
+    let mut chars = name.chars();
+    match chars.next() {
+        Some(first) if first.is_ascii_alphabetic() && !needs_escape(chars.as_str()) => {
+            out.push('"');
+            out.push(first.to_ascii_lowercase());
+            out.push_str(chars.as_str());
+            out.push('"');
+        }
+        _ => write_str(out, &camel(name)),
+    }
+}
+
+fn needs_escape(s: &str) -> bool {
+    s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20)
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ`, as [`iso8601`] writes it (without the quotes).
+fn write_time(out: &mut String, unix: i64) {
+    match time::OffsetDateTime::from_unix_timestamp(unix) {
+        Ok(t) if (0..=9999).contains(&t.year()) => {
+            let _ = write!(
+                out,
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second()
+            );
+        }
+        _ => out.push_str(&iso8601(unix)),
     }
 }
 
@@ -427,9 +429,12 @@ struct IssuedClaims {
 /// read from the session token's claims (our own JWT, fresh from the handler). The token
 /// itself goes no further.
 fn issued_session(result: &str) -> Option<(i64, MfaContext)> {
-    let start = result.find("<SessionToken>")? + "<SessionToken>".len();
-    let end = start + result.get(start..)?.find("</SessionToken>")?;
-    let payload = result.get(start..end)?.split('.').nth(1)?;
+    const OPEN: &str = "<SessionToken>";
+    let start = result.find(OPEN)? + OPEN.len();
+    let token = result.get(start..)?;
+    // A JWT holds no `<`: the token ends at the first one.
+    let token = token.get(..token.find('<')?)?;
+    let payload = token.split('.').nth(1)?;
     let bytes = data_encoding::BASE64URL_NOPAD
         .decode(payload.as_bytes())
         .ok()?;
@@ -445,24 +450,38 @@ fn mfa_method_name(method: MfaMethod) -> &'static str {
     }
 }
 
-/// `userIdentity` and LookupEvents' `Username`.
-fn user_identity<'a>(
-    p: &'a Pending,
-    account_id: &'a str,
+/// `sessionContext.attributes`: `creationDate` and `mfaAuthenticated` as CloudTrail
+/// writes them, plus tokengate's `mfaMethod` (docs/audit.md).
+fn write_attributes(out: &mut String, created: i64, mfa: Option<&MfaContext>) {
+    let present = mfa.filter(|m| m.present);
+    out.push_str("\"attributes\":{\"creationDate\":\"");
+    write_time(out, created);
+    out.push_str("\",\"mfaAuthenticated\":\"");
+    out.push_str(if present.is_some() { "true" } else { "false" });
+    out.push('"');
+    if let Some(method) = present.and_then(|m| m.method) {
+        out.push_str(",\"mfaMethod\":\"");
+        out.push_str(mfa_method_name(method));
+        out.push('"');
+    }
+    out.push('}');
+}
+
+/// Writes `userIdentity`; returns LookupEvents' `Username`.
+fn write_user_identity(
+    out: &mut String,
+    p: &Pending,
+    account_id: &str,
     issued: Option<&(i64, MfaContext)>,
-) -> (UserIdentity<'a>, Option<String>) {
+) -> Option<String> {
     let (principal, access_key_id, session, request_mfa) = match &p.identity {
         Identity::Unknown { access_key_id } => {
-            let identity = UserIdentity {
-                kind: "Unknown",
-                principal_id: None,
-                arn: None,
-                account_id,
-                access_key_id: access_key_id.as_deref().unwrap_or_default(),
-                user_name: None,
-                session_context: None,
-            };
-            return (identity, None);
+            out.push_str("{\"type\":\"Unknown\",\"accountId\":");
+            write_str(out, account_id);
+            out.push_str(",\"accessKeyId\":");
+            write_str(out, access_key_id.as_deref().unwrap_or_default());
+            out.push('}');
+            return None;
         }
         Identity::Known {
             principal,
@@ -471,60 +490,63 @@ fn user_identity<'a>(
             request_mfa,
         } => (principal, access_key_id, session, request_mfa),
     };
-    let (kind, username, issuer, user_name) = match principal {
-        Principal::Root { .. } => ("Root", "root", None, None),
-        Principal::User { name, .. } => ("IAMUser", name.as_str(), None, Some(name.as_str())),
-        Principal::AssumedRole {
-            role_name,
-            role_id,
-            session_name,
-            ..
-        } => (
-            "AssumedRole",
-            session_name.as_str(),
-            Some(SessionIssuer {
-                kind: "Role",
-                principal_id: role_id,
-                arn: principal.role_arn(),
-                account_id: principal.account(),
-                user_name: Some(role_name),
-            }),
-            None,
-        ),
-        Principal::FederatedUser { name, user_id, .. } => (
-            "FederatedUser",
-            name.as_str(),
-            Some(SessionIssuer {
-                kind: "IAMUser",
-                principal_id: user_id,
-                arn: None,
-                account_id: principal.account(),
-                user_name: None,
-            }),
-            None,
-        ),
+    let (kind, username, user_name) = match principal {
+        Principal::Root { .. } => ("Root", "root", None),
+        Principal::User { name, .. } => ("IAMUser", name.as_str(), Some(name.as_str())),
+        Principal::AssumedRole { session_name, .. } => ("AssumedRole", session_name.as_str(), None),
+        Principal::FederatedUser { name, .. } => ("FederatedUser", name.as_str(), None),
     };
+    out.push_str("{\"type\":\"");
+    out.push_str(kind);
+    out.push_str("\",\"principalId\":");
+    write_str(out, &principal.user_id());
+    out.push_str(",\"arn\":");
+    write_str(out, &principal.arn());
+    out.push_str(",\"accountId\":");
+    write_str(out, principal.account());
+    out.push_str(",\"accessKeyId\":");
+    write_str(out, access_key_id);
+    if let Some(name) = user_name {
+        out.push_str(",\"userName\":");
+        write_str(out, name);
+    }
+    out.push_str(",\"sessionContext\":{");
+    match principal {
+        Principal::AssumedRole {
+            role_name, role_id, ..
+        } => {
+            out.push_str("\"sessionIssuer\":{\"type\":\"Role\",\"principalId\":");
+            write_str(out, role_id);
+            if let Some(arn) = principal.role_arn() {
+                out.push_str(",\"arn\":");
+                write_str(out, &arn);
+            }
+            out.push_str(",\"accountId\":");
+            write_str(out, principal.account());
+            out.push_str(",\"userName\":");
+            write_str(out, role_name);
+            out.push_str("},");
+        }
+        Principal::FederatedUser { user_id, .. } => {
+            out.push_str("\"sessionIssuer\":{\"type\":\"IAMUser\",\"principalId\":");
+            write_str(out, user_id);
+            out.push_str(",\"accountId\":");
+            write_str(out, principal.account());
+            out.push_str("},");
+        }
+        Principal::Root { .. } | Principal::User { .. } => {}
+    }
     // The session's own context; for a long-term key, this request's: a factor verified
     // with it (AssumeRole's), or the one the session it just minted carries.
-    let attributes = match (session, request_mfa, issued) {
-        (Some((created, mfa)), None, _) => Attributes::new(*created, Some(mfa)),
-        (_, Some(mfa), _) => Attributes::new(p.time, Some(mfa)),
-        (None, None, Some((_, mfa))) => Attributes::new(p.time, Some(mfa)),
-        (None, None, None) => Attributes::new(p.time, None),
-    };
-    let identity = UserIdentity {
-        kind,
-        principal_id: Some(principal.user_id()),
-        arn: Some(principal.arn()),
-        account_id: principal.account(),
-        access_key_id,
-        user_name,
-        session_context: Some(SessionContext {
-            session_issuer: issuer,
-            attributes,
-        }),
-    };
-    (identity, Some(username.to_owned()))
+    match (session, request_mfa, issued) {
+        (Some((created, mfa)), None, _) => write_attributes(out, *created, Some(mfa)),
+        (_, Some(mfa), _) | (None, None, Some((_, mfa))) => {
+            write_attributes(out, p.time, Some(mfa));
+        }
+        (None, None, None) => write_attributes(out, p.time, None),
+    }
+    out.push_str("}}");
+    Some(username.to_owned())
 }
 
 /// The CloudTrail resource type of an ARN (or an MFA device serial).
@@ -605,6 +627,9 @@ fn parse_children(rest: &mut &str, closing: Option<&str>) -> Option<Value> {
 }
 
 fn unescape(s: &str) -> String {
+    if !s.contains('&') {
+        return s.to_owned();
+    }
     s.replace("&lt;", "<")
         .replace("&gt;", ">")
         .replace("&quot;", "\"")
@@ -809,6 +834,398 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use serde::Serialize;
+
+    // The first, serde-derived writer, kept to prove the direct one writes the same bytes.
+    /// A CloudTrail record (CTUG record contents), serialized in CloudTrail's field order.
+    /// Borrowed fields and `Option`s skipped when absent: one pass, no intermediate `Value`.
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Record<'a> {
+        event_version: &'static str,
+        user_identity: UserIdentity<'a>,
+        event_time: String,
+        event_source: &'a str,
+        event_name: &'a str,
+        aws_region: &'a str,
+        #[serde(rename = "sourceIPAddress")]
+        source_ip_address: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        user_agent: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error_code: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error_message: Option<&'a str>,
+        request_parameters: Option<RequestParameters<'a>>,
+        response_elements: Option<Value>,
+        #[serde(rename = "requestID")]
+        request_id: &'a str,
+        #[serde(rename = "eventID")]
+        event_id: &'a str,
+        read_only: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        resources: Option<[Resource<'a>; 1]>,
+        event_type: &'static str,
+        management_event: bool,
+        recipient_account_id: &'a str,
+        event_category: &'static str,
+    }
+
+    /// `requestParameters`: the audited pairs, names camelCased.
+    struct RequestParameters<'a>(&'a [(String, String)]);
+
+    impl Serialize for RequestParameters<'_> {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeMap;
+            let mut map = serializer.serialize_map(Some(self.0.len()))?;
+            for (name, value) in self.0 {
+                map.serialize_entry(&camel(name), value)?;
+            }
+            map.end()
+        }
+    }
+
+    #[derive(Serialize)]
+    struct Resource<'a> {
+        #[serde(rename = "ARN")]
+        arn: &'a str,
+        #[serde(rename = "accountId")]
+        account_id: &'a str,
+        #[serde(rename = "type")]
+        kind: &'static str,
+    }
+
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct UserIdentity<'a> {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        principal_id: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        arn: Option<String>,
+        account_id: &'a str,
+        access_key_id: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        user_name: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        session_context: Option<SessionContext<'a>>,
+    }
+
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct SessionContext<'a> {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        session_issuer: Option<SessionIssuer<'a>>,
+        attributes: Attributes,
+    }
+
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct SessionIssuer<'a> {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        principal_id: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        arn: Option<String>,
+        account_id: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        user_name: Option<&'a str>,
+    }
+
+    /// `sessionContext.attributes`: `mfaAuthenticated` and `creationDate` as CloudTrail
+    /// writes them, plus tokengate's `mfaMethod` (docs/audit.md).
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Attributes {
+        creation_date: String,
+        mfa_authenticated: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        mfa_method: Option<&'static str>,
+    }
+
+    impl Attributes {
+        fn new(created: i64, mfa: Option<&MfaContext>) -> Self {
+            let present = mfa.filter(|m| m.present);
+            Attributes {
+                creation_date: iso8601(created),
+                mfa_authenticated: if present.is_some() { "true" } else { "false" },
+                mfa_method: present.and_then(|m| m.method).map(mfa_method_name),
+            }
+        }
+    }
+
+    /// The event JSON and its indexed columns, with `event_id` given.
+    fn build_event_serde(p: &Pending, account_id: &str, event_id: &str) -> AuditEvent {
+        let issued = p.response.as_deref().and_then(issued_session);
+        let (user_identity, username) = user_identity(p, account_id, issued.as_ref());
+        let access_key_id = match &p.identity {
+            Identity::Known { access_key_id, .. } => Some(access_key_id.clone()),
+            Identity::Unknown { access_key_id } => access_key_id.clone(),
+        };
+        let event_source = format!("{}.amazonaws.com", p.api.service());
+        let resource_type = p.resource.as_deref().map(resource_type);
+        let record = Record {
+            event_version: EVENT_VERSION,
+            user_identity,
+            event_time: iso8601(p.time),
+            event_source: &event_source,
+            event_name: &p.event_name,
+            aws_region: if p.region.is_empty() {
+                "us-east-1"
+            } else {
+                &p.region
+            },
+            source_ip_address: p.source_ip.map_or_else(String::new, |ip| ip.to_string()),
+            user_agent: p.user_agent.as_deref(),
+            error_code: p.error.as_ref().map(|(code, _)| *code),
+            error_message: p.error.as_ref().map(|(_, message)| message.as_str()),
+            request_parameters: (!p.parameters.is_empty())
+                .then_some(RequestParameters(&p.parameters)),
+            response_elements: p.response.as_deref().and_then(xml_to_json),
+            request_id: &p.request_id,
+            event_id,
+            read_only: p.read_only,
+            resources: p.resource.as_deref().zip(resource_type).map(|(arn, kind)| {
+                [Resource {
+                    arn,
+                    account_id,
+                    kind,
+                }]
+            }),
+            event_type: "AwsApiCall",
+            management_event: true,
+            recipient_account_id: account_id,
+            event_category: "Management",
+        };
+        // Serializing plain structs and strings cannot fail.
+        let record = serde_json::to_string(&record).unwrap_or_default();
+        AuditEvent {
+            event_id: event_id.to_owned(),
+            event_time: p.time,
+            event_name: p.event_name.clone(),
+            event_source,
+            username,
+            access_key_id,
+            read_only: p.read_only,
+            resource_type: resource_type.map(str::to_owned),
+            resource_name: p.resource.clone(),
+            record,
+        }
+    }
+
+    /// `userIdentity` and LookupEvents' `Username`.
+    fn user_identity<'a>(
+        p: &'a Pending,
+        account_id: &'a str,
+        issued: Option<&(i64, MfaContext)>,
+    ) -> (UserIdentity<'a>, Option<String>) {
+        let (principal, access_key_id, session, request_mfa) = match &p.identity {
+            Identity::Unknown { access_key_id } => {
+                let identity = UserIdentity {
+                    kind: "Unknown",
+                    principal_id: None,
+                    arn: None,
+                    account_id,
+                    access_key_id: access_key_id.as_deref().unwrap_or_default(),
+                    user_name: None,
+                    session_context: None,
+                };
+                return (identity, None);
+            }
+            Identity::Known {
+                principal,
+                access_key_id,
+                session,
+                request_mfa,
+            } => (principal, access_key_id, session, request_mfa),
+        };
+        let (kind, username, issuer, user_name) = match principal {
+            Principal::Root { .. } => ("Root", "root", None, None),
+            Principal::User { name, .. } => ("IAMUser", name.as_str(), None, Some(name.as_str())),
+            Principal::AssumedRole {
+                role_name,
+                role_id,
+                session_name,
+                ..
+            } => (
+                "AssumedRole",
+                session_name.as_str(),
+                Some(SessionIssuer {
+                    kind: "Role",
+                    principal_id: role_id,
+                    arn: principal.role_arn(),
+                    account_id: principal.account(),
+                    user_name: Some(role_name),
+                }),
+                None,
+            ),
+            Principal::FederatedUser { name, user_id, .. } => (
+                "FederatedUser",
+                name.as_str(),
+                Some(SessionIssuer {
+                    kind: "IAMUser",
+                    principal_id: user_id,
+                    arn: None,
+                    account_id: principal.account(),
+                    user_name: None,
+                }),
+                None,
+            ),
+        };
+        // The session's own context; for a long-term key, this request's: a factor verified
+        // with it (AssumeRole's), or the one the session it just minted carries.
+        let attributes = match (session, request_mfa, issued) {
+            (Some((created, mfa)), None, _) => Attributes::new(*created, Some(mfa)),
+            (_, Some(mfa), _) => Attributes::new(p.time, Some(mfa)),
+            (None, None, Some((_, mfa))) => Attributes::new(p.time, Some(mfa)),
+            (None, None, None) => Attributes::new(p.time, None),
+        };
+        let identity = UserIdentity {
+            kind,
+            principal_id: Some(principal.user_id()),
+            arn: Some(principal.arn()),
+            account_id: principal.account(),
+            access_key_id,
+            user_name,
+            session_context: Some(SessionContext {
+                session_issuer: issuer,
+                attributes,
+            }),
+        };
+        (identity, Some(username.to_owned()))
+    }
+
+    fn sample(identity: Identity, time: i64) -> Pending {
+        let params = Params::new(vec![
+            ("Action".into(), "GetSessionToken".into()),
+            ("Version".into(), "2011-06-15".into()),
+            (
+                "SerialNumber".into(),
+                "arn:aws:iam::1:mfa/a\"b\\c\u{1}\u{7f}é".into(),
+            ),
+            ("TokenCode".into(), "123456".into()),
+            ("9lives".into(), "x".into()),
+            (
+                "Tags.member.1.Key".into(),
+                "tab\there\nnew\r\u{8}\u{c}".into(),
+            ),
+            ("X-Amz-Security-Token".into(), "tok".into()),
+        ]);
+        let meta = RequestMeta {
+            request_id: "rid-1",
+            source_ip: Some(IpAddr::from([10, 0, 0, 1])),
+            user_agent: Some("agent \"quoted\" ☃"),
+        };
+        Pending::new(
+            Api::Sts,
+            "GetSessionToken",
+            true,
+            time,
+            identity,
+            "",
+            &meta,
+            &params,
+            "arn:aws:iam::000000000000:role/r",
+        )
+    }
+
+    #[test]
+    fn the_direct_writer_writes_the_serde_bytes() {
+        let mfa = MfaContext {
+            present: true,
+            method: Some(MfaMethod::Fido2),
+            device: Some("d".into()),
+            auth_time: Some(5),
+        };
+        let claims = r#"{"iat":1800000000,"exp":1,"mfa":{"present":true,"method":"totp"}}"#;
+        let result = format!(
+            "<Credentials><AccessKeyId>ASIAX</AccessKeyId><SecretAccessKey>s</SecretAccessKey>\
+             <SessionToken>h.{}.s</SessionToken><Expiration>e</Expiration></Credentials>\
+             <Tags><member><Key>a&amp;b</Key><Value/></member></Tags><Zeta>z</Zeta><Alpha>\"</Alpha>",
+            data_encoding::BASE64URL_NOPAD.encode(claims.as_bytes())
+        );
+        let principals = [
+            Principal::Root {
+                account: "000000000000".into(),
+            },
+            Principal::User {
+                account: "000000000000".into(),
+                path: "/p/".into(),
+                name: "al\"ice".into(),
+                user_id: "AIDA1".into(),
+            },
+            Principal::AssumedRole {
+                account: "000000000000".into(),
+                role_name: "r".into(),
+                role_path: "/".into(),
+                role_id: "AROA1".into(),
+                session_name: "s".into(),
+            },
+            Principal::FederatedUser {
+                account: "000000000000".into(),
+                name: "f".into(),
+                user_id: "AIDA2".into(),
+            },
+        ];
+        let mut identities = vec![
+            Identity::Unknown {
+                access_key_id: None,
+            },
+            Identity::Unknown {
+                access_key_id: Some("AKIA\"".into()),
+            },
+        ];
+        for principal in principals {
+            for (session, request_mfa) in [
+                (None, None),
+                (Some((1_700_000_000, mfa.clone())), None),
+                (None, Some(mfa.clone())),
+                (
+                    Some((1_700_000_000, MfaContext::default())),
+                    Some(mfa.clone()),
+                ),
+            ] {
+                identities.push(Identity::Known {
+                    principal: principal.clone(),
+                    access_key_id: "AKIA1".into(),
+                    session,
+                    request_mfa,
+                });
+            }
+        }
+        let mut compared = 0;
+        for identity in identities {
+            for time in [1_800_000_000, 0, -1, 300_000_000_000] {
+                let base = sample(identity.clone(), time);
+                let mut variants = vec![base.clone()];
+                variants.push(base.clone().finish(Ok(Some(&result))));
+                let mut refused = base.clone();
+                refused.read_only = false;
+                let error = ApiError::new(
+                    axum::http::StatusCode::FORBIDDEN,
+                    "AccessDenied",
+                    "no \"way\"\u{2}",
+                );
+                variants.push(refused.clone().finish(Err(&error)));
+                let mut bare = refused.finish(Ok(Some(&result)));
+                bare.parameters.clear();
+                bare.resource = None;
+                bare.user_agent = None;
+                bare.source_ip = None;
+                bare.region = "eu-west-1".into();
+                variants.push(bare);
+                for p in variants {
+                    let direct = build_event(&p, "000000000000", "eid");
+                    let serde = build_event_serde(&p, "000000000000", "eid");
+                    assert_eq!(direct, serde);
+                    let _: Value = serde_json::from_str(&direct.record).unwrap();
+                    compared += 1;
+                }
+            }
+        }
+        assert_eq!(compared, 18 * 4 * 4);
+    }
 
     #[test]
     fn results_become_response_elements_without_secrets() {
