@@ -549,6 +549,308 @@ fn write_user_identity(
     Some(username.to_owned())
 }
 
+
+/// `userName` of a console sign-in by a name that is no user (AWS's, IAMUG
+/// `cloudtrail-integration.md`).
+pub const HIDDEN_USER_NAME: &str = "HIDDEN_DUE_TO_SECURITY_REASONS";
+/// The `eventSource` of console sign-in events.
+pub const SIGNIN_EVENT_SOURCE: &str = "signin.amazonaws.com";
+
+/// When and from where a console sign-in step came.
+#[derive(Debug, Clone)]
+pub struct SignInMeta {
+    /// When it was decided (epoch seconds).
+    pub time: i64,
+    /// The browser's address.
+    pub source_ip: Option<IpAddr>,
+    /// The browser's `User-Agent`, truncated to CloudTrail's 1 KB.
+    pub user_agent: Option<String>,
+}
+
+impl SignInMeta {
+    /// The same, from `source_ip` (when the request's address is already at hand).
+    pub fn with_source_ip(self, source_ip: Option<IpAddr>) -> Self {
+        SignInMeta { source_ip, ..self }
+    }
+
+    /// The meta of a portal request decided at `time`.
+    pub fn of_request(
+        time: i64,
+        headers: &axum::http::HeaderMap,
+        source_ip: Option<IpAddr>,
+    ) -> Self {
+        SignInMeta {
+            time,
+            source_ip,
+            user_agent: headers
+                .get(axum::http::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(|ua| truncate(ua, MAX_USER_AGENT)),
+        }
+    }
+}
+
+/// Who a console sign-in step was for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignInUser {
+    /// An IAM user of this account.
+    Known {
+        /// The user name.
+        name: String,
+        /// The unique id (`AIDA…`).
+        user_id: String,
+        /// The user's ARN.
+        arn: String,
+    },
+    /// A name that is no user of this account (or none): recorded as
+    /// [`HIDDEN_USER_NAME`], so that a password typed into the name field is not kept.
+    Unknown,
+}
+
+impl SignInUser {
+    /// `user` of account `account_id`.
+    pub fn of(account_id: &str, user: &tokengate_store::User) -> Self {
+        SignInUser::Known {
+            name: user.name.clone(),
+            user_id: user.user_id.clone(),
+            arn: tokengate_token::arn::user_arn(account_id, &user.path, &user.name),
+        }
+    }
+}
+
+/// The factor a console sign-in step checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignInFactor {
+    /// The password page.
+    Password,
+    /// An authenticator-app (TOTP) code.
+    Totp,
+    /// A FIDO2 / WebAuthn security key.
+    Fido2,
+    /// A U2F security key.
+    U2f,
+}
+
+/// Which kinds of second factor a user has, for `CheckMfa`'s `MfaType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MfaKinds {
+    /// Authenticator-app (TOTP) devices only: `Virtual MFA`.
+    Totp,
+    /// Security keys only: `U2F MFA` (AWS's name for every FIDO key).
+    SecurityKey,
+    /// Both: `Multiple MFA Devices`.
+    Both,
+}
+
+/// How a console sign-in step ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignInOutcome {
+    /// Signed in: `ConsoleLogin` `Success`.
+    Success,
+    /// The password was right and a second factor is asked next: `CheckMfa` `Success`.
+    MfaRequired(MfaKinds),
+    /// Refused: `ConsoleLogin` `Failure`, with why (`additionalEventData.FailureReason`).
+    Failure(SignInRefusal),
+}
+
+/// Why a console sign-in step was refused. The browser sees one text for all of them;
+/// the reason is for the audit trail only, and names no secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignInRefusal {
+    /// An empty or oversized name or password.
+    Malformed,
+    /// No user of that name in this account (`No username found in supplied account`).
+    UnknownUser,
+    /// The wrong password, or a user without one.
+    WrongPassword,
+    /// The account field names another account.
+    WrongAccount,
+    /// Too many failed sign-ins for this name lately.
+    Throttled,
+    /// The password is past `MaxPasswordAge` and `HardExpiry` forbids changing it.
+    PasswordExpired,
+    /// `mfa.required` and the user has no second factor yet.
+    MfaNotEnrolled,
+    /// The device named is not one of the user's.
+    UnknownDevice,
+    /// A code that is not six digits.
+    MalformedCode,
+    /// A wrong code.
+    WrongCode,
+    /// A code of a step already used.
+    ReplayedCode,
+    /// The device is locked out after repeated failures.
+    LockedOut,
+    /// A security-key assertion whose signature (or challenge, origin) did not verify.
+    SignatureInvalid,
+    /// A security-key signature counter that did not increase (possible clone).
+    CounterRegressed,
+}
+
+impl SignInRefusal {
+    /// `additionalEventData.FailureReason` (tokengate's; portal.md §4.3's suggestion).
+    pub fn code(self) -> &'static str {
+        match self {
+            SignInRefusal::Malformed => "malformed_form",
+            SignInRefusal::UnknownUser => "user_unknown",
+            SignInRefusal::WrongPassword => "password_invalid",
+            SignInRefusal::WrongAccount => "account_mismatch",
+            SignInRefusal::Throttled => "throttled",
+            SignInRefusal::PasswordExpired => "password_expired",
+            SignInRefusal::MfaNotEnrolled => "mfa_not_enrolled",
+            SignInRefusal::UnknownDevice => "mfa_device_unknown",
+            SignInRefusal::MalformedCode => "mfa_code_malformed",
+            SignInRefusal::WrongCode => "mfa_code_invalid",
+            SignInRefusal::ReplayedCode => "mfa_code_replayed",
+            SignInRefusal::LockedOut => "locked_out",
+            SignInRefusal::SignatureInvalid => "webauthn_signature_invalid",
+            SignInRefusal::CounterRegressed => "webauthn_counter_regressed",
+        }
+    }
+}
+
+/// A console sign-in step, as the writer receives it.
+#[derive(Debug, Clone)]
+struct ConsoleSignIn {
+    meta: SignInMeta,
+    user: SignInUser,
+    factor: SignInFactor,
+    device: Option<String>,
+    outcome: SignInOutcome,
+}
+
+/// The `ConsoleLogin` / `CheckMfa` event of a console sign-in step (portal.md §4.3).
+fn build_console_event(c: &ConsoleSignIn, account_id: &str, event_id: &str) -> AuditEvent {
+    let event_name = match c.outcome {
+        SignInOutcome::MfaRequired(_) => "CheckMfa",
+        SignInOutcome::Success | SignInOutcome::Failure(_) => "ConsoleLogin",
+    };
+    let failure = match c.outcome {
+        SignInOutcome::Failure(reason) => Some(reason),
+        SignInOutcome::Success | SignInOutcome::MfaRequired(_) => None,
+    };
+    let mut out = String::with_capacity(768);
+    out.push_str("{\"eventVersion\":\"");
+    out.push_str(EVENT_VERSION);
+    out.push_str("\",\"userIdentity\":{\"type\":\"IAMUser\",");
+    let username = match &c.user {
+        SignInUser::Known { name, user_id, arn } => {
+            out.push_str("\"principalId\":");
+            write_str(&mut out, user_id);
+            // AWS: a failed sign-in's identity has no ARN and an empty access key id.
+            if failure.is_none() {
+                out.push_str(",\"arn\":");
+                write_str(&mut out, arn);
+            }
+            out.push_str(",\"accountId\":");
+            write_str(&mut out, account_id);
+            if failure.is_some() {
+                out.push_str(",\"accessKeyId\":\"\"");
+            }
+            out.push_str(",\"userName\":");
+            write_str(&mut out, name);
+            name.as_str()
+        }
+        SignInUser::Unknown => {
+            out.push_str("\"accountId\":");
+            write_str(&mut out, account_id);
+            out.push_str(",\"accessKeyId\":\"\",\"userName\":\"");
+            out.push_str(HIDDEN_USER_NAME);
+            out.push('"');
+            HIDDEN_USER_NAME
+        }
+    };
+    out.push_str("},\"eventTime\":\"");
+    write_time(&mut out, c.meta.time);
+    out.push_str("\",\"eventSource\":\"");
+    out.push_str(SIGNIN_EVENT_SOURCE);
+    out.push_str("\",\"eventName\":\"");
+    out.push_str(event_name);
+    // Sign-in events are recorded in us-east-1 (portal.md §4.1).
+    out.push_str("\",\"awsRegion\":\"us-east-1\",\"sourceIPAddress\":\"");
+    if let Some(ip) = c.meta.source_ip {
+        let _ = write!(out, "{ip}");
+    }
+    out.push('"');
+    if let Some(ua) = &c.meta.user_agent {
+        out.push_str(",\"userAgent\":");
+        write_str(&mut out, ua);
+    }
+    if let Some(reason) = failure {
+        out.push_str(",\"errorMessage\":\"");
+        out.push_str(if reason == SignInRefusal::UnknownUser {
+            "No username found in supplied account"
+        } else {
+            "Failed authentication"
+        });
+        out.push('"');
+    }
+    out.push_str(",\"requestParameters\":null,\"responseElements\":");
+    match c.outcome {
+        SignInOutcome::MfaRequired(kinds) => {
+            out.push_str("{\"CheckMfa\":\"Success\"},\"additionalEventData\":{\"MfaType\":\"");
+            out.push_str(match kinds {
+                MfaKinds::Totp => "Virtual MFA",
+                MfaKinds::SecurityKey => "U2F MFA",
+                MfaKinds::Both => "Multiple MFA Devices",
+            });
+            out.push_str("\"}");
+        }
+        SignInOutcome::Success | SignInOutcome::Failure(_) => {
+            out.push_str(if failure.is_some() {
+                "{\"ConsoleLogin\":\"Failure\"}"
+            } else {
+                "{\"ConsoleLogin\":\"Success\"}"
+            });
+            out.push_str(",\"additionalEventData\":{\"MobileVersion\":\"No\"");
+            if let Some(device) = &c.device {
+                out.push_str(",\"MFAIdentifier\":");
+                write_str(&mut out, device);
+            }
+            let method = match c.factor {
+                SignInFactor::Password => None,
+                SignInFactor::Totp => Some("totp"),
+                SignInFactor::Fido2 => Some("fido2"),
+                SignInFactor::U2f => Some("u2f"),
+            };
+            out.push_str(",\"MFAUsed\":\"");
+            out.push_str(if method.is_some() { "Yes" } else { "No" });
+            out.push('"');
+            if let Some(method) = method {
+                out.push_str(",\"MfaMethod\":\"");
+                out.push_str(method);
+                out.push('"');
+            }
+            if let Some(reason) = failure {
+                out.push_str(",\"FailureReason\":\"");
+                out.push_str(reason.code());
+                out.push('"');
+            }
+            out.push('}');
+        }
+    }
+    out.push_str(",\"eventID\":");
+    write_str(&mut out, event_id);
+    out.push_str(
+        ",\"readOnly\":false,\"eventType\":\"AwsConsoleSignIn\",\"managementEvent\":true,\
+         \"recipientAccountId\":",
+    );
+    write_str(&mut out, account_id);
+    out.push_str(",\"eventCategory\":\"Management\"}");
+    AuditEvent {
+        event_id: event_id.to_owned(),
+        event_time: c.meta.time,
+        event_name: event_name.to_owned(),
+        event_source: SIGNIN_EVENT_SOURCE.to_owned(),
+        username: Some(username.to_owned()),
+        access_key_id: None,
+        read_only: false,
+        resource_type: None,
+        resource_name: None,
+        record: out,
+    }
+}
+
 /// The CloudTrail resource type of an ARN (or an MFA device serial).
 fn resource_type(arn: &str) -> &'static str {
     let rest = arn.splitn(6, ':').nth(5).unwrap_or_default();
@@ -657,6 +959,7 @@ fn uuid(random: &[u8]) -> String {
 
 enum Message {
     Event(Box<Pending>),
+    Console(Box<ConsoleSignIn>),
     Flush(tokio::sync::oneshot::Sender<()>),
 }
 
@@ -713,12 +1016,59 @@ impl AuditTrail {
 
     /// Offers an event to the queue without waiting; a full queue drops it (counted).
     pub fn record(&self, pending: Pending) {
+        self.offer(|| Message::Event(Box::new(pending)));
+    }
+
+    /// **Records a console sign-in step** of the portal as CloudTrail does: a
+    /// `ConsoleLogin` event (`eventSource` `signin.amazonaws.com`, `eventType`
+    /// `AwsConsoleSignIn`, `responseElements` `{"ConsoleLogin": "Success"|"Failure"}`,
+    /// `additionalEventData` with `MFAUsed`, `MFAIdentifier` and tokengate's `MfaMethod`
+    /// and `FailureReason`), or, for a right password with a second factor to come,
+    /// `CheckMfa` (portal.md §4.3; docs/audit.md "Console sign-in").
+    ///
+    /// - `at`: when and from where ([`SignInMeta::of_request`]);
+    /// - `user`: who signed in ([`SignInUser::of`]), or [`SignInUser::Unknown`] for a
+    ///   name that is no user (recorded as `HIDDEN_DUE_TO_SECURITY_REASONS`, as AWS does);
+    /// - `factor`: what this step checked — [`SignInFactor::Password`] for the password
+    ///   page, the second factor's kind for the MFA page (`MFAUsed: "Yes"`);
+    /// - `device`: the MFA device's serial or the security key's id (`MFAIdentifier`),
+    ///   when the step named one of the user's devices;
+    /// - `outcome`: [`SignInOutcome`]; a refusal carries its [`SignInRefusal`].
+    ///
+    /// No secret is taken: neither the password nor the code nor any assertion reaches
+    /// this function. Like [`AuditTrail::record`], it never waits.
+    ///
+    /// ```ignore
+    /// state.audit.console_sign_in(&SignInMeta::of_request(now, &headers, peer_ip),
+    ///     SignInUser::of(&state.account_id, &user), SignInFactor::Fido2,
+    ///     Some(&credential_id), SignInOutcome::Success);
+    /// ```
+    pub fn console_sign_in(
+        &self,
+        at: &SignInMeta,
+        user: SignInUser,
+        factor: SignInFactor,
+        device: Option<&str>,
+        outcome: SignInOutcome,
+    ) {
+        self.offer(|| {
+            Message::Console(Box::new(ConsoleSignIn {
+                meta: at.clone(),
+                user,
+                factor,
+                device: device.map(|d| truncate(d, MAX_EVENT_NAME * 2)),
+                outcome,
+            }))
+        });
+    }
+
+    fn offer(&self, message: impl FnOnce() -> Message) {
         let sender = match self.queue.lock() {
             Ok(q) => q.clone(),
             Err(_) => None,
         };
         let Some(sender) = sender else { return };
-        if sender.try_send(Message::Event(Box::new(pending))).is_err() {
+        if sender.try_send(message()).is_err() {
             let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if dropped.is_power_of_two() {
                 tracing::warn!(dropped, "audit queue full: events dropped");
@@ -811,6 +1161,9 @@ fn writer(
         for (message, id) in batch.into_iter().zip(ids.chunks_exact(16)) {
             match message {
                 Message::Event(p) => events.push(build_event(&p, account_id, &uuid(id))),
+                Message::Console(c) => {
+                    events.push(build_console_event(&c, account_id, &uuid(id)));
+                }
                 Message::Flush(done) => flushes.push(done),
             }
         }
