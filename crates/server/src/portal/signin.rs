@@ -21,14 +21,12 @@ use zeroize::Zeroize;
 
 use super::session::{self, PENDING_MFA_SECS, PRE_COOKIE, SESSION_COOKIE, SessionId};
 use super::{failure, forbidden, html, redirect, same_origin};
-use crate::audit::{
-    MfaKinds, SignInFactor, SignInMeta, SignInOutcome, SignInRefusal, SignInUser,
-};
+use crate::audit::{MfaKinds, SignInFactor, SignInMeta, SignInOutcome, SignInRefusal, SignInUser};
 use crate::auth::Caller;
 use crate::authz::mfa_method;
 use crate::common::db;
-use crate::mfa::CodeRefusal;
 use crate::error::ApiError;
+use crate::mfa::CodeRefusal;
 use crate::passwords::{Password, SignIn, change_own_password, verify_password};
 use crate::state::AppState;
 
@@ -170,7 +168,9 @@ async fn sign_in_user(state: &Arc<AppState>, name: &str) -> Result<SignInUser, A
     }
     let key = name.to_owned();
     let user = db(state, move |s| s.user(&key)).await??;
-    Ok(user.map_or(SignInUser::Unknown, |u| SignInUser::of(&state.account_id, &u)))
+    Ok(user.map_or(SignInUser::Unknown, |u| {
+        SignInUser::of(&state.account_id, &u)
+    }))
 }
 
 /// `POST /signin`: the password step.
@@ -212,7 +212,10 @@ async fn password_step(
         || form.password.is_empty()
         || form.password.len() > MAX_PASSWORD
     {
-        return Ok(refuse(SignInRefusal::Malformed, sign_in_user(state, name).await?));
+        return Ok(refuse(
+            SignInRefusal::Malformed,
+            sign_in_user(state, name).await?,
+        ));
     }
     let now = state.clock.now().unix_timestamp();
     let portal = &state.config.portal;
@@ -220,7 +223,10 @@ async fn password_step(
     let key = name.to_owned();
     let failures = db(state, move |s| s.portal_signin_failures(&key, now - window)).await??;
     if failures >= portal.max_signin_failures {
-        return Ok(refuse(SignInRefusal::Throttled, sign_in_user(state, name).await?));
+        return Ok(refuse(
+            SignInRefusal::Throttled,
+            sign_in_user(state, name).await?,
+        ));
     }
     let password = Password::new(form.password.clone());
     let verdict = verify_password(state, name, &password).await?;
