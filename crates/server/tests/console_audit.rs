@@ -225,13 +225,13 @@ async fn sign_in_steps_are_console_events_with_their_reasons() {
         StatusCode::UNAUTHORIZED
     );
     // 3. The right password (CheckMfa), 4. a wrong code, 5. the right one.
-    assert_eq!(b.password(&s, "alice", PASSWORD).await, StatusCode::SEE_OTHER);
+    assert_eq!(
+        b.password(&s, "alice", PASSWORD).await,
+        StatusCode::SEE_OTHER
+    );
     let code = g.code(step(&s));
     let wrong = format!("{:06}", (code.parse::<u32>().unwrap() + 1) % 1_000_000);
-    assert_eq!(
-        b.code(&s, &serial, &wrong).await,
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(b.code(&s, &serial, &wrong).await, StatusCode::UNAUTHORIZED);
     assert_eq!(b.code(&s, &serial, &code).await, StatusCode::SEE_OTHER);
     // 6. The same code from another browser: a replay.
     let mut other = Browser::default();
@@ -281,8 +281,19 @@ async fn sign_in_steps_are_console_events_with_their_reasons() {
                 .starts_with("AIDA")
         );
     }
-    let [replayed, check2, success, wrong_code, check1, wrong_password] =
-        events.iter().map(record).collect::<Vec<_>>().try_into().unwrap();
+    let [
+        replayed,
+        check2,
+        success,
+        wrong_code,
+        check1,
+        wrong_password,
+    ] = events
+        .iter()
+        .map(record)
+        .collect::<Vec<_>>()
+        .try_into()
+        .unwrap();
 
     // The wrong password: AWS's failure shape (no ARN, an empty access key id).
     assert_eq!(wrong_password["errorMessage"], "Failed authentication");
@@ -322,7 +333,10 @@ async fn sign_in_steps_are_console_events_with_their_reasons() {
     );
 
     // Success: the ARN, no access key id, MFA used with the device.
-    assert_eq!(success["responseElements"], json!({"ConsoleLogin": "Success"}));
+    assert_eq!(
+        success["responseElements"],
+        json!({"ConsoleLogin": "Success"})
+    );
     assert!(success.get("errorMessage").is_none());
     assert_eq!(
         success["additionalEventData"],
