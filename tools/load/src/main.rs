@@ -416,7 +416,7 @@ fn compare_audit(
         v.sort_by(f64::total_cmp);
         let m = v.len() / 2;
         let at = |i: usize| v.get(i).copied().unwrap_or(f64::NAN);
-        if v.len() % 2 == 0 {
+        if v.len().is_multiple_of(2) {
             (at(m.wrapping_sub(1)) + at(m)) / 2.0
         } else {
             at(m)
