@@ -1120,6 +1120,19 @@ impl AuditTrail {
         retention_days: u32,
         clock_now: Arc<dyn Fn() -> i64 + Send + Sync>,
     ) -> Self {
+        Self::start_with_file(store, account_id, capacity, retention_days, clock_now, None)
+    }
+
+    /// [`AuditTrail::start`], also appending every event, one CloudTrail record per line,
+    /// to `file` (from [`open_json_lines`]) once it is in the store.
+    pub fn start_with_file(
+        store: Arc<dyn Store>,
+        account_id: String,
+        capacity: usize,
+        retention_days: u32,
+        clock_now: Arc<dyn Fn() -> i64 + Send + Sync>,
+        file: Option<std::fs::File>,
+    ) -> Self {
         let (tx, rx) = mpsc::sync_channel::<Message>(capacity.max(1));
         let flushing = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&flushing);
@@ -1133,6 +1146,7 @@ impl AuditTrail {
                     retention_days,
                     &*clock_now,
                     &flag,
+                    file.map(std::io::BufWriter::new),
                 );
             })
             .ok();
@@ -1260,6 +1274,34 @@ impl Drop for AuditTrail {
     }
 }
 
+/// Opens (creating) the JSON-lines file of `audit.file` for appending, mode 0600 (an
+/// existing file is set to 0600: the events name users, addresses and failures).
+pub fn open_json_lines(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(path)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    Ok(file)
+}
+
+/// Appends one line per record and flushes (one `write` for a batch, as a rule).
+fn append_lines(out: &mut std::io::BufWriter<std::fs::File>, lines: &[String]) {
+    use std::io::Write;
+    let written = lines
+        .iter()
+        .try_for_each(|line| {
+            out.write_all(line.as_bytes())?;
+            out.write_all(b"\n")
+        })
+        .and_then(|()| out.flush());
+    if let Err(e) = written {
+        tracing::error!(error = %e, lost = lines.len(), "audit: JSON-lines file write failed");
+    }
+}
+
 fn writer(
     rx: &mpsc::Receiver<Message>,
     store: &dyn Store,
@@ -1267,6 +1309,7 @@ fn writer(
     retention_days: u32,
     now: &dyn Fn() -> i64,
     flushing: &AtomicBool,
+    mut file: Option<std::io::BufWriter<std::fs::File>>,
 ) {
     let rng = SystemRandom::new();
     let retention = i64::from(retention_days) * 86_400;
@@ -1324,8 +1367,21 @@ fn writer(
             }
         }
         let count = events.len();
-        if let Err(e) = store.append_audit_events(events) {
-            tracing::error!(error = %e, lost = count, "audit: append failed");
+        // The file gets what the store kept, after it: a line never names an event that a
+        // lookup cannot find.
+        let lines = file.as_ref().map(|_| {
+            events
+                .iter()
+                .map(|e| expand_record(&e.record).into_owned())
+                .collect::<Vec<_>>()
+        });
+        match store.append_audit_events(events) {
+            Ok(()) => {
+                if let (Some(out), Some(lines)) = (file.as_mut(), lines) {
+                    append_lines(out, &lines);
+                }
+            }
+            Err(e) => tracing::error!(error = %e, lost = count, "audit: append failed"),
         }
         for done in flushes {
             let _ = done.send(());
@@ -1760,6 +1816,80 @@ mod tests {
         );
         // An unknown token (none is written) expands to nothing rather than failing.
         assert_eq!(expand_record("a\u{1f}b"), "ab");
+    }
+
+    #[test]
+    fn the_json_lines_file_gets_every_stored_event_as_a_full_record() {
+        use std::os::unix::fs::PermissionsExt;
+        use tokengate_store::{AuditQuery, SqliteStore};
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        std::fs::write(&path, "").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let store: Arc<dyn Store> = Arc::new(
+            SqliteStore::open_in_memory(&tokengate_token::Secret::new(vec![1; 32])).unwrap(),
+        );
+        let trail = AuditTrail::start_with_file(
+            Arc::clone(&store),
+            "000000000000".into(),
+            16,
+            90,
+            Arc::new(|| 1_800_000_000),
+            Some(open_json_lines(&path).unwrap()),
+        );
+        let user = Identity::Unknown {
+            access_key_id: None,
+        };
+        trail.record(sample(user, 1_800_000_000));
+        let at = SignInMeta {
+            time: 1_800_000_001,
+            source_ip: None,
+            user_agent: None,
+        };
+        let outcome = SignInOutcome::Failure(SignInRefusal::UnknownUser);
+        trail.console_sign_in(
+            &at,
+            SignInUser::Unknown,
+            SignInFactor::Password,
+            None,
+            outcome,
+        );
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(trail.flush());
+        trail.shutdown();
+
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let stored = store
+            .audit_events(&AuditQuery {
+                limit: 50,
+                ..AuditQuery::default()
+            })
+            .unwrap();
+        // The store answers newest first; the file is in append order.
+        let mut records: Vec<String> = stored
+            .events
+            .iter()
+            .map(|(_, e)| expand_record(&e.record).into_owned())
+            .collect();
+        records.reverse();
+        assert_eq!(lines, records);
+        assert!(text.ends_with('\n'));
+        for line in &lines {
+            let v: Value = serde_json::from_str(line).unwrap();
+            assert!(v["eventID"].is_string());
+            assert!(!line.bytes().any(|b| b < 0x20), "a token left in {line}");
+        }
+        assert_eq!(
+            serde_json::from_str::<Value>(lines[1]).unwrap()["eventName"],
+            "ConsoleLogin"
+        );
     }
 
     #[test]
