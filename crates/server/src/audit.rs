@@ -253,7 +253,7 @@ fn camel(name: &str) -> String {
 ///
 /// **This table is part of the stored format**: entries are never changed or reordered;
 /// new ones may only be appended (up to 0x1F).
-const TOKENS: [&str; 26] = [
+pub const TOKENS: [&str; 26] = [
     "{\"eventVersion\":\"1.08\",\"userIdentity\":",
     "{\"type\":\"IAMUser\",\"principalId\":",
     "{\"type\":\"AssumedRole\",\"principalId\":",
@@ -1187,7 +1187,7 @@ impl AuditTrail {
     /// No secret is taken: neither the password nor the code nor any assertion reaches
     /// this function. Like [`AuditTrail::record`], it never waits.
     ///
-    /// ```ignore
+    /// ```text
     /// state.audit.console_sign_in(&SignInMeta::of_request(now, &headers, peer_ip),
     ///     SignInUser::of(&state.account_id, &user), SignInFactor::Fido2,
     ///     Some(&credential_id), SignInOutcome::Success);
