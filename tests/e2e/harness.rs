@@ -12,9 +12,12 @@ use std::time::Duration;
 use tokengate_token::query::encode_form;
 use tokengate_token::sigv4::{HttpRequest, SigningCredentials, sign_request};
 
-/// The binary under test.
+/// The binary under test: Cargo's, or `TOKENGATE_E2E_BIN` when set (a release build, for
+/// the measurements some tests print, e.g. the slowloris one of docs/benchmarks.md).
 pub fn binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_tokengate"))
+    std::env::var_os("TOKENGATE_E2E_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_tokengate")))
 }
 
 /// A running `tokengate serve`.
@@ -108,6 +111,35 @@ impl Service {
         params: &[(&str, &str)],
         when: time::OffsetDateTime,
     ) -> Reply {
+        self.call_via(None, creds, service, params, when)
+    }
+
+    /// Like `call`, from the local address `source` (e.g. 127.0.0.2, another loopback
+    /// address) when given.
+    pub fn call_from(
+        &self,
+        source: std::net::IpAddr,
+        creds: &Creds,
+        service: &str,
+        params: &[(&str, &str)],
+    ) -> Reply {
+        self.call_via(
+            Some(source),
+            creds,
+            service,
+            params,
+            time::OffsetDateTime::now_utc(),
+        )
+    }
+
+    fn call_via(
+        &self,
+        source: Option<std::net::IpAddr>,
+        creds: &Creds,
+        service: &str,
+        params: &[(&str, &str)],
+        when: time::OffsetDateTime,
+    ) -> Reply {
         let version = if service == "iam" {
             "2010-05-08"
         } else {
@@ -145,7 +177,7 @@ impl Service {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        http(&self.addr, "POST", "/", &refs, body.as_bytes())
+        http_via(source, &self.addr, "POST", "/", &refs, body.as_bytes())
     }
 }
 
@@ -187,9 +219,40 @@ impl Reply {
     }
 }
 
+/// A TCP connection to `addr` from the local address `source`.
+pub fn connect_from(source: std::net::IpAddr, addr: &str) -> TcpStream {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(std::net::SocketAddr::new(source, 0)).unwrap();
+        let stream = socket.connect(addr.parse().unwrap()).await.unwrap();
+        let stream = stream.into_std().unwrap();
+        stream.set_nonblocking(false).unwrap();
+        stream
+    })
+}
+
 /// One HTTP/1.1 request with `Connection: close`.
 pub fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
-    let mut stream = TcpStream::connect(addr).unwrap();
+    http_via(None, addr, method, path, headers, body)
+}
+
+/// Like [`http`], from the local address `source` when given.
+pub fn http_via(
+    source: Option<std::net::IpAddr>,
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Reply {
+    let mut stream = match source {
+        Some(source) => connect_from(source, addr),
+        None => TcpStream::connect(addr).unwrap(),
+    };
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();

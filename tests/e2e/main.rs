@@ -5,6 +5,7 @@
 mod harness;
 mod login;
 mod mfa_cli;
+mod ops;
 mod security_keys;
 mod totp;
 

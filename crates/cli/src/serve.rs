@@ -39,17 +39,20 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     runtime.block_on(serve(config))
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(mut config: Config) -> anyhow::Result<()> {
     let listen = config.listen;
     let data_dir = config.data_dir.clone();
-    let state = tokio::task::spawn_blocking(move || state::open(config, Arc::new(SystemClock)))
-        .await
-        .context("start-up task")?
-        .with_context(|| format!("opening the data dir {}", data_dir.display()))?;
+    // Bound first: the relying party's default origin carries the port actually served
+    // (`--listen 127.0.0.1:0` picks one).
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
     let local = listener.local_addr().context("reading the bound address")?;
+    config.listen = local;
+    let state = tokio::task::spawn_blocking(move || state::open(config, Arc::new(SystemClock)))
+        .await
+        .context("start-up task")?
+        .with_context(|| format!("opening the data dir {}", data_dir.display()))?;
     tracing::info!(
         listen = %local,
         data_dir = %data_dir.display(),
@@ -57,12 +60,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         mfa_required = state.config.mfa.required,
         "tokengate is serving the STS and IAM query APIs"
     );
-    // Browsers refuse WebAuthn on IP literals but accept http://localhost (docs/portal.md).
-    let portal = if local.ip().is_loopback() {
-        format!("http://localhost:{}/signin", local.port())
-    } else {
-        format!("http://{local}/signin")
-    };
+    // The portal's URL is the relying party's origin: browsers refuse WebAuthn on IP
+    // literals and accept http://localhost and http://NAME.localhost (docs/portal.md).
+    let portal = format!("{}/signin", state.security_keys.origin);
     tracing::info!(portal = %portal, "sign-in portal: open this URL in a browser");
     tokengate_server::serve(Arc::new(state), listener, shutdown_signal()).await?;
     tracing::info!("stopped");

@@ -24,7 +24,7 @@ use crate::authz::RequestFacts;
 use crate::error::ApiError;
 use crate::params::Params;
 use crate::state::AppState;
-use crate::{assume, audit, auth};
+use crate::{assume, audit, auth, throttle};
 use crate::{authz, registry, xml};
 
 /// AWS's answer to an action it does not know in this version.
@@ -43,6 +43,7 @@ pub fn invalid_action(action: &str, version: &str) -> ApiError {
 /// extractors would each copy them (issue 15). The body is read by the `Bytes` extractor as
 /// before, so the body limit and its rejection are unchanged.
 pub(crate) async fn query_api(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    let started = std::time::Instant::now();
     let request_id = request_id();
     let (mut parts, body) = request.into_parts();
     let method = std::mem::take(&mut parts.method);
@@ -65,10 +66,23 @@ pub(crate) async fn query_api(State(state): State<Arc<AppState>>, request: Reque
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok()),
     };
+    let mut action = None;
     let outcome = handle(
-        &state, &method, &uri, &headers, body, facts, &meta, &mut api,
+        &state,
+        &method,
+        &uri,
+        &headers,
+        body,
+        facts,
+        &meta,
+        (&mut api, &mut action),
     )
     .await;
+    state.metrics.request(
+        action,
+        outcome.as_ref().err().map(|e| e.code),
+        started.elapsed(),
+    );
     let service = api.service();
     match outcome {
         Ok((spec, result)) => {
@@ -169,8 +183,10 @@ fn flatten_json(prefix: &str, value: &serde_json::Value, out: &mut Vec<(String, 
     }
 }
 
-/// Authenticate → look up the action → build its resource → authorize → run the handler →
-/// audit hook. `api` is kept up to date for the answer's namespace, error or not.
+/// Throttle → authenticate → look up the action → build its resource → authorize → run
+/// the handler → audit hook. `api` is kept up to date for the answer's namespace, and
+/// `action` names the registered action as soon as it is known (for the metrics), error or
+/// not.
 #[allow(clippy::too_many_arguments)] // the request's parts, as axum hands them over
 async fn handle(
     state: &Arc<AppState>,
@@ -180,15 +196,9 @@ async fn handle(
     body: Result<Bytes, BytesRejection>,
     facts: RequestFacts,
     meta: &audit::RequestMeta<'_>,
-    api: &mut Api,
+    (api, action_out): (&mut Api, &mut Option<&'static ActionSpec>),
 ) -> Result<(&'static ActionSpec, Option<String>), ApiError> {
-    let body = body.map_err(|e| {
-        ApiError::new(
-            e.status(),
-            "RequestEntityTooLarge",
-            format!("The request body was refused: {e}"),
-        )
-    })?;
+    let body = body.map_err(body_refused)?;
     if method != Method::GET && method != Method::POST {
         return Err(ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -215,6 +225,9 @@ async fn handle(
         .get("Action")
         .and_then(registry::api_of)
         .unwrap_or(Api::Sts);
+    *action_out = params
+        .get("Action")
+        .and_then(|name| registry::lookup(*api, name));
 
     // Authenticate.
     let header_pairs: Vec<(&str, &str)> = headers
@@ -228,9 +241,25 @@ async fn handle(
         headers: &header_pairs,
         body: &body,
     };
+    // The throttle first: an address or key that failed too often costs no signature
+    // check and no store read.
+    let claimed = claimed_access_key_id(&request);
+    if let Err(by) = state.throttle.check(facts.source_ip, claimed.as_deref()) {
+        state.metrics.throttled(by);
+        tracing::info!(
+            by = by.label(),
+            "throttled after repeated failed authentications"
+        );
+        return Err(throttle::throttled());
+    }
     let (mut caller, scope_service) = match auth::authenticate(state, &request).await {
         Ok(authenticated) => authenticated,
         Err(e) => {
+            // A failing store is not the client's failure.
+            if !e.status.is_server_error() {
+                state.metrics.auth_failure();
+                state.throttle.failure(facts.source_ip, claimed.as_deref());
+            }
             audit_unauthenticated(state, *api, &params, &request, meta, &e);
             return Err(e);
         }
@@ -264,8 +293,9 @@ async fn handle(
             )
         })
     };
-    // Look the action up.
+    // Look the action up (in the API the credential scope named).
     let action = params.get("Action").unwrap_or("");
+    *action_out = registry::lookup(*api, action);
     if action.is_empty() {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -305,6 +335,7 @@ async fn handle(
         match verified {
             Ok(mfa) => caller.request_mfa = mfa,
             Err(refused) => {
+                mfa_failure(state, &refused, facts, &caller.access_key_id);
                 let role = params.get("RoleArn").unwrap_or("*");
                 let pending = draft(&caller, spec.name, audit::is_read_only(spec), role);
                 audit_hook(
@@ -321,13 +352,43 @@ async fn handle(
         }
     }
 
+    let result = run_as(state, caller, spec, params, facts, meta).await;
+    Ok((spec, result?))
+}
+
+/// The chokepoint's second half, for a caller already authenticated: builds the resource
+/// ARN, authorizes, runs the handler and reports to the audit hook. The query API reaches
+/// it after SigV4; the sign-in portal (docs/portal.md) reaches it for the API calls its
+/// pages mirror (registering a security key), with the signed-in user as the caller — so
+/// a portal action is authorized, run and audited exactly as its API call.
+async fn run_as(
+    state: &Arc<AppState>,
+    caller: Caller,
+    spec: &'static ActionSpec,
+    params: Params,
+    facts: RequestFacts,
+    meta: &audit::RequestMeta<'_>,
+) -> Result<Option<String>, ApiError> {
+    let now = state.clock.now().unix_timestamp();
     // Authorize.
     let resource = spec.resource.build(&ResourceInput {
         state,
         caller: &caller,
         params: &params,
     })?;
-    let pending = draft(&caller, spec.name, audit::is_read_only(spec), &resource);
+    let pending = state.audit.enabled().then(|| {
+        audit::Pending::new(
+            spec.api,
+            spec.name,
+            audit::is_read_only(spec),
+            now,
+            audit::Identity::of(&caller),
+            &caller.region,
+            meta,
+            &params,
+            &resource,
+        )
+    });
     if let Err(denied) = authz::authorize(state, &caller, spec, &resource, &params, facts) {
         audit_hook(
             state,
@@ -343,6 +404,7 @@ async fn handle(
 
     // Run the handler; the audit hook hears how it went.
     let principal = caller.principal.clone();
+    let key_id = caller.access_key_id.clone();
     let call = Call {
         state: Arc::clone(state),
         caller,
@@ -350,6 +412,9 @@ async fn handle(
         action: spec,
     };
     let result = (spec.handler)(call).await;
+    if let Err(refused) = &result {
+        mfa_failure(state, refused, facts, &key_id);
+    }
     let outcome = result.as_ref().map(Option::as_deref);
     audit_hook(
         state,
@@ -360,7 +425,88 @@ async fn handle(
         Decision::Allow,
         outcome,
     );
-    Ok((spec, result?))
+    result
+}
+
+/// A refused second factor (a wrong code, a bad assertion) is a failed authentication:
+/// the throttle counts it against the address and the access key.
+fn mfa_failure(state: &AppState, refused: &ApiError, facts: RequestFacts, key_id: &str) {
+    if refused.mfa_refused {
+        state.metrics.auth_failure();
+        state.throttle.failure(facts.source_ip, Some(key_id));
+    }
+}
+
+/// A body that could not be read: too large (413, `RequestEntityTooLarge`), or stalled
+/// past `http.body_read_timeout_ms` (408, `RequestTimeout`), or cut off (400).
+fn body_refused(e: BytesRejection) -> ApiError {
+    let timed_out = {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        let mut found = false;
+        while let Some(err) = source {
+            if err.is::<tower_http::timeout::TimeoutError>() {
+                found = true;
+                break;
+            }
+            source = err.source();
+        }
+        found
+    };
+    if timed_out {
+        return ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "RequestTimeout",
+            "The request body was not received within the timeout; send it again.",
+        );
+    }
+    let code = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        "RequestEntityTooLarge"
+    } else {
+        "IncompleteBody"
+    };
+    ApiError::new(
+        e.status(),
+        code,
+        format!("The request body was refused: {e}"),
+    )
+}
+
+/// The portal's way to an API action by name (issue 13, docs/portal.md): looks the action
+/// up and goes through [`run_as`] — build its resource, [`authz::authorize`], run its
+/// handler, the audit hook — for a caller the portal authenticated with a session cookie.
+/// The portal's pages call IAM only through here, so a policy governs a page exactly as it
+/// governs the API call it mirrors, and the call is audited as that call.
+///
+/// `params` are the action's own (no `Action`/`Version`). AssumeRole is not taken here: its
+/// second factor is the sign-in's, which the portal's role page handles. Usage (key last
+/// used, access advisor) is not noted: a portal caller has no access key.
+pub(crate) async fn invoke(
+    state: &Arc<AppState>,
+    caller: Caller,
+    api: Api,
+    action: &str,
+    params: Params,
+    facts: RequestFacts,
+    user_agent: Option<&str>,
+) -> Result<Option<String>, ApiError> {
+    let started = std::time::Instant::now();
+    let spec = registry::lookup(api, action)
+        .filter(|spec| spec.iam_action() != assume::ASSUME_ROLE)
+        .ok_or_else(|| ApiError::internal(format!("the portal asked for {action}")))?;
+    let request_id = request_id();
+    let meta = audit::RequestMeta {
+        request_id: &request_id,
+        source_ip: facts.source_ip,
+        user_agent,
+    };
+    let result = run_as(state, caller, spec, params, facts, &meta).await;
+    // Counted as the API call it is, like a request through `query_api`.
+    state.metrics.request(
+        Some(spec),
+        result.as_ref().err().map(|e| e.code),
+        started.elapsed(),
+    );
+    result
 }
 
 /// An authorization decision, as the audit hook records it.
@@ -468,7 +614,7 @@ fn claimed_access_key_id(request: &HttpRequest<'_>) -> Option<String> {
 /// A `RequestId`: shaped like a UUID (version 4 bits set), unique rather than secret
 /// (issue 15): 62 bits drawn from the OS once per process, then a process-wide counter — no
 /// system call per request. Two processes collide only if their random prefixes do.
-fn request_id() -> String {
+pub(crate) fn request_id() -> String {
     static PREFIX: OnceLock<[u8; 8]> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let prefix = PREFIX.get_or_init(|| {
@@ -771,6 +917,70 @@ mod tests {
         assert!(
             body.contains("https://sts.amazonaws.com/doc/2011-06-15/"),
             "{body}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_store_backend_failure_is_service_unavailable_never_a_500() {
+        let e = ApiError::from(tokengate_store::StoreError::Backend(
+            "disk I/O error at /secret/path".into(),
+        ));
+        let response = error_response(Api::Sts, "req-1", &e);
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body = String::from_utf8(body.to_vec()).unwrap();
+        for part in [
+            "<Type>Receiver</Type>",
+            "<Code>ServiceUnavailable</Code>",
+            "<Message>The request has failed due to a temporary failure of the server.</Message>",
+        ] {
+            assert!(body.contains(part), "{body}");
+        }
+        assert!(!body.contains("/secret/path"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn throttled_requests_are_refused_before_authentication() {
+        let config = crate::config::ThrottleConfig {
+            burst: 2,
+            ..Default::default()
+        };
+        let f = fixture();
+        let state = Arc::new(AppState {
+            throttle: crate::throttle::FailureThrottle::new(&config),
+            ..state::open_with_store(
+                Config {
+                    data_dir: f.state.config.data_dir.clone(),
+                    ..Config::default()
+                },
+                Arc::clone(&f.state.store),
+                Arc::new(At),
+            )
+            .unwrap()
+        });
+        let f = Fixture { state, ..f };
+        let wrong = (f.alice.0.clone(), "x".repeat(40));
+        let whoami = [("Action", "GetCallerIdentity"), ("Version", "2011-06-15")];
+        for _ in 0..2 {
+            let (_, body) = call(&f, &wrong, "sts", &whoami).await;
+            assert!(
+                body.contains("<Code>SignatureDoesNotMatch</Code>"),
+                "{body}"
+            );
+        }
+        // The key is throttled (oneshot requests carry no address): even its valid
+        // signature is refused now, and another key is not.
+        let (status, body) = call(&f, &f.alice, "sts", &whoami).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(body.contains("<Code>Throttling</Code>"), "{body}");
+        assert!(body.contains("<Message>Rate exceeded</Message>"), "{body}");
+        let (status, body) = call(&f, &f.root, "sts", &whoami).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(
+            f.state.metrics.requests("GetCallerIdentity", "Throttling"),
+            1
         );
     }
 

@@ -34,6 +34,64 @@ pub struct Config {
     pub log: LogConfig,
     /// The sign-in portal's sessions and sign-in throttle (docs/portal.md).
     pub portal: PortalConfig,
+    /// `[http]`: connection limits and timeouts (docs/operations.md).
+    pub http: HttpConfig,
+    /// `[throttle]`: the failed-authentication throttle (docs/operations.md).
+    pub throttle: ThrottleConfig,
+}
+
+/// `[http]` (docs/operations.md): what one connection may hold, and for how long.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// A connection that has not sent a whole request head this long after it became ready
+    /// for one — just opened, or kept alive after a response — is closed (hyper's
+    /// header-read timer, which is also the idle keep-alive timeout).
+    pub header_read_timeout_ms: u64,
+    /// Whether connections are kept alive between requests.
+    pub keep_alive: bool,
+    /// A request body that sends nothing for this long is abandoned (the wait between two
+    /// reads; the body is at most 64 KiB).
+    pub body_read_timeout_ms: u64,
+    /// Connections served at once; beyond that new ones wait in the kernel's backlog.
+    pub max_connections: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            header_read_timeout_ms: 10_000,
+            keep_alive: true,
+            body_read_timeout_ms: 10_000,
+            max_connections: 8_192,
+        }
+    }
+}
+
+/// `[throttle]` (docs/operations.md): token buckets of failed authentications per source
+/// address and per access key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ThrottleConfig {
+    /// Whether failed authentications are throttled at all.
+    pub enabled: bool,
+    /// Failures a fresh address or key may have before it is throttled (bucket size).
+    pub burst: u32,
+    /// Failures forgiven per second (the bucket's refill).
+    pub refill_per_sec: u32,
+    /// Addresses (and, separately, access keys) tracked at once; the memory bound.
+    pub max_tracked: usize,
+}
+
+impl Default for ThrottleConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            burst: 40,
+            refill_per_sec: 1,
+            max_tracked: 65_536,
+        }
+    }
 }
 
 /// `[portal]` (docs/portal.md): browser sessions of the sign-in portal.
@@ -73,7 +131,7 @@ pub struct SecurityKeyConfig {
     /// The WebAuthn relying-party ID every credential is bound to (its SHA-256 is the
     /// rpIdHash / U2F application parameter). Changing it orphans every registered key.
     pub rp_id: String,
-    /// The origin clients put in clientDataJSON; `None` means `https://` + `rp_id`.
+    /// The origin clients put in clientDataJSON; `None`: see [`SecurityKeyConfig::origin_for`].
     pub origin: Option<String>,
     /// PEM files of further attestation roots (or attestation certificates trusted
     /// directly), e.g. a simulator's CA.
@@ -87,14 +145,54 @@ pub struct SecurityKeyConfig {
     pub allowed_aaguids: Vec<String>,
     /// Seconds a ceremony challenge stays usable (at most 120).
     pub challenge_ttl_secs: u32,
+    /// The attestation the portal asks browsers for when it registers a key: `direct` (the
+    /// key's attestation certificate, checked against the trust anchors as for the CLI) or
+    /// `none` (nothing vouches for the key; needs `allow_none_attestation`). Chromium's
+    /// virtual authenticator re-signs its self-signed batch certificate on every
+    /// registration, so a test with it uses `none` (docs/portal.md).
+    pub browser_attestation: BrowserAttestation,
+}
+
+/// `security_keys.browser_attestation`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BrowserAttestation {
+    /// Ask for the key's attestation certificate.
+    Direct,
+    /// Ask for none.
+    None,
+}
+
+impl BrowserAttestation {
+    /// The WebAuthn `attestation` conveyance value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Direct => "direct",
+            Self::None => "none",
+        }
+    }
 }
 
 impl SecurityKeyConfig {
-    /// The origin: the configured one, else `https://` + the relying-party ID.
-    pub fn origin(&self) -> String {
-        self.origin
-            .clone()
-            .unwrap_or_else(|| format!("https://{}", self.rp_id))
+    /// The origin for a service listening on `listen`: the configured one; else, for a
+    /// loopback listener and a relying party under `localhost` (the default
+    /// `tokengate.localhost`), `http://RP_ID:PORT` — what a browser opening
+    /// `http://RP_ID:PORT/signin` sends, scheme and port included (browsers refuse WebAuthn
+    /// on `http://127.0.0.1`, portal.md §5.4); else `https://RP_ID` (behind TLS).
+    pub fn origin_for(&self, listen: SocketAddr) -> String {
+        if let Some(origin) = &self.origin {
+            return origin.clone();
+        }
+        if self.is_loopback_rp() && listen.ip().is_loopback() {
+            format!("http://{}:{}", self.rp_id, listen.port())
+        } else {
+            format!("https://{}", self.rp_id)
+        }
+    }
+
+    /// Whether the relying-party ID is `localhost` or a name under it (RFC 6761 §6.3).
+    pub fn is_loopback_rp(&self) -> bool {
+        self.rp_id == "localhost" || self.rp_id.ends_with(".localhost")
     }
 }
 
@@ -242,6 +340,8 @@ impl Default for Config {
             audit: AuditConfig::default(),
             log: LogConfig::default(),
             portal: PortalConfig::default(),
+            http: HttpConfig::default(),
+            throttle: ThrottleConfig::default(),
         }
     }
 }
@@ -256,6 +356,7 @@ impl Default for SecurityKeyConfig {
             allow_none_attestation: false,
             allowed_aaguids: Vec::new(),
             challenge_ttl_secs: MAX_CHALLENGE_TTL_SECS,
+            browser_attestation: BrowserAttestation::Direct,
         }
     }
 }
@@ -373,8 +474,16 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         key: "security_keys.origin",
         env: "TOKENGATE_SECURITY_KEYS_ORIGIN",
-        default: "https://<rp_id>",
-        doc: "The origin clients write in clientDataJSON.",
+        default: "http://<rp_id>:<port>",
+        doc: "The origin clients write in clientDataJSON and the portal's URL; the default is \
+              for an rp_id under localhost on a loopback listener (else https://<rp_id>).",
+    },
+    Setting {
+        key: "security_keys.browser_attestation",
+        env: "TOKENGATE_SECURITY_KEYS_BROWSER_ATTESTATION",
+        default: "direct",
+        doc: "Attestation the portal asks browsers for: `direct` or `none` (needs \
+              allow_none_attestation).",
     },
     Setting {
         key: "security_keys.trust_anchors",
@@ -495,6 +604,57 @@ pub const SETTINGS: &[Setting] = &[
         doc: "Lifetime of the temporary credentials the portal shows (900–129600).",
     },
     Setting {
+        key: "http.header_read_timeout_ms",
+        env: "TOKENGATE_HTTP_HEADER_READ_TIMEOUT_MS",
+        default: "10000",
+        doc: "Close a connection that has not sent a whole request head this long after it \
+              opened or after its last response (also the idle keep-alive timeout).",
+    },
+    Setting {
+        key: "http.keep_alive",
+        env: "TOKENGATE_HTTP_KEEP_ALIVE",
+        default: "true",
+        doc: "Keep connections open between requests (HTTP/1.1 keep-alive).",
+    },
+    Setting {
+        key: "http.body_read_timeout_ms",
+        env: "TOKENGATE_HTTP_BODY_READ_TIMEOUT_MS",
+        default: "10000",
+        doc: "Abandon a request whose body sends nothing for this long (`RequestTimeout`).",
+    },
+    Setting {
+        key: "http.max_connections",
+        env: "TOKENGATE_HTTP_MAX_CONNECTIONS",
+        default: "8192",
+        doc: "Connections served at once; more wait in the listen backlog. Keep it under the \
+              file-descriptor limit (`ulimit -n`).",
+    },
+    Setting {
+        key: "throttle.enabled",
+        env: "TOKENGATE_THROTTLE_ENABLED",
+        default: "true",
+        doc: "Throttle failed authentications per source address and per access key.",
+    },
+    Setting {
+        key: "throttle.burst",
+        env: "TOKENGATE_THROTTLE_BURST",
+        default: "40",
+        doc: "Failed authentications an address or key may have before its requests get \
+              `Throttling` (token-bucket size).",
+    },
+    Setting {
+        key: "throttle.refill_per_sec",
+        env: "TOKENGATE_THROTTLE_REFILL_PER_SEC",
+        default: "1",
+        doc: "Failures forgiven per second, per address and per key (token-bucket refill).",
+    },
+    Setting {
+        key: "throttle.max_tracked",
+        env: "TOKENGATE_THROTTLE_MAX_TRACKED",
+        default: "65536",
+        doc: "Addresses, and separately access keys, tracked at once (bounds the memory).",
+    },
+    Setting {
         key: "log.level",
         env: "TOKENGATE_LOG_LEVEL",
         default: "info",
@@ -606,6 +766,13 @@ impl Config {
             "security_keys.origin" => {
                 self.security_keys.origin = Some(value.to_owned()).filter(|v| !v.is_empty());
             }
+            "security_keys.browser_attestation" => {
+                self.security_keys.browser_attestation = match value {
+                    "direct" => BrowserAttestation::Direct,
+                    "none" => BrowserAttestation::None,
+                    _ => return Err(bad("expected direct or none")),
+                };
+            }
             "security_keys.trust_anchors" => {
                 self.security_keys.trust_anchors = std::env::split_paths(value)
                     .filter(|p| !p.as_os_str().is_empty())
@@ -686,6 +853,35 @@ impl Config {
                 self.portal.credentials_secs =
                     value.parse().map_err(|_| bad("expected seconds"))?;
             }
+            "http.header_read_timeout_ms" => {
+                self.http.header_read_timeout_ms =
+                    value.parse().map_err(|_| bad("expected milliseconds"))?;
+            }
+            "http.keep_alive" => {
+                self.http.keep_alive =
+                    parse_bool(value).ok_or_else(|| bad("expected true or false"))?;
+            }
+            "http.body_read_timeout_ms" => {
+                self.http.body_read_timeout_ms =
+                    value.parse().map_err(|_| bad("expected milliseconds"))?;
+            }
+            "http.max_connections" => {
+                self.http.max_connections = value.parse().map_err(|_| bad("expected a count"))?;
+            }
+            "throttle.enabled" => {
+                self.throttle.enabled =
+                    parse_bool(value).ok_or_else(|| bad("expected true or false"))?;
+            }
+            "throttle.burst" => {
+                self.throttle.burst = value.parse().map_err(|_| bad("expected a count"))?;
+            }
+            "throttle.refill_per_sec" => {
+                self.throttle.refill_per_sec =
+                    value.parse().map_err(|_| bad("expected a count"))?;
+            }
+            "throttle.max_tracked" => {
+                self.throttle.max_tracked = value.parse().map_err(|_| bad("expected a count"))?;
+            }
             "log.level" => self.log.level = value.to_owned(),
             "log.format" => {
                 self.log.format = match value {
@@ -741,6 +937,22 @@ impl Config {
                 "portal.credentials_secs must be 900–129600".into(),
             ));
         }
+        let http = &self.http;
+        if http.header_read_timeout_ms == 0
+            || http.body_read_timeout_ms == 0
+            || http.max_connections == 0
+        {
+            return Err(ConfigError::Invalid(
+                "http timeouts and http.max_connections must be ≥ 1".into(),
+            ));
+        }
+        let throttle = &self.throttle;
+        if throttle.burst == 0 || throttle.refill_per_sec == 0 || throttle.max_tracked == 0 {
+            return Err(ConfigError::Invalid(
+                "throttle.burst, throttle.refill_per_sec and throttle.max_tracked must be ≥ 1"
+                    .into(),
+            ));
+        }
         self.security_keys.validate()
     }
 }
@@ -759,7 +971,14 @@ impl SecurityKeyConfig {
         {
             return invalid(format!("rp_id {rp_id:?} is not a host name"));
         }
-        let origin = self.origin();
+        if self.browser_attestation == BrowserAttestation::None && !self.allow_none_attestation {
+            return invalid(
+                "browser_attestation = \"none\" needs allow_none_attestation = true".into(),
+            );
+        }
+        let Some(origin) = &self.origin else {
+            return self.validate_rest();
+        };
         let Some(rest) = origin
             .strip_prefix("https://")
             .or_else(|| origin.strip_prefix("http://"))
@@ -769,6 +988,11 @@ impl SecurityKeyConfig {
         if rest.is_empty() || rest.contains('/') {
             return invalid(format!("origin {origin:?}: scheme://host[:port], no path"));
         }
+        self.validate_rest()
+    }
+
+    fn validate_rest(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(format!("security_keys.{m}")));
         for aaguid in &self.allowed_aaguids {
             if parse_aaguid(aaguid).is_none() {
                 return invalid(format!("allowed_aaguids: {aaguid:?} is not a UUID"));
@@ -804,6 +1028,10 @@ fn parse_bool(value: &str) -> Option<bool> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    fn listen() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 8787))
+    }
 
     #[test]
     fn defaults_file_then_env() {
@@ -891,7 +1119,7 @@ mod tests {
         )
         .unwrap();
         let k = &c.security_keys;
-        assert_eq!(k.origin(), "https://login.example.com");
+        assert_eq!(k.origin_for(listen()), "https://login.example.com");
         assert_eq!(
             k.trust_anchors,
             [PathBuf::from("/a.pem"), PathBuf::from("/b.pem")]
@@ -904,7 +1132,36 @@ mod tests {
             env(&[("TOKENGATE_SECURITY_KEYS_ORIGIN", "http://localhost:8080")]),
         )
         .unwrap();
-        assert_eq!(c.security_keys.origin(), "http://localhost:8080");
+        assert_eq!(
+            c.security_keys.origin_for(listen()),
+            "http://localhost:8080"
+        );
+        // The default: the browser's origin on a loopback listener, scheme and port
+        // included; https behind anything else.
+        let k = SecurityKeyConfig::default();
+        assert_eq!(k.origin_for(listen()), "http://tokengate.localhost:8787");
+        let public = SocketAddr::from(([0, 0, 0, 0], 443));
+        assert_eq!(k.origin_for(public), "https://tokengate.localhost");
+        let k = SecurityKeyConfig {
+            rp_id: "login.example.com".into(),
+            ..SecurityKeyConfig::default()
+        };
+        assert_eq!(k.origin_for(listen()), "https://login.example.com");
+        // `none` from browsers only where `none` attestation is allowed.
+        let none = env(&[("TOKENGATE_SECURITY_KEYS_BROWSER_ATTESTATION", "none")]);
+        assert!(Config::load(None, none).is_err());
+        let c = Config::load(
+            None,
+            env(&[
+                ("TOKENGATE_SECURITY_KEYS_BROWSER_ATTESTATION", "none"),
+                ("TOKENGATE_SECURITY_KEYS_ALLOW_NONE_ATTESTATION", "true"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.security_keys.browser_attestation,
+            BrowserAttestation::None
+        );
         for bad in [
             &[("TOKENGATE_SECURITY_KEYS_CHALLENGE_TTL_SECS", "121")][..],
             &[("TOKENGATE_SECURITY_KEYS_CHALLENGE_TTL_SECS", "0")],

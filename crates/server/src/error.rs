@@ -12,6 +12,9 @@ pub struct ApiError {
     pub code: &'static str,
     /// AWS error message.
     pub message: String,
+    /// Whether this refuses a second factor (a wrong code, a bad assertion): the
+    /// chokepoint counts it as a failed authentication for the throttle.
+    pub mfa_refused: bool,
 }
 
 impl ApiError {
@@ -21,7 +24,26 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            mfa_refused: false,
         }
+    }
+
+    /// 403 `AccessDenied` refusing a second factor (see [`ApiError::mfa_refused`]).
+    pub fn mfa_denied(message: impl Into<String>) -> Self {
+        Self {
+            mfa_refused: true,
+            ..Self::access_denied(message)
+        }
+    }
+
+    /// 503 `ServiceUnavailable`: the store cannot be reached; the detail is logged.
+    pub fn unavailable(detail: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %detail, "store unavailable");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            "The request has failed due to a temporary failure of the server.",
+        )
     }
 
     /// 403 `AccessDenied`.
@@ -72,7 +94,14 @@ impl ApiError {
 }
 
 impl From<tokengate_store::StoreError> for ApiError {
+    /// A backend failure (the database cannot be read or written: I/O, a lost connection,
+    /// a locked file) is `ServiceUnavailable` — the client may try again — and any other
+    /// store error reaching here is an internal one. Both are counted.
     fn from(e: tokengate_store::StoreError) -> Self {
-        Self::internal(e)
+        crate::metrics::store_error();
+        match e {
+            tokengate_store::StoreError::Backend(_) => Self::unavailable(e),
+            _ => Self::internal(e),
+        }
     }
 }

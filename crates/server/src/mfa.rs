@@ -19,6 +19,7 @@ use tokengate_verifier::totp::Refusal;
 use crate::auth::Caller;
 use crate::common::owner_of;
 use crate::error::ApiError;
+use crate::metrics::MfaResult;
 use crate::params::{self, Rule};
 use crate::state::AppState;
 
@@ -83,16 +84,16 @@ impl CodeRefusal {
     /// The AWS error answered for it.
     pub fn error(self) -> ApiError {
         match self {
-            CodeRefusal::NotAssigned => ApiError::access_denied(MFA_INVALID_SERIAL),
+            CodeRefusal::NotAssigned => ApiError::mfa_denied(MFA_INVALID_SERIAL),
             CodeRefusal::WrongCode | CodeRefusal::Replayed | CodeRefusal::LockedOut => {
-                ApiError::access_denied(MFA_INVALID_CODE)
+                ApiError::mfa_denied(MFA_INVALID_CODE)
             }
         }
     }
 }
 
 /// [`verify_code`], telling why a code was refused: `Ok(Err(refusal))`. `Err` is left for
-/// the store's failures.
+/// the store's failures and for a caller that can own no device (a role session).
 pub async fn check_code(
     state: &Arc<AppState>,
     caller: &Caller,
@@ -100,10 +101,10 @@ pub async fn check_code(
     code: &str,
 ) -> Result<Result<MfaContext, CodeRefusal>, ApiError> {
     let now = state.clock.now().unix_timestamp();
-    // A role session has no devices: the serial is not the caller's.
-    let Ok(owner) = owner_of(&caller.principal) else {
-        return Ok(Err(CodeRefusal::NotAssigned));
-    };
+    // A role session has no devices: the serial is not the caller's (answered, not
+    // counted as a refused factor, as before).
+    let owner =
+        owner_of(&caller.principal).map_err(|_| ApiError::access_denied(MFA_INVALID_SERIAL))?;
     let check = TotpCheck {
         serial: serial.to_owned(),
         owner,
@@ -124,6 +125,13 @@ pub async fn check_code(
         .map_err(|_| ApiError::internal("the store dropped a write"))??;
     // Formatted only for an event that is enabled (the macros evaluate fields lazily).
     let principal = || caller.principal.arn();
+    let metrics = &state.metrics;
+    let result = if matches!(outcome, TotpOutcome::Accepted { .. }) {
+        MfaResult::Success
+    } else {
+        MfaResult::Failure
+    };
+    metrics.mfa(MfaMethod::Totp, result);
     match outcome {
         TotpOutcome::Accepted { .. } => {
             tracing::info!(target: "audit", principal = %principal(), serial, "MFA accepted");
@@ -145,9 +153,13 @@ pub async fn check_code(
             Ok(Err(CodeRefusal::NotAssigned))
         }
         TotpOutcome::Refused { refusal, state } => {
+            if refusal == Refusal::Replayed {
+                metrics.replay(MfaMethod::Totp);
+            }
             if !matches!(refusal, Refusal::LockedOut(_))
                 && let Some(until) = state.locked_at(now)
             {
+                metrics.lockout(MfaMethod::Totp);
                 tracing::warn!(
                     target: "audit",
                     principal = %principal(),

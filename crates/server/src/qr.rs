@@ -47,6 +47,44 @@ pub fn png(text: &str) -> Result<Vec<u8>, qrcode::types::QrError> {
     Ok(out)
 }
 
+/// The QR code of `text` as an inline SVG element for the portal's enrol page: one
+/// `<path>` of unit squares in a view box with the quiet zone, no script, no external
+/// reference (so the page's CSP needs no `img-src data:`). The caller gives the label read
+/// by screen readers; it is escaped here.
+pub fn svg(text: &str, label: &str) -> Result<String, qrcode::types::QrError> {
+    use std::fmt::Write as _;
+    let code = QrCode::new(text.as_bytes())?;
+    let modules = code.width();
+    let colors = code.to_colors();
+    let side = modules + 2 * BORDER;
+    let mut path = String::with_capacity(colors.len() * 8);
+    for (i, color) in colors.iter().enumerate() {
+        if *color == Color::Dark {
+            let (x, y) = (i % modules + BORDER, i / modules + BORDER);
+            // Writing to a String cannot fail.
+            let _ = write!(path, "M{x} {y}h1v1h-1z");
+        }
+    }
+    let label: String = label
+        .chars()
+        .map(|c| match c {
+            '<' => "&lt;".to_owned(),
+            '>' => "&gt;".to_owned(),
+            '&' => "&amp;".to_owned(),
+            '"' => "&quot;".to_owned(),
+            '\'' => "&#39;".to_owned(),
+            c => c.to_string(),
+        })
+        .collect();
+    Ok(format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {side} {side}\" \
+         width=\"{px}\" height=\"{px}\" role=\"img\" aria-label=\"{label}\" \
+         shape-rendering=\"crispEdges\"><rect width=\"{side}\" height=\"{side}\" \
+         fill=\"#fff\"/><path fill=\"#000\" d=\"{path}\"/></svg>",
+        px = side * SCALE,
+    ))
+}
+
 /// The QR code of `text` for a terminal, two modules per character row.
 pub fn terminal(text: &str) -> Result<String, qrcode::types::QrError> {
     let code = QrCode::new(text.as_bytes())?;
@@ -130,6 +168,18 @@ mod tests {
         assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"));
         assert_eq!(&png[12..16], b"IHDR");
         assert!(png.ends_with(&[0xae, 0x42, 0x60, 0x82]));
+        let svg = svg(&uri, "QR <code> & \"x\"").unwrap();
+        assert!(svg.starts_with("<svg ") && svg.ends_with("</svg>"));
+        assert!(svg.contains("aria-label=\"QR &lt;code&gt; &amp; &quot;x&quot;\""));
+        assert!(!svg.contains("<script") && !svg.contains("href"));
+        // Same modules as the PNG: count the dark squares both ways.
+        let code = QrCode::new(uri.as_bytes()).unwrap();
+        let dark = code
+            .to_colors()
+            .iter()
+            .filter(|c| **c == Color::Dark)
+            .count();
+        assert_eq!(svg.matches("h1v1h-1z").count(), dark);
         let text = terminal(&uri).unwrap();
         assert!(text.lines().count() > 10);
     }

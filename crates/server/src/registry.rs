@@ -240,7 +240,9 @@ pub static ACTIONS: &[ActionSpec] = &[
         run!(mfa_devices::enable)),
     iam("ResyncMFADevice", MfaDevices, Write, USER_NAME,
         run!(mfa_devices::resync)),
-    iam("DeactivateMFADevice", MfaDevices, Write, SERIAL,
+    // AWS's service authorization reference: DeactivateMFADevice's resource is the user
+    // (so "manage your own MFA" grants it on `user/${aws:username}`).
+    iam("DeactivateMFADevice", MfaDevices, Write, USER_NAME,
         run!(mfa_devices::deactivate)),
     iam("DeleteVirtualMFADevice", MfaDevices, Write, SERIAL,
         run!(mfa_devices::delete_virtual)),

@@ -3,6 +3,8 @@
 //! from a TOTP device. Shared by the state, the MFA-device family and the security-key
 //! family, one floor below them.
 
+use std::net::SocketAddr;
+
 use tokengate_verifier::fido::{RegistrationPolicy, TrustAnchor, YUBICO_U2F_ROOT_CA_PEM};
 
 use crate::config::{SecurityKeyConfig, parse_aaguid};
@@ -19,11 +21,14 @@ pub struct Settings {
     pub policy: RegistrationPolicy,
     /// Challenge lifetime, seconds.
     pub challenge_ttl: i64,
+    /// The attestation conveyance the portal asks browsers for.
+    pub browser_attestation: crate::config::BrowserAttestation,
 }
 
 impl Settings {
-    /// Reads the trust anchors and builds the policy.
-    pub fn from_config(config: &SecurityKeyConfig) -> Result<Self, String> {
+    /// Reads the trust anchors and builds the policy, for a service listening on `listen`
+    /// (the default origin carries its port).
+    pub fn from_config(config: &SecurityKeyConfig, listen: SocketAddr) -> Result<Self, String> {
         let mut anchors = Vec::new();
         if config.yubico_root {
             anchors.extend(
@@ -50,7 +55,7 @@ impl Settings {
             .transpose()?;
         Ok(Self {
             rp_id: config.rp_id.clone(),
-            origin: config.origin(),
+            origin: config.origin_for(listen),
             policy: RegistrationPolicy {
                 trust_anchors: anchors,
                 allowed_aaguids,
@@ -58,6 +63,7 @@ impl Settings {
                 ..RegistrationPolicy::default()
             },
             challenge_ttl: i64::from(config.challenge_ttl_secs),
+            browser_attestation: config.browser_attestation,
         })
     }
 }
@@ -73,10 +79,11 @@ mod tests {
 
     #[test]
     fn settings_load_the_trust_anchors_of_the_configuration() {
+        let listen = SocketAddr::from(([127, 0, 0, 1], 8787));
         let config = SecurityKeyConfig::default();
-        let settings = Settings::from_config(&config).unwrap_or_else(|e| panic!("{e}"));
+        let settings = Settings::from_config(&config, listen).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(settings.rp_id, "tokengate.localhost");
-        assert_eq!(settings.origin, "https://tokengate.localhost");
+        assert_eq!(settings.origin, "http://tokengate.localhost:8787");
         assert_eq!(settings.challenge_ttl, 120);
         // The shipped Yubico root, and nothing that vouches for itself.
         assert_eq!(settings.policy.trust_anchors.len(), 1);
@@ -103,7 +110,7 @@ mod tests {
             allow_none_attestation: true,
             ..SecurityKeyConfig::default()
         };
-        let settings = Settings::from_config(&config).unwrap_or_else(|e| panic!("{e}"));
+        let settings = Settings::from_config(&config, listen).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(settings.policy.trust_anchors.len(), 2);
         assert!(settings.policy.allow_none_attestation);
         assert_eq!(settings.policy.allowed_aaguids.map(|a| a.len()), Some(1));
@@ -112,7 +119,9 @@ mod tests {
                 trust_anchors: vec![path.clone()],
                 ..SecurityKeyConfig::default()
             };
-            let e = Settings::from_config(&config).err().unwrap_or_default();
+            let e = Settings::from_config(&config, listen)
+                .err()
+                .unwrap_or_default();
             assert!(e.contains(&path.display().to_string()), "{e}");
         }
         let _ = std::fs::remove_dir_all(dir);

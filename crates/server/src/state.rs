@@ -75,6 +75,10 @@ pub struct AppState {
     pub usage: crate::usage::UsageRecorder,
     /// The audit trail's queue and writer (docs/audit.md).
     pub audit: crate::audit::AuditTrail,
+    /// The metrics of `GET /metrics` (docs/operations.md).
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// The failed-authentication throttle (docs/operations.md).
+    pub throttle: crate::throttle::FailureThrottle,
 }
 
 /// Start-up failed.
@@ -128,8 +132,10 @@ pub fn open_with_store(
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
 ) -> Result<AppState, StartError> {
-    let security_keys = crate::relying_party::Settings::from_config(&config.security_keys)
-        .map_err(StartError::SecurityKeys)?;
+    let config_throttle = config.throttle.clone();
+    let security_keys =
+        crate::relying_party::Settings::from_config(&config.security_keys, config.listen)
+            .map_err(StartError::SecurityKeys)?;
     let password_hashing = crate::passwords::PasswordHashing::new(&config.passwords)
         .map_err(StartError::Inconsistent)?;
     let rng = SystemRandom::new();
@@ -199,6 +205,8 @@ pub fn open_with_store(
         password_hashing,
         usage: crate::usage::UsageRecorder::new(),
         audit,
+        metrics: Arc::new(crate::metrics::Metrics::new()),
+        throttle: crate::throttle::FailureThrottle::new(&config_throttle),
     })
 }
 

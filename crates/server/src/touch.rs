@@ -11,8 +11,12 @@
 
 use std::sync::Arc;
 
+use axum::http::StatusCode;
+use ring::rand::SecureRandom;
 use tokengate_ctap::cose::CoseKey;
-use tokengate_store::{CeremonyKind, KeyProtocol, KeyUse, KeyUseOutcome, SecurityKey, StoreError};
+use tokengate_store::{
+    CeremonyKind, Challenge, KeyOwner, KeyProtocol, KeyUse, KeyUseOutcome, SecurityKey, StoreError,
+};
 use tokengate_token::secret::constant_time_eq;
 use tokengate_token::session::{MfaContext, MfaMethod};
 use tokengate_verifier::fido::{
@@ -22,6 +26,7 @@ use tokengate_verifier::fido::{
 use crate::auth::Caller;
 use crate::common::{db, owner_of};
 use crate::error::ApiError;
+use crate::metrics::MfaResult;
 use crate::mfa::{MFA_INVALID_CODE, MFA_INVALID_SERIAL, SERIAL_NUMBER};
 use crate::params::{self, Params, Pattern, Rule, Validator};
 use crate::state::AppState;
@@ -97,7 +102,7 @@ pub(crate) fn callers_key(
                 reason = "no such security key for this principal",
                 "MFA refused"
             );
-            Err(ApiError::access_denied(MFA_INVALID_SERIAL))
+            Err(ApiError::mfa_denied(MFA_INVALID_SERIAL))
         }
     }
 }
@@ -151,11 +156,74 @@ pub fn read_assertion(v: &mut Validator, p: &Params) -> Option<AssertionParams> 
     }
 }
 
+/// Challenge length: 32 random bytes (WebAuthn L3 §13.4.3 asks for at least 16).
+pub const CHALLENGE_LEN: usize = 32;
+/// Live challenges one principal may hold at once.
+pub const MAX_LIVE_CHALLENGES: usize = 16;
+pub(crate) fn random(state: &AppState, len: usize) -> Result<Vec<u8>, ApiError> {
+    let mut bytes = vec![0u8; len];
+    state
+        .rng
+        .fill(&mut bytes)
+        .map_err(|_| ApiError::internal("rng failed"))?;
+    Ok(bytes)
+}
+
+/// Stores `challenge`; too many live ones is `LimitExceeded`.
+pub(crate) async fn store_challenge(
+    state: &Arc<AppState>,
+    challenge: Challenge,
+) -> Result<(), ApiError> {
+    match db(state, move |s| {
+        s.create_challenge(&challenge, MAX_LIVE_CHALLENGES)
+    })
+    .await?
+    {
+        Ok(()) => Ok(()),
+        Err(StoreError::LimitExceeded(_)) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "LimitExceeded",
+            format!(
+                "Cannot exceed {MAX_LIVE_CHALLENGES} open security-key challenges; complete \
+                 one or let it expire."
+            ),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A new challenge of `ceremony` issued to `caller` for the key `serial`.
+pub(crate) fn new_challenge(
+    state: &AppState,
+    ceremony: CeremonyKind,
+    caller: &Caller,
+    owner: KeyOwner,
+    serial: String,
+    protocol: KeyProtocol,
+    device_name: String,
+) -> Result<Challenge, ApiError> {
+    let now = state.clock.now().unix_timestamp();
+    Ok(Challenge {
+        id: data_encoding::HEXLOWER.encode(&random(state, CHALLENGE_ID_LEN)?),
+        ceremony,
+        requester: caller.principal.arn(),
+        owner,
+        serial,
+        protocol,
+        device_name,
+        challenge: random(state, CHALLENGE_LEN)?,
+        created: now,
+        expires: now + state.security_keys.challenge_ttl,
+    })
+}
+
 /// Why a login was refused, for the audit log; `spend` drops the challenge with it.
 struct Refusal {
     reason: String,
     spend_challenge: bool,
     possible_clone: bool,
+    /// A challenge or counter used again (counted as a replay in the metrics).
+    replayed: bool,
 }
 
 impl Refusal {
@@ -164,6 +232,14 @@ impl Refusal {
             reason: reason.into(),
             spend_challenge: true,
             possible_clone: false,
+            replayed: false,
+        }
+    }
+
+    fn replay(reason: &str) -> Self {
+        Self {
+            replayed: true,
+            ..Self::new(reason)
         }
     }
 }
@@ -176,8 +252,14 @@ pub async fn verify_login(
 ) -> Result<MfaContext, ApiError> {
     let serial = params.serial.as_str();
     let key = callers_key(state, caller, serial)?;
+    let method = match key.protocol {
+        KeyProtocol::Fido2 => MfaMethod::Fido2,
+        KeyProtocol::U2f => MfaMethod::U2f,
+    };
+    let metrics = &state.metrics;
     let now = state.clock.now().unix_timestamp();
     if let Some(until) = key.lockout.locked_at(now) {
+        metrics.mfa(method, MfaResult::Failure);
         tracing::warn!(
             target: "audit",
             principal = %caller.principal.arn(),
@@ -186,10 +268,11 @@ pub async fn verify_login(
             reason = "locked out",
             "MFA refused"
         );
-        return Err(ApiError::access_denied(MFA_INVALID_CODE));
+        return Err(ApiError::mfa_denied(MFA_INVALID_CODE));
     }
     let refusal = match check_assertion(state, caller, &key, params, now).await? {
         Ok(method) => {
+            metrics.mfa(method, MfaResult::Success);
             tracing::info!(
                 target: "audit",
                 principal = %caller.principal.arn(),
@@ -205,6 +288,10 @@ pub async fn verify_login(
         }
         Err(refusal) => refusal,
     };
+    metrics.mfa(method, MfaResult::Failure);
+    if refusal.replayed {
+        metrics.replay(method);
+    }
     let s = serial.to_owned();
     let challenge = refusal.spend_challenge.then(|| params.challenge_id.clone());
     let policy = state.config.mfa.lockout_policy();
@@ -216,6 +303,7 @@ pub async fn verify_login(
     match after {
         Ok(after) => {
             if let Some(until) = after.locked_until.filter(|&u| u > now) {
+                metrics.lockout(method);
                 tracing::warn!(
                     target: "audit",
                     principal = %caller.principal.arn(),
@@ -230,6 +318,7 @@ pub async fn verify_login(
         Err(e) => return Err(e.into()),
     }
     if clone {
+        metrics.clone_flag();
         tracing::error!(
             target: "audit",
             principal = %caller.principal.arn(),
@@ -245,7 +334,7 @@ pub async fn verify_login(
         reason = %refusal.reason,
         "MFA refused"
     );
-    Err(ApiError::access_denied(MFA_INVALID_CODE))
+    Err(ApiError::mfa_denied(MFA_INVALID_CODE))
 }
 
 /// The checks of one login, in order: the key is usable, the challenge is this ceremony's,
@@ -327,8 +416,8 @@ async fn check_assertion(
             KeyProtocol::Fido2 => MfaMethod::Fido2,
             KeyProtocol::U2f => MfaMethod::U2f,
         }),
-        KeyUseOutcome::ChallengeSpent => Err(Refusal::new("replayed: the challenge was spent")),
-        KeyUseOutcome::KeyChanged => Err(Refusal::new(
+        KeyUseOutcome::ChallengeSpent => Err(Refusal::replay("replayed: the challenge was spent")),
+        KeyUseOutcome::KeyChanged => Err(Refusal::replay(
             "replayed: the counter moved or the key changed meanwhile",
         )),
     })

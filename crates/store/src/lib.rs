@@ -16,6 +16,7 @@
 mod audit;
 mod hygiene;
 pub mod master_key;
+pub mod observe;
 mod portal;
 pub mod seal;
 mod sqlite;
@@ -725,6 +726,12 @@ pub enum TotpOutcome {
 pub trait Store: Send + Sync {
     /// The account, if the store has been bootstrapped.
     fn account(&self) -> Result<Option<Account>, StoreError>;
+    /// Whether the store can serve now: reachable (one cheap query) and every migration
+    /// this build knows applied; `Err` says why not (`GET /readyz`). By default, the
+    /// account read.
+    fn readiness(&self) -> Result<(), StoreError> {
+        self.account().map(|_| ())
+    }
     /// Creates the account, the root key, and the service keys, all or nothing.
     /// Fails with `AlreadyExists(Account)` when the store is bootstrapped.
     fn bootstrap(&self, b: &Bootstrap) -> Result<(), StoreError>;

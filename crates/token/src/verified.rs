@@ -34,6 +34,7 @@
 //! The lookup's timing depends on the digest only, which an observer cannot steer toward
 //! another client's token: nothing secret is compared by `==` here.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::bounded::TwoGenerations;
@@ -81,6 +82,9 @@ pub struct Hit {
 #[derive(Debug)]
 pub struct VerifiedTokens {
     inner: Mutex<Tiers>,
+    /// Lookups that found the token, and those that did not (for the service's metrics).
+    hits: AtomicU64,
+    misses: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -98,6 +102,8 @@ impl VerifiedTokens {
                 verified: TwoGenerations::new(capacity),
                 claims: TwoGenerations::new(hot.min(capacity)),
             }),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
         }
     }
 
@@ -119,9 +125,21 @@ impl VerifiedTokens {
     /// The entry for `digest`, if cached.
     pub fn get(&self, digest: &TokenDigest) -> Option<Hit> {
         let mut t = self.lock();
-        let verified = t.verified.get(digest)?;
+        let Some(verified) = t.verified.get(digest) else {
+            self.misses.fetch_add(1, Ordering::Relaxed);
+            return None;
+        };
+        self.hits.fetch_add(1, Ordering::Relaxed);
         let claims = t.claims.get(digest);
         Some(Hit { verified, claims })
+    }
+
+    /// Lookups so far that found their token, and those that did not: `(hits, misses)`.
+    pub fn lookups(&self) -> (u64, u64) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+        )
     }
 
     /// Caches `verified` (and its claims) under `digest`. Only for a token that passed every

@@ -23,7 +23,6 @@
 use std::sync::Arc;
 
 use axum::http::StatusCode;
-use ring::rand::SecureRandom;
 use tokengate_ctap::u2f::RegisterResponse;
 use tokengate_store::{
     CeremonyKind, Challenge, Entity, KeyOwner, KeyProtocol, MAX_MFA_DEVICES, SecurityKey,
@@ -43,15 +42,11 @@ use crate::mfa::{MFA_INVALID_CODE, SERIAL_NUMBER};
 use crate::params::{self, Params, Rule, Validator};
 use crate::state::AppState;
 use crate::touch::{
-    self, CHALLENGE_ID, CHALLENGE_ID_LEN, CLIENT_DATA_JSON, blob, callers_key, optional_blob,
-    required_blob,
+    self, CHALLENGE_ID, CLIENT_DATA_JSON, blob, callers_key, new_challenge, optional_blob, random,
+    required_blob, store_challenge,
 };
 use crate::xml::Xml;
 
-/// Challenge length: 32 random bytes (WebAuthn L3 §13.4.3 asks for at least 16).
-pub const CHALLENGE_LEN: usize = 32;
-/// Live challenges one principal may hold at once.
-pub const MAX_LIVE_CHALLENGES: usize = 16;
 /// Random bytes in a serial's suffix (base32: 26 characters, like AWS's example
 /// `fidokeyname-EXAMPLEBN5FHTECLFG7EXAMPLE`).
 pub const SERIAL_SUFFIX_LEN: usize = 16;
@@ -87,65 +82,12 @@ pub fn uuid(aaguid: &[u8; 16]) -> String {
     )
 }
 
-fn random(state: &AppState, len: usize) -> Result<Vec<u8>, ApiError> {
-    let mut bytes = vec![0u8; len];
-    state
-        .rng
-        .fill(&mut bytes)
-        .map_err(|_| ApiError::internal("rng failed"))?;
-    Ok(bytes)
-}
-
 fn limit_exceeded() -> ApiError {
     ApiError::new(
         StatusCode::CONFLICT,
         "LimitExceeded",
         format!("Cannot exceed quota for MFADevicesPerUser: {MAX_MFA_DEVICES}"),
     )
-}
-
-/// Stores `challenge`; too many live ones is `LimitExceeded`.
-async fn store_challenge(state: &Arc<AppState>, challenge: Challenge) -> Result<(), ApiError> {
-    match db(state, move |s| {
-        s.create_challenge(&challenge, MAX_LIVE_CHALLENGES)
-    })
-    .await?
-    {
-        Ok(()) => Ok(()),
-        Err(StoreError::LimitExceeded(_)) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "LimitExceeded",
-            format!(
-                "Cannot exceed {MAX_LIVE_CHALLENGES} open security-key challenges; complete \
-                 one or let it expire."
-            ),
-        )),
-        Err(e) => Err(e.into()),
-    }
-}
-
-fn new_challenge(
-    state: &AppState,
-    ceremony: CeremonyKind,
-    caller: &Caller,
-    owner: KeyOwner,
-    serial: String,
-    protocol: KeyProtocol,
-    device_name: String,
-) -> Result<Challenge, ApiError> {
-    let now = state.clock.now().unix_timestamp();
-    Ok(Challenge {
-        id: data_encoding::HEXLOWER.encode(&random(state, CHALLENGE_ID_LEN)?),
-        ceremony,
-        requester: caller.principal.arn(),
-        owner,
-        serial,
-        protocol,
-        device_name,
-        challenge: random(state, CHALLENGE_LEN)?,
-        created: now,
-        expires: now + state.security_keys.challenge_ttl,
-    })
 }
 
 /// The part of a challenge response both ceremonies share.

@@ -17,7 +17,7 @@ use tokengate_store::{PortalSession, PortalStage, Role, User};
 use tokengate_token::Principal;
 use tokengate_token::session::{ISSUER, MfaContext, MfaMethod, SessionAttributes, SessionClaims};
 
-use super::session::{self, SessionId};
+use super::session;
 use super::signin::{Notice, session_user, user_caller};
 use super::{failure, forbidden, html, redirect, same_origin};
 use crate::assume::{ASSUME_ROLE, CHAINED_MAX_SECS, ROLE_DURATION_DEFAULT_SECS, target_role};
@@ -42,6 +42,10 @@ struct CredentialsView {
     profile: String,
     /// The MFA method, or "none".
     mfa: String,
+    /// The time left, in words.
+    expires_in: String,
+    /// The `~/.aws/config` snippet for `tokengate login` (snippets.rs).
+    config: String,
 }
 
 /// A role the user may assume.
@@ -98,7 +102,8 @@ pub async fn page(State(state): State<Arc<AppState>>, peer: Peer, headers: Heade
         Ok(None) => return redirect("/signin"),
         Err(e) => return failure(e),
     };
-    match portal_page(&state, facts(peer), &live).await {
+    let endpoint = super::snippets::endpoint(&headers);
+    match portal_page(&state, facts(peer), &live, &endpoint).await {
         Ok(response) => response,
         Err(e) => failure(e),
     }
@@ -108,6 +113,7 @@ async fn portal_page(
     state: &Arc<AppState>,
     facts: RequestFacts,
     live: &session::Live,
+    endpoint: &str,
 ) -> Result<Response, ApiError> {
     let user = session_user(state, &live.record).await?;
     let mfa = mfa_of(&live.record);
@@ -116,7 +122,8 @@ async fn portal_page(
     // GetSessionToken's minting, with the sign-in's second factor.
     let creds = credentials::mint(state, &caller, duration, mfa.clone())?;
     let profile = format!("{}_{}", state.account_id, user.name);
-    let creds = view("session", &creds, profile, &mfa)?;
+    let config = super::snippets::user_config(endpoint, &user.name, mfa.device.as_deref());
+    let creds = view(state, "session", &creds, profile, &mfa, config)?;
     let caller = signed_in_caller(state, &user, &live.record);
     let mut roles = Vec::new();
     let all = db(state, |s| s.list_roles("/")).await??;
@@ -160,7 +167,9 @@ pub async fn assume_role(
     if !live.id.csrf_matches(&form.csrf) {
         return forbidden();
     }
-    match role_page(&state, facts(peer), &live.id, &live.record, &form.role_arn).await {
+    let endpoint = super::snippets::endpoint(&headers);
+    let page = role_page(&state, facts(peer), &live, &form.role_arn, &endpoint);
+    match page.await {
         Ok(response) => response,
         Err(e) => failure(e),
     }
@@ -169,10 +178,11 @@ pub async fn assume_role(
 async fn role_page(
     state: &Arc<AppState>,
     facts: RequestFacts,
-    id: &SessionId,
-    record: &PortalSession,
+    live: &session::Live,
     role_arn: &str,
+    endpoint: &str,
 ) -> Result<Response, ApiError> {
+    let (id, record) = (&live.id, &live.record);
     let user = session_user(state, record).await?;
     let caller = signed_in_caller(state, &user, record);
     let role = match may_assume(state, &caller, role_arn, facts) {
@@ -226,6 +236,13 @@ async fn role_page(
         "portal AssumeRole"
     );
     let profile = format!("{}_{}", state.account_id, role.name);
+    let config = super::snippets::role_config(
+        endpoint,
+        &user.name,
+        &role.name,
+        role_arn,
+        mfa.device.as_deref(),
+    );
     Ok(html(
         StatusCode::OK,
         &RolePage {
@@ -234,7 +251,7 @@ async fn role_page(
             csrf: id.csrf_token(),
             role_name: role.name,
             assumed_arn: principal.arn(),
-            creds: view("role", &creds, profile, &mfa)?,
+            creds: view(state, "role", &creds, profile, &mfa, config)?,
         },
     ))
 }
@@ -285,7 +302,7 @@ fn signed_in_caller(state: &AppState, user: &User, record: &PortalSession) -> Ca
 }
 
 /// The sign-in's MFA context, as stored with the session.
-fn mfa_of(record: &PortalSession) -> MfaContext {
+pub(super) fn mfa_of(record: &PortalSession) -> MfaContext {
     let method = match record.mfa_method.as_deref() {
         Some(m) if m == mfa_method(MfaMethod::Totp) => Some(MfaMethod::Totp),
         Some(m) if m == mfa_method(MfaMethod::Fido2) => Some(MfaMethod::Fido2),
@@ -311,11 +328,14 @@ fn session_name(user: &User) -> String {
 }
 
 fn view(
+    state: &AppState,
     id: &'static str,
     c: &Credentials,
     profile: String,
     mfa: &MfaContext,
+    config: String,
 ) -> Result<CredentialsView, ApiError> {
+    let left = c.expiration - state.clock.now().unix_timestamp();
     let secret = c
         .secret_access_key
         .expose_str()
@@ -328,6 +348,8 @@ fn view(
         expiration: iso8601(c.expiration),
         profile,
         mfa: mfa.method.map_or("none", mfa_method).to_owned(),
+        expires_in: super::snippets::time_left(left),
+        config,
     })
 }
 

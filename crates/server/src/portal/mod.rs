@@ -1,7 +1,8 @@
 //! The sign-in portal (issue 13, docs/portal.md): browser pages on the API's listener.
 //!
 //! `/signin` (account, user name, password) → `/signin/password` (only when it must be
-//! changed) → `/signin/mfa` (a TOTP code) → `/portal` (the
+//! changed) → `/signin/mfa` (a TOTP code) or `/signin/key` (a security key, `webauthn`)
+//! → `/portal` (the
 //! caller's temporary credentials and every role they may assume) → `/signout`.
 //!
 //! The portal is a family like the API's: it verifies passwords with
@@ -11,14 +12,17 @@
 //! the API's one authorization function. It imports no handler family.
 //!
 //! Web security (portal.md §5.5–5.6): server-rendered pages (askama, compiled in) with a
-//! CSP that allows no script; `no-store` on every page; sessions in the store by the hash
-//! of their id (`session`), rotated after the password and after the second factor, with
-//! idle and absolute timeouts; every POST must come from this origin (`Sec-Fetch-Site` /
+//! CSP that allows no script but the portal's own file (`/portal/webauthn.js`); `no-store`
+//! on every page; sessions in the store by the hash of their id (`session`), rotated after
+//! the password and after the second factor, with idle and absolute timeouts; every POST must come from this origin (`Sec-Fetch-Site` /
 //! `Origin`) and carry the session's form token.
 
 mod console;
+mod selfservice;
 mod session;
 mod signin;
+mod snippets;
+mod webauthn;
 
 use std::sync::Arc;
 
@@ -34,7 +38,7 @@ use crate::state::AppState;
 /// The portal's stylesheet, embedded in the binary.
 const CSS: &str = include_str!("../../assets/portal.css");
 
-/// No script, no framing, forms only to this origin (portal.md §5.6 item 3).
+/// No inline script, no framing, forms only to this origin (portal.md §5.6 item 3).
 const CSP: &str = "default-src 'self'; script-src 'self'; frame-ancestors 'none'; \
                    form-action 'self'; base-uri 'none'";
 
@@ -51,6 +55,52 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/portal", get(console::page))
         .route("/portal/role", post(console::assume_role))
         .route("/portal/portal.css", get(css))
+        // Self-service (selfservice.rs) and the copy buttons' script.
+        .route("/portal/security", get(selfservice::page))
+        .route("/portal/mfa/create", post(selfservice::create))
+        .route("/portal/mfa/enable", post(selfservice::enable))
+        .route("/portal/mfa/deactivate", post(selfservice::deactivate))
+        .route(
+            "/portal/password",
+            get(selfservice::password_page).post(selfservice::change_password),
+        )
+        .route("/portal/copy.js", get(copy_js))
+        // Security keys in the browser (webauthn.rs).
+        .route(
+            "/signin/key",
+            get(webauthn::signin_page).post(webauthn::signin),
+        )
+        .route(
+            "/portal/keys",
+            get(webauthn::register_form).post(webauthn::register_begin),
+        )
+        .route("/portal/keys/finish", post(webauthn::register_finish))
+        .route("/portal/webauthn.js", get(webauthn_js))
+}
+
+/// The pages' two scripts, embedded (no inline script, nothing fetched at run time): the
+/// copy buttons, and the WebAuthn ceremonies of webauthn.rs.
+const COPY_JS: &str = include_str!("../../assets/copy.js");
+const WEBAUTHN_JS: &str = include_str!("../../assets/webauthn.js");
+
+async fn copy_js() -> Response {
+    script(COPY_JS)
+}
+
+async fn webauthn_js() -> Response {
+    script(WEBAUTHN_JS)
+}
+
+fn script(body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 async fn css() -> Response {
@@ -81,7 +131,7 @@ fn html(status: StatusCode, page: &impl Template) -> Response {
     response
 }
 
-fn security_headers(headers: &mut HeaderMap) {
+pub(super) fn security_headers(headers: &mut HeaderMap) {
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(CSP),

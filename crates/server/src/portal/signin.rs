@@ -59,6 +59,8 @@ struct MfaPage<'a> {
     serials: Vec<String>,
     csrf: String,
     error: Option<&'a str>,
+    /// The user has security keys: offer them (webauthn.rs).
+    has_keys: bool,
 }
 
 #[derive(Template)]
@@ -295,21 +297,18 @@ async fn after_password(
     replaces: Option<Vec<u8>>,
 ) -> Result<Response, ApiError> {
     let serials = totp_serials(state, &user.name).await?;
-    let absolute = signin_expiry(state, now, max_session);
     let has_keys = state_has_keys(state, &user.name).await?;
+    let absolute = signin_expiry(state, now, max_session);
     let event = |outcome| {
         let who = SignInUser::of(&state.account_id, user);
         (state.audit).console_sign_in(at, who, SignInFactor::Password, None, outcome);
     };
-    if serials.is_empty() {
+    if serials.is_empty() && !has_keys {
         if state.config.mfa.required {
-            if let Some(old) = replaces {
-                session::end(state, old).await?;
-            }
+            // The sign-in does not complete: the user is sent to enrol a device.
             event(SignInOutcome::Failure(SignInRefusal::MfaNotEnrolled));
-            let mut response = enrol_first(state, has_keys);
-            session::clear_cookie(&mut response, SESSION_COOKIE);
-            return Ok(response);
+            // No device of any kind: add one now (docs/portal.md, self-service).
+            return super::selfservice::start_enrolment(state, user, now, absolute, replaces).await;
         }
         tracing::info!(
             target: "audit", user = %user.name,
@@ -320,11 +319,13 @@ async fn after_password(
         return signed_in_response(state, replaces, record).await;
     }
     tracing::info!(target: "audit", user = %user.name, "portal password accepted; MFA pending");
-    event(SignInOutcome::MfaRequired(if has_keys {
-        MfaKinds::Both
-    } else {
-        MfaKinds::Totp
-    }));
+    event(SignInOutcome::MfaRequired(
+        match (serials.is_empty(), has_keys) {
+            (false, true) => MfaKinds::Both,
+            (true, _) => MfaKinds::SecurityKey,
+            (false, false) => MfaKinds::Totp,
+        },
+    ));
     let record = session::record(
         user.user_id.clone(),
         now,
@@ -332,7 +333,12 @@ async fn after_password(
         absolute.min(now + PENDING_MFA_SECS),
     );
     let id = session::start(state, replaces, record).await?;
-    let mut response = redirect("/signin/mfa");
+    // A user with security keys only goes straight to the key page (webauthn.rs).
+    let mut response = redirect(if serials.is_empty() {
+        "/signin/key"
+    } else {
+        "/signin/mfa"
+    });
     session::clear_cookie(&mut response, PRE_COOKIE);
     id.set_cookie(&mut response, SESSION_COOKIE)?;
     Ok(response)
@@ -340,13 +346,16 @@ async fn after_password(
 
 /// The absolute end of a session signed in at `now`: `portal.absolute_timeout_secs`, or the
 /// login profile's `MaxSigninSessionDuration` when shorter.
-fn signin_expiry(state: &AppState, now: i64, max_session: Option<u32>) -> i64 {
+pub(super) fn signin_expiry(state: &AppState, now: i64, max_session: Option<u32>) -> i64 {
     let absolute = i64::from(state.config.portal.absolute_timeout_secs);
     now + max_session.map_or(absolute, |m| absolute.min(i64::from(m)))
 }
 
 /// The serials of `user_name`'s enabled TOTP devices.
-async fn totp_serials(state: &Arc<AppState>, user_name: &str) -> Result<Vec<String>, ApiError> {
+pub(super) async fn totp_serials(
+    state: &Arc<AppState>,
+    user_name: &str,
+) -> Result<Vec<String>, ApiError> {
     let owner = KeyOwner::User(user_name.to_owned());
     let devices = db(state, move |s| s.mfa_devices_of(&owner)).await??;
     Ok(devices
@@ -360,35 +369,6 @@ async fn state_has_keys(state: &Arc<AppState>, user_name: &str) -> Result<bool, 
     let owner = KeyOwner::User(user_name.to_owned());
     let keys = db(state, move |s| s.security_keys_of(&owner)).await??;
     Ok(!keys.is_empty())
-}
-
-/// `mfa.required` and no TOTP device: how to get one.
-fn enrol_first(state: &AppState, has_security_keys: bool) -> Response {
-    let mut paragraphs = vec![
-        "Your password is correct, but this tokengate issues credentials only after a second \
-         factor (mfa.required = true), and you have no authenticator-app (TOTP) device yet."
-            .to_owned(),
-        "Ask your administrator to enrol one for you, or, with your access key and a policy \
-         that allows it, enrol one yourself and scan the QR code with your authenticator app:"
-            .to_owned(),
-    ];
-    if has_security_keys {
-        paragraphs.push(
-            "You have a security key: signing in to the portal with it is not available yet; \
-             use `tokengate login` with your key in the meantime."
-                .to_owned(),
-        );
-    }
-    let page = Notice {
-        account_id: &state.account_id,
-        heading: "Set up multi-factor authentication",
-        paragraphs,
-        commands: vec![
-            format!("tokengate mfa enroll --user-name YOUR-NAME --name YOUR-NAME-phone"),
-            "# an administrator adds --root-credentials FILE; then sign in here again".to_owned(),
-        ],
-    };
-    html(StatusCode::FORBIDDEN, &page)
 }
 
 /// An expired password under `HardExpiry`: only an administrator can help.
@@ -468,7 +448,7 @@ async fn password_form(
 }
 
 /// The account password policy, in words.
-fn policy_rules(policy: Option<&tokengate_store::PasswordPolicy>) -> Vec<String> {
+pub(super) fn policy_rules(policy: Option<&tokengate_store::PasswordPolicy>) -> Vec<String> {
     let Some(p) = policy else {
         return vec![format!(
             "At least {} characters, with at least {} of: uppercase letters, lowercase \
@@ -607,6 +587,10 @@ async fn mfa_form(
 ) -> Result<Response, ApiError> {
     let user = session_user(state, record).await?;
     let serials = totp_serials(state, &user.name).await?;
+    let has_keys = state_has_keys(state, &user.name).await?;
+    if serials.is_empty() && has_keys {
+        return Ok(redirect("/signin/key"));
+    }
     Ok(html(
         status,
         &MfaPage {
@@ -615,6 +599,7 @@ async fn mfa_form(
             serials,
             csrf: id.csrf_token(),
             error,
+            has_keys,
         },
     ))
 }
@@ -752,7 +737,7 @@ async fn mfa_step(
     signed_in_response(state, Some(live.id.hash()), record).await
 }
 
-fn with_mfa(record: PortalSession, mfa: &MfaContext) -> PortalSession {
+pub(super) fn with_mfa(record: PortalSession, mfa: &MfaContext) -> PortalSession {
     PortalSession {
         mfa_method: mfa.method.map(|m| mfa_method(m).to_owned()),
         mfa_device: mfa.device.clone(),
@@ -762,7 +747,7 @@ fn with_mfa(record: PortalSession, mfa: &MfaContext) -> PortalSession {
 }
 
 /// Rotates into a signed-in session and sends the browser to the portal.
-async fn signed_in_response(
+pub(super) async fn signed_in_response(
     state: &Arc<AppState>,
     replaces: Option<Vec<u8>>,
     record: PortalSession,

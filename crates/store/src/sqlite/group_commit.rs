@@ -161,7 +161,11 @@ fn run_batch(
     sealer: &Sealer,
     batch: &[Job],
 ) -> Vec<Result<HotResult, StoreError>> {
-    let fail_all = |e: StoreError| batch.iter().map(|_| Err(e.clone())).collect();
+    let started = std::time::Instant::now();
+    let fail_all = |e: StoreError| {
+        crate::observe::batch(batch.len(), started.elapsed(), false);
+        batch.iter().map(|_| Err(e.clone())).collect()
+    };
     let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => return fail_all(backend(e)),
@@ -205,7 +209,10 @@ fn run_batch(
         results.push(result);
     }
     match tx.commit() {
-        Ok(()) => results,
+        Ok(()) => {
+            crate::observe::batch(batch.len(), started.elapsed(), true);
+            results
+        }
         Err(e) => fail_all(backend(e)),
     }
 }

@@ -96,6 +96,8 @@ pub struct SqliteStore {
     iam_generation: AtomicU64,
     /// Held for the store's lifetime; `None` for an in-memory store.
     _lock: Option<fs::File>,
+    /// The database file, for the readiness check (`None` in memory).
+    path: Option<std::path::PathBuf>,
 }
 
 /// A read-through cache of rows that only admin writes change (access keys, users), so that
@@ -259,6 +261,7 @@ impl SqliteStore {
             .collect::<Result<_, _>>()?;
         store.committer = Some(GroupCommitter::start(open_more()?, store.sealer.clone()));
         store._lock = Some(lock);
+        store.path = Some(path.to_owned());
         Ok(store)
     }
 
@@ -283,6 +286,7 @@ impl SqliteStore {
             users_by_id: ReadCache::new(),
             iam_generation: AtomicU64::new(0),
             _lock: None,
+            path: None,
         })
     }
 
@@ -441,6 +445,26 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 impl Store for SqliteStore {
     fn account(&self) -> Result<Option<Account>, StoreError> {
         accounts::account(self)
+    }
+
+    fn readiness(&self) -> Result<(), StoreError> {
+        // An open connection keeps reading a file that was removed or made unreadable;
+        // a restart would not, so the file itself is checked too.
+        if let Some(path) = &self.path {
+            fs::File::open(path)
+                .map_err(|e| StoreError::Backend(format!("{}: {e}", path.display())))?;
+        }
+        let applied: i64 = self
+            .read()?
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(backend)?;
+        if usize::try_from(applied).ok() != Some(MIGRATIONS.len()) {
+            return Err(StoreError::Backend(format!(
+                "schema version {applied}, this build needs {}",
+                MIGRATIONS.len()
+            )));
+        }
+        Ok(())
     }
 
     fn bootstrap(&self, b: &Bootstrap) -> Result<(), StoreError> {
@@ -1060,6 +1084,31 @@ impl Store for SqliteStore {
 mod tests {
     use super::*;
     use crate::sqlite::fixtures::*;
+
+    #[test]
+    fn readiness_is_the_file_and_the_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.db");
+        let s = SqliteStore::open(&path, &master()).unwrap();
+        s.readiness().unwrap();
+        // Moved away: the open connections would keep working, a restart would not.
+        let aside = dir.path().join("r.db.aside");
+        fs::rename(&path, &aside).unwrap();
+        assert!(s.readiness().is_err());
+        fs::rename(&aside, &path).unwrap();
+        s.readiness().unwrap();
+        // A schema this build does not know is not ready.
+        s.lock()
+            .unwrap()
+            .pragma_update(None, "user_version", 999)
+            .unwrap();
+        assert!(s.readiness().is_err());
+        // In memory: the schema only.
+        SqliteStore::open_in_memory(&master())
+            .unwrap()
+            .readiness()
+            .unwrap();
+    }
 
     /// A database made by an earlier tokengate (the first three migrations, user_version 3)
     /// opens, upgrades in place and keeps its rows.
