@@ -7,7 +7,10 @@ its errorCode; pages follow NextToken; and no event holds a code, a secret key, 
 token, a TOTP seed or a password that passed through the service in this module."""
 
 import datetime
+import http.client
 import json
+import re
+import urllib.parse
 
 import pyotp
 import pytest
@@ -64,6 +67,8 @@ def scenario(audit_svc):
             audit_svc.root["SecretAccessKey"], PASSWORD,
         ],
         "session_key": creds["AccessKeyId"],
+        "totp": totp,
+        "now": now,
     }
 
 
@@ -209,6 +214,80 @@ def test_lookup_is_authorized_by_policy(audit_svc, scenario):
         {"AttributeKey": "EventName", "AttributeValue": "LookupEvents"}])["Events"]
     codes = [json.loads(e["CloudTrailEvent"]).get("errorCode") for e in refusals]
     assert "AccessDenied" in codes
+
+
+def portal(svc, cookies, method, path, form=None):
+    """One request to the sign-in portal as a same-origin browser form; keeps the cookies."""
+    conn = http.client.HTTPConnection(svc.addr, timeout=30)
+    headers = {"User-Agent": "interop-portal/1.0"}
+    body = None
+    if form is not None:
+        body = urllib.parse.urlencode(form)
+        headers.update({"Content-Type": "application/x-www-form-urlencoded",
+                        "Origin": svc.url, "Sec-Fetch-Site": "same-origin"})
+    if cookies:
+        headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
+    conn.request(method, path, body=body, headers=headers)
+    response = conn.getresponse()
+    text = response.read().decode()
+    for cookie in response.headers.get_all("Set-Cookie") or []:
+        name, value = cookie.split(";")[0].split("=", 1)
+        if value and "Max-Age=0" not in cookie:
+            cookies[name] = value
+        else:
+            cookies.pop(name, None)
+    conn.close()
+    return response.status, text
+
+
+def csrf(svc, cookies, path):
+    _, page = portal(svc, cookies, "GET", path)
+    return re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+
+
+def test_portal_sign_ins_are_console_login_events(audit_svc, scenario):
+    cookies = {}
+    wrong = portal(audit_svc, cookies, "POST", "/signin", {
+        "account": ACCOUNT, "user_name": "alice", "password": "Not-the-Pa55word!",
+        "csrf": csrf(audit_svc, cookies, "/signin")})
+    assert wrong[0] == 401
+    scenario["secrets"].append("Not-the-Pa55word!")
+    status, _ = portal(audit_svc, cookies, "POST", "/signin", {
+        "account": ACCOUNT, "user_name": "alice", "password": PASSWORD,
+        "csrf": csrf(audit_svc, cookies, "/signin")})
+    assert status == 303
+    # The API login spent this step's code: the next step's is inside the window.
+    code = scenario["totp"].at(scenario["now"] + 30)
+    scenario["codes"].append(code)
+    status, _ = portal(audit_svc, cookies, "POST", "/signin/mfa", {
+        "serial": scenario["serial"], "code": code,
+        "csrf": csrf(audit_svc, cookies, "/signin/mfa")})
+    assert status == 303
+
+    out = aws_cli(audit_svc, "cloudtrail", "lookup-events", "--lookup-attributes",
+                  "AttributeKey=EventName,AttributeValue=ConsoleLogin")
+    assert out.returncode == 0, out.stderr
+    events = json.loads(out.stdout)["Events"]
+    assert [e["Username"] for e in events] == ["alice", "alice"]
+    assert all(e["EventSource"] == "signin.amazonaws.com" for e in events)
+    success, failure = (json.loads(e["CloudTrailEvent"]) for e in events)
+    assert success["eventType"] == "AwsConsoleSignIn"
+    assert success["responseElements"] == {"ConsoleLogin": "Success"}
+    assert success["additionalEventData"] == {
+        "MobileVersion": "No", "MFAIdentifier": scenario["serial"], "MFAUsed": "Yes",
+        "MfaMethod": "totp"}
+    assert success["userIdentity"]["arn"] == f"arn:aws:iam::{ACCOUNT}:user/alice"
+    assert success["sourceIPAddress"] == "127.0.0.1"
+    assert success["userAgent"] == "interop-portal/1.0"
+    assert failure["errorMessage"] == "Failed authentication"
+    assert failure["responseElements"] == {"ConsoleLogin": "Failure"}
+    assert failure["additionalEventData"]["FailureReason"] == "password_invalid"
+    assert failure["userIdentity"]["accessKeyId"] == ""
+    check = ct(audit_svc).lookup_events(LookupAttributes=[
+        {"AttributeKey": "EventName", "AttributeValue": "CheckMfa"}])["Events"]
+    assert len(check) == 1
+    assert json.loads(check[0]["CloudTrailEvent"])["additionalEventData"] == {
+        "MfaType": "Virtual MFA"}
 
 
 def test_zz_no_event_holds_a_secret(audit_svc, scenario):

@@ -266,6 +266,8 @@ pub struct AuditConfig {
     pub retention_days: u32,
     /// Events that may wait for the writer; more are dropped (and counted).
     pub queue_capacity: usize,
+    /// A JSON-lines file the writer also appends every event to (for a SIEM), mode 0600.
+    pub file: Option<PathBuf>,
 }
 
 impl Default for AuditConfig {
@@ -274,6 +276,7 @@ impl Default for AuditConfig {
             enabled: true,
             retention_days: 90,
             queue_capacity: 65_536,
+            file: None,
         }
     }
 }
@@ -624,6 +627,13 @@ pub const SETTINGS: &[Setting] = &[
               counted (the request path never waits).",
     },
     Setting {
+        key: "audit.file",
+        env: "TOKENGATE_AUDIT_FILE",
+        default: "(none)",
+        doc: "Also append every audit event, one CloudTrail JSON record per line, to this \
+              file (created 0600) for a SIEM; empty for none.",
+    },
+    Setting {
         key: "portal.idle_timeout_secs",
         env: "TOKENGATE_PORTAL_IDLE_TIMEOUT_SECS",
         default: "900",
@@ -889,6 +899,9 @@ impl Config {
             }
             "audit.queue_capacity" => {
                 self.audit.queue_capacity = value.parse().map_err(|_| bad("expected a count"))?;
+            }
+            "audit.file" => {
+                self.audit.file = Some(PathBuf::from(value)).filter(|p| !p.as_os_str().is_empty());
             }
             "portal.idle_timeout_secs" => {
                 self.portal.idle_timeout_secs =

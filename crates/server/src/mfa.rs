@@ -61,12 +61,53 @@ pub async fn verify_code(
     serial: &str,
     code: &str,
 ) -> Result<MfaContext, ApiError> {
+    check_code(state, caller, serial, code)
+        .await?
+        .map_err(CodeRefusal::error)
+}
+
+/// Why [`check_code`] refused a code. The client is told only [`CodeRefusal::error`];
+/// the reason is for the audit trail (the portal's `ConsoleLogin` failures).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeRefusal {
+    /// The serial is no device of the caller's.
+    NotAssigned,
+    /// No step in the window has this code.
+    WrongCode,
+    /// The code's step was already used.
+    Replayed,
+    /// The device is locked out.
+    LockedOut,
+}
+
+impl CodeRefusal {
+    /// The AWS error answered for it.
+    pub fn error(self) -> ApiError {
+        match self {
+            CodeRefusal::NotAssigned => ApiError::mfa_denied(MFA_INVALID_SERIAL),
+            CodeRefusal::WrongCode | CodeRefusal::Replayed | CodeRefusal::LockedOut => {
+                ApiError::mfa_denied(MFA_INVALID_CODE)
+            }
+        }
+    }
+}
+
+/// [`verify_code`], telling why a code was refused: `Ok(Err(refusal))`. `Err` is left for
+/// the store's failures and for a caller that can own no device (a role session).
+pub async fn check_code(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    serial: &str,
+    code: &str,
+) -> Result<Result<MfaContext, CodeRefusal>, ApiError> {
     let now = state.clock.now().unix_timestamp();
+    // A role session has no devices: the serial is not the caller's (answered, not
+    // counted as a refused factor, as before).
+    let owner =
+        owner_of(&caller.principal).map_err(|_| ApiError::access_denied(MFA_INVALID_SERIAL))?;
     let check = TotpCheck {
         serial: serial.to_owned(),
-        // A role session has no devices: the serial is not the caller's.
-        owner: owner_of(&caller.principal)
-            .map_err(|_| ApiError::access_denied(MFA_INVALID_SERIAL))?,
+        owner,
         code: code.to_owned(),
         now,
         policy: state.config.mfa.lockout_policy(),
@@ -94,12 +135,12 @@ pub async fn verify_code(
     match outcome {
         TotpOutcome::Accepted { .. } => {
             tracing::info!(target: "audit", principal = %principal(), serial, "MFA accepted");
-            Ok(MfaContext {
+            Ok(Ok(MfaContext {
                 present: true,
                 method: Some(MfaMethod::Totp),
                 device: Some(serial.to_owned()),
                 auth_time: Some(now),
-            })
+            }))
         }
         TotpOutcome::NotAssigned => {
             tracing::warn!(
@@ -109,7 +150,7 @@ pub async fn verify_code(
                 reason = "no such device for this principal",
                 "MFA refused"
             );
-            Err(ApiError::mfa_denied(MFA_INVALID_SERIAL))
+            Ok(Err(CodeRefusal::NotAssigned))
         }
         TotpOutcome::Refused { refusal, state } => {
             if refusal == Refusal::Replayed {
@@ -134,7 +175,11 @@ pub async fn verify_code(
                 reason = ?refusal,
                 "MFA refused"
             );
-            Err(ApiError::mfa_denied(MFA_INVALID_CODE))
+            Ok(Err(match refusal {
+                Refusal::WrongCode => CodeRefusal::WrongCode,
+                Refusal::Replayed => CodeRefusal::Replayed,
+                Refusal::LockedOut(_) => CodeRefusal::LockedOut,
+            }))
         }
     }
 }

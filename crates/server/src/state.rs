@@ -199,12 +199,17 @@ pub fn open_with_store(
     let verifier = TokenVerifier::new(verifying.iter().map(SigningKey::public_key));
     let audit = if config.audit.enabled {
         let clock = Arc::clone(&clock);
-        crate::audit::AuditTrail::start(
+        let file = match &config.audit.file {
+            Some(path) => Some(crate::audit::open_json_lines(path).map_err(io_err(path))?),
+            None => None,
+        };
+        crate::audit::AuditTrail::start_with_file(
             Arc::clone(&store),
             account.account_id.clone(),
             config.audit.queue_capacity,
             config.audit.retention_days,
             Arc::new(move || clock.now().unix_timestamp()),
+            file,
         )
     } else {
         crate::audit::AuditTrail::disabled()

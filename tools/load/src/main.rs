@@ -130,8 +130,9 @@ struct Args {
     /// prints both rates and the cost of auditing (docs/audit.md).
     #[arg(long)]
     audit_compare: bool,
-    /// Rounds of (off, on) in `--audit-compare`.
-    #[arg(long, default_value_t = 3)]
+    /// Rounds of `--audit-compare`: odd rounds run off then on, even rounds on then off
+    /// (so a steady drift of the machine's load cancels out over each pair of rounds).
+    #[arg(long, default_value_t = 4)]
     rounds: usize,
     /// Instead of any workload: the audit trail alone, in this process — the CPU per event
     /// of building N GetSessionToken events (request path + JSON) and of recording them
@@ -321,8 +322,11 @@ fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
 }
 
 /// `--audit-compare`: the login workload with the audit trail off and on, alternating
-/// (off, on) × rounds on one data dir, each phase on its own slice of the devices (a code
-/// works once). Each phase has its own server, warmed up with GetCallerIdentity.
+/// (off, on), (on, off), … × rounds on one data dir, each phase on its own slice of the
+/// devices (a code works once). Each phase has its own server, warmed up with
+/// GetCallerIdentity. Besides the totals, it prints each round's cost (its on phase against
+/// its off phase) and the median over rounds, which a burst of other work on a shared
+/// machine moves less than the totals.
 fn compare_audit(
     args: &Args,
     dir: &Path,
@@ -338,12 +342,14 @@ fn compare_audit(
         bail!("--audit-compare needs at least {phases} devices");
     }
     let mut totals = [(0usize, Duration::ZERO, Duration::ZERO); 2];
+    // Per round: [off, on] as (logins/s, server CPU µs/login).
+    let mut rounds = vec![[(0.0f64, 0.0f64); 2]; phases / 2];
     println!(
         "| round | audit | logins | errors | seconds | logins/s | p50 ms | p99 ms | server CPU µs/login |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
     for phase in 0..phases {
-        let audit = phase % 2 == 1;
+        let audit = (phase % 2 == 1) != ((phase / 2) % 2 == 1);
         let ids = identities
             .get(phase * slice..(phase + 1) * slice)
             .unwrap_or_default();
@@ -399,12 +405,52 @@ fn compare_audit(
         total.0 += r.ok;
         total.1 += r.elapsed;
         total.2 += cpu.server;
+        if let Some(round) = rounds.get_mut(phase / 2) {
+            round[usize::from(audit)] = (
+                r.ok as f64 / r.elapsed.as_secs_f64(),
+                cpu.server.as_secs_f64() * 1e6 / n,
+            );
+        }
     }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        let m = v.len() / 2;
+        let at = |i: usize| v.get(i).copied().unwrap_or(f64::NAN);
+        if v.len().is_multiple_of(2) {
+            (at(m.wrapping_sub(1)) + at(m)) / 2.0
+        } else {
+            at(m)
+        }
+    };
+    let rate_costs: Vec<f64> = rounds
+        .iter()
+        .map(|[off, on]| 100.0 * (1.0 - on.0 / off.0))
+        .collect();
+    let cpu_costs: Vec<f64> = rounds
+        .iter()
+        .map(|[off, on]| 100.0 * (on.1 / off.1 - 1.0))
+        .collect();
+    let list = |v: &[f64]| {
+        v.iter()
+            .map(|c| format!("{c:.1}%"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!(
+        "\nper round, cost of auditing: throughput {}; CPU per login {}",
+        list(&rate_costs),
+        list(&cpu_costs)
+    );
+    println!(
+        "median over rounds: {:.1}% of throughput, {:.1}% more CPU per login",
+        median(rate_costs.clone()),
+        median(cpu_costs.clone())
+    );
     let rate = |(ok, elapsed, _): (usize, Duration, Duration)| ok as f64 / elapsed.as_secs_f64();
     let cpu = |(ok, _, cpu): (usize, Duration, Duration)| cpu.as_secs_f64() * 1e6 / ok as f64;
     let (off, on) = (totals[0], totals[1]);
     println!(
-        "\naudit off: {:.0} logins/s ({:.0} µs server CPU/login); audit on: {:.0} logins/s \
+        "totals: audit off: {:.0} logins/s ({:.0} µs server CPU/login); audit on: {:.0} logins/s \
          ({:.0} µs); cost of auditing: {:.1}% of throughput, {:.1}% more CPU per login",
         rate(off),
         cpu(off),

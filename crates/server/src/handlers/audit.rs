@@ -61,7 +61,7 @@ pub async fn lookup_events(
                 "EventTime": e.event_time,
                 "EventSource": e.event_source,
                 "Resources": resources,
-                "CloudTrailEvent": e.record,
+                "CloudTrailEvent": crate::audit::expand_record(&e.record),
             });
             if let Some(map) = event.as_object_mut() {
                 if let Some(key) = &e.access_key_id {

@@ -21,10 +21,12 @@ use zeroize::Zeroize;
 
 use super::session::{self, PENDING_MFA_SECS, PRE_COOKIE, SESSION_COOKIE, SessionId};
 use super::{failure, forbidden, html, redirect, same_origin};
+use crate::audit::{MfaKinds, SignInFactor, SignInMeta, SignInOutcome, SignInRefusal, SignInUser};
 use crate::auth::Caller;
 use crate::authz::mfa_method;
 use crate::common::db;
 use crate::error::ApiError;
+use crate::mfa::CodeRefusal;
 use crate::passwords::{Password, SignIn, change_own_password, verify_password};
 use crate::state::AppState;
 
@@ -152,9 +154,31 @@ fn signin_form(
     }
 }
 
+/// The peer address extension (absent in router tests without connect info).
+type Peer = Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>;
+
+/// When and from where a sign-in step came, for its `ConsoleLogin` / `CheckMfa` event.
+fn sign_in_meta(state: &AppState, headers: &HeaderMap, peer: Peer) -> SignInMeta {
+    let source_ip = peer.map(|axum::Extension(axum::extract::ConnectInfo(a))| a.ip());
+    SignInMeta::of_request(state.clock.now().unix_timestamp(), headers, source_ip)
+}
+
+/// The user named `name`, or `Unknown` (recorded as AWS's hidden name).
+async fn sign_in_user(state: &Arc<AppState>, name: &str) -> Result<SignInUser, ApiError> {
+    if name.is_empty() || name.len() > MAX_USER_NAME {
+        return Ok(SignInUser::Unknown);
+    }
+    let key = name.to_owned();
+    let user = db(state, move |s| s.user(&key)).await??;
+    Ok(user.map_or(SignInUser::Unknown, |u| {
+        SignInUser::of(&state.account_id, &u)
+    }))
+}
+
 /// `POST /signin`: the password step.
 pub async fn password(
     State(state): State<Arc<AppState>>,
+    peer: Peer,
     headers: HeaderMap,
     Form(form): Form<SigninForm>,
 ) -> Response {
@@ -165,16 +189,24 @@ pub async fn password(
         tracing::warn!(target: "audit", "portal sign-in refused: cross-site or without form token");
         return forbidden();
     }
-    match password_step(&state, &form).await {
+    let at = sign_in_meta(&state, &headers, peer);
+    match password_step(&state, &at, &form).await {
         Ok(response) => response,
         Err(e) => failure(e),
     }
 }
 
-async fn password_step(state: &Arc<AppState>, form: &SigninForm) -> Result<Response, ApiError> {
+async fn password_step(
+    state: &Arc<AppState>,
+    at: &SignInMeta,
+    form: &SigninForm,
+) -> Result<Response, ApiError> {
     let name = form.user_name.trim();
-    let refuse = |reason: &str| {
-        tracing::info!(target: "audit", user = %name, reason, "portal sign-in refused");
+    let refuse = |reason: SignInRefusal, user: SignInUser| {
+        let code = reason.code();
+        tracing::info!(target: "audit", user = %name, reason = code, "portal sign-in refused");
+        let outcome = SignInOutcome::Failure(reason);
+        (state.audit).console_sign_in(at, user, SignInFactor::Password, None, outcome);
         signin_form(state, name, Some(SIGNIN_FAILED), StatusCode::UNAUTHORIZED)
     };
     if name.is_empty()
@@ -182,7 +214,10 @@ async fn password_step(state: &Arc<AppState>, form: &SigninForm) -> Result<Respo
         || form.password.is_empty()
         || form.password.len() > MAX_PASSWORD
     {
-        return Ok(refuse("malformed form"));
+        return Ok(refuse(
+            SignInRefusal::Malformed,
+            sign_in_user(state, name).await?,
+        ));
     }
     let now = state.clock.now().unix_timestamp();
     let portal = &state.config.portal;
@@ -190,7 +225,10 @@ async fn password_step(state: &Arc<AppState>, form: &SigninForm) -> Result<Respo
     let key = name.to_owned();
     let failures = db(state, move |s| s.portal_signin_failures(&key, now - window)).await??;
     if failures >= portal.max_signin_failures {
-        return Ok(refuse("too many failed sign-ins for this name: throttled"));
+        return Ok(refuse(
+            SignInRefusal::Throttled,
+            sign_in_user(state, name).await?,
+        ));
     }
     let password = Password::new(form.password.clone());
     let verdict = verify_password(state, name, &password).await?;
@@ -201,6 +239,9 @@ async fn password_step(state: &Arc<AppState>, form: &SigninForm) -> Result<Respo
             max_session_duration,
         } if account_ok => (reset_required, max_session_duration),
         SignIn::Expired { may_change: false } if account_ok => {
+            let user = sign_in_user(state, name).await?;
+            let outcome = SignInOutcome::Failure(SignInRefusal::PasswordExpired);
+            (state.audit).console_sign_in(at, user, SignInFactor::Password, None, outcome);
             return Ok(password_change_needed(state, name));
         }
         SignIn::Expired { may_change: true } if account_ok => (true, None),
@@ -210,12 +251,18 @@ async fn password_step(state: &Arc<AppState>, form: &SigninForm) -> Result<Respo
                 s.record_portal_signin_failure(&key, now, window)
             })
             .await??;
-            return Ok(refuse("wrong account, user or password"));
+            let user = sign_in_user(state, name).await?;
+            let reason = match (&user, account_ok) {
+                (_, false) => SignInRefusal::WrongAccount,
+                (SignInUser::Unknown, true) => SignInRefusal::UnknownUser,
+                (SignInUser::Known { .. }, true) => SignInRefusal::WrongPassword,
+            };
+            return Ok(refuse(reason, user));
         }
     };
     let key = name.to_owned();
     let Some(user) = db(state, move |s| s.user(&key)).await?? else {
-        return Ok(refuse("user deleted during sign-in"));
+        return Ok(refuse(SignInRefusal::UnknownUser, SignInUser::Unknown));
     };
     if reset_required {
         // Nothing else until the password is changed (the next page).
@@ -235,7 +282,7 @@ async fn password_step(state: &Arc<AppState>, form: &SigninForm) -> Result<Respo
         id.set_cookie(&mut response, SESSION_COOKIE)?;
         return Ok(response);
     }
-    after_password(state, &user, now, max_session, None).await
+    after_password(state, at, &user, now, max_session, None).await
 }
 
 /// What follows a password that is right and current: the second factor, or (no device)
@@ -243,6 +290,7 @@ async fn password_step(state: &Arc<AppState>, form: &SigninForm) -> Result<Respo
 /// session of a password change.
 async fn after_password(
     state: &Arc<AppState>,
+    at: &SignInMeta,
     user: &User,
     now: i64,
     max_session: Option<u32>,
@@ -251,8 +299,14 @@ async fn after_password(
     let serials = totp_serials(state, &user.name).await?;
     let has_keys = state_has_keys(state, &user.name).await?;
     let absolute = signin_expiry(state, now, max_session);
+    let event = |outcome| {
+        let who = SignInUser::of(&state.account_id, user);
+        (state.audit).console_sign_in(at, who, SignInFactor::Password, None, outcome);
+    };
     if serials.is_empty() && !has_keys {
         if state.config.mfa.required {
+            // The sign-in does not complete: the user is sent to enrol a device.
+            event(SignInOutcome::Failure(SignInRefusal::MfaNotEnrolled));
             // No device of any kind: add one now (docs/portal.md, self-service).
             return super::selfservice::start_enrolment(state, user, now, absolute, replaces).await;
         }
@@ -260,10 +314,18 @@ async fn after_password(
             target: "audit", user = %user.name,
             "portal sign-in without MFA (mfa.required = false)"
         );
+        event(SignInOutcome::Success);
         let record = session::record(user.user_id.clone(), now, PortalStage::SignedIn, absolute);
         return signed_in_response(state, replaces, record).await;
     }
     tracing::info!(target: "audit", user = %user.name, "portal password accepted; MFA pending");
+    event(SignInOutcome::MfaRequired(
+        match (serials.is_empty(), has_keys) {
+            (false, true) => MfaKinds::Both,
+            (true, _) => MfaKinds::SecurityKey,
+            (false, false) => MfaKinds::Totp,
+        },
+    ));
     let record = session::record(
         user.user_id.clone(),
         now,
@@ -435,7 +497,8 @@ pub async fn change_password(
         source_ip: peer.map(|axum::Extension(axum::extract::ConnectInfo(a))| a.ip()),
         secure_transport: false,
     };
-    match change_step(&state, facts, live, &form).await {
+    let at = sign_in_meta(&state, &headers, None).with_source_ip(facts.source_ip);
+    match change_step(&state, &at, facts, live, &form).await {
         Ok(response) => response,
         Err(e) => failure(e),
     }
@@ -443,6 +506,7 @@ pub async fn change_password(
 
 async fn change_step(
     state: &Arc<AppState>,
+    at: &SignInMeta,
     facts: crate::authz::RequestFacts,
     live: session::Live,
     form: &PasswordForm,
@@ -492,6 +556,7 @@ async fn change_step(
     let now = state.clock.now().unix_timestamp();
     after_password(
         state,
+        at,
         &user,
         now,
         profile.max_session_duration,
@@ -572,6 +637,7 @@ pub(super) fn user_caller(state: &AppState, user: &User) -> Caller {
 /// `POST /signin/mfa`: the second factor, verified as GetSessionToken verifies it.
 pub async fn mfa(
     State(state): State<Arc<AppState>>,
+    peer: Peer,
     headers: HeaderMap,
     Form(form): Form<MfaForm>,
 ) -> Response {
@@ -586,7 +652,8 @@ pub async fn mfa(
     if !live.id.csrf_matches(&form.csrf) {
         return forbidden();
     }
-    match mfa_step(&state, live, &form).await {
+    let at = sign_in_meta(&state, &headers, peer);
+    match mfa_step(&state, &at, live, &form).await {
         Ok(response) => response,
         Err(e) => failure(e),
     }
@@ -594,6 +661,7 @@ pub async fn mfa(
 
 async fn mfa_step(
     state: &Arc<AppState>,
+    at: &SignInMeta,
     live: session::Live,
     form: &MfaForm,
 ) -> Result<Response, ApiError> {
@@ -601,11 +669,23 @@ async fn mfa_step(
     let serials = totp_serials(state, &user.name).await?;
     let code = form.code.trim();
     let well_formed = code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit());
-    if !well_formed || !serials.contains(&form.serial) {
+    let known_device = serials.contains(&form.serial);
+    // The device is named only when it is one of the user's (not whatever was posted).
+    let device = known_device.then_some(form.serial.as_str());
+    let event = |outcome| {
+        let who = SignInUser::of(&state.account_id, &user);
+        (state.audit).console_sign_in(at, who, SignInFactor::Totp, device, outcome);
+    };
+    if !well_formed || !known_device {
         tracing::info!(
             target: "audit", user = %user.name,
             "portal MFA refused: malformed or not this user's device"
         );
+        event(SignInOutcome::Failure(if known_device {
+            SignInRefusal::MalformedCode
+        } else {
+            SignInRefusal::UnknownDevice
+        }));
         return mfa_form(
             state,
             &live.id,
@@ -616,9 +696,15 @@ async fn mfa_step(
         .await;
     }
     let caller = user_caller(state, &user);
-    let mfa = match crate::mfa::verify_code(state, &caller, &form.serial, code).await {
+    let mfa = match crate::mfa::check_code(state, &caller, &form.serial, code).await? {
         Ok(mfa) => mfa,
-        Err(e) if e.status.is_client_error() => {
+        Err(refusal) => {
+            event(SignInOutcome::Failure(match refusal {
+                CodeRefusal::NotAssigned => SignInRefusal::UnknownDevice,
+                CodeRefusal::WrongCode => SignInRefusal::WrongCode,
+                CodeRefusal::Replayed => SignInRefusal::ReplayedCode,
+                CodeRefusal::LockedOut => SignInRefusal::LockedOut,
+            }));
             return mfa_form(
                 state,
                 &live.id,
@@ -628,7 +714,6 @@ async fn mfa_step(
             )
             .await;
         }
-        Err(e) => return Err(e),
     };
     let name = user.name.clone();
     let profile = db(state, move |s| s.login_profile(&name)).await??;
@@ -642,6 +727,7 @@ async fn mfa_step(
         target: "audit", user = %user.name, serial = %form.serial,
         "portal sign-in with MFA (totp)"
     );
+    event(SignInOutcome::Success);
     let record = PortalSession {
         stage: PortalStage::SignedIn,
         last_seen: now,

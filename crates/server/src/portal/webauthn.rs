@@ -42,6 +42,7 @@ use super::signin::{
 };
 use super::{failure, forbidden, html, redirect, same_origin, security_headers};
 use crate::action::Api;
+use crate::audit::{SignInFactor, SignInMeta, SignInOutcome, SignInRefusal, SignInUser};
 use crate::authz::{RequestFacts, mfa_method};
 use crate::common::db;
 use crate::error::ApiError;
@@ -107,6 +108,9 @@ pub struct KeyForm {
     signature: String,
 }
 
+/// The refusal of a credential that is none of the user's keys.
+const NOT_USERS_KEY: &str = "not one of this user's security keys";
+
 /// How one security-key sign-in step ended.
 pub enum KeySignIn {
     /// The key's assertion was accepted: the session signs in with this MFA context.
@@ -119,7 +123,28 @@ pub enum KeySignIn {
 /// device) or refused (with its reason), for `user`. The detailed verification refusal is
 /// also on the `audit` target from [`touch::verify_login`] ("MFA refused"); this is the
 /// portal's sign-in event.
-fn key_signin_outcome(user: &User, outcome: &KeySignIn) {
+fn key_signin_outcome(state: &AppState, at: &SignInMeta, user: &User, outcome: &KeySignIn) {
+    // The CloudTrail event (docs/audit.md "Console sign-in"). The browser step is WebAuthn
+    // whatever the key's protocol: a refusal says `fido2`; a success, the key's method.
+    let who = SignInUser::of(&state.account_id, user);
+    match outcome {
+        KeySignIn::Accepted(mfa) => {
+            let factor = match mfa.method {
+                Some(tokengate_token::session::MfaMethod::U2f) => SignInFactor::U2f,
+                _ => SignInFactor::Fido2,
+            };
+            let device = mfa.device.as_deref();
+            (state.audit).console_sign_in(at, who, factor, device, SignInOutcome::Success);
+        }
+        KeySignIn::Refused(reason) => {
+            let refusal = match *reason {
+                NOT_USERS_KEY => SignInRefusal::UnknownDevice,
+                _ => SignInRefusal::SignatureInvalid,
+            };
+            let outcome = SignInOutcome::Failure(refusal);
+            (state.audit).console_sign_in(at, who, SignInFactor::Fido2, None, outcome);
+        }
+    }
     match outcome {
         KeySignIn::Accepted(mfa) => tracing::info!(
             target: "audit",
@@ -248,6 +273,7 @@ async fn key_signin_form(
 /// verifies it.
 pub async fn signin(
     State(state): State<Arc<AppState>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     Form(form): Form<KeyForm>,
 ) -> Response {
@@ -262,13 +288,20 @@ pub async fn signin(
     if !live.id.csrf_matches(&form.csrf) {
         return forbidden();
     }
-    match key_step(&state, live, &form).await {
+    let source_ip = peer.map(|Extension(ConnectInfo(a))| a.ip());
+    let at = SignInMeta::of_request(state.clock.now().unix_timestamp(), &headers, source_ip);
+    match key_step(&state, &at, live, &form).await {
         Ok(response) => response,
         Err(e) => failure(e),
     }
 }
 
-async fn key_step(state: &Arc<AppState>, live: Live, form: &KeyForm) -> Result<Response, ApiError> {
+async fn key_step(
+    state: &Arc<AppState>,
+    at: &SignInMeta,
+    live: Live,
+    form: &KeyForm,
+) -> Result<Response, ApiError> {
     let user = session_user(state, &live.record).await?;
     let caller = user_caller(state, &user);
     let ids: Vec<String> = form
@@ -279,7 +312,7 @@ async fn key_step(state: &Arc<AppState>, live: Live, form: &KeyForm) -> Result<R
         .map(str::to_owned)
         .collect();
     let outcome = verify(state, &caller, &user, &ids, form).await?;
-    key_signin_outcome(&user, &outcome);
+    key_signin_outcome(state, at, &user, &outcome);
     // The page's other challenges (one per key) are spent with it.
     let arn = caller.principal.arn();
     db(state, move |s| {
@@ -320,7 +353,7 @@ async fn verify(
         .into_iter()
         .find(|k| constant_time_eq(&k.credential_id, &credential_id))
     else {
-        return Ok(KeySignIn::Refused("not one of this user's security keys"));
+        return Ok(KeySignIn::Refused(NOT_USERS_KEY));
     };
     let (serial, arn, ids) = (key.serial.clone(), caller.principal.arn(), ids.to_vec());
     let challenge_id = db(state, move |s| {
