@@ -255,10 +255,14 @@ async fn handle(
     let (mut caller, scope_service) = match auth::authenticate(state, &request).await {
         Ok(authenticated) => authenticated,
         Err(e) => {
-            // A failing store is not the client's failure.
+            // A failing store is not the client's failure; a request that names no access
+            // key (no credentials at all: a browser's /favicon.ico, a probe) cost no
+            // signature check or store read, so only requests that claim a key are counted.
             if !e.status.is_server_error() {
                 state.metrics.auth_failure();
-                state.throttle.failure(facts.source_ip, claimed.as_deref());
+                if claimed.is_some() {
+                    state.throttle.failure(facts.source_ip, claimed.as_deref());
+                }
             }
             audit_unauthenticated(state, *api, &params, &request, meta, &e);
             return Err(e);

@@ -55,6 +55,8 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/portal", get(console::page))
         .route("/portal/role", post(console::assume_role))
         .route("/portal/portal.css", get(css))
+        // Browsers ask every origin for an icon; the portal has none to show.
+        .route("/favicon.ico", get(favicon))
         // Self-service (selfservice.rs) and the copy buttons' script.
         .route("/portal/security", get(selfservice::page))
         .route("/portal/mfa/create", post(selfservice::create))
@@ -99,6 +101,14 @@ fn script(body: &'static str) -> Response {
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         ],
         body,
+    )
+        .into_response()
+}
+
+async fn favicon() -> Response {
+    (
+        StatusCode::NO_CONTENT,
+        [(header::CACHE_CONTROL, "public, max-age=86400")],
     )
         .into_response()
 }
