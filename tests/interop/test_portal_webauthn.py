@@ -225,6 +225,21 @@ def test_register_a_key_in_the_browser_then_sign_in_with_it(
     assert claims["mfa"]["device"] == serial
     sign_out(browser, base)
 
+    # The audit trail: the key sign-in is a ConsoleLogin with its factor and device; the
+    # forged signature (ctap2) a failed one with its reason.
+    cloudtrail = svc.root_client("cloudtrail")
+    found = cloudtrail.lookup_events(LookupAttributes=[
+        {"AttributeKey": "Username", "AttributeValue": name}])["Events"]
+    logins = [json.loads(e["CloudTrailEvent"]) for e in found if e["EventName"] == "ConsoleLogin"]
+    assert any(e["responseElements"] == {"ConsoleLogin": "Success"}
+               and e["additionalEventData"].get("MfaMethod") == "fido2"
+               and e["additionalEventData"].get("MFAIdentifier") == serial
+               for e in logins), logins
+    if protocol == "ctap2":
+        assert any(e["responseElements"] == {"ConsoleLogin": "Failure"}
+                   and e["additionalEventData"].get("FailureReason")
+                   == "webauthn_signature_invalid" for e in logins), logins
+
     # The same key through the API: GetSecurityKeyChallenge → the virtual authenticator
     # signs in the browser (the portal's origin) → GetSessionTokenWithSecurityKey.
     browser.get(f"{base}/signin")
