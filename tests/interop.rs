@@ -7,6 +7,11 @@
 //! created on first use from `tests/interop/requirements.txt` (and re-created when that
 //! file changes). It needs `python3` with the `venv` module and access to the Python package
 //! index; `.ci/run` installs both. A missing Python is a failure, never a skip.
+//!
+//! The sign-in portal's browser tests need Debian's `chromium` and `chromium-driver`: when
+//! they are missing, [`ensure_browser`] installs them with apt-get (as root, or through
+//! `sudo -n`), so `cargo test --workspace` alone gets the browser on a fresh machine; where
+//! it cannot, the test fails saying what to install — never a skip.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -20,8 +25,46 @@ fn suite_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop")
 }
 
+/// Debian's headless browser and its driver, as tests/interop/test_portal.py uses them.
+const BROWSER: [&str; 2] = ["/usr/bin/chromium", "/usr/bin/chromedriver"];
+
+/// Installs `chromium` and `chromium-driver` with apt-get when either is missing.
+fn ensure_browser() {
+    if BROWSER.iter().all(|p| Path::new(p).exists()) {
+        return;
+    }
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    let apt = |args: &[&str]| {
+        let mut command = if root {
+            Command::new("apt-get")
+        } else {
+            let mut sudo = Command::new("sudo");
+            sudo.args(["-n", "apt-get"]);
+            sudo
+        };
+        command
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    eprintln!("installing Debian's chromium and chromium-driver for the portal's browser tests");
+    let installed =
+        apt(&["update", "-qq"]) && apt(&["install", "-y", "-qq", "chromium", "chromium-driver"]);
+    assert!(
+        installed && BROWSER.iter().all(|p| Path::new(p).exists()),
+        "the portal's browser tests need Debian's chromium and chromium-driver \
+         ({BROWSER:?}); apt-get could not install them here — install them \
+         (`sudo apt-get install chromium chromium-driver`) and run the tests again"
+    );
+}
+
 #[test]
 fn python_clients_interoperate() {
+    ensure_browser();
     let python = venv::python(&suite_dir().join("requirements.txt"));
     let sim = firmware_sim::spawn(firmware_sim::SimConfig {
         listen: "127.0.0.1:0".parse().expect("a socket address"),

@@ -1,7 +1,8 @@
 """The sign-in portal (issue 13, docs/portal.md) in a real browser: Debian's headless
 Chromium driven by Selenium through Debian's chromedriver, offline (SE_OFFLINE=true and the
 driver path given, so Selenium Manager never runs). A missing browser is a failure, never a
-skip: `.ci/run` installs `chromium` and `chromium-driver`.
+skip: tests/interop.rs (the README's test command) installs `chromium` and `chromium-driver`
+with apt-get when they are missing.
 
 The browser signs in with a password and a pyotp code, reads the credentials the portal
 shows and hands them to boto3, assumes a listed role, and is refused a role the page did

@@ -704,7 +704,8 @@ impl Store for PostgresStore {
     /// Runs the check on the store's blocking pool, so the caller (an async worker) is not
     /// held for its two or three round trips: the device read, then the replay
     /// compare-and-set or the failure count, each a statement of its own
-    /// ([`crate::settle_totp_check`]); `done` runs there once the write has committed.
+    /// (`settle_totp_check`, shared with SQLite); `done` runs there once the write has
+    /// committed.
     fn check_totp_then(&self, check: TotpCheck, done: Completion<TotpOutcome>) {
         let handle = match self.handle() {
             Ok(h) => h.clone(),
