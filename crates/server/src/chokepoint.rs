@@ -130,57 +130,18 @@ fn json_params(headers: &HeaderMap, body: &[u8]) -> Result<Params, ApiError> {
         .into_iter()
         .find(|api| api.json_target_prefix() == Some(prefix))
         .ok_or_else(unknown)?;
-    let value: serde_json::Value = if body.is_empty() {
-        serde_json::Value::Object(serde_json::Map::new())
-    } else {
-        serde_json::from_slice(body).map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "SerializationException",
-                format!("The request body is not valid JSON: {e}"),
-            )
-        })?
-    };
-    if !value.is_object() {
-        return Err(ApiError::new(
+    let body = tokengate_token::query::decode_json_body(body).map_err(|e| {
+        ApiError::new(
             StatusCode::BAD_REQUEST,
             "SerializationException",
-            "The request body must be a JSON object.",
-        ));
-    }
-    let mut pairs = vec![
-        ("Action".to_owned(), operation.to_owned()),
-        ("Version".to_owned(), api.version().to_owned()),
-    ];
-    flatten_json("", &value, &mut pairs);
+            e.to_string(),
+        )
+    })?;
+    let mut pairs = Vec::with_capacity(body.len() + 2);
+    pairs.push(("Action".to_owned(), operation.to_owned()));
+    pairs.push(("Version".to_owned(), api.version().to_owned()));
+    pairs.extend(body);
     Ok(Params::new(pairs))
-}
-
-fn flatten_json(prefix: &str, value: &serde_json::Value, out: &mut Vec<(String, String)>) {
-    use serde_json::Value;
-    let join = |name: &str| {
-        if prefix.is_empty() {
-            name.to_owned()
-        } else {
-            format!("{prefix}.{name}")
-        }
-    };
-    match value {
-        Value::Object(members) => {
-            for (name, v) in members {
-                flatten_json(&join(name), v, out);
-            }
-        }
-        Value::Array(items) => {
-            for (i, v) in items.iter().enumerate() {
-                flatten_json(&join(&format!("member.{}", i + 1)), v, out);
-            }
-        }
-        Value::String(s) => out.push((prefix.to_owned(), s.clone())),
-        Value::Number(n) => out.push((prefix.to_owned(), n.to_string())),
-        Value::Bool(b) => out.push((prefix.to_owned(), b.to_string())),
-        Value::Null => {}
-    }
 }
 
 /// Throttle → authenticate → look up the action → build its resource → authorize → run

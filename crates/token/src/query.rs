@@ -188,6 +188,85 @@ pub(crate) fn hex_value(digit: u8) -> Option<u8> {
     }
 }
 
+/// Why a JSON 1.1 request body (the protocol of CloudTrail's LookupEvents) was refused.
+///
+/// Each is AWS's `SerializationException` (HTTP 400); the `Display` text is the message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JsonBodyError {
+    /// Not JSON at all (serde_json's reason).
+    #[error("The request body is not valid JSON: {0}")]
+    NotJson(String),
+    /// JSON, but not an object.
+    #[error("The request body must be a JSON object.")]
+    NotObject,
+    /// More than [`MAX_PARAMS`] scalar members.
+    #[error("The request body has more than {MAX_PARAMS} parameters.")]
+    TooManyParameters,
+}
+
+/// Flatten a JSON 1.1 request body into query-protocol pairs, so that one parameter model
+/// serves both protocols: object members join with `.`, array items become
+/// `name.member.N` (1-based, as in the query protocol), strings, numbers and booleans are
+/// the values (numbers and booleans as JSON writes them), `null` is left out. An empty body
+/// is an empty object. Nesting is bounded by serde_json's recursion limit (128).
+///
+/// # Errors
+/// [`JsonBodyError`] for a body that is not JSON, not an object, or has more than
+/// [`MAX_PARAMS`] values.
+pub fn decode_json_body(body: &[u8]) -> Result<Vec<(String, String)>, JsonBodyError> {
+    if body.is_empty() {
+        return Ok(Vec::new());
+    }
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| JsonBodyError::NotJson(e.to_string()))?;
+    if !value.is_object() {
+        return Err(JsonBodyError::NotObject);
+    }
+    let mut pairs = Vec::new();
+    flatten_json("", &value, &mut pairs)?;
+    Ok(pairs)
+}
+
+fn flatten_json(
+    prefix: &str,
+    value: &serde_json::Value,
+    out: &mut Vec<(String, String)>,
+) -> Result<(), JsonBodyError> {
+    use serde_json::Value;
+    let join = |name: &str| {
+        if prefix.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{prefix}.{name}")
+        }
+    };
+    let mut push = |v: String| {
+        if out.len() == MAX_PARAMS {
+            return Err(JsonBodyError::TooManyParameters);
+        }
+        out.push((prefix.to_owned(), v));
+        Ok(())
+    };
+    match value {
+        Value::Object(members) => {
+            for (name, v) in members {
+                flatten_json(&join(name), v, out)?;
+            }
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                flatten_json(&join(&format!("member.{}", i + 1)), v, out)?;
+            }
+        }
+        Value::String(s) => push(s.clone())?,
+        Value::Number(n) => push(n.to_string())?,
+        Value::Bool(b) => push(b.to_string())?,
+        Value::Null => {}
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
@@ -333,5 +412,40 @@ mod tests {
                 prop_assert_eq!(encode_form(&borrowed), canonical);
             }
         }
+    }
+
+    #[test]
+    fn json_bodies_flatten_like_query_parameters() {
+        let pairs = decode_json_body(
+            br#"{"LookupAttributes":[{"AttributeKey":"Username","AttributeValue":"alice"}],
+                "MaxResults":5,"ReadOnly":true,"NextToken":null}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            pairs,
+            [
+                (
+                    "LookupAttributes.member.1.AttributeKey".into(),
+                    "Username".into()
+                ),
+                (
+                    "LookupAttributes.member.1.AttributeValue".into(),
+                    "alice".into()
+                ),
+                ("MaxResults".into(), "5".into()),
+                ("ReadOnly".into(), "true".into()),
+            ]
+        );
+        assert_eq!(decode_json_body(b"").unwrap(), []);
+        assert_eq!(decode_json_body(b"[1]"), Err(JsonBodyError::NotObject));
+        assert!(matches!(
+            decode_json_body(b"{"),
+            Err(JsonBodyError::NotJson(_))
+        ));
+        let many = format!("{{\"a\":[{}]}}", vec!["1"; MAX_PARAMS + 1].join(","));
+        assert_eq!(
+            decode_json_body(many.as_bytes()),
+            Err(JsonBodyError::TooManyParameters)
+        );
     }
 }
