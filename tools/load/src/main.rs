@@ -253,12 +253,16 @@ fn run(args: &Args, dir: &Path, pg: Option<&Pg>) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
 
-    let step = TotpParams::AWS.step_at(time::OffsetDateTime::now_utc().unix_timestamp());
+    // Codes are computed just before their phase, for the *next* step: the verifier's
+    // window takes one step either side, so a code of step now+1 stays valid for 60 to 90
+    // s — a phase on a slow store (PostgreSQL, 10 000 devices) takes longer than 30.
+    let now_step = || TotpParams::AWS.step_at(time::OffsetDateTime::now_utc().unix_timestamp());
+    let login_step = now_step() + 1;
     let logins: Vec<Vec<u8>> = identities
         .iter()
         .enumerate()
         .map(|(i, id)| {
-            let code = Generator::new(&id.seed, TotpParams::AWS).code(step);
+            let code = Generator::new(&id.seed, TotpParams::AWS).code(login_step);
             let params = [
                 ("Action", "GetSessionToken"),
                 ("Version", "2011-06-15"),
@@ -294,46 +298,51 @@ fn run(args: &Args, dir: &Path, pg: Option<&Pg>) -> anyhow::Result<()> {
         })
         .collect();
 
-    // The next step's code: the login above spends this step's (a code works once), and
-    // the verifier's window takes one step either side.
-    let assumes: Vec<Vec<u8>> = identities
-        .iter()
-        .enumerate()
-        .map(|(i, id)| {
-            let code = Generator::new(&id.seed, TotpParams::AWS).code(step + 1);
-            let params = [
-                ("Action", "AssumeRole"),
-                ("Version", "2011-06-15"),
-                ("RoleArn", ROLE_ARN),
-                ("RoleSessionName", "load"),
-                ("SerialNumber", id.serial.as_str()),
-                ("TokenCode", code.as_str()),
-                ("DurationSeconds", "900"),
-            ];
-            signed_request(addr_of(i), id, &params)
-        })
-        .collect();
-    // The race: every replica gets each race device's code of this step, all at once.
-    let race: Vec<(String, Vec<Vec<u8>>)> = addrs
-        .iter()
-        .map(|addr| {
-            let requests = race_ids
-                .iter()
-                .map(|id| {
-                    let code = Generator::new(&id.seed, TotpParams::AWS).code(step);
-                    let params = [
-                        ("Action", "GetSessionToken"),
-                        ("Version", "2011-06-15"),
-                        ("SerialNumber", id.serial.as_str()),
-                        ("TokenCode", code.as_str()),
-                        ("DurationSeconds", "900"),
-                    ];
-                    signed_request(addr, id, &params)
-                })
-                .collect();
-            (addr.clone(), requests)
-        })
-        .collect();
+    // A later step's code than the login's (a code works once, and never an older one),
+    // built when the phase starts (below).
+    let assumes = |step: u64| -> Vec<Vec<u8>> {
+        identities
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let code = Generator::new(&id.seed, TotpParams::AWS).code(step);
+                let params = [
+                    ("Action", "AssumeRole"),
+                    ("Version", "2011-06-15"),
+                    ("RoleArn", ROLE_ARN),
+                    ("RoleSessionName", "load"),
+                    ("SerialNumber", id.serial.as_str()),
+                    ("TokenCode", code.as_str()),
+                    ("DurationSeconds", "900"),
+                ];
+                signed_request(addr_of(i), id, &params)
+            })
+            .collect()
+    };
+    // The race: every replica gets each race device's code, all at once; in chunks, each
+    // built when it starts with the next step's code.
+    let race = |ids: &[Identity], step: u64| -> Vec<(String, Vec<Vec<u8>>)> {
+        addrs
+            .iter()
+            .map(|addr| {
+                let requests = ids
+                    .iter()
+                    .map(|id| {
+                        let code = Generator::new(&id.seed, TotpParams::AWS).code(step);
+                        let params = [
+                            ("Action", "GetSessionToken"),
+                            ("Version", "2011-06-15"),
+                            ("SerialNumber", id.serial.as_str()),
+                            ("TokenCode", code.as_str()),
+                            ("DurationSeconds", "900"),
+                        ];
+                        signed_request(addr, id, &params)
+                    })
+                    .collect();
+                (addr.clone(), requests)
+            })
+            .collect()
+    };
 
     let n = addrs.len();
     let warm = runtime.block_on(blast_round_robin(
@@ -351,13 +360,38 @@ fn run(args: &Args, dir: &Path, pg: Option<&Pg>) -> anyhow::Result<()> {
     let iam_read = measured(&server_pids, || {
         runtime.block_on(blast_round_robin(&addrs, iam_reads, args.connections))
     })?;
+    let assumes = assumes(now_step().max(login_step) + 1);
     let assume = measured(&server_pids, || {
         runtime.block_on(blast_round_robin(&addrs, assumes, args.connections))
     })?;
     let raced = if racing > 0 {
-        Some(measured(&server_pids, || {
-            runtime.block_on(blast_many(race, args.connections))
-        })?)
+        let mut total: Option<(Outcome, Cpu)> = None;
+        for chunk in race_ids.chunks(2000) {
+            let targets = race(chunk, now_step() + 1);
+            let (r, cpu) = measured(&server_pids, || {
+                runtime.block_on(blast_many(targets, args.connections))
+            })?;
+            total = Some(match total {
+                None => (r, cpu),
+                Some((t, c)) => (
+                    Outcome {
+                        ok: t.ok + r.ok,
+                        errors: t.errors + r.errors,
+                        elapsed: t.elapsed + r.elapsed,
+                        p50: t.p50.max(r.p50),
+                        p99: t.p99.max(r.p99),
+                        first_error: t.first_error.or(r.first_error),
+                        mfa_denied: t.mfa_denied + r.mfa_denied,
+                        first_other: t.first_other.or(r.first_other),
+                    },
+                    Cpu {
+                        server: c.server + cpu.server,
+                        load: c.load + cpu.load,
+                    },
+                ),
+            });
+        }
+        total
     } else {
         None
     };
