@@ -360,7 +360,12 @@ fn run(args: &Args, dir: &Path, pg: Option<&Pg>) -> anyhow::Result<()> {
     let iam_read = measured(&server_pids, || {
         runtime.block_on(blast_round_robin(&addrs, iam_reads, args.connections))
     })?;
-    let assumes = assumes(now_step().max(login_step) + 1);
+    // The assume code must be of a later step than the login's and within one step of
+    // now: on a fast store the login phase ends before its (next) step has begun — wait.
+    while now_step() < login_step {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let assumes = assumes(now_step() + 1);
     let assume = measured(&server_pids, || {
         runtime.block_on(blast_round_robin(&addrs, assumes, args.connections))
     })?;
