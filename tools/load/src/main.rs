@@ -21,6 +21,11 @@
 //!    code check and durable replay mark of a login, plus the trust-policy evaluation, the
 //!    role's cached policies and the role session's token.
 //!
+//! With `--store-url URL` it runs on PostgreSQL (a schema of its own, dropped afterwards);
+//! with `--replicas N` it starts N servers on that one database, sends the workloads to them
+//! round-robin, and adds a race: each of `--devices` further codes sent to every replica at
+//! once must be accepted exactly once.
+//!
 //! Two more modes serve `tools/bench-request-path`, which drives tokengate with wrk:
 //! `prepare` seeds a data dir with one user, its access key and temporary credentials
 //! (minted by the server's own code, offline) and writes wrk scripts that replay a
