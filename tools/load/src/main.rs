@@ -21,6 +21,11 @@
 //!    code check and durable replay mark of a login, plus the trust-policy evaluation, the
 //!    role's cached policies and the role session's token.
 //!
+//! With `--store-url URL` it runs on PostgreSQL (a schema of its own, dropped afterwards);
+//! with `--replicas N` it starts N servers on that one database, sends the workloads to them
+//! round-robin, and adds a race: each of `--devices` further codes sent to every replica at
+//! once must be accepted exactly once.
+//!
 //! Two more modes serve `tools/bench-request-path`, which drives tokengate with wrk:
 //! `prepare` seeds a data dir with one user, its access key and temporary credentials
 //! (minted by the server's own code, offline) and writes wrk scripts that replay a
@@ -48,8 +53,8 @@ use ring::rand::{SecureRandom, SystemRandom};
 use tokengate_server::config::Config;
 use tokengate_server::state::{self, SystemClock};
 use tokengate_store::{
-    AccessKey, Group, KeyOwner, KeyStatus, MfaDevice, MfaKind, PolicyTarget, Role, SqliteStore,
-    Store, User,
+    AccessKey, Group, KeyOwner, KeyStatus, MfaDevice, MfaKind, PgOptions, PolicyTarget,
+    PostgresStore, Role, SqliteStore, Store, User,
 };
 use tokengate_token::Secret;
 use tokengate_token::keys;
@@ -142,7 +147,47 @@ struct Args {
     /// Pin the server to these CPUs (`taskset -c LIST`); pin this process with taskset.
     #[arg(long)]
     server_cpus: Option<String>,
+    /// Run on PostgreSQL at this URL (a schema of its own, `tokengate_load_<pid>`, created
+    /// for the run and dropped after it) instead of SQLite in a temporary data dir.
+    #[arg(long)]
+    store_url: Option<String>,
+    /// `tokengate serve` processes on the one database (needs `--store-url` when above 1),
+    /// each on its own port with its own data dir and the shared master key file; requests
+    /// go to them round-robin. With 2 or more, a last phase races: each of `--devices`
+    /// further devices sends one code to every replica at once — exactly one success per
+    /// code, every other answer AccessDenied (the throttle is off: the race's refusals all
+    /// come from 127.0.0.1).
+    #[arg(long, default_value_t = 1)]
+    replicas: usize,
 }
+
+/// The PostgreSQL database and schema of a run.
+struct Pg {
+    url: String,
+    schema: String,
+}
+
+impl Pg {
+    /// Drops the run's schema (everything the run wrote).
+    fn drop_schema(&self) -> anyhow::Result<()> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(async {
+            let (client, conn) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls)
+                .await
+                .with_context(|| format!("connecting to {}", self.url))?;
+            tokio::spawn(conn);
+            client
+                .batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema))
+                .await?;
+            anyhow::Ok(())
+        })
+    }
+}
+
+/// The refusal of a spent TOTP code (the race phase counts these).
+const MFA_DENIED: &str = "MultiFactorAuthentication failed with invalid MFA one time pass code.";
 
 struct Identity {
     key_id: String,
@@ -162,37 +207,67 @@ fn main() -> anyhow::Result<()> {
     if let Some(n) = args.audit_bench {
         return audit_bench(n);
     }
+    if args.replicas == 0 || (args.replicas > 1 && args.store_url.is_none()) {
+        bail!("--replicas N needs N >= 1, and --store-url when N > 1 (SQLite has one writer)");
+    }
+    let pg = args.store_url.as_ref().map(|url| Pg {
+        url: url.clone(),
+        schema: format!("tokengate_load_{}", std::process::id()),
+    });
     let dir = std::env::temp_dir().join(format!("tokengate-load-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let result = run(&args, &dir);
+    let result = run(&args, &dir, pg.as_ref());
     let _ = std::fs::remove_dir_all(&dir);
+    if let Some(pg) = &pg {
+        pg.drop_schema()?;
+    }
     result
 }
 
-fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
+fn run(args: &Args, dir: &Path, pg: Option<&Pg>) -> anyhow::Result<()> {
     let seeded = Instant::now();
-    let identities = seed(dir, args.devices)?;
+    let racing = if args.replicas > 1 { args.devices } else { 0 };
+    let mut identities = seed(dir, args.devices + racing, pg)?;
+    let race_ids = identities.split_off(args.devices);
     eprintln!(
         "seeded {} users and devices in {:.1?}",
-        identities.len(),
+        identities.len() + race_ids.len(),
         seeded.elapsed()
     );
 
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let addr = format!("127.0.0.1:{port}");
     if args.audit_compare {
+        if pg.is_some() {
+            bail!("--audit-compare runs on SQLite only");
+        }
         return compare_audit(args, dir, &addr, &identities);
     }
-    let server = start_server(args, dir, &addr, true)?;
+    let mut servers = vec![start_server(args, dir, &addr, true, pg, 0)?];
+    let mut addrs = vec![addr.clone()];
+    for i in 1..args.replicas {
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let addr = format!("127.0.0.1:{port}");
+        servers.push(start_server(args, dir, &addr, true, pg, i)?);
+        addrs.push(addr);
+    }
+    // Request i goes to replica i mod N, signed for that replica's host.
+    let addr_of = |i: usize| addrs[i % addrs.len()].as_str();
+    let server_pids: Vec<u32> = servers.iter().map(|s| s.0.id()).collect();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
 
-    let step = TotpParams::AWS.step_at(time::OffsetDateTime::now_utc().unix_timestamp());
+    // Codes are computed just before their phase, for the *next* step: the verifier's
+    // window takes one step either side, so a code of step now+1 stays valid for 60 to 90
+    // s — a phase on a slow store (PostgreSQL, 10 000 devices) takes longer than 30.
+    let now_step = || TotpParams::AWS.step_at(time::OffsetDateTime::now_utc().unix_timestamp());
+    let login_step = now_step() + 1;
     let logins: Vec<Vec<u8>> = identities
         .iter()
-        .map(|id| {
-            let code = Generator::new(&id.seed, TotpParams::AWS).code(step);
+        .enumerate()
+        .map(|(i, id)| {
+            let code = Generator::new(&id.seed, TotpParams::AWS).code(login_step);
             let params = [
                 ("Action", "GetSessionToken"),
                 ("Version", "2011-06-15"),
@@ -200,14 +275,15 @@ fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
                 ("TokenCode", code.as_str()),
                 ("DurationSeconds", "900"),
             ];
-            signed_request(&addr, id, &params)
+            signed_request(addr_of(i), id, &params)
         })
         .collect();
     let identity_calls: Vec<Vec<u8>> = identities
         .iter()
-        .map(|id| {
+        .enumerate()
+        .map(|(i, id)| {
             signed_request(
-                &addr,
+                addr_of(i),
                 id,
                 &[("Action", "GetCallerIdentity"), ("Version", "2011-06-15")],
             )
@@ -216,9 +292,10 @@ fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
 
     let iam_reads: Vec<Vec<u8>> = identities
         .iter()
-        .map(|id| {
+        .enumerate()
+        .map(|(i, id)| {
             signed_request_to(
-                &addr,
+                addr_of(i),
                 id,
                 "iam",
                 &[("Action", "GetUser"), ("Version", "2010-05-08")],
@@ -226,45 +303,109 @@ fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
         })
         .collect();
 
-    // The next step's code: the login above spends this step's (a code works once), and
-    // the verifier's window takes one step either side.
-    let assumes: Vec<Vec<u8>> = identities
-        .iter()
-        .map(|id| {
-            let code = Generator::new(&id.seed, TotpParams::AWS).code(step + 1);
-            let params = [
-                ("Action", "AssumeRole"),
-                ("Version", "2011-06-15"),
-                ("RoleArn", ROLE_ARN),
-                ("RoleSessionName", "load"),
-                ("SerialNumber", id.serial.as_str()),
-                ("TokenCode", code.as_str()),
-                ("DurationSeconds", "900"),
-            ];
-            signed_request(&addr, id, &params)
-        })
-        .collect();
+    // A later step's code than the login's (a code works once, and never an older one),
+    // built when the phase starts (below).
+    let assumes = |step: u64| -> Vec<Vec<u8>> {
+        identities
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let code = Generator::new(&id.seed, TotpParams::AWS).code(step);
+                let params = [
+                    ("Action", "AssumeRole"),
+                    ("Version", "2011-06-15"),
+                    ("RoleArn", ROLE_ARN),
+                    ("RoleSessionName", "load"),
+                    ("SerialNumber", id.serial.as_str()),
+                    ("TokenCode", code.as_str()),
+                    ("DurationSeconds", "900"),
+                ];
+                signed_request(addr_of(i), id, &params)
+            })
+            .collect()
+    };
+    // The race: every replica gets each race device's code, all at once; in chunks, each
+    // built when it starts with the next step's code.
+    let race = |ids: &[Identity], step: u64| -> Vec<(String, Vec<Vec<u8>>)> {
+        addrs
+            .iter()
+            .map(|addr| {
+                let requests = ids
+                    .iter()
+                    .map(|id| {
+                        let code = Generator::new(&id.seed, TotpParams::AWS).code(step);
+                        let params = [
+                            ("Action", "GetSessionToken"),
+                            ("Version", "2011-06-15"),
+                            ("SerialNumber", id.serial.as_str()),
+                            ("TokenCode", code.as_str()),
+                            ("DurationSeconds", "900"),
+                        ];
+                        signed_request(addr, id, &params)
+                    })
+                    .collect();
+                (addr.clone(), requests)
+            })
+            .collect()
+    };
 
-    let server_pid = server.0.id();
-    let warm = runtime.block_on(blast(
-        &addr,
-        identity_calls[..1000.min(identity_calls.len())].to_vec(),
+    let n = addrs.len();
+    let warm = runtime.block_on(blast_round_robin(
+        &addrs,
+        identity_calls[..(1000 * n).min(identity_calls.len())].to_vec(),
         args.connections,
     ))?;
     eprintln!("warm-up: {} requests", warm.ok);
-    let ceiling = measured(server_pid, || {
-        runtime.block_on(blast(&addr, identity_calls, args.connections))
+    let ceiling = measured(&server_pids, || {
+        runtime.block_on(blast_round_robin(&addrs, identity_calls, args.connections))
     })?;
-    let login = measured(server_pid, || {
-        runtime.block_on(blast(&addr, logins, args.connections))
+    let login = measured(&server_pids, || {
+        runtime.block_on(blast_round_robin(&addrs, logins, args.connections))
     })?;
-    let iam_read = measured(server_pid, || {
-        runtime.block_on(blast(&addr, iam_reads, args.connections))
+    let iam_read = measured(&server_pids, || {
+        runtime.block_on(blast_round_robin(&addrs, iam_reads, args.connections))
     })?;
-    let assume = measured(server_pid, || {
-        runtime.block_on(blast(&addr, assumes, args.connections))
+    // The assume code must be of a later step than the login's and within one step of
+    // now: on a fast store the login phase ends before its (next) step has begun — wait.
+    while now_step() < login_step {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let assumes = assumes(now_step() + 1);
+    let assume = measured(&server_pids, || {
+        runtime.block_on(blast_round_robin(&addrs, assumes, args.connections))
     })?;
-    drop(server);
+    let raced = if racing > 0 {
+        let mut total: Option<(Outcome, Cpu)> = None;
+        for chunk in race_ids.chunks(2000) {
+            let targets = race(chunk, now_step() + 1);
+            let (r, cpu) = measured(&server_pids, || {
+                runtime.block_on(blast_many(targets, args.connections))
+            })?;
+            total = Some(match total {
+                None => (r, cpu),
+                Some((t, c)) => (
+                    Outcome {
+                        ok: t.ok + r.ok,
+                        errors: t.errors + r.errors,
+                        elapsed: t.elapsed + r.elapsed,
+                        p50: t.p50.max(r.p50),
+                        p99: t.p99.max(r.p99),
+                        first_error: t.first_error.or(r.first_error),
+                        mfa_denied: t.mfa_denied + r.mfa_denied,
+                        first_other: t.first_other.or(r.first_other),
+                    },
+                    Cpu {
+                        server: c.server + cpu.server,
+                        load: c.load + cpu.load,
+                    },
+                ),
+            });
+        }
+        total
+    } else {
+        None
+    };
+    drop(servers);
 
     println!(
         "| workload | requests | errors | seconds | requests/s | p50 ms | p99 ms \
@@ -298,17 +439,46 @@ fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
         cores()
     );
     println!(
-        "{} devices, {} connections, {} cores",
+        "{} devices, {} connections, {} cores, {} on {} replica(s)",
         args.devices,
         args.connections,
-        cores()
+        cores(),
+        if pg.is_some() { "PostgreSQL" } else { "SQLite" },
+        addrs.len(),
     );
+    let mut race_failed = None;
+    if let Some((r, cpu)) = &raced {
+        let total = r.ok + r.errors;
+        println!(
+            "race: {racing} codes, each sent to all {} replicas at once: {} requests in {:.2} s, \
+             {} accepted, {} AccessDenied (spent code), {} other; server CPU {:.0} µs/req",
+            addrs.len(),
+            total,
+            r.elapsed.as_secs_f64(),
+            r.ok,
+            r.mfa_denied,
+            r.errors - r.mfa_denied,
+            cpu.server.as_secs_f64() * 1e6 / total.max(1) as f64,
+        );
+        if r.ok != racing || r.mfa_denied != racing * (addrs.len() - 1) || r.errors != r.mfa_denied
+        {
+            race_failed = Some(format!(
+                "the race broke the one-use rule or failed: {} accepted of {racing} (first \
+                 other answer: {})",
+                r.ok,
+                r.first_other.clone().unwrap_or_default()
+            ));
+        }
+    }
     let (a, l) = (&assume.0, &login.0);
     println!(
         "AssumeRole with MFA / GetSessionToken with MFA, same run: {:.2}",
         (a.ok as f64 / a.elapsed.as_secs_f64()) / (l.ok as f64 / l.elapsed.as_secs_f64())
     );
     let phases = [&login.0, &ceiling.0, &iam_read.0, &assume.0];
+    if let Some(why) = race_failed {
+        bail!("{why}");
+    }
     if phases.iter().any(|r| r.errors > 0) {
         bail!(
             "some requests failed (first: {})",
@@ -353,7 +523,7 @@ fn compare_audit(
         let ids = identities
             .get(phase * slice..(phase + 1) * slice)
             .unwrap_or_default();
-        let server = start_server(args, dir, addr, audit)?;
+        let server = start_server(args, dir, addr, audit, None, 0)?;
         let warm: Vec<Vec<u8>> = ids
             .iter()
             .take(1000)
@@ -381,7 +551,7 @@ fn compare_audit(
                 signed_request(addr, id, &params)
             })
             .collect();
-        let (r, cpu) = measured(server.0.id(), || {
+        let (r, cpu) = measured(&[server.0.id()], || {
             runtime.block_on(blast(addr, logins, args.connections))
         })?;
         drop(server);
@@ -587,14 +757,15 @@ struct Cpu {
     load: Duration,
 }
 
-/// Runs `phase`, measuring the CPU time of the server process and of this one.
+/// Runs `phase`, measuring the CPU time of the server processes (summed) and of this one.
 fn measured<T>(
-    server_pid: u32,
+    server_pids: &[u32],
     phase: impl FnOnce() -> anyhow::Result<T>,
 ) -> anyhow::Result<(T, Cpu)> {
-    let (server0, load0) = (cpu_time(server_pid)?, cpu_time(std::process::id())?);
+    let servers = || -> anyhow::Result<Duration> { server_pids.iter().map(|p| cpu_time(*p)).sum() };
+    let (server0, load0) = (servers()?, cpu_time(std::process::id())?);
     let out = phase()?;
-    let (server1, load1) = (cpu_time(server_pid)?, cpu_time(std::process::id())?);
+    let (server1, load1) = (servers()?, cpu_time(std::process::id())?);
     Ok((
         out,
         Cpu {
@@ -633,18 +804,31 @@ const ROLE: &str = "load-role";
 const ROLE_ARN: &str = "arn:aws:iam::000000000000:role/load-role";
 
 /// Creates the data dir's account and `n` users with keys and enabled devices.
-fn seed(dir: &Path, n: usize) -> anyhow::Result<Vec<Identity>> {
+fn seed(dir: &Path, n: usize, pg: Option<&Pg>) -> anyhow::Result<Vec<Identity>> {
     std::fs::create_dir_all(dir)?;
     let (master, _) =
         tokengate_store::master_key::load_or_create(&dir.join(state::MASTER_KEY_FILE))?;
-    let store = Arc::new(SqliteStore::open(&dir.join(state::DATABASE_FILE), &master)?);
+    let store: Arc<dyn Store> = match pg {
+        None => {
+            let sqlite = Arc::new(SqliteStore::open(&dir.join(state::DATABASE_FILE), &master)?);
+            sqlite.relax_durability_for_bulk_load()?;
+            sqlite
+        }
+        Some(pg) => Arc::new(PostgresStore::open(
+            &pg.url,
+            &master,
+            PgOptions {
+                pool_size: None,
+                schema: Some(pg.schema.clone()),
+            },
+        )?),
+    };
     let config = Config {
         data_dir: dir.to_owned(),
         ..Config::default()
     };
     state::open_with_store(config, store.clone(), Arc::new(SystemClock))
         .context("bootstrapping the data dir")?;
-    store.relax_durability_for_bulk_load()?;
     let rng = SystemRandom::new();
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     store.create_group(
@@ -757,7 +941,16 @@ impl Drop for Server {
     }
 }
 
-fn start_server(args: &Args, dir: &Path, addr: &str, audit: bool) -> anyhow::Result<Server> {
+/// Starts `tokengate serve` on `addr`: on SQLite in `dir`, or as replica `index` of the
+/// PostgreSQL run `pg` (its own data dir under `dir`, the shared master key file of `dir`).
+fn start_server(
+    args: &Args,
+    dir: &Path,
+    addr: &str,
+    audit: bool,
+    pg: Option<&Pg>,
+    index: usize,
+) -> anyhow::Result<Server> {
     let bin = match &args.server_bin {
         Some(b) => b.clone(),
         None => std::env::current_exe()?.with_file_name("tokengate"),
@@ -770,8 +963,23 @@ fn start_server(args: &Args, dir: &Path, addr: &str, audit: bool) -> anyhow::Res
         }
         None => Command::new(&bin),
     };
+    let data_dir = match pg {
+        None => dir.to_owned(),
+        Some(pg) => {
+            cmd.env("TOKENGATE_STORE_URL", &pg.url)
+                .env("TOKENGATE_STORE_SCHEMA", &pg.schema)
+                .env(
+                    "TOKENGATE_MASTER_KEY_FILE",
+                    dir.join(state::MASTER_KEY_FILE),
+                );
+            if args.replicas > 1 {
+                cmd.env("TOKENGATE_THROTTLE_ENABLED", "false");
+            }
+            dir.join(format!("replica-{index}"))
+        }
+    };
     cmd.args(["serve", "--listen", addr, "--data-dir"])
-        .arg(dir)
+        .arg(&data_dir)
         .env("TOKENGATE_LOG_LEVEL", "warn")
         .env(
             "TOKENGATE_AUDIT_ENABLED",
@@ -873,46 +1081,91 @@ struct Outcome {
     p50: Duration,
     p99: Duration,
     first_error: Option<String>,
+    /// Of `errors`: 403 AccessDenied refusing a spent TOTP code.
+    mfa_denied: usize,
+    /// The first error that was not such a refusal.
+    first_other: Option<String>,
 }
 
 /// Sends every request once over `connections` keep-alive connections.
 async fn blast(addr: &str, requests: Vec<Vec<u8>>, connections: usize) -> anyhow::Result<Outcome> {
-    let requests = Arc::new(requests);
-    let next = Arc::new(AtomicUsize::new(0));
+    blast_many(vec![(addr.to_owned(), requests)], connections).await
+}
+
+/// Request i to `addrs[i mod N]` (each request is signed for its replica's host).
+async fn blast_round_robin(
+    addrs: &[String],
+    requests: Vec<Vec<u8>>,
+    connections: usize,
+) -> anyhow::Result<Outcome> {
+    let mut per: Vec<(String, Vec<Vec<u8>>)> =
+        addrs.iter().map(|a| (a.clone(), Vec::new())).collect();
+    let n = per.len().max(1);
+    for (i, r) in requests.into_iter().enumerate() {
+        if let Some((_, list)) = per.get_mut(i % n) {
+            list.push(r);
+        }
+    }
+    blast_many(per, connections).await
+}
+
+/// Sends each target's requests, in order, over its share of `connections` keep-alive
+/// connections, all targets at once.
+async fn blast_many(
+    targets: Vec<(String, Vec<Vec<u8>>)>,
+    connections: usize,
+) -> anyhow::Result<Outcome> {
+    let per_target = (connections / targets.len().max(1)).max(1);
     let start = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..connections {
-        let (requests, next, addr) = (requests.clone(), next.clone(), addr.to_owned());
-        tasks.push(tokio::spawn(async move {
-            let mut stream = tokio::net::TcpStream::connect(&addr).await?;
-            stream.set_nodelay(true)?;
-            let mut latencies = Vec::new();
-            let (mut ok, mut errors, mut first_error) = (0usize, 0usize, None);
-            let mut buf = Vec::with_capacity(8192);
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(req) = requests.get(i) else { break };
-                let sent = Instant::now();
-                stream.write_all(req).await?;
-                let (status, body) = read_response(&mut stream, &mut buf).await?;
-                latencies.push(sent.elapsed());
-                if status == 200 {
-                    ok += 1;
-                } else {
-                    errors += 1;
-                    first_error.get_or_insert(body);
+    for (addr, requests) in targets {
+        let requests = Arc::new(requests);
+        let next = Arc::new(AtomicUsize::new(0));
+        for _ in 0..per_target {
+            let (requests, next, addr) = (requests.clone(), next.clone(), addr.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut stream = tokio::net::TcpStream::connect(&addr).await?;
+                stream.set_nodelay(true)?;
+                let mut latencies = Vec::new();
+                let (mut ok, mut errors, mut denied) = (0usize, 0usize, 0usize);
+                let (mut first_error, mut first_other) = (None, None);
+                let mut buf = Vec::with_capacity(8192);
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(req) = requests.get(i) else { break };
+                    let sent = Instant::now();
+                    stream.write_all(req).await?;
+                    let (status, body) = read_response(&mut stream, &mut buf).await?;
+                    latencies.push(sent.elapsed());
+                    if status == 200 {
+                        ok += 1;
+                    } else {
+                        errors += 1;
+                        if status == 403
+                            && body.contains("<Code>AccessDenied</Code>")
+                            && body.contains(MFA_DENIED)
+                        {
+                            denied += 1;
+                        } else if first_other.is_none() {
+                            first_other = Some(body.clone());
+                        }
+                        first_error.get_or_insert(body);
+                    }
                 }
-            }
-            anyhow::Ok((ok, errors, latencies, first_error))
-        }));
+                anyhow::Ok((ok, errors, denied, latencies, first_error, first_other))
+            }));
+        }
     }
-    let (mut ok, mut errors, mut latencies, mut first_error) = (0, 0, Vec::new(), None);
+    let (mut ok, mut errors, mut mfa_denied, mut latencies) = (0, 0, 0, Vec::new());
+    let (mut first_error, mut first_other) = (None, None);
     for t in tasks {
-        let (o, e, l, f) = t.await??;
+        let (o, e, d, l, f, fo) = t.await??;
         ok += o;
         errors += e;
+        mfa_denied += d;
         latencies.extend(l);
         first_error = first_error.or(f);
+        first_other = first_other.or(fo);
     }
     let elapsed = start.elapsed();
     latencies.sort_unstable();
@@ -929,6 +1182,8 @@ async fn blast(addr: &str, requests: Vec<Vec<u8>>, connections: usize) -> anyhow
         p50: pct(0.5),
         p99: pct(0.99),
         first_error,
+        mfa_denied,
+        first_other,
     })
 }
 
