@@ -7,6 +7,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use tokengate_token::query::encode_form;
@@ -20,52 +21,243 @@ pub fn binary() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_tokengate")))
 }
 
-/// With `TOKENGATE_TEST_STORE_URL` set (e.g. `postgres://postgres@127.0.0.1:5432/test`),
-/// every service runs on PostgreSQL: the URL and a schema of its own per data dir (the same
-/// one when a test restarts the service on that dir). Schemas of runs whose process is gone
-/// are dropped when the first service of a run starts; an unreachable database fails the
-/// test.
-fn test_store(data_dir: &Path) -> Option<(String, String)> {
-    use std::hash::{Hash, Hasher};
-    let url = std::env::var("TOKENGATE_TEST_STORE_URL")
-        .ok()
-        .filter(|u| !u.is_empty())?;
-    static SWEEP: std::sync::Once = std::sync::Once::new();
-    SWEEP.call_once(|| sweep_finished_runs(&url));
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    data_dir.hash(&mut h);
-    let schema = format!("tg_e2e_{}_{:016x}", std::process::id(), h.finish());
-    Some((url, schema))
+/// The store engine every service of a test target runs on, chosen at compile time by the
+/// target's root: `main.rs` (target `e2e`) says SQLite, `postgresql.rs` (target
+/// `e2e_postgresql`) PostgreSQL. The shared suite (`suite.rs`) runs under both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// The default store: `tokengate.db` in the data dir.
+    Sqlite,
+    /// PostgreSQL at [`pg_url`], a schema of its own per data dir.
+    Postgresql,
 }
 
-fn sweep_finished_runs(url: &str) {
+/// This target's engine.
+pub const ENGINE: Engine = crate::ENGINE;
+
+/// The PostgreSQL the tests use: `TOKENGATE_TEST_PG_URL`, by default the local server's
+/// `test` database (the same variable as crates/store/tests/both_engines.rs).
+pub fn pg_url() -> String {
+    std::env::var("TOKENGATE_TEST_PG_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// Runs `f` with a connection to [`pg_url`] on a runtime of its own; an unreachable
+/// database fails the test, saying so (never a skip).
+pub fn with_pg<T>(
+    f: impl AsyncFnOnce(&tokio_postgres::Client) -> Result<T, tokio_postgres::Error>,
+) -> T {
+    let url = pg_url();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
-        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
             .await
-            .unwrap_or_else(|e| panic!("TOKENGATE_TEST_STORE_URL={url}: {e}"));
+            .unwrap_or_else(|e| {
+                panic!(
+                    "PostgreSQL at {url} is required by the PostgreSQL e2e tests \
+                     (set TOKENGATE_TEST_PG_URL): {e}"
+                )
+            });
         tokio::spawn(conn);
+        f(&client)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL: {e:?}"))
+    })
+}
+
+/// The PostgreSQL schema of the services on `data_dir` (the same one when a test restarts
+/// the service on that dir), or `None` on SQLite. Named `tg_e2e_<pid>_<hash of the dir>`.
+pub fn schema_of(data_dir: &Path) -> Option<String> {
+    use std::hash::{Hash, Hasher};
+    if ENGINE == Engine::Sqlite {
+        return None;
+    }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    data_dir.hash(&mut h);
+    Some(format!("tg_e2e_{}_{:016x}", std::process::id(), h.finish()))
+}
+
+/// The environment that puts a `tokengate serve` on `data_dir` on this target's engine:
+/// nothing on SQLite; on PostgreSQL the URL and the data dir's schema, which is dropped
+/// when the test that first used it ends (pass or fail) and no service on it is left.
+/// For a `serve` started without [`Service::start`] (`Command::envs`).
+pub fn store_env(data_dir: &Path) -> Vec<(&'static str, String)> {
+    match schema_guard(data_dir) {
+        Some(guard) => vec![
+            ("TOKENGATE_STORE_URL", guard.url.clone()),
+            ("TOKENGATE_STORE_SCHEMA", guard.name.clone()),
+        ],
+        None => Vec::new(),
+    }
+}
+
+/// A data dir's PostgreSQL schema; dropping the last reference drops the schema (and any
+/// schema whose name it begins, e.g. a test's `…_aside`).
+struct SchemaGuard {
+    url: String,
+    name: String,
+}
+
+thread_local! {
+    /// The schemas the current test thread used: released when the thread ends, after the
+    /// test's own locals (its services) are gone, so a schema outlives restarts within the
+    /// test and no test leaves one behind.
+    static TEST_SCHEMAS: std::cell::RefCell<Vec<Arc<SchemaGuard>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The live schema guards by data dir, so that a restart on one dir shares its guard.
+static LIVE_SCHEMAS: Mutex<Vec<(PathBuf, Weak<SchemaGuard>)>> = Mutex::new(Vec::new());
+
+fn schema_guard(data_dir: &Path) -> Option<Arc<SchemaGuard>> {
+    let name = schema_of(data_dir)?;
+    // Not a `Once`: an unreachable database fails every test with the same message.
+    static SWEPT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    SWEPT.get_or_init(sweep_finished_runs);
+    let mut live = LIVE_SCHEMAS.lock().unwrap_or_else(|e| e.into_inner());
+    live.retain(|(_, weak)| weak.strong_count() > 0);
+    let guard = match live.iter().find(|(dir, _)| dir == data_dir) {
+        Some((_, weak)) => weak.upgrade()?,
+        None => {
+            let guard = Arc::new(SchemaGuard {
+                url: pg_url(),
+                name,
+            });
+            live.push((data_dir.to_owned(), Arc::downgrade(&guard)));
+            guard
+        }
+    };
+    // `try_with`: a service started while the thread is being torn down gets no test guard
+    // (its own reference still drops the schema).
+    let _ = TEST_SCHEMAS.try_with(|schemas| {
+        let mut schemas = schemas.borrow_mut();
+        if !schemas.iter().any(|g| Arc::ptr_eq(g, &guard)) {
+            schemas.push(Arc::clone(&guard));
+        }
+    });
+    Some(guard)
+}
+
+impl Drop for SchemaGuard {
+    fn drop(&mut self) {
+        let (url, name) = (self.url.clone(), self.name.clone());
+        // On a thread of its own: this may run among the test thread's thread-local
+        // destructors, where the runtime's own thread-locals may already be gone.
+        let dropped = std::thread::spawn(move || drop_schemas(&url, &name)).join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            // No panic in a destructor; the next run's sweep drops it.
+            eprintln!("warning: could not drop the e2e schema {}", self.name);
+        }
+    }
+}
+
+/// Drops every schema whose name begins with `prefix` (a plain identifier, so a LIKE
+/// pattern once `_` is escaped).
+fn drop_schemas(url: &str, prefix: &str) -> Result<(), tokio_postgres::Error> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+        tokio::spawn(conn);
+        let pattern = format!("{}%", prefix.replace('_', "\\_"));
+        let rows = client
+            .query(
+                "SELECT nspname FROM pg_namespace WHERE nspname LIKE $1",
+                &[&pattern],
+            )
+            .await?;
+        for row in rows {
+            let name: String = row.get(0);
+            client
+                .batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
+                .await?;
+        }
+        Ok(())
+    })
+}
+
+/// Drops the schemas of earlier runs whose process is gone (killed before its guards ran).
+fn sweep_finished_runs() {
+    let names: Vec<String> = with_pg(async |client| {
         let rows = client
             .query(
                 "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'tg\\_e2e\\_%'",
                 &[],
             )
-            .await
-            .unwrap();
-        for row in rows {
-            let name: String = row.get(0);
-            let pid = name.split('_').nth(2).unwrap_or_default();
-            if !Path::new(&format!("/proc/{pid}")).exists() {
+            .await?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
+    });
+    for name in names {
+        let pid = name.split('_').nth(2).unwrap_or_default();
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            with_pg(async |client| {
                 client
                     .batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
                     .await
-                    .unwrap();
+            });
+        }
+    }
+}
+
+/// Every row of every table of `schema`, as bytes: `bytea` columns as stored, the others
+/// as their text — the PostgreSQL counterpart of reading the SQLite database file.
+pub fn pg_rows(schema: &str) -> Vec<u8> {
+    with_pg(async |client| {
+        let columns = client
+            .query(
+                "SELECT c.table_name::text, c.column_name::text, c.data_type::text
+                 FROM information_schema.columns c
+                 JOIN information_schema.tables t
+                   ON t.table_schema = c.table_schema AND t.table_name = c.table_name
+                 WHERE c.table_schema = $1 AND t.table_type = 'BASE TABLE'
+                 ORDER BY c.table_name, c.ordinal_position",
+                &[&schema],
+            )
+            .await?;
+        let mut tables: Vec<(String, Vec<String>)> = Vec::new();
+        for row in &columns {
+            let (table, column, kind): (String, String, String) =
+                (row.get(0), row.get(1), row.get(2));
+            let expr = if kind == "bytea" {
+                format!("coalesce(\"{column}\", ''::bytea)")
+            } else {
+                format!("convert_to(coalesce(\"{column}\"::text, ''), 'UTF8')")
+            };
+            match tables.last_mut() {
+                Some((name, exprs)) if *name == table => exprs.push(expr),
+                _ => tables.push((table, vec![expr])),
             }
         }
-    });
+        let mut raw = Vec::new();
+        for (table, exprs) in tables {
+            let sql = format!(
+                "SELECT {} FROM {schema}.\"{table}\"",
+                exprs.join(" || '\\x00'::bytea || ")
+            );
+            for row in client.query(&sql, &[]).await? {
+                raw.extend(row.get::<_, Vec<u8>>(0));
+                raw.push(b'\n');
+            }
+        }
+        Ok(raw)
+    })
+}
+
+/// The first column of the one row `sql` answers, as an `i64` (e.g. a `count(*)`).
+pub fn pg_i64(sql: &str) -> i64 {
+    with_pg(async |client| Ok(client.query_one(sql, &[]).await?.get(0)))
+}
+
+/// Runs `sql` (one or more statements) on [`pg_url`].
+pub fn pg_execute(sql: &str) {
+    with_pg(async |client| client.batch_execute(sql).await);
 }
 
 /// A running `tokengate serve`.
@@ -73,6 +265,8 @@ pub struct Service {
     pub child: Child,
     pub addr: String,
     pub data_dir: PathBuf,
+    /// The data dir's PostgreSQL schema, kept while the service runs.
+    schema: Option<Arc<SchemaGuard>>,
 }
 
 impl Service {
@@ -86,9 +280,18 @@ impl Service {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        if let Some((url, schema)) = test_store(data_dir) {
-            cmd.env("TOKENGATE_STORE_URL", url)
-                .env("TOKENGATE_STORE_SCHEMA", schema);
+        // A test that names its own store (replicas.rs) gets it as given.
+        let own_store = env
+            .iter()
+            .any(|(k, _)| *k == "TOKENGATE_STORE_URL" || *k == "TOKENGATE_STORE_SCHEMA");
+        let schema = if own_store {
+            None
+        } else {
+            schema_guard(data_dir)
+        };
+        if let Some(guard) = &schema {
+            cmd.env("TOKENGATE_STORE_URL", &guard.url)
+                .env("TOKENGATE_STORE_SCHEMA", &guard.name);
         }
         for (k, v) in env {
             cmd.env(k, v);
@@ -115,6 +318,7 @@ impl Service {
             child,
             addr,
             data_dir: data_dir.to_owned(),
+            schema,
         }
     }
 
@@ -129,20 +333,23 @@ impl Service {
         }
     }
 
+    /// The PostgreSQL schema this service runs in (`None` on SQLite).
+    pub fn schema(&self) -> Option<&str> {
+        self.schema.as_ref().map(|guard| guard.name.as_str())
+    }
+
     /// Sends SIGTERM and waits for a clean exit.
     pub fn stop(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
         Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        let status = self.child.wait().unwrap();
-        std::mem::forget(self);
-        status
+        // Dropping `self` after the wait kills nothing: a reaped child is not signalled.
+        self.child.wait().unwrap()
     }
 
     /// SIGKILL, no chance to clean up.
     pub fn kill9(mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
-        std::mem::forget(self);
     }
 
     /// A raw GET.
@@ -352,4 +559,49 @@ fn dechunk(mut s: &str) -> String {
         s = &rest[n + 2..];
     }
     out
+}
+
+// ---- Helpers the tests share (`crate::user_with_key` etc. through each root's imports) ----
+
+/// The permission bits of `path`.
+pub fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// The environment of a service with `mfa.required = false` (AWS behaviour).
+pub fn no_mfa() -> [(&'static str, &'static str); 1] {
+    [("TOKENGATE_MFA_REQUIRED", "false")]
+}
+
+/// Creates user `name` with an access key as root; returns the key.
+pub fn user_with_key(svc: &Service, root: &Creds, name: &str) -> Creds {
+    let r = svc.call(root, "iam", &[("Action", "CreateUser"), ("UserName", name)]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = svc.call(
+        root,
+        "iam",
+        &[("Action", "CreateAccessKey"), ("UserName", name)],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    Creds {
+        access_key_id: r.xml("AccessKeyId").unwrap(),
+        secret: r.xml("SecretAccessKey").unwrap(),
+        token: None,
+    }
+}
+
+/// GetSessionToken (no MFA) for `creds`; returns the temporary credentials.
+pub fn session(svc: &Service, creds: &Creds, duration: &str) -> Creds {
+    let r = svc.call(
+        creds,
+        "sts",
+        &[("Action", "GetSessionToken"), ("DurationSeconds", duration)],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    Creds {
+        access_key_id: r.xml("AccessKeyId").unwrap(),
+        secret: r.xml("SecretAccessKey").unwrap(),
+        token: Some(r.xml("SessionToken").unwrap()),
+    }
 }

@@ -1,200 +1,34 @@
 //! End-to-end tests: the real `tokengate` binary, over real HTTP, with a real data dir.
+//!
+//! Two test targets run the same suite (`suite.rs` and the modules it names), each on one
+//! store engine chosen at compile time by its root ([`ENGINE`]):
+//! - `e2e` (this file): SQLite, the default store, plus the tests of SQLite alone;
+//! - `e2e_postgresql` (`postgresql.rs`): PostgreSQL at `TOKENGATE_TEST_PG_URL` (default
+//!   `postgres://postgres@127.0.0.1:5432/test`), each data dir in a schema of its own that
+//!   the test drops when it ends, plus the tests of PostgreSQL alone (replicas).
+//!
+//! `cargo test --workspace` runs both; an unreachable PostgreSQL fails the second, loudly.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod harness;
-mod login;
-mod mfa_cli;
-mod ops;
-mod replicas;
-mod security_keys;
-mod totp;
 
-use std::os::unix::fs::PermissionsExt;
+use harness::{Service, mode};
+// The helpers the suite's modules reach as `crate::…`.
+use harness::{no_mfa, session, user_with_key};
 
-use harness::{Creds, Service};
+/// The engine of this target (harness.rs).
+const ENGINE: harness::Engine = harness::Engine::Sqlite;
 
-fn mode(path: &std::path::Path) -> u32 {
-    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
-}
+/// The suite, on SQLite: tests are named `sqlite::…`.
+#[path = "suite.rs"]
+mod sqlite;
 
-fn no_mfa() -> [(&'static str, &'static str); 1] {
-    [("TOKENGATE_MFA_REQUIRED", "false")]
-}
+// ---- SQLite alone ----
 
-/// Creates user `name` with an access key as root; returns the key.
-fn user_with_key(svc: &Service, root: &Creds, name: &str) -> Creds {
-    let r = svc.call(root, "iam", &[("Action", "CreateUser"), ("UserName", name)]);
-    assert_eq!(r.status, 200, "{}", r.body);
-    let r = svc.call(
-        root,
-        "iam",
-        &[("Action", "CreateAccessKey"), ("UserName", name)],
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
-    Creds {
-        access_key_id: r.xml("AccessKeyId").unwrap(),
-        secret: r.xml("SecretAccessKey").unwrap(),
-        token: None,
-    }
-}
-
-fn session(svc: &Service, creds: &Creds, duration: &str) -> Creds {
-    let r = svc.call(
-        creds,
-        "sts",
-        &[("Action", "GetSessionToken"), ("DurationSeconds", duration)],
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
-    Creds {
-        access_key_id: r.xml("AccessKeyId").unwrap(),
-        secret: r.xml("SecretAccessKey").unwrap(),
-        token: Some(r.xml("SessionToken").unwrap()),
-    }
-}
-
-#[test]
-fn first_start_writes_private_files_and_a_restart_keeps_everything() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let svc = Service::start(&data, &no_mfa());
-    assert_eq!(mode(&data), 0o700);
-    assert_eq!(mode(&data.join("root-credentials.json")), 0o600);
-    assert_eq!(mode(&data.join("master.key")), 0o600);
-    assert_eq!(mode(&data.join("tokengate.db")), 0o600);
-    let root = svc.root();
-    assert!(root.access_key_id.starts_with("AKIA") && root.access_key_id.len() == 20);
-    assert_eq!(root.secret.len(), 40);
-
-    let r = svc.call(&root, "sts", &[("Action", "GetCallerIdentity")]);
-    assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(r.xml("Arn").unwrap(), "arn:aws:iam::000000000000:root");
-    assert_eq!(r.xml("Account").unwrap(), "000000000000");
-
-    let alice = user_with_key(&svc, &root, "alice");
-    let temp = session(&svc, &alice, "900");
-    assert!(temp.access_key_id.starts_with("ASIA"));
-    let r = svc.call(&temp, "sts", &[("Action", "GetCallerIdentity")]);
-    assert_eq!(
-        r.xml("Arn").unwrap(),
-        "arn:aws:iam::000000000000:user/alice",
-        "{}",
-        r.body
-    );
-
-    let before = std::fs::read(data.join("root-credentials.json")).unwrap();
-    assert!(svc.stop().success(), "SIGTERM must shut down cleanly");
-
-    let svc = Service::start(&data, &no_mfa());
-    assert_eq!(
-        std::fs::read(data.join("root-credentials.json")).unwrap(),
-        before
-    );
-    for creds in [&root, &alice, &temp] {
-        let r = svc.call(creds, "sts", &[("Action", "GetCallerIdentity")]);
-        assert_eq!(
-            r.status, 200,
-            "{} after restart: {}",
-            creds.access_key_id, r.body
-        );
-    }
-    let r = svc.call(
-        &root,
-        "iam",
-        &[("Action", "GetUser"), ("UserName", "alice")],
-    );
-    assert_eq!(r.xml("UserName").unwrap(), "alice");
-}
-
-#[test]
-fn health_and_jwks() {
-    let dir = tempfile::tempdir().unwrap();
-    let svc = Service::start(dir.path(), &[]);
-    let r = svc.get("/healthz");
-    assert_eq!(r.status, 200);
-    assert!(r.body.contains("\"ok\""));
-    let r = svc.get("/.well-known/jwks.json");
-    assert_eq!(r.status, 200);
-    let jwks: serde_json::Value = serde_json::from_str(&r.body).unwrap();
-    let key = &jwks["keys"][0];
-    assert_eq!(key["kty"], "EC");
-    assert_eq!(key["crv"], "P-256");
-    assert_eq!(key["alg"], "ES256");
-    assert_eq!(key["use"], "sig");
-    assert_eq!(key["kid"].as_str().unwrap().len(), 43);
-    drop(svc);
-    // With EdDSA configured the key is replaced at start-up; both are published.
-    let svc = Service::start(
-        dir.path(),
-        &[("TOKENGATE_SESSION_TOKENS_ALGORITHM", "EdDSA")],
-    );
-    let jwks: serde_json::Value =
-        serde_json::from_str(&svc.get("/.well-known/jwks.json").body).unwrap();
-    let mut algs: Vec<&str> = jwks["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["alg"].as_str().unwrap())
-        .collect();
-    algs.sort_unstable();
-    assert_eq!(algs, ["ES256", "EdDSA"]);
-}
-
-#[test]
-fn mfa_is_required_by_default() {
-    let dir = tempfile::tempdir().unwrap();
-    let svc = Service::start(dir.path(), &[]);
-    let root = svc.root();
-    let alice = user_with_key(&svc, &root, "alice");
-    let r = svc.call(&alice, "sts", &[("Action", "GetSessionToken")]);
-    assert_eq!(r.status, 403, "{}", r.body);
-    assert_eq!(r.code().unwrap(), "AccessDenied");
-    assert!(
-        r.xml("Message")
-            .unwrap()
-            .contains("MultiFactorAuthentication is required")
-    );
-}
-
-#[test]
-fn session_credentials_are_confined() {
-    let dir = tempfile::tempdir().unwrap();
-    let svc = Service::start(dir.path(), &no_mfa());
-    let root = svc.root();
-    let alice = user_with_key(&svc, &root, "alice");
-    let temp = session(&svc, &alice, "900");
-    let r = svc.call(&temp, "sts", &[("Action", "GetSessionToken")]);
-    assert_eq!(r.status, 403);
-    assert_eq!(
-        r.xml("Message").unwrap(),
-        "Cannot call GetSessionToken with session credentials"
-    );
-    // A session token that belongs to another temporary key is refused.
-    let other = session(&svc, &alice, "900");
-    let swapped = Creds {
-        token: other.token.clone(),
-        ..temp.clone()
-    };
-    let r = svc.call(&swapped, "sts", &[("Action", "GetCallerIdentity")]);
-    assert_eq!(r.code().unwrap(), "InvalidClientTokenId", "{}", r.body);
-    // Root's sessions are capped at one hour, silently.
-    let r = svc.call(
-        &root,
-        "sts",
-        &[("Action", "GetSessionToken"), ("DurationSeconds", "7200")],
-    );
-    let exp = time::OffsetDateTime::parse(
-        &r.xml("Expiration").unwrap(),
-        &time::format_description::well_known::Rfc3339,
-    )
-    .unwrap();
-    let left = exp - time::OffsetDateTime::now_utc();
-    assert!(
-        left <= time::Duration::seconds(3600) && left > time::Duration::seconds(3500),
-        "{left}"
-    );
-}
-
+/// The SQLite store caches keys and users and must see every write (ADR 0003), so it locks
+/// the data dir. (PostgreSQL has no such cache: there a second server is a replica —
+/// postgresql.rs.)
 #[test]
 fn a_second_server_on_one_data_dir_is_refused_at_start() {
     let dir = tempfile::tempdir().unwrap();
@@ -216,22 +50,4 @@ fn a_second_server_on_one_data_dir_is_refused_at_start() {
     let svc = Service::start(dir.path(), &no_mfa());
     let r = svc.call(&root, "sts", &[("Action", "GetCallerIdentity")]);
     assert_eq!(r.status, 200, "{}", r.body);
-}
-
-#[test]
-fn a_changed_account_id_is_refused_at_start() {
-    let dir = tempfile::tempdir().unwrap();
-    Service::start(dir.path(), &[]).stop();
-    let out = std::process::Command::new(harness::binary())
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .env("TOKENGATE_ACCOUNT_ID", "123456789012")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("belongs to account 000000000000"),
-        "{stderr}"
-    );
 }

@@ -7,7 +7,7 @@ use std::net::{IpAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::harness::{Creds, Service};
+use crate::harness::{Creds, ENGINE, Engine, Service, pg_execute, pg_i64};
 use crate::{no_mfa, user_with_key};
 
 /// The samples of a Prometheus/OpenMetrics text exposition, `name{labels}` → value. Panics
@@ -112,18 +112,38 @@ fn metrics_parse_and_move_and_readyz_is_honest() {
             .collect::<Vec<_>>()
     );
     assert!(sample(&after, "tokengate_http_connections_accepted_total") >= 9.0);
-    // The audit events ride the group commit (docs/audit.md): its batches are reported.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let m = metrics(&svc);
-        let batches = sample(&m, "tokengate_group_commit_batch_writes_count");
-        if batches > 0.0 {
-            assert!(sample(&m, "tokengate_group_commit_duration_seconds_count") > 0.0);
-            assert!(sample(&m, "tokengate_group_commit_duration_seconds_sum") > 0.0);
-            break;
+    match ENGINE {
+        // The audit events ride the group commit (docs/audit.md): its batches are reported.
+        Engine::Sqlite => {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let m = metrics(&svc);
+                let batches = sample(&m, "tokengate_group_commit_batch_writes_count");
+                if batches > 0.0 {
+                    assert!(sample(&m, "tokengate_group_commit_duration_seconds_count") > 0.0);
+                    assert!(sample(&m, "tokengate_group_commit_duration_seconds_sum") > 0.0);
+                    break;
+                }
+                assert!(Instant::now() < deadline, "no group commit reported: {m:?}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
         }
-        assert!(Instant::now() < deadline, "no group commit reported: {m:?}");
-        std::thread::sleep(Duration::from_millis(100));
+        // PostgreSQL has no group commit (each write commits on its own; the histograms
+        // are SQLite's, docs/operations.md): the audit events land in the schema's table.
+        Engine::Postgresql => {
+            let schema = svc.schema().unwrap();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let count = format!(
+                "SELECT count(*) FROM {schema}.audit_event \
+                 WHERE event_name = 'GetCallerIdentity'"
+            );
+            while pg_i64(&count) < 5 {
+                assert!(Instant::now() < deadline, "no audit events written");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let m = metrics(&svc);
+            assert_eq!(sample(&m, "tokengate_group_commit_batch_writes_count"), 0.0);
+        }
     }
     // Nothing secret or personal in the labels.
     let text = svc.get("/metrics").body;
@@ -136,7 +156,7 @@ fn metrics_parse_and_move_and_readyz_is_honest() {
         assert!(!text.contains(secret), "{secret} in /metrics");
     }
 
-    // Ready; not ready while the database file is gone; ready again once it is back.
+    // Ready; not ready while the store is gone; ready again once it is back.
     let r = svc.get("/readyz");
     assert_eq!(
         (r.status, r.body.contains("\"ready\"")),
@@ -144,14 +164,27 @@ fn metrics_parse_and_move_and_readyz_is_honest() {
         "{}",
         r.body
     );
-    let db = dir.path().join("tokengate.db");
-    let aside = dir.path().join("tokengate.db.aside");
-    std::fs::rename(&db, &aside).unwrap();
+    // SQLite: the database file moved aside; PostgreSQL: the service's schema renamed.
+    let (db, aside) = (
+        dir.path().join("tokengate.db"),
+        dir.path().join("tokengate.db.aside"),
+    );
+    let schema = svc.schema().map(str::to_owned);
+    let away = |gone: bool| match (&schema, gone) {
+        (None, true) => std::fs::rename(&db, &aside).unwrap(),
+        (None, false) => std::fs::rename(&aside, &db).unwrap(),
+        (Some(s), true) => pg_execute(&format!("ALTER SCHEMA {s} RENAME TO {s}_aside")),
+        (Some(s), false) => pg_execute(&format!("ALTER SCHEMA {s}_aside RENAME TO {s}")),
+    };
+    away(true);
     let r = svc.get("/readyz");
     assert_eq!(r.status, 503, "{}", r.body);
     assert!(r.body.contains("not ready"), "{}", r.body);
     assert!(!r.body.contains("tokengate.db"), "{}", r.body);
-    std::fs::rename(&aside, &db).unwrap();
+    if let Some(schema) = &schema {
+        assert!(!r.body.contains(schema.as_str()), "{}", r.body);
+    }
+    away(false);
     assert_eq!(svc.get("/readyz").status, 200);
     assert_eq!(svc.get("/healthz").status, 200);
 }

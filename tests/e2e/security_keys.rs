@@ -406,20 +406,30 @@ fn another_users_key_is_refused() {
     issued(&login(&svc, &alice, &sim, &alices));
 }
 
+/// The challenge TTL of [`an_expired_challenge_is_refused`].
+const CHALLENGE_TTL_SECS: u64 = 4;
+
 #[test]
 fn an_expired_challenge_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let sim = spawn_sim(TouchPolicy::Auto, None);
+    // A challenge expires at its creation second + the TTL, so a TTL of 4 s leaves every
+    // ceremony that must succeed at least 3 s (a loaded machine, PostgreSQL), and a wait
+    // of TTL + 1 s expires the ones that must fail.
     let svc = service(
         dir.path(),
         &sim,
-        &[("TOKENGATE_SECURITY_KEYS_CHALLENGE_TTL_SECS", "1")],
+        &[(
+            "TOKENGATE_SECURITY_KEYS_CHALLENGE_TTL_SECS",
+            &CHALLENGE_TTL_SECS.to_string(),
+        )],
     );
+    let expired = Duration::from_millis(CHALLENGE_TTL_SECS * 1000 + 1100);
     let root = svc.root();
     let alice = user_with_key(&svc, &root, "alice");
     // Registration.
     let c = registration_challenge(&svc, &root, "alice", "slow", "fido2").unwrap();
-    std::thread::sleep(Duration::from_millis(2100));
+    std::thread::sleep(expired);
     let r = enable_with(&svc, &root, &mut connect(&sim), &c, "fido2", &c.rp_id);
     assert_eq!(
         r.code().as_deref(),
@@ -431,7 +441,7 @@ fn an_expired_challenge_is_refused() {
     let serial = register(&svc, &root, &sim, "alice", "yubikey", "fido2");
     let c = login_challenge(&svc, &alice, &serial).unwrap();
     let a = sign(&sim, &c);
-    std::thread::sleep(Duration::from_millis(2100));
+    std::thread::sleep(expired);
     assert_refused(&submit(&svc, &alice, &c, &a), INVALID_CODE);
     issued(&login(&svc, &alice, &sim, &serial));
 }

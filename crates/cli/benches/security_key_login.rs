@@ -25,22 +25,10 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use firmware_sim::TouchPolicy;
 
 use crate::client::{login, register, service, spawn_sim};
-use crate::harness::Creds;
+use crate::harness::user_with_key;
 
-fn user_with_key(svc: &harness::Service, root: &Creds, name: &str) -> Creds {
-    let r = svc.call(root, "iam", &[("Action", "CreateUser"), ("UserName", name)]);
-    assert_eq!(r.status, 200, "{}", r.body);
-    let r = svc.call(
-        root,
-        "iam",
-        &[("Action", "CreateAccessKey"), ("UserName", name)],
-    );
-    Creds {
-        access_key_id: r.xml("AccessKeyId").unwrap(),
-        secret: r.xml("SecretAccessKey").unwrap(),
-        token: None,
-    }
-}
+/// The store the harness puts the service on: SQLite in the data dir (tests/e2e/harness.rs).
+const ENGINE: harness::Engine = harness::Engine::Sqlite;
 
 fn login_round_trip(c: &mut Criterion) {
     // On the target dir's disk, not a tmpfs: the fsyncs are part of the cost.
