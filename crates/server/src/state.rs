@@ -135,6 +135,7 @@ pub fn open(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, StartErro
             PgOptions {
                 pool_size: Some(config.store.pool_size),
                 schema: config.store.schema.clone(),
+                timeout: Some(std::time::Duration::from_millis(config.store.timeout_ms)),
             },
         )?),
     };

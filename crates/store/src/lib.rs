@@ -74,6 +74,10 @@ pub enum StoreError {
     /// The backend failed (I/O, corruption, a bug).
     #[error("store backend error: {0}")]
     Backend(String),
+    /// The database cannot be reached now: the connection was refused, lost or timed out
+    /// (PostgreSQL down, restarting or unreachable). Trying again later may succeed.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// Kinds of stored entities, for errors.
@@ -895,6 +899,12 @@ pub trait Store: Send + Sync {
     /// path); authorization caches compare it. Reads leave it alone. (SQLite keeps it in
     /// memory: one process owns the database.)
     fn iam_generation(&self) -> u64;
+    /// Like [`Store::iam_generation`], but an error when the generation cannot be read now
+    /// (a shared database that is unreachable), so that a caller that must not act on
+    /// possibly stale authorization fails closed. By default, never an error.
+    fn checked_iam_generation(&self) -> Result<u64, StoreError> {
+        Ok(self.iam_generation())
+    }
 
     /// Creates a group if no group has its name (ignoring case) and the account has fewer
     /// than `max_groups` (`LimitExceeded(Group)`).
