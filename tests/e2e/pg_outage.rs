@@ -501,3 +501,56 @@ fn postgres_down_is_service_unavailable_and_readiness_follows_it() {
     println!("thawed: /readyz 200 after {took:?}");
     assert_all_ok(&calls.all(&session), "database thawed");
 }
+
+/// A second replica without the first one's master key file is refused at start-up, before
+/// it creates a key of its own (which could not open the store's secrets), with what to do.
+#[test]
+fn a_replica_without_the_master_key_of_a_bootstrapped_store_refuses_to_create_one() {
+    let cluster = Cluster::start();
+    let dir = tempfile::tempdir().unwrap();
+    let first_key = dir.path().join("first.key");
+    let first = serve_on(
+        &cluster,
+        &dir.path().join("a"),
+        &[("TOKENGATE_MASTER_KEY_FILE", first_key.to_str().unwrap())],
+    );
+    let r = first.get("/readyz");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(first_key.exists());
+
+    let missing = dir.path().join("second.key");
+    let out = Command::new(crate::harness::binary())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("b"))
+        .env_remove("TOKENGATE_CONFIG")
+        .env("TOKENGATE_STORE_URL", cluster.url())
+        .env("TOKENGATE_STORE_SCHEMA", "tokengate")
+        .env("TOKENGATE_MASTER_KEY_FILE", &missing)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "started without the master key: {stderr}"
+    );
+    assert!(
+        stderr.contains("already bootstrapped")
+            && stderr.contains("copy the master key file of the first replica")
+            && stderr.contains("TOKENGATE_MASTER_KEY_FILE")
+            && stderr.contains(missing.to_str().unwrap()),
+        "{stderr}"
+    );
+    assert!(!missing.exists(), "a new master key was created");
+    // The first replica's key file, copied, is what the second needs.
+    std::fs::copy(&first_key, &missing).unwrap();
+    let second = serve_on(
+        &cluster,
+        &dir.path().join("b"),
+        &[("TOKENGATE_MASTER_KEY_FILE", missing.to_str().unwrap())],
+    );
+    let r = second.get("/readyz");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let root = first.root();
+    let r = second.call(&root, "sts", &[("Action", "GetCallerIdentity")]);
+    assert_eq!(r.status, 200, "{}", r.body);
+}

@@ -280,6 +280,18 @@ impl PostgresStore {
         Ok(store)
     }
 
+    /// Whether the database at `url` (in `options.schema`) already holds an account, read
+    /// without a master key: start-up asks before it creates a master key file, since a new
+    /// key cannot open a bootstrapped store's secrets. Migrates the schema as
+    /// [`PostgresStore::open`] would.
+    pub fn has_account(url: &str, options: PgOptions) -> Result<bool, StoreError> {
+        // The account row is not sealed: a placeholder key opens the store for that read
+        // (nothing is sealed or opened with it, and it is dropped with the store).
+        let placeholder = Secret::new(vec![0u8; crate::seal::MASTER_KEY_LEN]);
+        let store = Self::open(url, &placeholder, options)?;
+        Ok(store.account()?.is_some())
+    }
+
     /// Runs `fut` on the store's runtime and waits for its result (from any thread).
     fn run<T: Send + 'static>(
         &self,
