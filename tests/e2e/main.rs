@@ -7,6 +7,7 @@ mod login;
 mod mfa_cli;
 mod ops;
 mod pg_outage;
+mod pg_signing;
 mod replicas;
 mod security_keys;
 mod totp;

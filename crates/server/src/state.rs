@@ -58,8 +58,9 @@ pub struct AppState {
     pub rng: SystemRandom,
     /// Derives temporary secrets.
     pub derivation: DerivationKey,
-    /// Signs session tokens with the current key.
-    pub signer: TokenSigner,
+    /// Signs session tokens with the current key, kept equal to the store's
+    /// ([`crate::key_ring`]).
+    pub signer: crate::key_ring::KeyRing,
     /// Verifies session tokens against current and retired keys.
     pub verifier: TokenVerifier,
     /// SigV4 signing keys derived for recent requests.
@@ -232,7 +233,7 @@ pub fn open_with_store(
         store,
         rng,
         derivation,
-        signer,
+        signer: crate::key_ring::KeyRing::new(signer),
         verifier,
         signing_keys: SigningKeys::new(DEFAULT_SIGNING_KEYS),
         clock,
