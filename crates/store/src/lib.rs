@@ -31,7 +31,9 @@ pub use hygiene::{
 
 pub use audit::{AuditAttribute, AuditEvent, AuditPage, AuditQuery};
 pub use portal::{PortalSession, PortalStage};
-pub use postgres::{DEFAULT_POOL_SIZE, IAM_CHANNEL, PgOptions, PostgresStore};
+pub use postgres::{
+    DEFAULT_OPERATION_TIMEOUT, DEFAULT_POOL_SIZE, IAM_CHANNEL, PgOptions, PostgresStore,
+};
 pub use sqlite::SqliteStore;
 use tokengate_token::Secret;
 use tokengate_verifier::totp::{self, LockoutPolicy, Refusal, TotpParams, TotpState, Verdict};
