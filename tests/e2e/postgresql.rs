@@ -21,6 +21,8 @@ mod postgresql;
 
 // ---- PostgreSQL alone (each module is declared here only, so it runs once) ----
 
+mod pg_outage;
+mod pg_signing;
 mod replicas;
 
 /// SQLite locks the data dir (main.rs); PostgreSQL keeps no per-process cache, so a second

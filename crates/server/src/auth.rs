@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use tokengate_store::{KeyOwner, KeyStatus};
 use tokengate_token::keys::{KeyKind, key_kind};
-use tokengate_token::session::{MfaContext, SessionClaims, SessionTokenError, SigningKey};
+use tokengate_token::session::{MfaContext, SessionClaims, SessionTokenError};
 use tokengate_token::sigv4::{self, HttpRequest, SigV4Error};
 use tokengate_token::{Principal, Secret};
 
@@ -124,24 +124,15 @@ pub async fn authenticate(
     Ok((caller, auth.scope.service))
 }
 
-/// Adds to the verifier every signing key of the store that still verifies at `now` and it
-/// did not know (replicas share the store: a key rotated in on one is served by all).
-/// Returns whether any was new.
+/// Re-reads the store's signing keys now (a token of a key this replica does not know:
+/// perhaps another replica rotated it in): the verifier trusts exactly the store's live keys
+/// and the signer follows the store's current key ([`crate::key_ring`]). Returns whether
+/// verifying again is worth it.
 fn learn_signing_keys(state: &AppState, now: i64) -> Result<bool, ApiError> {
-    let mut learned = false;
-    for stored in state.store.signing_keys()? {
-        if stored
-            .retired
-            .is_some_and(|retired| retired + crate::state::MAX_SESSION_SECS <= now)
-        {
-            continue;
-        }
-        // A key that does not parse verifies nothing; the start-up check reports it.
-        if let Ok(key) = SigningKey::from_pkcs8(stored.pkcs8) {
-            learned |= state.verifier.add_key(key.public_key());
-        }
-    }
-    Ok(learned)
+    state
+        .signer
+        .refresh(state.store.as_ref(), &state.verifier, now, true)?;
+    Ok(true)
 }
 
 /// The session's principal as it is now, found by its unique id: a session outlives
@@ -386,7 +377,7 @@ mod tests {
         let f = fixture();
         let creds = session(&f);
         answered_and_cached(&f, &creds).await;
-        assert!(f.state.verifier.remove_key(f.state.signer.kid()));
+        assert!(f.state.verifier.remove_key(&f.state.signer.kid()));
         assert!(f.state.verifier.cache().is_empty());
         // The store still has the key, so this second's reload would bring it back.
         assert!(f.state.verifier.reload_due(T0));
@@ -399,7 +390,7 @@ mod tests {
         let f = fixture();
         let creds = session(&f);
         // As if another replica had rotated this key in after this one started.
-        assert!(f.state.verifier.remove_key(f.state.signer.kid()));
+        assert!(f.state.verifier.remove_key(&f.state.signer.kid()));
         let (status, body) = whoami(&f, &creds, &creds.session_token).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert!(
@@ -407,10 +398,10 @@ mod tests {
                 .verifier
                 .jwks()
                 .to_string()
-                .contains(f.state.signer.kid())
+                .contains(&f.state.signer.kid())
         );
         // At most one reload a second: a key removed again stays unknown until then.
-        assert!(f.state.verifier.remove_key(f.state.signer.kid()));
+        assert!(f.state.verifier.remove_key(&f.state.signer.kid()));
         let (status, body) = whoami(&f, &creds, &creds.session_token).await;
         refused(status, &body, "InvalidClientTokenId");
         f.clock.0.store(T0 + 1, Ordering::SeqCst);

@@ -111,6 +111,9 @@ pub struct StoreConfig {
     /// A PostgreSQL schema for tokengate's tables (created if missing); `None`: the URL's
     /// `search_path` (`public`).
     pub schema: Option<String>,
+    /// The longest one PostgreSQL operation may take (waiting for a connection included)
+    /// before the request is answered `ServiceUnavailable`, in milliseconds.
+    pub timeout_ms: u64,
 }
 
 impl Default for StoreConfig {
@@ -119,12 +122,16 @@ impl Default for StoreConfig {
             url: None,
             pool_size: DEFAULT_STORE_POOL_SIZE,
             schema: None,
+            timeout_ms: DEFAULT_STORE_TIMEOUT_MS,
         }
     }
 }
 
 /// Default PostgreSQL pool size per replica.
 pub const DEFAULT_STORE_POOL_SIZE: usize = 16;
+
+/// Default bound on one PostgreSQL operation, in milliseconds.
+pub const DEFAULT_STORE_TIMEOUT_MS: u64 = 10_000;
 
 /// `[portal]` (docs/portal.md): browser sessions of the sign-in portal.
 #[derive(Debug, Clone, Deserialize)]
@@ -483,6 +490,13 @@ pub const SETTINGS: &[Setting] = &[
               letters, digits, _): several deployments can share one database.",
     },
     Setting {
+        key: "store.timeout_ms",
+        env: "TOKENGATE_STORE_TIMEOUT_MS",
+        default: "10000",
+        doc: "The longest one PostgreSQL operation may take (waiting for a connection \
+              included) before the request is answered `ServiceUnavailable`.",
+    },
+    Setting {
         key: "master_key_file",
         env: "TOKENGATE_MASTER_KEY_FILE",
         default: "data_dir/master.key",
@@ -809,6 +823,9 @@ impl Config {
                 self.store.pool_size = value.parse().map_err(|_| bad("expected a count"))?;
             }
             "store.schema" => self.store.schema = Some(value.to_owned()).filter(|v| !v.is_empty()),
+            "store.timeout_ms" => {
+                self.store.timeout_ms = value.parse().map_err(|_| bad("expected milliseconds"))?;
+            }
             "master_key_file" => {
                 self.master_key_file =
                     Some(PathBuf::from(value)).filter(|p| !p.as_os_str().is_empty());
@@ -981,6 +998,11 @@ impl Config {
         }
         if self.store.pool_size == 0 {
             return Err(ConfigError::Invalid("store.pool_size must be ≥ 1".into()));
+        }
+        if !(100..=600_000).contains(&self.store.timeout_ms) {
+            return Err(ConfigError::Invalid(
+                "store.timeout_ms must be 100–600000".into(),
+            ));
         }
         if let Some(url) = &self.store.url
             && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))

@@ -92,6 +92,10 @@ pub fn mint_session(state: &AppState, session: NewSession) -> Result<Credentials
         chained: session.chained,
         attributes: session.attributes,
     };
+    // Signed with the store's current key: another replica may have rotated since.
+    state
+        .signer
+        .refresh(state.store.as_ref(), &state.verifier, now, false)?;
     let session_token = state.signer.sign(&claims).map_err(ApiError::internal)?;
     let secret_access_key = state.derivation.temporary_secret(&access_key_id);
     Ok(Credentials {

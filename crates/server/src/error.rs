@@ -100,7 +100,8 @@ impl From<tokengate_store::StoreError> for ApiError {
     fn from(e: tokengate_store::StoreError) -> Self {
         crate::metrics::store_error();
         match e {
-            tokengate_store::StoreError::Backend(_) => Self::unavailable(e),
+            tokengate_store::StoreError::Backend(_)
+            | tokengate_store::StoreError::Unavailable(_) => Self::unavailable(e),
             _ => Self::internal(e),
         }
     }

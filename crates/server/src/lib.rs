@@ -41,6 +41,7 @@ pub mod credentials;
 pub mod entities;
 pub mod error;
 pub mod handlers;
+pub mod key_ring;
 pub mod metrics;
 pub mod mfa;
 pub mod params;
@@ -267,7 +268,22 @@ async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
+/// The JWK Set of the store's live signing keys: checked against the store before serving
+/// ([`key_ring::KeyRing::refresh`]), so every replica serves the same document as soon as
+/// one rotated. 503 when the store cannot say (the keys may have changed).
 async fn jwks(State(state): State<Arc<AppState>>) -> Response {
+    let now = state.clock.now().unix_timestamp();
+    if let Err(e) = state
+        .signer
+        .refresh(state.store.as_ref(), &state.verifier, now, false)
+    {
+        crate::metrics::store_error();
+        tracing::warn!(error = %e, "jwks: the store's signing keys cannot be read");
+        return json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({"status": "unavailable"}),
+        );
+    }
     let mut response = json(StatusCode::OK, state.verifier.jwks());
     response.headers_mut().insert(
         header::CACHE_CONTROL,

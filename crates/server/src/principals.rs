@@ -145,8 +145,11 @@ impl PolicyCache {
 
     /// Entry `id` of `T`'s map, loaded by `load` on a miss. Only what was read under the
     /// generation it is filed under is cached, and only while that generation is current.
+    ///
+    /// A generation that cannot be read (a shared database out of reach) fails the lookup
+    /// (`ServiceUnavailable`): what was cached may have been changed on another replica.
     fn cached<T: Cached>(&self, store: &dyn Store, id: &str) -> Result<Option<Arc<T>>, ApiError> {
-        let generation = store.iam_generation();
+        let generation = store.checked_iam_generation()?;
         if let Ok(inner) = self.inner.read()
             && inner.generation == generation
             && let Some(hit) = T::entries(&inner).get(id)
@@ -174,7 +177,7 @@ impl PolicyCache {
     /// group — documents go through the document cache), or `None` when there is no such
     /// group.
     pub fn group(&self, store: &dyn Store, name: &str) -> Result<Option<Vec<Policy>>, ApiError> {
-        let generation = store.iam_generation();
+        let generation = store.checked_iam_generation()?;
         let Some(g) = store.group_policies(name)? else {
             return Ok(None);
         };
@@ -198,7 +201,7 @@ impl PolicyCache {
         text: &str,
         kind: PolicyKind,
     ) -> Result<Arc<PolicyDocument>, ApiError> {
-        self.compile(text, kind, store.iam_generation())
+        self.compile(text, kind, store.checked_iam_generation()?)
     }
 }
 

@@ -58,8 +58,9 @@ pub struct AppState {
     pub rng: SystemRandom,
     /// Derives temporary secrets.
     pub derivation: DerivationKey,
-    /// Signs session tokens with the current key.
-    pub signer: TokenSigner,
+    /// Signs session tokens with the current key, kept equal to the store's
+    /// ([`crate::key_ring`]).
+    pub signer: crate::key_ring::KeyRing,
     /// Verifies session tokens against current and retired keys.
     pub verifier: TokenVerifier,
     /// SigV4 signing keys derived for recent requests.
@@ -126,17 +127,29 @@ pub fn open(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, StartErro
         .master_key_file
         .clone()
         .unwrap_or_else(|| dir.join(MASTER_KEY_FILE));
+    let pg_options = || PgOptions {
+        pool_size: Some(config.store.pool_size),
+        schema: config.store.schema.clone(),
+        timeout: Some(std::time::Duration::from_millis(config.store.timeout_ms)),
+    };
+    if let Some(url) = &config.store.url
+        && !key_file.exists()
+        && PostgresStore::has_account(url, pg_options())?
+    {
+        // A new key could not open this store's secrets: say what to do instead of
+        // creating one (the check after opening would catch it one step later).
+        return Err(StartError::Inconsistent(format!(
+            "the PostgreSQL store is already bootstrapped, but the master key file {} does \
+             not exist: copy the master key file of the first replica there (or point \
+             master_key_file / TOKENGATE_MASTER_KEY_FILE at it); refusing to create a new \
+             master key, which could not open this store's secrets",
+            key_file.display()
+        )));
+    }
     let (master, _) = tokengate_store::master_key::load_or_create(&key_file)?;
     let store: Arc<dyn Store> = match &config.store.url {
         None => Arc::new(SqliteStore::open(&dir.join(DATABASE_FILE), &master)?),
-        Some(url) => Arc::new(PostgresStore::open(
-            url,
-            &master,
-            PgOptions {
-                pool_size: Some(config.store.pool_size),
-                schema: config.store.schema.clone(),
-            },
-        )?),
+        Some(url) => Arc::new(PostgresStore::open(url, &master, pg_options())?),
     };
     open_with_store(config, store, clock)
 }
@@ -220,7 +233,7 @@ pub fn open_with_store(
         store,
         rng,
         derivation,
-        signer,
+        signer: crate::key_ring::KeyRing::new(signer),
         verifier,
         signing_keys: SigningKeys::new(DEFAULT_SIGNING_KEYS),
         clock,

@@ -31,7 +31,9 @@ pub use hygiene::{
 
 pub use audit::{AuditAttribute, AuditEvent, AuditPage, AuditQuery};
 pub use portal::{PortalSession, PortalStage};
-pub use postgres::{DEFAULT_POOL_SIZE, IAM_CHANNEL, PgOptions, PostgresStore};
+pub use postgres::{
+    DEFAULT_OPERATION_TIMEOUT, DEFAULT_POOL_SIZE, IAM_CHANNEL, PgOptions, PostgresStore,
+};
 pub use sqlite::SqliteStore;
 use tokengate_token::Secret;
 use tokengate_verifier::totp::{self, LockoutPolicy, Refusal, TotpParams, TotpState, Verdict};
@@ -74,6 +76,10 @@ pub enum StoreError {
     /// The backend failed (I/O, corruption, a bug).
     #[error("store backend error: {0}")]
     Backend(String),
+    /// The database cannot be reached now: the connection was refused, lost or timed out
+    /// (PostgreSQL down, restarting or unreachable). Trying again later may succeed.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// Kinds of stored entities, for errors.
@@ -895,6 +901,12 @@ pub trait Store: Send + Sync {
     /// path); authorization caches compare it. Reads leave it alone. (SQLite keeps it in
     /// memory: one process owns the database.)
     fn iam_generation(&self) -> u64;
+    /// Like [`Store::iam_generation`], but an error when the generation cannot be read now
+    /// (a shared database that is unreachable), so that a caller that must not act on
+    /// possibly stale authorization fails closed. By default, never an error.
+    fn checked_iam_generation(&self) -> Result<u64, StoreError> {
+        Ok(self.iam_generation())
+    }
 
     /// Creates a group if no group has its name (ignoring case) and the account has fewer
     /// than `max_groups` (`LimitExceeded(Group)`).

@@ -58,6 +58,7 @@ impl Schema {
             PgOptions {
                 pool_size: Some(4),
                 schema: Some(self.name.clone()),
+                ..PgOptions::default()
             },
         )
         .unwrap_or_else(|e| {

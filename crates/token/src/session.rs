@@ -620,6 +620,16 @@ impl TokenVerifier {
         removed
     }
 
+    /// The `kid` of every trusted key.
+    pub fn kids(&self) -> Vec<String> {
+        self.keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys()
+            .cloned()
+            .collect()
+    }
+
     /// The verified-token cache (its size, for metrics and tests).
     pub fn cache(&self) -> &VerifiedTokens {
         &self.cache

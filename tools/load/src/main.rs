@@ -820,6 +820,7 @@ fn seed(dir: &Path, n: usize, pg: Option<&Pg>) -> anyhow::Result<Vec<Identity>> 
             PgOptions {
                 pool_size: None,
                 schema: Some(pg.schema.clone()),
+                ..PgOptions::default()
             },
         )?),
     };

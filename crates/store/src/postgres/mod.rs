@@ -21,6 +21,7 @@ use std::future::Future;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use deadpool_postgres::Transaction;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
@@ -106,10 +107,18 @@ const MIGRATION_LOCK: i64 = 0x746f_6b65_6e67_6174; // "tokengat"
 pub const IAM_CHANNEL: &str = "tokengate_iam";
 
 /// How long a new connection may take unless the URL says (`connect_timeout`).
-const DEFAULT_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Connections in the pool unless the caller says otherwise.
 pub const DEFAULT_POOL_SIZE: usize = 16;
+
+/// The longest one store operation may take unless the caller says otherwise
+/// ([`PgOptions::timeout`]): waiting for a pooled connection, connecting, and every
+/// statement of the operation. Past it the operation fails with
+/// [`StoreError::Unavailable`], so a database that stops answering (a frozen host, a network
+/// that drops packets) turns into `ServiceUnavailable` instead of requests that hang until
+/// TCP gives up.
+pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How to open a [`PostgresStore`] beyond its URL.
 #[derive(Debug, Clone, Default)]
@@ -119,12 +128,15 @@ pub struct PgOptions {
     /// A schema to use instead of `public` (created if missing): every pooled connection
     /// sets its `search_path` to it. Tests give each run its own.
     pub schema: Option<String>,
+    /// The longest one operation may take; [`DEFAULT_OPERATION_TIMEOUT`] when `None`.
+    pub timeout: Option<Duration>,
 }
 
 /// The PostgreSQL-backed [`Store`].
 pub struct PostgresStore {
     runtime: Option<tokio::runtime::Runtime>,
     pool: Pool,
+    timeout: Duration,
     sealer: Arc<Sealer>,
     generation: Arc<GenerationReader>,
 }
@@ -136,8 +148,9 @@ impl std::fmt::Debug for PostgresStore {
 }
 
 /// A backend error with its whole cause chain (tokio-postgres puts the server's message
-/// in the source: "db error: ERROR: …").
-pub(crate) fn backend(e: impl std::error::Error) -> StoreError {
+/// in the source: "db error: ERROR: …"): [`StoreError::Unavailable`] when the database
+/// could not be reached ([`unreachable`]), else [`StoreError::Backend`].
+pub(crate) fn backend(e: impl std::error::Error + 'static) -> StoreError {
     let mut message = format!("postgres: {e}");
     let mut source = e.source();
     while let Some(cause) = source {
@@ -145,7 +158,43 @@ pub(crate) fn backend(e: impl std::error::Error) -> StoreError {
         message.push_str(&cause.to_string());
         source = cause.source();
     }
-    StoreError::Backend(message)
+    if unreachable(&e) {
+        StoreError::Unavailable(message)
+    } else {
+        StoreError::Backend(message)
+    }
+}
+
+/// Whether `e` (or a cause of it) says the database cannot be reached now, rather than
+/// that a statement failed: an I/O error (refused, reset, timed out), a closed connection,
+/// a pool that timed out, or one of PostgreSQL's "connection exception" (class 08),
+/// "shutting down" (57P01–57P03, the last while it starts up) and "too many connections"
+/// (53300) states.
+fn unreachable(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(e);
+    while let Some(cause) = next {
+        if cause.is::<std::io::Error>() {
+            return true;
+        }
+        if let Some(pg) = cause.downcast_ref::<tokio_postgres::Error>() {
+            if pg.is_closed() {
+                return true;
+            }
+            if let Some(code) = pg.code() {
+                let code = code.code();
+                if code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300") {
+                    return true;
+                }
+            }
+        }
+        if let Some(pool) = cause.downcast_ref::<deadpool_postgres::PoolError>()
+            && matches!(pool, deadpool_postgres::PoolError::Timeout(_))
+        {
+            return true;
+        }
+        next = cause.source();
+    }
+    false
 }
 
 /// A unique violation is the compare-and-set of an insert: `AlreadyExists(entity)`.
@@ -213,13 +262,16 @@ impl PostgresStore {
                 .build()
                 .map_err(backend)?
         };
+        let timeout = options.timeout.unwrap_or(DEFAULT_OPERATION_TIMEOUT);
         let store = Self {
             generation: Arc::new(GenerationReader::new(
                 pool.clone(),
                 runtime.handle().clone(),
+                timeout,
             )),
             runtime: Some(runtime),
             pool,
+            timeout,
             sealer: Arc::new(Sealer::new(master_key)?),
         };
         let pool = store.pool.clone();
@@ -228,12 +280,24 @@ impl PostgresStore {
         Ok(store)
     }
 
+    /// Whether the database at `url` (in `options.schema`) already holds an account, read
+    /// without a master key: start-up asks before it creates a master key file, since a new
+    /// key cannot open a bootstrapped store's secrets. Migrates the schema as
+    /// [`PostgresStore::open`] would.
+    pub fn has_account(url: &str, options: PgOptions) -> Result<bool, StoreError> {
+        // The account row is not sealed: a placeholder key opens the store for that read
+        // (nothing is sealed or opened with it, and it is dropped with the store).
+        let placeholder = Secret::new(vec![0u8; crate::seal::MASTER_KEY_LEN]);
+        let store = Self::open(url, &placeholder, options)?;
+        Ok(store.account()?.is_some())
+    }
+
     /// Runs `fut` on the store's runtime and waits for its result (from any thread).
     fn run<T: Send + 'static>(
         &self,
         fut: impl Future<Output = Result<T, StoreError>> + Send + 'static,
     ) -> Result<T, StoreError> {
-        run_on(self.handle()?, fut)
+        run_on(self.handle()?, self.timeout, fut)
     }
 
     fn handle(&self) -> Result<&tokio::runtime::Handle, StoreError> {
@@ -269,16 +333,35 @@ impl Drop for PostgresStore {
     }
 }
 
+/// Runs `fut` on `handle`'s runtime and waits for it, at most `timeout`
+/// ([`StoreError::Unavailable`] past it; the future is dropped, which rolls back an open
+/// transaction).
 fn run_on<T: Send + 'static>(
     handle: &tokio::runtime::Handle,
+    timeout: Duration,
     fut: impl Future<Output = Result<T, StoreError>> + Send + 'static,
 ) -> Result<T, StoreError> {
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
     handle.spawn(async move {
-        let _ = tx.send(fut.await);
+        let _ = tx.send(within(timeout, fut).await);
     });
     rx.recv()
         .map_err(|_| StoreError::Backend("postgres: the store's task ended".into()))?
+}
+
+/// `fut`, or [`StoreError::Unavailable`] when it takes longer than `timeout`.
+async fn within<T>(
+    timeout: Duration,
+    fut: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    tokio::time::timeout(timeout, fut)
+        .await
+        .unwrap_or_else(|_| {
+            Err(StoreError::Unavailable(format!(
+                "postgres: no answer within {} ms",
+                timeout.as_millis()
+            )))
+        })
 }
 
 /// Takes `sslrootcert=FILE` out of the URL (tokio-postgres does not know it).
@@ -453,6 +536,7 @@ pub(crate) fn to_i64(v: u64) -> Result<i64, StoreError> {
 struct GenerationReader {
     pool: Pool,
     handle: tokio::runtime::Handle,
+    timeout: Duration,
     state: Mutex<GenerationState>,
     done: Condvar,
     /// Handed out when the database cannot be read: a value never seen before, so no cache
@@ -460,47 +544,56 @@ struct GenerationReader {
     unreadable: AtomicU64,
 }
 
-#[derive(Default)]
 struct GenerationState {
     /// Reads started so far (the number of the newest).
     started: u64,
     /// The newest finished read, and its value.
     finished: u64,
-    value: Option<u64>,
+    value: Result<u64, StoreError>,
     in_flight: bool,
 }
 
 impl GenerationReader {
-    fn new(pool: Pool, handle: tokio::runtime::Handle) -> Self {
+    fn new(pool: Pool, handle: tokio::runtime::Handle, timeout: Duration) -> Self {
         Self {
             pool,
             handle,
-            state: Mutex::new(GenerationState::default()),
+            timeout,
+            state: Mutex::new(GenerationState {
+                started: 0,
+                finished: 0,
+                value: Err(StoreError::Unavailable("not read yet".into())),
+                in_flight: false,
+            }),
             done: Condvar::new(),
             unreadable: AtomicU64::new(u64::MAX),
         }
     }
 
+    /// The generation, or a value never handed out before when it cannot be read (no
+    /// cache entry matches it, and the next read of the store reports the failure).
     fn current(&self) -> u64 {
-        let fail = || self.unreadable.fetch_sub(1, Ordering::Relaxed);
-        let Ok(mut state) = self.state.lock() else {
-            return fail();
-        };
+        self.checked()
+            .unwrap_or_else(|_| self.unreadable.fetch_sub(1, Ordering::Relaxed))
+    }
+
+    /// The generation from a read that began after this call, or why it could not be read.
+    fn checked(&self) -> Result<u64, StoreError> {
+        let poisoned = || StoreError::Backend("the generation reader's lock is poisoned".into());
+        let mut state = self.state.lock().map_err(|_| poisoned())?;
         // A read that is in flight began before this call: only the next one counts.
         let need = state.started + 1;
         loop {
             if state.finished >= need {
-                return state.value.unwrap_or_else(fail);
+                return state.value.clone();
             }
             if !state.in_flight {
                 state.in_flight = true;
                 state.started += 1;
                 let number = state.started;
                 drop(state);
-                let value = self.read().ok();
-                let Ok(mut again) = self.state.lock() else {
-                    return fail();
-                };
+                let value = self.read();
+                let mut again = self.state.lock().map_err(|_| poisoned())?;
                 again.in_flight = false;
                 again.finished = number;
                 again.value = value;
@@ -508,16 +601,13 @@ impl GenerationReader {
                 state = again;
                 continue;
             }
-            state = match self.done.wait(state) {
-                Ok(s) => s,
-                Err(_) => return fail(),
-            };
+            state = self.done.wait(state).map_err(|_| poisoned())?;
         }
     }
 
     fn read(&self) -> Result<u64, StoreError> {
         let pool = self.pool.clone();
-        run_on(&self.handle, async move {
+        run_on(&self.handle, self.timeout, async move {
             let conn = pool.get().await.map_err(backend)?;
             let v: i64 = conn
                 .query_one("SELECT value FROM iam_generation WHERE id = 1", &[])
@@ -711,13 +801,13 @@ impl Store for PostgresStore {
             Ok(h) => h.clone(),
             Err(e) => return done(Err(e)),
         };
-        let (pool, sealer) = (self.pool.clone(), self.sealer.clone());
+        let (pool, sealer, timeout) = (self.pool.clone(), self.sealer.clone(), self.timeout);
         let runtime = handle.clone();
         handle.spawn_blocking(move || {
             let serial = check.serial.clone();
             let read = {
                 let (pool, serial) = (pool.clone(), serial.clone());
-                run_on(&runtime, async move {
+                run_on(&runtime, timeout, async move {
                     let c = pool.get().await.map_err(backend)?;
                     Ok(mfa::devices_where(&c, &sealer, "d.serial = $1", &[&serial])
                         .await?
@@ -731,7 +821,7 @@ impl Store for PostgresStore {
                     &check,
                     |step| {
                         let (pool, serial) = (pool.clone(), serial.clone());
-                        run_on(&runtime, async move {
+                        run_on(&runtime, timeout, async move {
                             let c = pool.get().await.map_err(backend)?;
                             mfa::totp_success(&c, &serial, to_i64(step)?).await
                         })
@@ -739,7 +829,7 @@ impl Store for PostgresStore {
                     || {
                         let (pool, serial, policy, now) =
                             (pool.clone(), serial.clone(), check.policy, check.now);
-                        run_on(&runtime, async move {
+                        run_on(&runtime, timeout, async move {
                             let mut c = pool.get().await.map_err(backend)?;
                             mfa::totp_failure(&mut c, &serial, &policy, now).await
                         })
@@ -755,12 +845,12 @@ impl Store for PostgresStore {
             Ok(h) => h,
             Err(e) => return done(Err(e)),
         };
-        let (pool, u) = (self.pool.clone(), key_use.clone());
+        let (pool, u, timeout) = (self.pool.clone(), key_use.clone(), self.timeout);
         handle.spawn(async move {
-            let outcome = async {
+            let outcome = within(timeout, async {
                 let mut c = pool.get().await.map_err(backend)?;
                 security_keys::key_use_cas(&mut c, &u).await
-            }
+            })
             .await;
             // The callback may block briefly (it hands the result to the request).
             done(outcome);
@@ -889,6 +979,10 @@ impl Store for PostgresStore {
 
     fn iam_generation(&self) -> u64 {
         self.generation.current()
+    }
+
+    fn checked_iam_generation(&self) -> Result<u64, StoreError> {
+        self.generation.checked()
     }
 
     fn create_group(&self, g: &Group, max_groups: usize) -> Result<(), StoreError> {
