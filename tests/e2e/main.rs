@@ -6,6 +6,7 @@ mod harness;
 mod login;
 mod mfa_cli;
 mod ops;
+mod replica_races;
 mod replicas;
 mod security_keys;
 mod totp;
