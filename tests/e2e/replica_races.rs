@@ -22,9 +22,6 @@
 //! with and without the kill, run in `tokengate-load --replicas 2 [--kill-mid-race]`
 //! against a release build (docs/benchmarks.md).
 
-#[path = "security_keys/client.rs"]
-mod client;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -37,12 +34,12 @@ use tokengate_token::query::encode_form;
 use tokengate_token::sigv4::{HttpRequest, SigningCredentials, sign_request};
 use tokengate_verifier::fido::{Ceremony, client_data_json};
 
-use self::client::{
+use crate::harness::{Creds, Reply, Service};
+use crate::replicas::{DENIED, Replicas, code_at, login, now_step, race_codes};
+use crate::security_keys::client::{
     RegistrationChallenge, b64, connect, issued, login_challenge, register, registration_challenge,
     sha256, sign, spawn_sim, submit,
 };
-use crate::harness::{Creds, Reply, Service};
-use crate::replicas::{DENIED, Replicas, code_at, login, now_step, race_codes};
 use crate::user_with_key;
 
 /// EnableSecurityKey's refusal of a registration whose challenge is spent.
@@ -212,7 +209,7 @@ fn key_replicas(tag: &str, sim: &RunningSim) -> (Replicas, tempfile::TempDir) {
 
 /// The replica of item `i` for one-replica steps (challenges, setup): A for even items.
 fn replica(r: &Replicas, i: usize) -> &Service {
-    if i % 2 == 0 { &r.a } else { &r.b }
+    if i.is_multiple_of(2) { &r.a } else { &r.b }
 }
 
 /// The EnableSecurityKey parameters for `c`, made by `key` (`protocol` "fido2" or "u2f").
@@ -610,7 +607,7 @@ fn a_replica_killed_mid_race_neither_accepts_a_code_twice_nor_forgets_one() {
     }
     // … while the step itself is still accepted: the refusals above are the replay marks.
     for (j, (creds, serial, _)) in control.iter().enumerate() {
-        let svc = if j % 2 == 0 { &a } else { &b };
+        let svc = if j.is_multiple_of(2) { &a } else { &b };
         let x = login(svc, creds, serial, &codes[n + j]);
         assert_eq!(
             x.status, 200,

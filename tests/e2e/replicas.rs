@@ -165,7 +165,11 @@ impl Replicas {
                         (t..n)
                             .step_by(4)
                             .map(|i| {
-                                let svc = if i % 2 == 0 { &self.a } else { &self.b };
+                                let svc = if i.is_multiple_of(2) {
+                                    &self.a
+                                } else {
+                                    &self.b
+                                };
                                 (i, user_with_device(svc, &self.root, &format!("u{i}")))
                             })
                             .collect::<Vec<_>>()

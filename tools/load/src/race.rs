@@ -135,14 +135,14 @@ pub fn run(
                 None,
             )
         };
-        if let Some(k) = &killed {
-            if k.after == 0 || k.after >= racers.len() {
-                report.failures.push(format!(
-                    "the kill came after {} of {} codes: not mid-race",
-                    k.after,
-                    racers.len()
-                ));
-            }
+        if let Some(k) = &killed
+            && (k.after == 0 || k.after >= racers.len())
+        {
+            report.failures.push(format!(
+                "the kill came after {} of {} codes: not mid-race",
+                k.after,
+                racers.len()
+            ));
         }
         report.kill = report.kill.or(killed);
         let (mut fates, others): (Vec<Vec<u8>>, Vec<Option<String>>) = fates.into_iter().unzip();
