@@ -456,7 +456,7 @@ pub struct Creds {
 }
 
 /// An HTTP reply.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Reply {
     pub status: u16,
     pub body: String,
@@ -578,6 +578,11 @@ pub fn no_mfa() -> [(&'static str, &'static str); 1] {
 pub fn user_with_key(svc: &Service, root: &Creds, name: &str) -> Creds {
     let r = svc.call(root, "iam", &[("Action", "CreateUser"), ("UserName", name)]);
     assert_eq!(r.status, 200, "{}", r.body);
+    access_key(svc, root, name)
+}
+
+/// A new access key of user `name`, created by root.
+pub fn access_key(svc: &Service, root: &Creds, name: &str) -> Creds {
     let r = svc.call(
         root,
         "iam",

@@ -13,9 +13,8 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use tokengate_verifier::totp::{Generator, TotpParams};
-
 use crate::harness::{Creds, Reply, Service};
+use crate::replicas::{add_device, code_at, login, now_step, user_with_device};
 
 /// Where Debian's PostgreSQL 15 server package puts `initdb` and `pg_ctl`
 /// (`TOKENGATE_TEST_PG_BIN` overrides).
@@ -217,81 +216,6 @@ pub fn serve_on(cluster: &Cluster, data: &Path, extra: &[(&str, &str)]) -> Servi
     ];
     env.extend_from_slice(extra);
     Service::start(data, &env)
-}
-
-/// A user with an access key and an enabled virtual MFA device (codes of steps now-4 and
-/// now-3). Returns key, serial and seed.
-pub fn user_with_device(svc: &Service, root: &Creds, name: &str) -> (Creds, String, Vec<u8>) {
-    let r = svc.call(root, "iam", &[("Action", "CreateUser"), ("UserName", name)]);
-    assert_eq!(r.status, 200, "{}", r.body);
-    let r = svc.call(
-        root,
-        "iam",
-        &[("Action", "CreateAccessKey"), ("UserName", name)],
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
-    let key = Creds {
-        access_key_id: r.xml("AccessKeyId").unwrap(),
-        secret: r.xml("SecretAccessKey").unwrap(),
-        token: None,
-    };
-    let (serial, seed) = add_device(svc, root, name, name);
-    (key, serial, seed)
-}
-
-/// A virtual MFA device named `device`, enabled for `user` (codes of steps now-4 and
-/// now-3). Returns serial and seed.
-pub fn add_device(svc: &Service, root: &Creds, user: &str, device: &str) -> (String, Vec<u8>) {
-    let r = svc.call(
-        root,
-        "iam",
-        &[
-            ("Action", "CreateVirtualMFADevice"),
-            ("VirtualMFADeviceName", device),
-        ],
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
-    let serial = r.xml("SerialNumber").unwrap();
-    let base32 = data_encoding::BASE64
-        .decode(r.xml("Base32StringSeed").unwrap().as_bytes())
-        .unwrap();
-    let seed = data_encoding::BASE32_NOPAD.decode(&base32).unwrap();
-    let step = now_step();
-    let r = svc.call(
-        root,
-        "iam",
-        &[
-            ("Action", "EnableMFADevice"),
-            ("UserName", user),
-            ("SerialNumber", &serial),
-            ("AuthenticationCode1", &code_at(&seed, step - 4)),
-            ("AuthenticationCode2", &code_at(&seed, step - 3)),
-        ],
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
-    (serial, seed)
-}
-
-pub fn code_at(seed: &[u8], step: u64) -> String {
-    Generator::new(seed, TotpParams::AWS).code(step)
-}
-
-pub fn now_step() -> u64 {
-    TotpParams::AWS.step_at(time::OffsetDateTime::now_utc().unix_timestamp())
-}
-
-/// An MFA `GetSessionToken`.
-pub fn login(svc: &Service, key: &Creds, serial: &str, code: &str) -> Reply {
-    svc.call(
-        key,
-        "sts",
-        &[
-            ("Action", "GetSessionToken"),
-            ("SerialNumber", serial),
-            ("TokenCode", code),
-            ("DurationSeconds", "900"),
-        ],
-    )
 }
 
 pub fn session_of(r: &Reply) -> Creds {

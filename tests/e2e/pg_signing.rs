@@ -7,7 +7,8 @@
 use std::path::Path;
 
 use crate::harness::{Creds, Service};
-use crate::pg_outage::{Cluster, add_device, code_at, login, now_step, serve_on, session_of};
+use crate::pg_outage::{Cluster, serve_on, session_of};
+use crate::replicas::{add_device, code_at, login, now_step};
 
 /// The `(alg, kid)` of a session token's header.
 fn header_of(token: &str) -> (String, String) {

@@ -23,6 +23,7 @@ mod postgresql;
 
 mod pg_outage;
 mod pg_signing;
+mod replica_races;
 mod replicas;
 
 /// SQLite locks the data dir (main.rs); PostgreSQL keeps no per-process cache, so a second

@@ -13,11 +13,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokengate_verifier::totp::{Generator, TotpParams};
 
-use crate::harness::{Creds, Service};
+use crate::harness::{Creds, Reply, Service, access_key, user_with_key};
 
-const DENIED: &str = "MultiFactorAuthentication failed with invalid MFA one time pass code.";
+pub(crate) const DENIED: &str =
+    "MultiFactorAuthentication failed with invalid MFA one time pass code.";
 
-fn pg_url() -> String {
+pub(crate) fn pg_url() -> String {
     std::env::var("TOKENGATE_TEST_PG_URL")
         .ok()
         .filter(|u| !u.is_empty())
@@ -44,9 +45,9 @@ fn sql(url: &str, statement: &str) {
 }
 
 /// A schema of its own on the test database, dropped (with everything in it) on drop.
-struct Schema {
-    url: String,
-    name: String,
+pub(crate) struct Schema {
+    pub(crate) url: String,
+    pub(crate) name: String,
 }
 
 impl Schema {
@@ -72,15 +73,15 @@ impl Drop for Schema {
 }
 
 /// Two replicas (each its own data dir) on one schema with one master key file.
-struct Replicas {
-    a: Service,
-    b: Service,
-    root: Creds,
-    _schema: Schema,
-    _dir: tempfile::TempDir,
+pub(crate) struct Replicas {
+    pub(crate) a: Service,
+    pub(crate) b: Service,
+    pub(crate) root: Creds,
+    pub(crate) schema: Schema,
+    pub(crate) dir: tempfile::TempDir,
 }
 
-fn replica_env<'a>(
+pub(crate) fn replica_env<'a>(
     schema: &'a Schema,
     key: &'a str,
     extra: &[(&'a str, &'a str)],
@@ -130,54 +131,87 @@ fn root_of(a: &Service, b: &Service) -> Creds {
 }
 
 impl Replicas {
-    fn start(tag: &str) -> Self {
+    pub(crate) fn start(tag: &str) -> Self {
+        Self::start_with(tag, &[])
+    }
+
+    /// Two replicas with `extra` environment on top of the throttle's.
+    pub(crate) fn start_with(tag: &str, extra: &[(&str, &str)]) -> Self {
         let schema = Schema::new(tag);
         let dir = tempfile::tempdir().unwrap();
         // Failed MFA codes are half of the race's answers, all from 127.0.0.1: the
         // per-address throttle would answer the rest `Throttling` (it is per replica and
         // tested in ops.rs).
-        let (a, b) = start_together(
-            &schema,
-            dir.path(),
-            &[("TOKENGATE_THROTTLE_ENABLED", "false")],
-        );
+        let mut env = vec![("TOKENGATE_THROTTLE_ENABLED", "false")];
+        env.extend_from_slice(extra);
+        let (a, b) = start_together(&schema, dir.path(), &env);
         let root = root_of(&a, &b);
         Self {
             a,
             b,
             root,
-            _schema: schema,
-            _dir: dir,
+            schema,
+            dir,
         }
     }
-}
 
-fn access_key(svc: &Service, root: &Creds, name: &str) -> Creds {
-    let r = svc.call(
-        root,
-        "iam",
-        &[("Action", "CreateAccessKey"), ("UserName", name)],
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
-    Creds {
-        access_key_id: r.xml("AccessKeyId").unwrap(),
-        secret: r.xml("SecretAccessKey").unwrap(),
-        token: None,
+    /// N fresh users with an access key and an enabled virtual MFA device each, created
+    /// through the API of both replicas (user i through A when i is even) from 4 threads.
+    pub(crate) fn users_with_devices(&self, n: usize) -> Vec<(Creds, String, Vec<u8>)> {
+        std::thread::scope(|s| {
+            let threads: Vec<_> = (0..4)
+                .map(|t| {
+                    s.spawn(move || {
+                        (t..n)
+                            .step_by(4)
+                            .map(|i| {
+                                let svc = if i.is_multiple_of(2) {
+                                    &self.a
+                                } else {
+                                    &self.b
+                                };
+                                (i, user_with_device(svc, &self.root, &format!("u{i}")))
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            let mut all: Vec<_> = threads
+                .into_iter()
+                .flat_map(|t| t.join().unwrap())
+                .collect();
+            all.sort_by_key(|(i, _)| *i);
+            all.into_iter().map(|(_, made)| made).collect()
+        })
     }
 }
 
 /// A fresh user with an access key and an enabled virtual MFA device, all through `svc`'s
 /// API (enabled with the codes of steps now-4 and now-3). Returns key, serial and seed.
-fn user_with_device(svc: &Service, root: &Creds, name: &str) -> (Creds, String, Vec<u8>) {
-    let r = svc.call(root, "iam", &[("Action", "CreateUser"), ("UserName", name)]);
-    assert_eq!(r.status, 200, "{}", r.body);
-    let key = access_key(svc, root, name);
+pub(crate) fn user_with_device(
+    svc: &Service,
+    root: &Creds,
+    name: &str,
+) -> (Creds, String, Vec<u8>) {
+    let key = user_with_key(svc, root, name);
+    let (serial, seed) = add_device(svc, root, name, name);
+    (key, serial, seed)
+}
+
+/// A virtual MFA device named `device`, enabled for `user` (codes of steps now-4 and
+/// now-3). Returns serial and seed.
+pub(crate) fn add_device(
+    svc: &Service,
+    root: &Creds,
+    user: &str,
+    device: &str,
+) -> (String, Vec<u8>) {
     let r = svc.call(
         root,
         "iam",
         &[
             ("Action", "CreateVirtualMFADevice"),
-            ("VirtualMFADeviceName", name),
+            ("VirtualMFADeviceName", device),
         ],
     );
     assert_eq!(r.status, 200, "{}", r.body);
@@ -186,33 +220,40 @@ fn user_with_device(svc: &Service, root: &Creds, name: &str) -> (Creds, String, 
         .decode(r.xml("Base32StringSeed").unwrap().as_bytes())
         .unwrap();
     let seed = data_encoding::BASE32_NOPAD.decode(&base32).unwrap();
-    let generator = Generator::new(&seed, TotpParams::AWS);
-    let step = TotpParams::AWS.step_at(time::OffsetDateTime::now_utc().unix_timestamp());
-    let (c1, c2) = (generator.code(step - 4), generator.code(step - 3));
+    let step = now_step();
     let r = svc.call(
         root,
         "iam",
         &[
             ("Action", "EnableMFADevice"),
-            ("UserName", name),
+            ("UserName", user),
             ("SerialNumber", &serial),
-            ("AuthenticationCode1", &c1),
-            ("AuthenticationCode2", &c2),
+            ("AuthenticationCode1", &code_at(&seed, step - 4)),
+            ("AuthenticationCode2", &code_at(&seed, step - 3)),
         ],
     );
     assert_eq!(r.status, 200, "{}", r.body);
-    (key, serial, seed)
+    (serial, seed)
 }
 
-fn code_at(seed: &[u8], step: u64) -> String {
+/// The number of codes of a TOTP race: `TOKENGATE_TEST_REPLICA_CODES`, default 300.
+pub(crate) fn race_codes() -> usize {
+    std::env::var("TOKENGATE_TEST_REPLICA_CODES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300)
+}
+
+pub(crate) fn code_at(seed: &[u8], step: u64) -> String {
     Generator::new(seed, TotpParams::AWS).code(step)
 }
 
-fn now_step() -> u64 {
+pub(crate) fn now_step() -> u64 {
     TotpParams::AWS.step_at(time::OffsetDateTime::now_utc().unix_timestamp())
 }
 
-fn login(svc: &Service, key: &Creds, serial: &str, code: &str) -> crate::harness::Reply {
+/// An MFA `GetSessionToken`.
+pub(crate) fn login(svc: &Service, key: &Creds, serial: &str, code: &str) -> Reply {
     svc.call(
         key,
         "sts",
@@ -227,32 +268,10 @@ fn login(svc: &Service, key: &Creds, serial: &str, code: &str) -> crate::harness
 
 #[test]
 fn one_code_submitted_to_both_replicas_at_once_works_exactly_once() {
-    let n: usize = std::env::var("TOKENGATE_TEST_REPLICA_CODES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(300);
+    let n = race_codes();
     let r = Replicas::start("race");
     // N fresh users and devices, created through the API of both replicas.
-    let made: Vec<(Creds, String, Vec<u8>)> = std::thread::scope(|s| {
-        let threads: Vec<_> = (0..4)
-            .map(|t| {
-                let r = &r;
-                s.spawn(move || {
-                    (t..n)
-                        .step_by(4)
-                        .map(|i| {
-                            let svc = if i % 2 == 0 { &r.a } else { &r.b };
-                            user_with_device(svc, &r.root, &format!("u{i}"))
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        threads
-            .into_iter()
-            .flat_map(|t| t.join().unwrap())
-            .collect()
-    });
+    let made = r.users_with_devices(n);
     assert_eq!(made.len(), n);
     // One code per device, computed once: both replicas get the same code, whatever the
     // clock does while the requests fly (the window takes one step either side).

@@ -6,7 +6,7 @@
 //! challenge, a deactivated key — plus lockout and the shared device quota. The CLI
 //! (`tokengate mfa register-key`, `tokengate login`) is driven at the end.
 
-mod client;
+pub(crate) mod client;
 
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;

@@ -7,7 +7,7 @@
 mod login;
 mod mfa_cli;
 mod ops;
-mod security_keys;
+pub(crate) mod security_keys;
 mod totp;
 
 use crate::harness::{

@@ -240,28 +240,25 @@ pub fn sign(sim: &RunningSim, c: &LoginChallenge) -> SignedAssertion {
     .unwrap()
 }
 
+/// The GetSessionTokenWithSecurityKey parameters for `c` with `a`.
+pub fn submit_params(c: &LoginChallenge, a: &SignedAssertion) -> Vec<(&'static str, String)> {
+    vec![
+        ("Action", "GetSessionTokenWithSecurityKey".to_owned()),
+        ("SerialNumber", c.serial.clone()),
+        ("ChallengeId", c.id.clone()),
+        ("CredentialId", b64(&a.credential_id)),
+        ("AuthenticatorData", b64(&a.authenticator_data)),
+        ("ClientDataJSON", b64(&a.client_data_json)),
+        ("Signature", b64(&a.signature)),
+        ("DurationSeconds", "900".to_owned()),
+    ]
+}
+
 /// GetSessionTokenWithSecurityKey for `c` with `a`.
 pub fn submit(svc: &Service, creds: &Creds, c: &LoginChallenge, a: &SignedAssertion) -> Reply {
-    let (cred, auth, json, sig) = (
-        b64(&a.credential_id),
-        b64(&a.authenticator_data),
-        b64(&a.client_data_json),
-        b64(&a.signature),
-    );
-    svc.call(
-        creds,
-        "sts",
-        &[
-            ("Action", "GetSessionTokenWithSecurityKey"),
-            ("SerialNumber", &c.serial),
-            ("ChallengeId", &c.id),
-            ("CredentialId", &cred),
-            ("AuthenticatorData", &auth),
-            ("ClientDataJSON", &json),
-            ("Signature", &sig),
-            ("DurationSeconds", "900"),
-        ],
-    )
+    let params = submit_params(c, a);
+    let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    svc.call(creds, "sts", &params)
 }
 
 /// A whole login with `sim`: the reply of GetSessionTokenWithSecurityKey.

@@ -21,10 +21,12 @@
 //!    code check and durable replay mark of a login, plus the trust-policy evaluation, the
 //!    role's cached policies and the role session's token.
 //!
-//! With `--store-url URL` it runs on PostgreSQL (a schema of its own, dropped afterwards);
+//! With `--store-url URL` it runs on PostgreSQL (a schema of its own, dropped afterwards;
+//! seeded from several threads with `synchronous_commit` off for the seeding connections);
 //! with `--replicas N` it starts N servers on that one database, sends the workloads to them
-//! round-robin, and adds a race: each of `--devices` further codes sent to every replica at
-//! once must be accepted exactly once.
+//! round-robin, and adds a race (src/race.rs): each of `--devices` further codes sent to
+//! every replica at once must be accepted exactly once, every one still spent when sent
+//! again; `--kill-mid-race` kills one replica with SIGKILL in the middle and restarts it.
 //!
 //! Two more modes serve `tools/bench-request-path`, which drives tokengate with wrk:
 //! `prepare` seeds a data dir with one user, its access key and temporary credentials
@@ -38,6 +40,8 @@
 //! this process spent per request: the load generator shares the machine's cores with the
 //! server, so the server's CPU per request says what the server alone would sustain. The
 //! numbers are printed as a table; docs/benchmarks.md records a run.
+
+mod race;
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -159,6 +163,11 @@ struct Args {
     /// come from 127.0.0.1).
     #[arg(long, default_value_t = 1)]
     replicas: usize,
+    /// With `--replicas 2` or more: kill replica 1 with SIGKILL halfway through the race's
+    /// middle chunk and restart it on the same address, data dir and schema; every code is
+    /// then accounted for (src/race.rs): none accepted twice, every accepted one still spent.
+    #[arg(long)]
+    kill_mid_race: bool,
 }
 
 /// The PostgreSQL database and schema of a run.
@@ -168,8 +177,29 @@ struct Pg {
 }
 
 impl Pg {
+    /// The URL the seeding store connects with: the run's schema as its search path, and
+    /// `synchronous_commit` off — seeding is not what is measured, and each admin write
+    /// would otherwise wait for its own WAL flush while holding the IAM generation row
+    /// (serialising them all). The servers connect with the plain URL.
+    fn seeding_url(&self) -> String {
+        let separator = if self.url.contains('?') { '&' } else { '?' };
+        format!(
+            "{}{separator}options=-c%20search_path%3D{}%20-c%20synchronous_commit%3Doff",
+            self.url, self.schema
+        )
+    }
+
+    /// Creates the run's schema (the seeding store gets it as its search path).
+    fn create_schema(&self) -> anyhow::Result<()> {
+        self.execute(&format!("CREATE SCHEMA {}", self.schema))
+    }
+
     /// Drops the run's schema (everything the run wrote).
     fn drop_schema(&self) -> anyhow::Result<()> {
+        self.execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema))
+    }
+
+    fn execute(&self, statement: &str) -> anyhow::Result<()> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
@@ -178,9 +208,7 @@ impl Pg {
                 .await
                 .with_context(|| format!("connecting to {}", self.url))?;
             tokio::spawn(conn);
-            client
-                .batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema))
-                .await?;
+            client.batch_execute(statement).await?;
             anyhow::Ok(())
         })
     }
@@ -210,6 +238,9 @@ fn main() -> anyhow::Result<()> {
     if args.replicas == 0 || (args.replicas > 1 && args.store_url.is_none()) {
         bail!("--replicas N needs N >= 1, and --store-url when N > 1 (SQLite has one writer)");
     }
+    if args.kill_mid_race && args.replicas < 2 {
+        bail!("--kill-mid-race needs --replicas 2 or more");
+    }
     let pg = args.store_url.as_ref().map(|url| Pg {
         url: url.clone(),
         schema: format!("tokengate_load_{}", std::process::id()),
@@ -227,7 +258,9 @@ fn main() -> anyhow::Result<()> {
 fn run(args: &Args, dir: &Path, pg: Option<&Pg>) -> anyhow::Result<()> {
     let seeded = Instant::now();
     let racing = if args.replicas > 1 { args.devices } else { 0 };
-    let mut identities = seed(dir, args.devices + racing, pg)?;
+    // Each chunk of the race has CONTROLS devices of its own that take no part in it.
+    let race_devices = racing + racing.div_ceil(race::CHUNK) * race::CONTROLS;
+    let mut identities = seed(dir, args.devices + race_devices, pg)?;
     let race_ids = identities.split_off(args.devices);
     eprintln!(
         "seeded {} users and devices in {:.1?}",
@@ -324,31 +357,6 @@ fn run(args: &Args, dir: &Path, pg: Option<&Pg>) -> anyhow::Result<()> {
             })
             .collect()
     };
-    // The race: every replica gets each race device's code, all at once; in chunks, each
-    // built when it starts with the next step's code.
-    let race = |ids: &[Identity], step: u64| -> Vec<(String, Vec<Vec<u8>>)> {
-        addrs
-            .iter()
-            .map(|addr| {
-                let requests = ids
-                    .iter()
-                    .map(|id| {
-                        let code = Generator::new(&id.seed, TotpParams::AWS).code(step);
-                        let params = [
-                            ("Action", "GetSessionToken"),
-                            ("Version", "2011-06-15"),
-                            ("SerialNumber", id.serial.as_str()),
-                            ("TokenCode", code.as_str()),
-                            ("DurationSeconds", "900"),
-                        ];
-                        signed_request(addr, id, &params)
-                    })
-                    .collect();
-                (addr.clone(), requests)
-            })
-            .collect()
-    };
-
     let n = addrs.len();
     let warm = runtime.block_on(blast_round_robin(
         &addrs,
@@ -375,33 +383,16 @@ fn run(args: &Args, dir: &Path, pg: Option<&Pg>) -> anyhow::Result<()> {
         runtime.block_on(blast_round_robin(&addrs, assumes, args.connections))
     })?;
     let raced = if racing > 0 {
-        let mut total: Option<(Outcome, Cpu)> = None;
-        for chunk in race_ids.chunks(2000) {
-            let targets = race(chunk, now_step() + 1);
-            let (r, cpu) = measured(&server_pids, || {
-                runtime.block_on(blast_many(targets, args.connections))
-            })?;
-            total = Some(match total {
-                None => (r, cpu),
-                Some((t, c)) => (
-                    Outcome {
-                        ok: t.ok + r.ok,
-                        errors: t.errors + r.errors,
-                        elapsed: t.elapsed + r.elapsed,
-                        p50: t.p50.max(r.p50),
-                        p99: t.p99.max(r.p99),
-                        first_error: t.first_error.or(r.first_error),
-                        mfa_denied: t.mfa_denied + r.mfa_denied,
-                        first_other: t.first_other.or(r.first_other),
-                    },
-                    Cpu {
-                        server: c.server + cpu.server,
-                        load: c.load + cpu.load,
-                    },
-                ),
-            });
-        }
-        total
+        Some(race::run(
+            &runtime,
+            args,
+            dir,
+            pg,
+            &addrs,
+            &mut servers,
+            &race_ids,
+            args.kill_mid_race,
+        )?)
     } else {
         None
     };
@@ -447,26 +438,40 @@ fn run(args: &Args, dir: &Path, pg: Option<&Pg>) -> anyhow::Result<()> {
         addrs.len(),
     );
     let mut race_failed = None;
-    if let Some((r, cpu)) = &raced {
-        let total = r.ok + r.errors;
+    if let Some(r) = &raced {
         println!(
-            "race: {racing} codes, each sent to all {} replicas at once: {} requests in {:.2} s, \
-             {} accepted, {} AccessDenied (spent code), {} other; server CPU {:.0} µs/req",
+            "race: {} codes, each sent to all {} replicas at once, in chunks of {}: {:.2} s; \
+             {} accepted ({} on resubmission after a restart), {} AccessDenied (spent code); \
+             every code sent to every replica again: {} AccessDenied; {} of {} control codes \
+             of the same steps accepted",
+            r.codes,
             addrs.len(),
-            total,
+            race::CHUNK,
             r.elapsed.as_secs_f64(),
-            r.ok,
-            r.mfa_denied,
-            r.errors - r.mfa_denied,
-            cpu.server.as_secs_f64() * 1e6 / total.max(1) as f64,
+            r.accepted,
+            r.accepted_on_resubmission,
+            r.refused,
+            r.rechecked_refused,
+            r.controls_accepted,
+            race_ids.len() - r.codes,
         );
-        if r.ok != racing || r.mfa_denied != racing * (addrs.len() - 1) || r.errors != r.mfa_denied
-        {
+        if let Some(k) = &r.kill {
+            println!(
+                "kill -9 of replica 1 in chunk {} after {} of its codes were answered by \
+                 replica 0; restarted (listening) in {:.2} s; requests unanswered by the \
+                 killed replica (sent again after the restart): {}; codes it spent without \
+                 answering: {}",
+                k.chunk + 1,
+                k.after,
+                k.restarted_in.as_secs_f64(),
+                r.unanswered,
+                r.spent_without_answer,
+            );
+        }
+        if let Some(first) = r.failures.first() {
             race_failed = Some(format!(
-                "the race broke the one-use rule or failed: {} accepted of {racing} (first \
-                 other answer: {})",
-                r.ok,
-                r.first_other.clone().unwrap_or_default()
+                "the race broke the one-use rule or failed ({} problems), first: {first}",
+                r.failures.len()
             ));
         }
     }
@@ -814,15 +819,18 @@ fn seed(dir: &Path, n: usize, pg: Option<&Pg>) -> anyhow::Result<Vec<Identity>> 
             sqlite.relax_durability_for_bulk_load()?;
             sqlite
         }
-        Some(pg) => Arc::new(PostgresStore::open(
-            &pg.url,
-            &master,
-            PgOptions {
-                pool_size: None,
-                schema: Some(pg.schema.clone()),
-                ..PgOptions::default()
-            },
-        )?),
+        Some(pg) => {
+            pg.create_schema()?;
+            Arc::new(PostgresStore::open(
+                &pg.seeding_url(),
+                &master,
+                PgOptions {
+                    pool_size: Some(SEEDERS),
+                    schema: None,
+                    ..PgOptions::default()
+                },
+            )?)
+        }
     };
     let config = Config {
         data_dir: dir.to_owned(),
@@ -884,53 +892,90 @@ fn seed(dir: &Path, n: usize, pg: Option<&Pg>) -> anyhow::Result<Vec<Identity>> 
         may_assume.len(),
         5_120,
     )?;
+    // PostgreSQL takes the users from SEEDERS threads (each write's round trips overlap);
+    // SQLite has one writer.
+    let threads = if pg.is_some() { SEEDERS } else { 1 };
+    let seeded: Vec<anyhow::Result<Vec<(usize, Identity)>>> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let (store, rng) = (&store, &rng);
+                s.spawn(move || {
+                    (t..n)
+                        .step_by(threads)
+                        .map(|i| Ok((i, seed_user(store.as_ref(), rng, i, now)?)))
+                        .collect::<anyhow::Result<Vec<_>>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a seeding thread panicked")))
+            })
+            .collect()
+    });
     let mut out = Vec::with_capacity(n);
-    for i in 0..n {
-        let name = format!("load-{i}");
-        let user_id = keys::new_user_id(&rng).map_err(|e| anyhow::anyhow!("{e}"))?;
-        store.create_user(&User {
-            user_id,
-            name: name.clone(),
-            path: "/".into(),
-            created: now,
-        })?;
-        store.add_user_to_group(READERS, &name, 10)?;
-        let key_id = keys::new_long_term_key_id(&rng).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let secret = keys::new_secret_access_key(&rng).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let secret_text = secret.expose_str().unwrap_or_default().to_owned();
-        let owner = KeyOwner::User(name.clone());
-        store.create_access_key(
-            &AccessKey {
-                access_key_id: key_id.clone(),
-                owner: owner.clone(),
-                status: KeyStatus::Active,
-                created: now,
-                secret,
-            },
-            2,
-        )?;
-        let mut seed = vec![0u8; 20];
-        rng.fill(&mut seed).map_err(|_| anyhow::anyhow!("rng"))?;
-        let serial = format!("arn:aws:iam::000000000000:mfa/{name}");
-        store.create_mfa_device(&MfaDevice {
-            serial: serial.clone(),
-            kind: MfaKind::Virtual,
-            owner: None,
-            enabled_at: None,
-            created: now,
-            seed: Secret::new(seed.clone()),
-            params: TotpParams::AWS,
-            state: TotpState::default(),
-        })?;
-        store.enable_mfa_device(&serial, &owner, now, &TotpState::default(), 8)?;
-        out.push(Identity {
-            key_id,
-            secret: secret_text,
-            serial,
-            seed,
-        });
+    for part in seeded {
+        out.extend(part?);
     }
-    Ok(out)
+    out.sort_by_key(|(i, _)| *i);
+    Ok(out.into_iter().map(|(_, id)| id).collect())
+}
+
+/// Threads (and pooled connections) that seed a PostgreSQL run.
+const SEEDERS: usize = 8;
+
+/// User `load-<i>`: in the readers group, with an access key and an enabled device.
+fn seed_user(
+    store: &dyn Store,
+    rng: &SystemRandom,
+    i: usize,
+    now: i64,
+) -> anyhow::Result<Identity> {
+    let name = format!("load-{i}");
+    let user_id = keys::new_user_id(rng).map_err(|e| anyhow::anyhow!("{e}"))?;
+    store.create_user(&User {
+        user_id,
+        name: name.clone(),
+        path: "/".into(),
+        created: now,
+    })?;
+    store.add_user_to_group(READERS, &name, 10)?;
+    let key_id = keys::new_long_term_key_id(rng).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let secret = keys::new_secret_access_key(rng).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let secret_text = secret.expose_str().unwrap_or_default().to_owned();
+    let owner = KeyOwner::User(name.clone());
+    store.create_access_key(
+        &AccessKey {
+            access_key_id: key_id.clone(),
+            owner: owner.clone(),
+            status: KeyStatus::Active,
+            created: now,
+            secret,
+        },
+        2,
+    )?;
+    let mut seed = vec![0u8; 20];
+    rng.fill(&mut seed).map_err(|_| anyhow::anyhow!("rng"))?;
+    let serial = format!("arn:aws:iam::000000000000:mfa/{name}");
+    store.create_mfa_device(&MfaDevice {
+        serial: serial.clone(),
+        kind: MfaKind::Virtual,
+        owner: None,
+        enabled_at: None,
+        created: now,
+        seed: Secret::new(seed.clone()),
+        params: TotpParams::AWS,
+        state: TotpState::default(),
+    })?;
+    store.enable_mfa_device(&serial, &owner, now, &TotpState::default(), 8)?;
+    Ok(Identity {
+        key_id,
+        secret: secret_text,
+        serial,
+        seed,
+    })
 }
 
 struct Server(Child);
@@ -1082,10 +1127,6 @@ struct Outcome {
     p50: Duration,
     p99: Duration,
     first_error: Option<String>,
-    /// Of `errors`: 403 AccessDenied refusing a spent TOTP code.
-    mfa_denied: usize,
-    /// The first error that was not such a refusal.
-    first_other: Option<String>,
 }
 
 /// Sends every request once over `connections` keep-alive connections.
@@ -1128,8 +1169,8 @@ async fn blast_many(
                 let mut stream = tokio::net::TcpStream::connect(&addr).await?;
                 stream.set_nodelay(true)?;
                 let mut latencies = Vec::new();
-                let (mut ok, mut errors, mut denied) = (0usize, 0usize, 0usize);
-                let (mut first_error, mut first_other) = (None, None);
+                let (mut ok, mut errors) = (0usize, 0usize);
+                let mut first_error = None;
                 let mut buf = Vec::with_capacity(8192);
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
@@ -1142,31 +1183,21 @@ async fn blast_many(
                         ok += 1;
                     } else {
                         errors += 1;
-                        if status == 403
-                            && body.contains("<Code>AccessDenied</Code>")
-                            && body.contains(MFA_DENIED)
-                        {
-                            denied += 1;
-                        } else if first_other.is_none() {
-                            first_other = Some(body.clone());
-                        }
                         first_error.get_or_insert(body);
                     }
                 }
-                anyhow::Ok((ok, errors, denied, latencies, first_error, first_other))
+                anyhow::Ok((ok, errors, latencies, first_error))
             }));
         }
     }
-    let (mut ok, mut errors, mut mfa_denied, mut latencies) = (0, 0, 0, Vec::new());
-    let (mut first_error, mut first_other) = (None, None);
+    let (mut ok, mut errors, mut latencies) = (0, 0, Vec::new());
+    let mut first_error = None;
     for t in tasks {
-        let (o, e, d, l, f, fo) = t.await??;
+        let (o, e, l, f) = t.await??;
         ok += o;
         errors += e;
-        mfa_denied += d;
         latencies.extend(l);
         first_error = first_error.or(f);
-        first_other = first_other.or(fo);
     }
     let elapsed = start.elapsed();
     latencies.sort_unstable();
@@ -1183,8 +1214,6 @@ async fn blast_many(
         p50: pct(0.5),
         p99: pct(0.99),
         first_error,
-        mfa_denied,
-        first_other,
     })
 }
 
