@@ -44,7 +44,8 @@ use crate::postgresql::security_keys::client::{
     sha256, sign, spawn_sim, submit, submit_params,
 };
 use crate::replicas::{
-    DENIED, Replicas, Schema, code_at, login, now_step, race_codes, replica_env,
+    DENIED, RACE_RADIUS, Replicas, Schema, code_at, login, now_step, race_codes, replica_env,
+    unambiguous,
 };
 use crate::user_with_key;
 
@@ -749,12 +750,19 @@ fn a_replica_killed_mid_race_neither_accepts_a_code_twice_nor_forgets_one() {
     let controls = 4;
     let r = Replicas::start("kill");
     let made = r.users_with_devices(n + controls);
-    let (racers, control) = made.split_at(n);
     // The next step's codes: valid for 60 to 90 s (the window takes one step either side),
     // the race, the restart and the checks included — the controls prove it at the end.
     let step = now_step() + 1;
-    let codes: Vec<String> = made
+    let (control, made) = made.split_at(controls);
+    let racers: Vec<_> = made
         .iter()
+        .filter(|(_, _, seed)| unambiguous(seed, step, RACE_RADIUS))
+        .collect();
+    let n = racers.len();
+    let codes: Vec<String> = racers
+        .iter()
+        .copied()
+        .chain(control)
         .map(|(_, _, seed)| code_at(seed, step))
         .collect();
 

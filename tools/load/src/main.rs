@@ -443,7 +443,8 @@ fn run(args: &Args, dir: &Path, pg: Option<&Pg>) -> anyhow::Result<()> {
             "race: {} codes, each sent to all {} replicas at once, in chunks of {}: {:.2} s; \
              {} accepted ({} on resubmission after a restart), {} AccessDenied (spent code); \
              every code sent to every replica again: {} AccessDenied; {} of {} control codes \
-             of the same steps accepted",
+             of the same steps accepted; {} devices set aside (their code was also that of a \
+             nearby step)",
             r.codes,
             addrs.len(),
             race::CHUNK,
@@ -453,7 +454,8 @@ fn run(args: &Args, dir: &Path, pg: Option<&Pg>) -> anyhow::Result<()> {
             r.refused,
             r.rechecked_refused,
             r.controls_accepted,
-            race_ids.len() - r.codes,
+            race_ids.len() - r.codes - r.set_aside,
+            r.set_aside,
         );
         if let Some(k) = &r.kill {
             println!(
