@@ -324,6 +324,38 @@ both!(users_are_unique_ignoring_case_and_listed_by_name, |s, _| {
     );
 });
 
+// Two keys made in the same second (`created` has whole seconds) keep their creation
+// order — not the order of their random ids — in the list and in the credential report,
+// whose access_key_1 is the older key (a PostgreSQL run once listed them by id).
+both!(
+    access_keys_made_in_one_second_keep_their_creation_order,
+    |s, _| {
+        s.bootstrap(&bootstrap()).unwrap();
+        s.create_user(&user("alice")).unwrap();
+        s.create_access_key(&key("AKIAZZZZ", alice()), 2).unwrap();
+        s.create_access_key(&key("AKIAAAAA", alice()), 2).unwrap();
+        let listed: Vec<_> = s
+            .access_keys_of(&alice())
+            .unwrap()
+            .into_iter()
+            .map(|k| k.access_key_id)
+            .collect();
+        assert_eq!(listed, ["AKIAZZZZ", "AKIAAAAA"]);
+        let inventory = s.credential_inventory().unwrap();
+        let (_, creds) = inventory
+            .users
+            .iter()
+            .find(|(u, _)| u.name == "alice")
+            .unwrap();
+        let reported: Vec<_> = creds
+            .keys
+            .iter()
+            .map(|k| k.access_key_id.as_str())
+            .collect();
+        assert_eq!(reported, ["AKIAZZZZ", "AKIAAAAA"]);
+    }
+);
+
 both!(access_keys_quota_status_and_delete_conflicts, |s, _| {
     s.bootstrap(&bootstrap()).unwrap();
     s.create_user(&user("alice")).unwrap();

@@ -97,6 +97,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "0010_portal_sessions",
         include_str!("../../migrations/postgres/0010_portal_sessions.sql"),
     ),
+    (
+        "0011_access_key_order",
+        include_str!("../../migrations/postgres/0011_access_key_order.sql"),
+    ),
 ];
 
 /// The advisory lock under which a replica migrates (any constant; the same on every

@@ -62,13 +62,13 @@ pub(super) async fn credential_inventory(
         })
         .ok_or(StoreError::NotFound(Entity::Account))?;
     let mut by_owner: HashMap<String, PrincipalCredentials> = HashMap::new();
-    // Keys in creation order (two made in one second: by id, PostgreSQL keeping no
-    // insertion order), so that access_key_1 is the older one.
+    // Keys in creation order (two made in one second: by the insertion sequence of
+    // migration 0011, as SQLite's rowid), so that access_key_1 is the older one.
     let keys = tx
         .query(
             "SELECT coalesce(owner_user_id, 'root'), access_key_id, status, created,
                     last_used_at, last_used_service, last_used_region
-             FROM access_key ORDER BY created, access_key_id",
+             FROM access_key ORDER BY created, seq",
             &[],
         )
         .await

@@ -225,7 +225,7 @@ pub(super) async fn access_keys_of(
     c.query(
         &format!(
             "SELECT {KEY_COLUMNS} WHERE k.owner_user_id IS NOT DISTINCT FROM $1
-             ORDER BY k.created, k.access_key_id"
+             ORDER BY k.created, k.seq"
         ),
         &[&owner],
     )

@@ -65,6 +65,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0008_usage.sql"),
     include_str!("../../migrations/0009_audit_events.sql"),
     include_str!("../../migrations/0010_portal_sessions.sql"),
+    include_str!("../../migrations/0011_access_key_order.sql"),
 ];
 
 /// How many migrations the SQLite history has (the PostgreSQL twin must have as many).

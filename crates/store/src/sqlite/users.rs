@@ -267,7 +267,7 @@ pub(super) fn access_keys_of(
         let mut stmt = conn
             .prepare(&format!(
                 "SELECT {KEY_COLUMNS} WHERE k.owner_user_id IS ?1
-                 ORDER BY k.created, k.access_key_id"
+                 ORDER BY k.created, k.rowid"
             ))
             .map_err(backend)?;
         stmt.query_map([owner_id], key_row)
