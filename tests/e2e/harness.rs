@@ -399,45 +399,58 @@ impl Service {
         params: &[(&str, &str)],
         when: time::OffsetDateTime,
     ) -> Reply {
-        let version = if service == "iam" {
-            "2010-05-08"
-        } else {
-            "2011-06-15"
-        };
-        let mut all = params.to_vec();
-        all.push(("Version", version));
-        let body = encode_form(&all);
-        let headers = [
-            ("host", self.addr.as_str()),
-            (
-                "content-type",
-                "application/x-www-form-urlencoded; charset=utf-8",
-            ),
-        ];
-        let req = HttpRequest {
-            method: "POST",
-            path: "/",
-            query: "",
-            headers: &headers,
-            body: body.as_bytes(),
-        };
-        let signing = SigningCredentials {
-            access_key_id: &creds.access_key_id,
-            secret_access_key: &creds.secret,
-            session_token: creds.token.as_deref(),
-        };
-        let signed = sign_request(&req, &signing, "us-east-1", service, when);
-        let mut all_headers: Vec<(String, String)> = headers
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        all_headers.extend(signed);
+        let (all_headers, body) = signed_post(&self.addr, creds, service, params, when);
         let refs: Vec<(&str, &str)> = all_headers
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
         http_via(source, &self.addr, "POST", "/", &refs, body.as_bytes())
     }
+}
+
+/// A query-API POST of `params` (and the service's `Version`) to `addr`, signed for
+/// `service` by `creds` at `when`: every header (host, content type, SigV4) and the body.
+pub fn signed_post(
+    addr: &str,
+    creds: &Creds,
+    service: &str,
+    params: &[(&str, &str)],
+    when: time::OffsetDateTime,
+) -> (Vec<(String, String)>, String) {
+    let version = if service == "iam" {
+        "2010-05-08"
+    } else {
+        "2011-06-15"
+    };
+    let mut all = params.to_vec();
+    all.push(("Version", version));
+    let body = encode_form(&all);
+    let headers = [
+        ("host", addr),
+        (
+            "content-type",
+            "application/x-www-form-urlencoded; charset=utf-8",
+        ),
+    ];
+    let req = HttpRequest {
+        method: "POST",
+        path: "/",
+        query: "",
+        headers: &headers,
+        body: body.as_bytes(),
+    };
+    let signing = SigningCredentials {
+        access_key_id: &creds.access_key_id,
+        secret_access_key: &creds.secret,
+        session_token: creds.token.as_deref(),
+    };
+    let signed = sign_request(&req, &signing, "us-east-1", service, when);
+    let mut all_headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    all_headers.extend(signed);
+    (all_headers, body)
 }
 
 impl Drop for Service {

@@ -34,11 +34,9 @@ use std::time::{Duration, Instant};
 
 use firmware_sim::{RunningSim, TouchPolicy};
 use tokengate_bridge::{Authenticator, CredentialRequest, rp_id_hash};
-use tokengate_token::query::encode_form;
-use tokengate_token::sigv4::{HttpRequest, SigningCredentials, sign_request};
 use tokengate_verifier::fido::{Ceremony, client_data_json};
 
-use crate::harness::{Creds, Reply, Service};
+use crate::harness::{Creds, Reply, Service, signed_post};
 use crate::postgresql::security_keys::client::{
     RegistrationChallenge, b64, connect, issued, login_challenge, register, registration_challenge,
     sha256, sign, spawn_sim, submit, submit_params,
@@ -117,35 +115,18 @@ fn race(
 /// One signed query-API POST to `addr` that reports a missing answer instead of panicking
 /// (the harness's `call` panics: a replica killed mid-request is expected here).
 fn try_call(addr: &str, creds: &Creds, service: &str, params: &[(&str, &str)]) -> Sent {
-    const FORM: &str = "application/x-www-form-urlencoded; charset=utf-8";
-    let version = if service == "iam" {
-        "2010-05-08"
-    } else {
-        "2011-06-15"
-    };
-    let mut all = params.to_vec();
-    all.push(("Version", version));
-    let body = encode_form(&all);
-    let headers = [("host", addr), ("content-type", FORM)];
-    let req = HttpRequest {
-        method: "POST",
-        path: "/",
-        query: "",
-        headers: &headers,
-        body: body.as_bytes(),
-    };
-    let signing = SigningCredentials {
-        access_key_id: &creds.access_key_id,
-        secret_access_key: &creds.secret,
-        session_token: creds.token.as_deref(),
-    };
-    let now = time::OffsetDateTime::now_utc();
+    let (headers, body) = signed_post(
+        addr,
+        creds,
+        service,
+        params,
+        time::OffsetDateTime::now_utc(),
+    );
     let mut head = format!(
-        "POST / HTTP/1.1\r\nhost: {addr}\r\ncontent-type: {FORM}\r\ncontent-length: {}\r\n\
-         connection: close\r\n",
+        "POST / HTTP/1.1\r\ncontent-length: {}\r\nconnection: close\r\n",
         body.len()
     );
-    for (k, v) in sign_request(&req, &signing, "us-east-1", service, now) {
+    for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
     head.push_str("\r\n");

@@ -546,17 +546,7 @@ fn compare_audit(
         let step = TotpParams::AWS.step_at(time::OffsetDateTime::now_utc().unix_timestamp());
         let logins: Vec<Vec<u8>> = ids
             .iter()
-            .map(|id| {
-                let code = Generator::new(&id.seed, TotpParams::AWS).code(step);
-                let params = [
-                    ("Action", "GetSessionToken"),
-                    ("Version", "2011-06-15"),
-                    ("SerialNumber", id.serial.as_str()),
-                    ("TokenCode", code.as_str()),
-                    ("DurationSeconds", "900"),
-                ];
-                signed_request(addr, id, &params)
-            })
+            .map(|id| race::login_request(addr, id, step))
             .collect();
         let (r, cpu) = measured(&[server.0.id()], || {
             runtime.block_on(blast(addr, logins, args.connections))

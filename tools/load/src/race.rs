@@ -297,7 +297,7 @@ fn unambiguous(seed: &[u8], step: u64) -> bool {
 }
 
 /// A signed GetSessionToken with `id`'s code of `step`, for `addr`.
-fn login_request(addr: &str, id: &Identity, step: u64) -> Vec<u8> {
+pub fn login_request(addr: &str, id: &Identity, step: u64) -> Vec<u8> {
     let code = Generator::new(&id.seed, TotpParams::AWS).code(step);
     let params = [
         ("Action", "GetSessionToken"),
